@@ -1,0 +1,1 @@
+"""Podium media worker: joins calls as a WebRTC peer and records them (not built yet)."""

@@ -1,0 +1,1 @@
+"""Podium server: Tornado web process for chat, signaling, REST and static web client."""

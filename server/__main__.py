@@ -1,0 +1,120 @@
+"""Command line: ``python -m server [serve|migrate|users add|token]``."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from server.config import Config, ConfigError, load_config
+from server.logs import setup_logging
+
+log = logging.getLogger("podium")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def migrate(config: Config) -> None:
+    """Run Alembic migrations to head."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    if config.is_sqlite:
+        Path(config.database_url.split("///", 1)[-1]).parent.mkdir(parents=True, exist_ok=True)
+    cfg = AlembicConfig(str(ROOT / "alembic.ini"))
+    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", config.database_url.replace("%", "%%"))
+    command.upgrade(cfg, "head")
+
+
+async def _serve(config: Config) -> None:
+    from tornado.httpserver import HTTPServer
+
+    from server.app import make_app
+    from server.deps import Deps
+    from server.shutdown import drain
+
+    deps = Deps.build(config)
+    server = HTTPServer(make_app(deps), xheaders=True, max_body_size=1024 * 1024)
+    server.listen(config.port, config.host)
+    log.info("Podium listening on http://%s:%d (database %s)", config.host, config.port,
+             config.database_url.split("@")[-1])
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await drain(deps, server)
+
+
+async def _add_user(config: Config, username: str, password: str, role: str, display: str | None) -> None:
+    from server.auth import hash_password
+    from server.db import users as uq
+    from server.db.engine import Database
+
+    db = Database(config.database_url)
+    try:
+        async with db.write() as s:
+            existing = await uq.get_user_by_username(s, username)
+            if existing is not None:
+                existing.password_hash = hash_password(password)
+                existing.role = role
+                if display:
+                    existing.display_name = display
+                print(f"updated user {existing.username} (id {existing.id}, role {role})")
+                return
+            user = await uq.create_user(s, username, display or username, hash_password(password), role)
+        print(f"created user {user.username} (id {user.id}, role {role})")
+    finally:
+        await db.close()
+
+
+async def _token(config: Config, username: str, ttl: int | None) -> None:
+    from server.auth import issue_token
+    from server.db import users as uq
+    from server.db.engine import Database
+
+    db = Database(config.database_url)
+    try:
+        async with db.read() as s:
+            user = await uq.get_user_by_username(s, username)
+    finally:
+        await db.close()
+    if user is None:
+        sys.exit(f"no user named {username!r}")
+    print(issue_token(config, user.id, user.display_name, user.role, ttl))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m server", description="Podium web server")
+    sub = parser.add_subparsers(dest="cmd")
+    sub.add_parser("serve", help="run the web server (default)")
+    sub.add_parser("migrate", help="run database migrations to head")
+    users = sub.add_parser("users", help="manage users").add_subparsers(dest="users_cmd", required=True)
+    add = users.add_parser("add", help="create or update a user")
+    add.add_argument("--username", required=True)
+    add.add_argument("--password", required=True)
+    add.add_argument("--role", default="student", choices=["instructor", "student", "admin", "recorder"])
+    add.add_argument("--display-name")
+    tok = sub.add_parser("token", help="print a JWT for a user")
+    tok.add_argument("--user", required=True)
+    tok.add_argument("--ttl", type=int, help="lifetime in seconds")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config()
+    except ConfigError as e:
+        sys.exit(f"configuration error: {e}")
+    setup_logging(config.log_json)
+    if args.cmd == "migrate":
+        migrate(config)
+    elif args.cmd == "users":
+        asyncio.run(_add_user(config, args.username, args.password, args.role, args.display_name))
+    elif args.cmd == "token":
+        asyncio.run(_token(config, args.user, args.ttl))
+    else:
+        asyncio.run(_serve(config))
+
+
+if __name__ == "__main__":
+    main()

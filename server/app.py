@@ -1,0 +1,53 @@
+"""``make_app(deps)``: the Tornado application (routes + settings)."""
+from __future__ import annotations
+
+import tornado.web
+
+from server.deps import Deps
+from server.handlers import auth, health, rooms, ws
+from server.handlers.base import NotFoundHandler
+
+ID = r"([^/]+)"
+
+
+class WebHandler(tornado.web.StaticFileHandler):
+    """Serves ``web/``; unknown paths without a file extension get ``index.html`` so client
+    routes survive a reload."""
+
+    def set_extra_headers(self, path: str) -> None:
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("Content-Security-Policy",
+                        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+                        "connect-src 'self' ws: wss:; style-src 'self' 'unsafe-inline'; "
+                        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+
+
+def make_app(deps: Deps) -> tornado.web.Application:
+    d = {"deps": deps}
+    routes = [
+        (r"/healthz", health.HealthHandler, d),
+        (r"/ws", ws.ChatSocket, d),
+        (r"/api/auth/register", auth.RegisterHandler, d),
+        (r"/api/auth/login", auth.LoginHandler, d),
+        (r"/api/me", auth.MeHandler, d),
+        (r"/api/users", auth.UsersHandler, d),
+        (r"/api/rooms", rooms.RoomsHandler, d),
+        (rf"/api/rooms/{ID}", rooms.RoomHandler, d),
+        (rf"/api/rooms/{ID}/members", rooms.MembersHandler, d),
+        (rf"/api/rooms/{ID}/members/{ID}", rooms.MemberHandler, d),
+        (rf"/api/rooms/{ID}/messages", rooms.MessagesHandler, d),
+        (rf"/api/rooms/{ID}/messages/search", rooms.SearchHandler, d),
+        (rf"/api/rooms/{ID}/statistics", rooms.StatisticsHandler, d),
+        (rf"/api/messages/{ID}", rooms.MessageHandler, d),
+        (r"/api/.*", NotFoundHandler, d),
+        (r"/(.*)", WebHandler, {"path": str(deps.config.web_dir), "default_filename": "index.html"}),
+    ]
+    cfg = deps.config
+    return tornado.web.Application(
+        routes,
+        websocket_ping_interval=cfg.heartbeat_s,
+        websocket_ping_timeout=min(cfg.heartbeat_timeout_s, cfg.heartbeat_s),
+        websocket_max_message_size=cfg.max_frame_bytes,
+        compress_response=False,
+    )

@@ -1,0 +1,414 @@
+"""Chat domain: rooms, membership rules, messages, reactions, reads, presence.
+
+Handlers (WebSocket and REST) parse and authorise the caller, then call one method here.
+Every room operation checks membership; every write commits before anything is acked or
+broadcast (PROTOCOL §2.1, ARCHITECTURE principle 1).
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+
+from server import codec
+from server.config import Config
+from server.db import messages as mq
+from server.db import rooms as rq
+from server.db import users as uq
+from server.db.engine import Database
+from server.db.models import MESSAGE_KINDS, ROOM_KINDS, ROOM_ROLES
+from server.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge
+from server.realtime.registry import Registry
+
+log = logging.getLogger("podium.chat")
+
+CLIENT_KINDS = tuple(k for k in MESSAGE_KINDS if k != "system")
+MAX_SYNC = 500
+MAX_EMOJI_LEN = 32
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The authenticated caller."""
+
+    id: int
+    display_name: str
+    role: str  # global role: instructor | student | admin | recorder
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def parse_id(value, what: str = "id") -> int:
+    """Wire ids are strings of digits; anything else is a bad request."""
+    if isinstance(value, bool) or value is None:
+        raise BadRequest(f"{what} is required")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit() and len(value) < 19:
+        return int(value)
+    raise BadRequest(f"{what} must be an id string")
+
+
+def _bounded_int(value, what: str, lo: int, hi: int, default: int | None = None) -> int:
+    if value is None and default is not None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise BadRequest(f"{what} must be an integer in {lo}..{hi}")
+    return value
+
+
+class Chat:
+    def __init__(self, db: Database, registry: Registry, config: Config):
+        self.db, self.registry, self.config = db, registry, config
+
+    # -- membership ----------------------------------------------------------------------
+    async def _room_role(self, s, room_id: int, actor: Actor) -> tuple[object, str]:
+        room = await rq.get_room(s, room_id)
+        if room is None:
+            raise NotFound("no such room")
+        m = await rq.get_membership(s, room_id, actor.id)
+        if m is not None:
+            return room, m.role
+        if actor.is_admin:
+            return room, "instructor"
+        raise Forbidden("you are not a member of this room")
+
+    async def room_role(self, room_id: int, actor: Actor) -> str:
+        async with self.db.read() as s:
+            return (await self._room_role(s, room_id, actor))[1]
+
+    # -- rooms (REST) --------------------------------------------------------------------
+    async def list_rooms(self, actor: Actor) -> list[dict]:
+        async with self.db.read() as s:
+            rows = await rq.rooms_for_user(s, actor.id)
+        return [codec.room_wire(r, role, read, n) for r, role, read, n in rows]
+
+    async def create_room(self, actor: Actor, kind, name, member_ids: list[int],
+                          member_usernames: list[str]) -> dict:
+        if actor.role == "recorder":
+            raise Forbidden("recorders cannot create rooms")
+        if kind not in ROOM_KINDS:
+            raise BadRequest(f"kind must be one of {', '.join(ROOM_KINDS)}")
+        name = (name or "").strip() if isinstance(name, str) else None
+        if name is None or len(name) > 200:
+            raise BadRequest("name must be a string of at most 200 characters")
+        if kind in ("course", "group") and not name:
+            raise BadRequest("name is required")
+        async with self.db.write() as s:
+            others: set[int] = set()
+            for uid in member_ids:
+                if await uq.get_user(s, uid) is None:
+                    raise NotFound(f"no user with id {uid}")
+                others.add(uid)
+            for uname in member_usernames:
+                u = await uq.get_user_by_username(s, uname)
+                if u is None:
+                    raise NotFound(f"no user named {uname!r}")
+                others.add(u.id)
+            others.discard(actor.id)
+            if kind == "direct":
+                if len(others) != 1:
+                    raise BadRequest("a direct room has exactly one other member")
+                other = next(iter(others))
+                key = f"{min(actor.id, other)}:{max(actor.id, other)}"
+                existing = await rq.get_direct_room(s, key)
+                if existing is not None:
+                    room = existing
+                else:
+                    other_user = await uq.get_user(s, other)
+                    room = await rq.create_room(
+                        s, "direct", name or other_user.display_name, actor.id,
+                        {actor.id: "instructor", other: "instructor"}, direct_key=key)
+            else:
+                members = {uid: "student" for uid in others}
+                members[actor.id] = "instructor"
+                room = await rq.create_room(s, kind, name, actor.id, members)
+            count = await rq.count_members(s, room.id)
+        return codec.room_wire(room, "instructor", 0, count)
+
+    async def get_room(self, actor: Actor, room_id: int) -> dict:
+        async with self.db.read() as s:
+            room, role = await self._room_role(s, room_id, actor)
+            mem = await rq.members(s, room_id)
+            read = (await rq.reads(s, room_id)).get(str(actor.id), 0)
+        return {"room": codec.room_wire(room, role, read, len(mem)),
+                "members": [codec.member_wire(u, m) for u, m in mem]}
+
+    async def add_member(self, actor: Actor, room_id: int, user_id: int | None,
+                         username: str | None, role) -> dict:
+        role = role or "student"
+        if role not in ROOM_ROLES:
+            raise BadRequest("role must be instructor or student")
+        async with self.db.write() as s:
+            room, my_role = await self._room_role(s, room_id, actor)
+            if my_role != "instructor":
+                raise Forbidden("only room instructors add members")
+            if room.kind == "direct":
+                raise Conflict("a direct room has exactly two members")
+            user = (await uq.get_user(s, user_id) if user_id is not None
+                    else await uq.get_user_by_username(s, username or ""))
+            if user is None:
+                raise NotFound("no such user")
+            new = await rq.get_membership(s, room_id, user.id) is None
+            m = await rq.upsert_member(s, room_id, user.id, role)
+            system = None
+            if new:
+                system = await self._system_message(s, room_id, f"{actor.display_name} added {user.display_name}")
+        if system:
+            self.registry.broadcast(room_id, {"type": "message.new", "message": system})
+        return codec.member_wire(user, m)
+
+    async def remove_member(self, actor: Actor, room_id: int, user_id: int) -> None:
+        async with self.db.write() as s:
+            room, my_role = await self._room_role(s, room_id, actor)
+            if my_role != "instructor" and user_id != actor.id:
+                raise Forbidden("only room instructors remove other members")
+            if room.kind == "direct":
+                raise Conflict("members cannot leave a direct room")
+            user = await uq.get_user(s, user_id)
+            if user is None or not await rq.remove_member(s, room_id, user_id):
+                raise NotFound("no such member")
+            system = await self._system_message(s, room_id, f"{user.display_name} left the room"
+                                                if user_id == actor.id else
+                                                f"{actor.display_name} removed {user.display_name}")
+        self.registry.broadcast(room_id, {"type": "message.new", "message": system})
+        # The removed user's sockets stop receiving the room at once.
+        for conn in tuple(self.registry.user_sockets(user_id)):
+            if self.registry.unsubscribe(conn, room_id):
+                self.registry.broadcast(room_id, {"type": "presence.left", "room": str(room_id),
+                                                  "user_id": str(user_id)}, droppable=True)
+
+    async def _system_message(self, s, room_id: int, text: str) -> dict:
+        seq = await rq.next_seq(s, room_id)
+        msg = await mq.insert_message(s, room_id=room_id, seq=seq, sender_id=None, kind="system",
+                                      content=text, client_msg_id=f"sys-{uuid.uuid4().hex}",
+                                      file_id=None, reply_to=None, created_at=codec.utcnow())
+        return codec.message_wire(msg, "Podium")
+
+    # -- socket subscriptions -------------------------------------------------------------
+    async def join(self, conn, actor: Actor, room_id: int) -> dict:
+        async with self.db.read() as s:
+            room, role = await self._room_role(s, room_id, actor)
+            mem = await rq.members(s, room_id)
+            reads = await rq.reads(s, room_id)
+        first = self.registry.subscribe(conn, room_id)
+        if first:
+            self.registry.broadcast(room_id, {"type": "presence.joined", "room": str(room_id),
+                                              "user_id": str(actor.id)}, droppable=True,
+                                    exclude_user=actor.id)
+        return {"room": codec.room_wire(room, role, reads.get(str(actor.id), 0), len(mem)),
+                "last_seq": room.last_seq,
+                "members": [codec.user_wire(u) | {"room_role": m.role} for u, m in mem],
+                "online": self.registry.online(room_id), "reads": reads, "my_role": role}
+
+    def leave(self, conn, actor: Actor, room_id: int) -> None:
+        if self.registry.unsubscribe(conn, room_id):
+            self.registry.broadcast(room_id, {"type": "presence.left", "room": str(room_id),
+                                              "user_id": str(actor.id)}, droppable=True)
+
+    def user_gone(self, actor: Actor, rooms: list[int]) -> None:
+        """Tell rooms where the user has no socket left that they went offline."""
+        for room_id in rooms:
+            self.registry.broadcast(room_id, {"type": "presence.left", "room": str(room_id),
+                                              "user_id": str(actor.id)}, droppable=True)
+
+    # -- messages ------------------------------------------------------------------------
+    async def sync(self, actor: Actor, room_id: int, since, limit) -> dict:
+        since = _bounded_int(since, "since", 0, 2**62, default=0)
+        limit = _bounded_int(limit, "limit", 1, MAX_SYNC, default=100)
+        async with self.db.read() as s:
+            room, _ = await self._room_role(s, room_id, actor)
+            rows, complete = await mq.after(s, room_id, since, limit)
+            out = await self._wire(s, rows)
+        return {"messages": out, "complete": complete, "last_seq": room.last_seq}
+
+    async def history(self, actor: Actor, room_id: int, before: int | None, after: int | None,
+                      limit: int, kind: str | None) -> dict:
+        if kind is not None and kind not in MESSAGE_KINDS:
+            raise BadRequest("unknown kind")
+        async with self.db.read() as s:
+            await self._room_role(s, room_id, actor)
+            rows, complete = await mq.page(s, room_id, before=before, after_seq=after, limit=limit, kind=kind)
+            return {"messages": await self._wire(s, rows), "complete": complete}
+
+    async def _wire(self, s, rows) -> list[dict]:
+        reactions = await mq.reactions_for(s, [m.id for m, _ in rows])
+        return [codec.message_wire(m, name, reactions.get(m.id)) for m, name in rows]
+
+    async def send(self, actor: Actor, room_id: int, body: dict) -> tuple[dict, bool]:
+        """Store a message (or find the stored copy of a resent ``client_msg_id``).
+
+        Returns ``(message, created)``. A new message is broadcast as ``message.new`` after
+        commit; a resend is only returned.
+        """
+        kind = body.get("kind", "text")
+        content = body.get("content", "")
+        cmid = body.get("client_msg_id")
+        file_id = body.get("file_id")
+        reply_to = body.get("reply_to")
+        if kind not in CLIENT_KINDS:
+            raise BadRequest(f"kind must be one of {', '.join(CLIENT_KINDS)}")
+        if not isinstance(cmid, str) or not 0 < len(cmid) <= 64:
+            raise BadRequest("client_msg_id must be a string of 1..64 characters")
+        if not isinstance(content, str):
+            raise BadRequest("content must be a string")
+        if len(content.encode()) > self.config.max_content_bytes:
+            raise TooLarge(f"content is larger than {self.config.max_content_bytes} bytes")
+        if kind in ("text", "announcement") and not content.strip():
+            raise BadRequest("content must not be empty")
+        if file_id is not None and (not isinstance(file_id, str) or len(file_id) > 64):
+            raise BadRequest("file_id must be an id string")
+        if kind in ("image", "file", "audio", "video") and not file_id:
+            raise BadRequest(f"a {kind} message needs a file_id")
+        reply_id = parse_id(reply_to, "reply_to") if reply_to is not None else None
+        try:
+            return await self._store(actor, room_id, kind, content, cmid, file_id, reply_id)
+        except IntegrityError:
+            # A concurrent resend of the same client_msg_id won the race: return its row.
+            async with self.db.read() as s:
+                found = await mq.find_by_client_id(s, room_id, actor.id, cmid)
+            if found is None:
+                raise
+            return await self._one_wire(found), False
+
+    async def _store(self, actor, room_id, kind, content, cmid, file_id, reply_id) -> tuple[dict, bool]:
+        async with self.db.write() as s:
+            _, role = await self._room_role(s, room_id, actor)
+            found = await mq.find_by_client_id(s, room_id, actor.id, cmid)
+            if found is not None:
+                return await self._one_wire(found, s), False
+            if kind == "announcement" and role != "instructor":
+                raise Forbidden("only room instructors send announcements")
+            if reply_id is not None:
+                target = await mq.get_message(s, reply_id)
+                if target is None or target[0].room_id != room_id:
+                    raise BadRequest("reply_to must be a message of this room")
+            seq = await rq.next_seq(s, room_id)
+            msg = await mq.insert_message(s, room_id=room_id, seq=seq, sender_id=actor.id, kind=kind,
+                                          content=content, client_msg_id=cmid, file_id=file_id,
+                                          reply_to=reply_id, created_at=codec.utcnow())
+        wire = codec.message_wire(msg, actor.display_name)
+        self.registry.broadcast(room_id, {"type": "message.new", "message": wire})
+        return wire, True
+
+    async def _one_wire(self, row, s=None) -> dict:
+        if s is None:
+            async with self.db.read() as s2:
+                return (await self._wire(s2, [row]))[0]
+        return (await self._wire(s, [row]))[0]
+
+    async def _load_for_change(self, s, actor: Actor, message_id: int):
+        row = await mq.get_message(s, message_id)
+        if row is None:
+            raise NotFound("no such message")
+        msg, name = row
+        _, role = await self._room_role(s, msg.room_id, actor)
+        return msg, name, role
+
+    async def edit(self, actor: Actor, message_id: int, content) -> dict:
+        if not isinstance(content, str) or not content.strip():
+            raise BadRequest("content must be a non-empty string")
+        if len(content.encode()) > self.config.max_content_bytes:
+            raise TooLarge(f"content is larger than {self.config.max_content_bytes} bytes")
+        async with self.db.write() as s:
+            msg, name, _ = await self._load_for_change(s, actor, message_id)
+            if msg.sender_id != actor.id:
+                raise Forbidden("only the author edits a message")
+            if msg.deleted_at is not None:
+                raise Conflict("the message is deleted")
+            msg = await s.merge(msg)
+            msg.content = content
+            msg.edited_at = codec.utcnow()
+            await s.flush()
+            wire = (await self._wire(s, [(msg, name)]))[0]
+        self.registry.broadcast(msg.room_id, {"type": "message.updated", "message": wire})
+        return wire
+
+    async def delete(self, actor: Actor, message_id: int) -> dict:
+        async with self.db.write() as s:
+            msg, name, role = await self._load_for_change(s, actor, message_id)
+            if msg.sender_id != actor.id and role != "instructor":
+                raise Forbidden("only the author or a room instructor deletes a message")
+            msg = await s.merge(msg)
+            if msg.deleted_at is None:
+                msg.deleted_at = codec.utcnow()
+                msg.content = ""
+                await s.flush()
+            wire = (await self._wire(s, [(msg, name)]))[0]
+        self.registry.broadcast(msg.room_id, {"type": "message.deleted", "message": wire})
+        return wire
+
+    async def react(self, actor: Actor, message_id: int, emoji, on) -> dict:
+        if not isinstance(emoji, str) or not 0 < len(emoji) <= MAX_EMOJI_LEN or emoji.isspace():
+            raise BadRequest(f"emoji must be a string of 1..{MAX_EMOJI_LEN} characters")
+        if not isinstance(on, bool):
+            raise BadRequest("on must be a boolean")
+        async with self.db.write() as s:
+            msg, _, _ = await self._load_for_change(s, actor, message_id)
+            if msg.deleted_at is not None:
+                raise Conflict("the message is deleted")
+            await mq.set_reaction(s, message_id, actor.id, emoji, on, codec.utcnow())
+            reactions = (await mq.reactions_for(s, [message_id])).get(message_id, {})
+        data = {"room": str(msg.room_id), "message_id": str(message_id), "reactions": reactions}
+        self.registry.broadcast(msg.room_id, {"type": "message.reaction", **data})
+        return {"message_id": str(message_id), "reactions": reactions}
+
+    async def read(self, actor: Actor, room_id: int, seq) -> dict:
+        seq = _bounded_int(seq, "seq", 0, 2**62)
+        async with self.db.write() as s:
+            room, _ = await self._room_role(s, room_id, actor)
+            stored = await rq.set_read(s, room_id, actor.id, min(seq, room.last_seq))
+        self.registry.broadcast(room_id, {"type": "read", "room": str(room_id), "user_id": str(actor.id),
+                                          "seq": stored})
+        return {"room": str(room_id), "seq": stored}
+
+    async def typing(self, actor: Actor, room_id: int, active) -> None:
+        if not isinstance(active, bool):
+            raise BadRequest("active must be a boolean")
+        conns = self.registry.by_room.get(room_id, ())
+        # Typing is only relayed from a socket subscribed to the room (membership was checked
+        # at room.join); anything else is checked against SQL.
+        if not any(c.user_id == actor.id for c in conns):
+            await self.room_role(room_id, actor)
+            return
+        self.registry.broadcast(room_id, {"type": "typing", "room": str(room_id), "user_id": str(actor.id),
+                                          "active": active}, droppable=True, exclude_user=actor.id)
+
+    async def presence_list(self, actor: Actor, room_id: int) -> dict:
+        await self.room_role(room_id, actor)
+        online = self.registry.online(room_id)
+        return {"online": online,
+                "status": {uid: self.registry.status.get(int(uid), "online") for uid in online}}
+
+    async def presence_status(self, actor: Actor, status) -> dict:
+        if status not in ("online", "away", "busy"):
+            raise BadRequest("status must be online, away or busy")
+        self.registry.status[actor.id] = status
+        async with self.db.read() as s:
+            rooms = [r.id for r, *_ in await rq.rooms_for_user(s, actor.id)]
+        for room_id in rooms:
+            self.registry.broadcast(room_id, {"type": "presence.status", "room": str(room_id),
+                                              "user_id": str(actor.id), "status": status}, droppable=True)
+        return {"status": status}
+
+    # -- search & statistics -------------------------------------------------------------
+    async def search(self, actor: Actor, room_id: int, q, limit: int) -> dict:
+        if not isinstance(q, str) or not q.strip() or len(q) > 500:
+            raise BadRequest("q must be a non-empty string of at most 500 characters")
+        async with self.db.read() as s:
+            await self._room_role(s, room_id, actor)
+            rows = await mq.search(s, room_id, q, limit)
+            return {"messages": await self._wire(s, rows)}
+
+    async def statistics(self, actor: Actor, room_id: int) -> dict:
+        async with self.db.read() as s:
+            await self._room_role(s, room_id, actor)
+            stats = await mq.statistics(s, room_id)
+        stats["first"] = codec.iso(stats["first"]) if stats["first"] else None
+        stats["last"] = codec.iso(stats["last"]) if stats["last"] else None
+        stats["room"] = str(room_id)
+        return stats

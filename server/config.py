@@ -1,0 +1,150 @@
+"""Configuration: read once, from the environment, with safe dev defaults.
+
+Every secret has a dev default generated on first start and persisted under ``DATA_DIR``
+(``./data`` by default) so ``python -m server`` works with no set-up. With
+``PODIUM_ENV=production`` a missing secret is an error instead.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a startable server."""
+
+
+def normalise_database_url(url: str) -> str:
+    """Rewrite Heroku-style ``postgres://`` / ``postgresql://`` URLs for asyncpg, and plain
+    ``sqlite://`` for aiosqlite."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix):]
+    if url.startswith("sqlite://") and not url.startswith("sqlite+"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://"):]
+    return url
+
+
+def _split(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Config:
+    port: int = 8000
+    host: str = "0.0.0.0"
+    data_dir: Path = Path("data")
+    database_url: str = "sqlite+aiosqlite:///./data/podium.db"
+    production: bool = False
+    jwt_secret: str = ""
+    jwt_public_key: str | None = None
+    jwt_algorithms: tuple[str, ...] = ("HS256",)
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    token_ttl_s: int = 7 * 24 * 3600
+    allowed_origins: tuple[str, ...] = ()
+    allow_signup: bool = True
+    public_url: str | None = None
+    # Bounds (PROTOCOL §2, ARCHITECTURE principle 4).
+    max_frame_bytes: int = 64 * 1024
+    max_content_bytes: int = 16 * 1024
+    heartbeat_s: int = 25
+    heartbeat_timeout_s: int = 20
+    auth_timeout_s: float = 10.0
+    outgoing_soft_bytes: int = 256 * 1024
+    outgoing_max_bytes: int = 1024 * 1024
+    rate_per_s: float = 20.0
+    rate_burst: int = 60
+    rate_abuse_limit: int = 100
+    shutdown_spread_s: float = 3.0
+    web_dir: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent / "web")
+    log_json: bool = False
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _dev_secrets(data_dir: Path) -> dict[str, str]:
+    """Load or create the persisted dev secrets file (mode 0600)."""
+    path = data_dir / "secrets.json"
+    if path.exists():
+        stored = json.loads(path.read_text())
+    else:
+        stored = {}
+    changed = False
+    for name in ("jwt_secret", "signing_key"):
+        if not stored.get(name):
+            stored[name] = secrets.token_urlsafe(48)
+            changed = True
+    if changed:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(stored, f)
+        os.replace(tmp, path)
+    return stored
+
+
+def load_config(env: dict[str, str] | None = None) -> Config:
+    """Build the configuration from ``env`` (default ``os.environ``).
+
+    Raises ConfigError when production is missing a secret or a value is malformed.
+    """
+    env = dict(os.environ if env is None else env)
+    production = env.get("PODIUM_ENV", "").lower() == "production"
+    data_dir = Path(env.get("DATA_DIR", "data"))
+    database_url = normalise_database_url(
+        env.get("DATABASE_URL") or f"sqlite+aiosqlite:///{data_dir.as_posix()}/podium.db"
+    )
+    algorithms = tuple(_split(env.get("JWT_ALGORITHMS", ""))) or None
+    public_key = env.get("JWT_PUBLIC_KEY") or None
+    if public_key and public_key.startswith("@"):
+        public_key = Path(public_key[1:]).read_text()
+    jwt_secret = env.get("JWT_SECRET", "")
+    if not jwt_secret:
+        if production:
+            raise ConfigError("JWT_SECRET is required when PODIUM_ENV=production")
+        jwt_secret = _dev_secrets(data_dir)["jwt_secret"]
+    if len(jwt_secret.encode()) < 32:
+        raise ConfigError("JWT_SECRET must be at least 32 bytes")
+    if algorithms is None:
+        algorithms = ("HS256",) + (("RS256", "ES256") if public_key else ())
+    if "none" in [a.lower() for a in algorithms]:
+        raise ConfigError("JWT_ALGORITHMS may not contain 'none'")
+    try:
+        port = int(env.get("PORT", "8000"))
+        rate_per_s = float(env.get("RATE_LIMIT_PER_S", "20"))
+        rate_burst = int(env.get("RATE_LIMIT_BURST", "60"))
+        heartbeat_s = int(env.get("HEARTBEAT_S", "25"))
+    except ValueError as e:
+        raise ConfigError(f"malformed number in environment: {e}") from None
+    return Config(
+        port=port,
+        host=env.get("HOST", "0.0.0.0"),
+        data_dir=data_dir,
+        database_url=database_url,
+        production=production,
+        jwt_secret=jwt_secret,
+        jwt_public_key=public_key,
+        jwt_algorithms=algorithms,
+        jwt_audience=env.get("JWT_AUDIENCE") or None,
+        jwt_issuer=env.get("JWT_ISSUER") or None,
+        allowed_origins=tuple(_split(env.get("ALLOWED_ORIGINS", ""))),
+        allow_signup=_flag(env.get("ALLOW_SIGNUP"), True),
+        public_url=env.get("PUBLIC_URL") or None,
+        heartbeat_s=heartbeat_s,
+        rate_per_s=rate_per_s,
+        rate_burst=rate_burst,
+        log_json=_flag(env.get("LOG_JSON"), False),
+    )

@@ -1,0 +1,1 @@
+"""Database layer: models, engine/session factory and storage functions (all SQL lives here)."""

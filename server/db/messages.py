@@ -1,0 +1,137 @@
+"""Storage functions for messages, reactions, search and statistics."""
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+
+from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db.models import Message, Reaction, User
+
+_WITH_SENDER = select(Message, User.display_name).outerjoin(User, User.id == Message.sender_id)
+
+
+async def find_by_client_id(s: AsyncSession, room_id: int, sender_id: int,
+                            client_msg_id: str) -> tuple[Message, str] | None:
+    stmt = _WITH_SENDER.where(Message.room_id == room_id, Message.sender_id == sender_id,
+                              Message.client_msg_id == client_msg_id)
+    row = (await s.execute(stmt)).first()
+    return tuple(row) if row else None
+
+
+async def insert_message(s: AsyncSession, *, room_id: int, seq: int, sender_id: int | None,
+                         kind: str, content: str, client_msg_id: str, file_id: str | None,
+                         reply_to: int | None, created_at: datetime) -> Message:
+    values = dict(room_id=room_id, seq=seq, sender_id=sender_id, kind=kind, content=content,
+                  client_msg_id=client_msg_id, file_id=file_id, reply_to=reply_to,
+                  created_at=created_at)
+    new_id = (await s.execute(insert(Message).values(**values).returning(Message.id))).scalar_one()
+    return Message(id=new_id, edited_at=None, deleted_at=None, **values)
+
+
+async def get_message(s: AsyncSession, message_id: int) -> tuple[Message, str] | None:
+    row = (await s.execute(_WITH_SENDER.where(Message.id == message_id))).first()
+    return tuple(row) if row else None
+
+
+async def after(s: AsyncSession, room_id: int, since: int, limit: int) -> tuple[list[tuple[Message, str]], bool]:
+    """Messages with seq > since, ascending; ``complete`` is False when more remain."""
+    stmt = (_WITH_SENDER.where(Message.room_id == room_id, Message.seq > since)
+            .order_by(Message.seq).limit(limit + 1))
+    rows = [tuple(r) for r in (await s.execute(stmt)).all()]
+    return rows[:limit], len(rows) <= limit
+
+
+async def page(s: AsyncSession, room_id: int, *, before: int | None, after_seq: int | None,
+               limit: int, kind: str | None) -> tuple[list[tuple[Message, str]], bool]:
+    """A history page in ascending seq order.
+
+    With ``before`` (or neither bound) the newest ``limit`` messages below it; ``complete`` is
+    True when nothing older remains. With ``after`` the oldest ``limit`` above it; ``complete``
+    is True when nothing newer remains.
+    """
+    stmt = _WITH_SENDER.where(Message.room_id == room_id)
+    if kind:
+        stmt = stmt.where(Message.kind == kind)
+    if after_seq is not None:
+        stmt = stmt.where(Message.seq > after_seq)
+    if before is not None:
+        stmt = stmt.where(Message.seq < before)
+    if after_seq is not None and before is None:
+        rows = [tuple(r) for r in (await s.execute(stmt.order_by(Message.seq).limit(limit + 1))).all()]
+        return rows[:limit], len(rows) <= limit
+    rows = [tuple(r) for r in (await s.execute(stmt.order_by(Message.seq.desc()).limit(limit + 1))).all()]
+    complete = len(rows) <= limit
+    return list(reversed(rows[:limit])), complete
+
+
+async def reactions_for(s: AsyncSession, message_ids: list[int]) -> dict[int, dict[str, list[str]]]:
+    """``{message_id: {emoji: [user_id, ...]}}`` in reaction order."""
+    if not message_ids:
+        return {}
+    stmt = (select(Reaction.message_id, Reaction.emoji, Reaction.user_id)
+            .where(Reaction.message_id.in_(message_ids))
+            .order_by(Reaction.created_at, Reaction.user_id))
+    out: dict[int, dict[str, list[str]]] = defaultdict(dict)
+    for mid, emoji, uid in (await s.execute(stmt)).all():
+        out[mid].setdefault(emoji, []).append(str(uid))
+    return out
+
+
+async def set_reaction(s: AsyncSession, message_id: int, user_id: int, emoji: str, on: bool,
+                       now: datetime) -> None:
+    existing = await s.get(Reaction, (message_id, user_id, emoji))
+    if on and existing is None:
+        s.add(Reaction(message_id=message_id, user_id=user_id, emoji=emoji, created_at=now))
+    elif not on and existing is not None:
+        await s.execute(delete(Reaction).where(Reaction.message_id == message_id,
+                                               Reaction.user_id == user_id, Reaction.emoji == emoji))
+    await s.flush()
+
+
+async def search(s: AsyncSession, room_id: int, query: str, limit: int) -> list[tuple[Message, str]]:
+    """Full-text search within a room, newest first.
+
+    SQLite: FTS5 (``messages_fts``, unicode61 tokenizer, each word as a prefix). PostgreSQL:
+    ``to_tsvector('simple', content)`` against a GIN expression index. Deleted messages never match.
+    """
+    words = [w for w in "".join(c if c.isalnum() else " " for c in query).split() if w][:16]
+    if not words:
+        return []
+    dialect = s.bind.dialect.name
+    stmt = _WITH_SENDER.where(Message.room_id == room_id, Message.deleted_at.is_(None))
+    if dialect == "sqlite":
+        match = " ".join(f'"{w}"*' for w in words)
+        ids = select(text("rowid")).select_from(text("messages_fts")).where(
+            text("messages_fts MATCH :q")).scalar_subquery()
+        stmt = stmt.where(Message.id.in_(ids)).params(q=match)
+    elif dialect == "postgresql":
+        tsq = " & ".join(f"{w}:*" for w in words)
+        stmt = stmt.where(func.to_tsvector("simple", Message.content).op("@@")(
+            func.to_tsquery("simple", tsq)))
+    else:  # an indexed fallback for other dialects: substring match of every word
+        for w in words:
+            stmt = stmt.where(Message.content.ilike(f"%{w}%"))
+    stmt = stmt.order_by(Message.seq.desc()).limit(limit)
+    return [tuple(r) for r in (await s.execute(stmt)).all()]
+
+
+async def statistics(s: AsyncSession, room_id: int) -> dict:
+    """Counts by kind, by sender and per day, plus first/last message times (deleted excluded)."""
+    live = (Message.room_id == room_id) & Message.deleted_at.is_(None)
+    by_kind = dict((await s.execute(select(Message.kind, func.count()).where(live)
+                                    .group_by(Message.kind))).all())
+    by_sender_rows = (await s.execute(
+        select(Message.sender_id, User.display_name, func.count()).outerjoin(User, User.id == Message.sender_id)
+        .where(live).group_by(Message.sender_id, User.display_name).order_by(func.count().desc()))).all()
+    day = func.date(Message.created_at) if s.bind.dialect.name == "sqlite" else func.to_char(Message.created_at, "YYYY-MM-DD")
+    per_day = [(str(d), n) for d, n in (await s.execute(
+        select(day, func.count()).where(live).group_by(day).order_by(day))).all()]
+    first_last = (await s.execute(select(func.min(Message.created_at), func.max(Message.created_at),
+                                         func.count()).where(live))).one()
+    return {"by_kind": by_kind,
+            "by_sender": [{"user_id": str(uid) if uid is not None else None, "display_name": name or "",
+                           "count": n} for uid, name, n in by_sender_rows],
+            "per_day": [{"day": d, "count": n} for d, n in per_day],
+            "first": first_last[0], "last": first_last[1], "total": first_last[2]}

@@ -1,0 +1,107 @@
+"""SQLAlchemy 2.0 models. Schema changes go through Alembic (``migrations/``)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger, CheckConstraint, DateTime, ForeignKey, Index, Integer, MetaData, String, Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Constraint naming convention so Alembic batch mode (SQLite) can address constraints by name.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# BIGINT on PostgreSQL; INTEGER on SQLite so the column is the rowid alias and autoincrements.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+ROOM_KINDS = ("course", "group", "direct")
+ROOM_ROLES = ("instructor", "student")
+USER_ROLES = ("instructor", "student", "admin", "recorder")
+MESSAGE_KINDS = ("text", "image", "file", "audio", "video", "announcement", "system")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(128))
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    role: Mapped[str] = mapped_column(String(16), default="student")
+    created_at: Mapped[datetime] = mapped_column(DateTime())
+
+
+class Room(Base):
+    __tablename__ = "rooms"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime())
+    # The last seq handed out in this room. Incremented inside the insert transaction, so
+    # seq stays gapless: a rolled-back send rolls the increment back too.
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_activity_at: Mapped[datetime] = mapped_column(DateTime())
+    # "<low user id>:<high user id>" for direct rooms: one direct room per pair.
+    direct_key: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    __table_args__ = (CheckConstraint("kind in ('course','group','direct')", name="kind"),)
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    joined_at: Mapped[datetime] = mapped_column(DateTime())
+    __table_args__ = (
+        CheckConstraint("role in ('instructor','student')", name="role"),
+        Index("ix_memberships_user", "user_id"),
+    )
+
+
+class ReadPosition(Base):
+    __tablename__ = "read_positions"
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime())
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    sender_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text, default="")
+    file_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reply_to: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    client_msg_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime())
+    edited_at: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
+    __table_args__ = (
+        UniqueConstraint("room_id", "seq", name="uq_messages_room_seq"),
+        UniqueConstraint("room_id", "sender_id", "client_msg_id", name="uq_messages_client_msg"),
+        Index("ix_messages_room_kind_seq", "room_id", "kind", "seq"),
+        Index("ix_messages_room_sender", "room_id", "sender_id"),
+    )
+
+
+class Reaction(Base):
+    __tablename__ = "reactions"
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    emoji: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime())

@@ -1,0 +1,129 @@
+"""BaseHandler: JSON in/out, bearer auth, CORS for ALLOWED_ORIGINS, errors as
+``{"error": {"code", "reason"}}`` with the matching status (PROTOCOL §3)."""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import tornado.web
+
+from server.auth import verify_token
+from server.chat import Actor, parse_id
+from server.db import users as uq
+from server.deps import Deps
+from server.errors import BadRequest, NotFound, PodiumError, Unauthorized
+
+log = logging.getLogger("podium.http")
+
+
+def origin_allowed(deps: Deps, origin: str, host: str) -> bool:
+    """Same host, or listed in ALLOWED_ORIGINS (``*`` allows any)."""
+    from urllib.parse import urlparse
+    if origin in deps.config.allowed_origins or "*" in deps.config.allowed_origins:
+        return True
+    return urlparse(origin).netloc.lower() == host.lower()
+
+
+class BaseHandler(tornado.web.RequestHandler):
+    deps: Deps
+
+    def initialize(self, deps: Deps) -> None:
+        self.deps = deps
+        self.actor: Actor | None = None
+
+    # -- CORS ------------------------------------------------------------------------------
+    def set_default_headers(self) -> None:
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Cache-Control", "no-store")
+
+    def prepare(self) -> None:
+        origin = self.request.headers.get("Origin")
+        if origin and origin in self.deps.config.allowed_origins:
+            self.set_header("Access-Control-Allow-Origin", origin)
+            self.set_header("Vary", "Origin")
+            self.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type")
+            self.set_header("Access-Control-Allow-Methods", "GET, POST, PATCH, PUT, DELETE, OPTIONS")
+            self.set_header("Access-Control-Max-Age", "600")
+
+    def options(self, *args: Any) -> None:
+        self.set_status(204)
+        self.finish()
+
+    # -- auth ------------------------------------------------------------------------------
+    async def authenticate(self) -> Actor:
+        header = self.request.headers.get("Authorization", "")
+        if not header.startswith("Bearer "):
+            raise Unauthorized("missing bearer token")
+        ident = verify_token(self.deps.config, header[7:].strip())
+        async with self.deps.db.read() as s:
+            user = await uq.get_user(s, ident.user_id)
+        if user is None:
+            raise Unauthorized("unknown user")
+        self.actor = Actor(user.id, user.display_name, ident.role)
+        return self.actor
+
+    # -- JSON ------------------------------------------------------------------------------
+    def json_body(self) -> dict:
+        ctype = self.request.headers.get("Content-Type", "")
+        if self.request.body and not ctype.startswith("application/json"):
+            raise PodiumError("Content-Type must be application/json", "unsupported_media_type")
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequest("body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise BadRequest("body must be a JSON object")
+        return body
+
+    def send_json(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps(data, separators=(",", ":"), ensure_ascii=False))
+
+    def query_int(self, name: str, default: int | None, lo: int, hi: int) -> int | None:
+        raw = self.get_query_argument(name, None)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise BadRequest(f"{name} must be an integer") from None
+        if not lo <= value <= hi:
+            raise BadRequest(f"{name} must be in {lo}..{hi}")
+        return value
+
+    def path_id(self, raw: str) -> int:
+        try:
+            return parse_id(raw)
+        except BadRequest:
+            raise NotFound("no such resource") from None
+
+    # -- errors ----------------------------------------------------------------------------
+    def _handle_request_exception(self, e: BaseException) -> None:
+        if isinstance(e, PodiumError):
+            if self._finished:
+                return
+            if isinstance(e, Unauthorized):
+                self.set_header("WWW-Authenticate", 'Bearer error="invalid_token"')
+            self.send_json({"error": {"code": e.code, "reason": e.reason}}, e.status)
+            return
+        super()._handle_request_exception(e)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        code = {400: "bad_request", 404: "not_found", 405: "bad_request", 413: "too_large"}.get(status_code, "internal")
+        reason = self._reason if status_code != 500 else "internal server error"
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps({"error": {"code": code, "reason": reason}}))
+
+    def log_exception(self, typ, value, tb) -> None:  # noqa: ANN001
+        if isinstance(value, PodiumError):
+            return
+        super().log_exception(typ, value, tb)
+
+
+class NotFoundHandler(BaseHandler):
+    """Unknown ``/api/*`` paths answer JSON 404."""
+
+    def prepare(self) -> None:
+        raise NotFound("no such endpoint")

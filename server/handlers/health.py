@@ -1,0 +1,22 @@
+"""``GET /healthz``: 200 when the database answers, 503 otherwise."""
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import text
+
+from server.handlers.base import BaseHandler, log
+
+
+class HealthHandler(BaseHandler):
+    async def get(self) -> None:
+        try:
+            async with self.deps.db.read() as s:
+                await asyncio.wait_for(s.execute(text("SELECT 1")), timeout=5)
+        except Exception as e:  # any database failure means "not healthy"; the reason is logged
+            log.warning("healthz: database check failed: %r", e)
+            self.send_json({"status": "unavailable", "reason": "database"}, 503)
+            return
+        self.send_json({"status": "ok", "connections": len(self.deps.registry.connections),
+                        "shutting_down": self.deps.shutting_down},
+                       503 if self.deps.shutting_down else 200)

@@ -1,0 +1,279 @@
+"""``GET /ws``: one socket per browser tab (PROTOCOL §2).
+
+Frames from one socket are handled in order (Tornado awaits ``on_message`` before reading the
+next frame). Everything this socket sends goes through ``send_frame``, which bounds the
+socket's outgoing buffer: droppable events (typing, presence) are dropped past a soft limit,
+and past the hard limit the socket is closed with 4008 (slow consumer).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from typing import Any, Awaitable, Callable
+
+import tornado.websocket
+from tornado.iostream import StreamClosedError
+
+from server import codec
+from server.auth import verify_token
+from server.chat import Actor, parse_id
+from server.db import users as uq
+from server.deps import Deps
+from server.errors import BadRequest, PodiumError, RateLimited, Unauthorized
+from server.handlers.base import origin_allowed
+from server.realtime.frames import event_frame
+
+log = logging.getLogger("podium.ws")
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_SLOW_CONSUMER = 4008
+CLOSE_RATE_LIMITED = 4429
+
+Op = Callable[["ChatSocket", dict], Awaitable[Any]]
+OPS: dict[str, Op] = {}
+
+
+def op(name: str) -> Callable[[Op], Op]:
+    def register(fn: Op) -> Op:
+        OPS[name] = fn
+        return fn
+    return register
+
+
+class ChatSocket(tornado.websocket.WebSocketHandler):
+    """An authenticated client socket; implements the registry's Connection protocol."""
+
+    def initialize(self, deps: Deps) -> None:
+        self.deps = deps
+        self.connection_id = secrets.token_hex(8)
+        self.actor: Actor | None = None
+        self.user_id = 0
+        self.rooms: set[int] = set()
+        self.busy = 0
+        self._auth_timer: asyncio.TimerHandle | None = None
+        self._limited_in_a_row = 0
+        self.log = logging.LoggerAdapter(log, {"conn": self.connection_id, "user": "-"})
+
+    # -- handshake -------------------------------------------------------------------------
+    def check_origin(self, origin: str) -> bool:
+        return origin_allowed(self.deps, origin, self.request.host)
+
+    def get_compression_options(self) -> None:
+        return None  # frames are encoded once and shared by every recipient
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        if self.deps.shutting_down:
+            self.set_status(503)
+            self.finish({"error": {"code": "unavailable", "reason": "server is shutting down"}})
+            return
+        await super().get(*args, **kwargs)
+
+    async def open(self) -> None:
+        self.deps.sockets.add(self)
+        token = self.get_query_argument("token", None)
+        if token is not None:
+            await self._authenticate(token, None)
+        else:
+            loop = asyncio.get_running_loop()
+            self._auth_timer = loop.call_later(self.deps.config.auth_timeout_s, self._auth_timeout)
+
+    def _auth_timeout(self) -> None:
+        if self.actor is None:
+            self.log.info("auth timeout")
+            self.close(CLOSE_UNAUTHORIZED, "authentication timeout")
+
+    async def _authenticate(self, token: Any, req_id: str | None) -> None:
+        try:
+            ident = verify_token(self.deps.config, token)
+            async with self.deps.db.read() as s:
+                user = await uq.get_user(s, ident.user_id)
+            if user is None:
+                raise Unauthorized("unknown user")
+        except Unauthorized as e:
+            self.log.info("auth failed: %s", e.reason)
+            self.close(CLOSE_UNAUTHORIZED, e.reason[:120])
+            return
+        if self._auth_timer is not None:
+            self._auth_timer.cancel()
+        if self.ws_connection is None or self.ws_connection.is_closing():
+            return
+        self.actor = Actor(user.id, user.display_name, ident.role)
+        self.user_id = user.id
+        self.log = logging.LoggerAdapter(log, {"conn": self.connection_id, "user": user.id})
+        self.deps.registry.add(self)
+        self.log.info("connected (%s, role %s)", user.username, ident.role)
+        hello = {"type": "hello", "user": codec.user_wire(user) | {"role": ident.role},
+                 "connection_id": self.connection_id, "server_time": codec.iso(codec.utcnow()),
+                 "heartbeat_s": self.deps.config.heartbeat_s}
+        self.send_frame(event_frame(hello))
+        if req_id is not None:
+            self._reply(req_id, {"user": hello["user"], "connection_id": self.connection_id})
+
+    # -- inbound ---------------------------------------------------------------------------
+    async def on_message(self, raw: str | bytes) -> None:
+        req_id = None
+        self.busy += 1
+        try:
+            msg = self._parse(raw)
+            req_id = msg.get("id")
+            kind = msg["type"]
+            if self.actor is None:
+                if kind == "auth":
+                    await self._authenticate(msg.get("token"), req_id)
+                    return
+                raise Unauthorized("authenticate first: send {\"type\":\"auth\",\"token\":...}")
+            if not self.deps.limiter.allow(self.user_id):
+                self._limited_in_a_row += 1
+                self.deps.stats["rate_limited"] += 1
+                if self._limited_in_a_row > self.deps.config.rate_abuse_limit:
+                    self.log.warning("closing: sustained rate-limit abuse")
+                    self.close(CLOSE_RATE_LIMITED, "rate limit exceeded")
+                    return
+                raise RateLimited("slow down: too many frames")
+            self._limited_in_a_row = 0
+            handler = OPS.get(kind)
+            if handler is None:
+                raise BadRequest(f"unknown type {kind!r}")
+            data = await handler(self, msg)
+            if req_id is not None:
+                self._reply(req_id, data if data is not None else {})
+        except PodiumError as e:
+            self._error(req_id, e.code, e.reason)
+        except Exception:  # a bug must not kill the socket; it is logged with the traceback
+            self.log.exception("internal error handling a frame")
+            self._error(req_id, "internal", "internal server error")
+        finally:
+            self.busy -= 1
+
+    def _parse(self, raw: str | bytes) -> dict:
+        if isinstance(raw, bytes):
+            raise BadRequest("binary frames are not accepted")
+        try:
+            msg = json.loads(raw)
+        except ValueError:
+            raise BadRequest("frame is not valid JSON") from None
+        if not isinstance(msg, dict):
+            raise BadRequest("frame must be a JSON object")
+        req_id = msg.get("id")
+        if req_id is not None and (not isinstance(req_id, str) or len(req_id) > 64):
+            msg.pop("id", None)
+            raise BadRequest("id must be a string of at most 64 characters")
+        if not isinstance(msg.get("type"), str):
+            raise BadRequest("type must be a string")
+        return msg
+
+    # -- outbound --------------------------------------------------------------------------
+    def send_frame(self, frame: bytes, droppable: bool = False) -> None:
+        conn = self.ws_connection
+        if conn is None or conn.is_closing():
+            return
+        stream = conn.stream  # type: ignore[attr-defined]
+        # Bytes accepted by the stream but not yet written to the kernel.
+        pending = stream._total_write_index - stream._total_write_done_index
+        cfg = self.deps.config
+        if droppable and pending > cfg.outgoing_soft_bytes:
+            self.deps.stats["dropped"] += 1
+            return
+        if pending + len(frame) > cfg.outgoing_max_bytes:
+            self.deps.stats["overflows"] += 1
+            self.log.warning("closing: slow consumer (%d bytes queued)", pending)
+            self.close(CLOSE_SLOW_CONSUMER, "slow consumer: outgoing queue overflow")
+            return
+        try:
+            stream.write(frame)
+        except StreamClosedError:
+            pass  # the peer is gone; on_close does the clean-up
+
+    def _reply(self, req_id: str, data: dict) -> None:
+        self.send_frame(event_frame({"type": "ack", "id": req_id, "data": data}))
+
+    def _error(self, req_id: str | None, code: str, reason: str) -> None:
+        err = {"type": "error", "code": code, "reason": reason}
+        if req_id is not None:
+            err["id"] = req_id
+        self.send_frame(event_frame(err))
+
+    # -- close -----------------------------------------------------------------------------
+    def on_close(self) -> None:
+        self.deps.sockets.discard(self)
+        if self._auth_timer is not None:
+            self._auth_timer.cancel()
+        if self.actor is None:
+            return
+        left, gone = self.deps.registry.remove(self)
+        self.deps.chat.user_gone(self.actor, left)
+        if gone:
+            self.deps.limiter.forget(self.user_id)
+        self.log.info("disconnected (code %s)", self.close_code)
+
+
+# -- operations (PROTOCOL §2.1) ---------------------------------------------------------------
+def _room(msg: dict) -> int:
+    return parse_id(msg.get("room"), "room")
+
+
+@op("auth")
+async def _auth_again(sock: ChatSocket, msg: dict) -> dict:
+    raise BadRequest("already authenticated")
+
+
+@op("room.join")
+async def _join(sock: ChatSocket, msg: dict) -> dict:
+    return await sock.deps.chat.join(sock, sock.actor, _room(msg))
+
+
+@op("room.leave")
+async def _leave(sock: ChatSocket, msg: dict) -> dict:
+    sock.deps.chat.leave(sock, sock.actor, _room(msg))
+    return {}
+
+
+@op("room.sync")
+async def _sync(sock: ChatSocket, msg: dict) -> dict:
+    return await sock.deps.chat.sync(sock.actor, _room(msg), msg.get("since"), msg.get("limit"))
+
+
+@op("message.send")
+async def _send(sock: ChatSocket, msg: dict) -> dict:
+    message, _ = await sock.deps.chat.send(sock.actor, _room(msg), msg)
+    return {"message": message}
+
+
+@op("message.edit")
+async def _edit(sock: ChatSocket, msg: dict) -> dict:
+    return {"message": await sock.deps.chat.edit(sock.actor, parse_id(msg.get("message_id"), "message_id"),
+                                                 msg.get("content"))}
+
+
+@op("message.delete")
+async def _delete(sock: ChatSocket, msg: dict) -> dict:
+    return {"message": await sock.deps.chat.delete(sock.actor, parse_id(msg.get("message_id"), "message_id"))}
+
+
+@op("message.react")
+async def _react(sock: ChatSocket, msg: dict) -> dict:
+    return await sock.deps.chat.react(sock.actor, parse_id(msg.get("message_id"), "message_id"),
+                                      msg.get("emoji"), msg.get("on", True))
+
+
+@op("typing")
+async def _typing(sock: ChatSocket, msg: dict) -> None:
+    await sock.deps.chat.typing(sock.actor, _room(msg), msg.get("active", True))
+
+
+@op("read")
+async def _read(sock: ChatSocket, msg: dict) -> dict:
+    return await sock.deps.chat.read(sock.actor, _room(msg), msg.get("seq"))
+
+
+@op("presence.list")
+async def _presence_list(sock: ChatSocket, msg: dict) -> dict:
+    return await sock.deps.chat.presence_list(sock.actor, _room(msg))
+
+
+@op("presence.status")
+async def _presence_status(sock: ChatSocket, msg: dict) -> dict:
+    return await sock.deps.chat.presence_status(sock.actor, msg.get("status"))

@@ -1,0 +1,1 @@
+"""Real-time layer: wire codec, connection registry, bounded outgoing queues, rate limits."""

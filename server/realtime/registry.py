@@ -1,0 +1,99 @@
+"""In-process connection registry: room → sockets, user → sockets, connection id → socket.
+
+Broadcasts encode once and write the same frame to every subscriber (principle 6).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Iterable, Protocol
+
+from server.realtime.frames import event_frame
+
+log = logging.getLogger("podium.registry")
+
+
+class Connection(Protocol):
+    connection_id: str
+    user_id: int
+    rooms: set[int]
+
+    def send_frame(self, frame: bytes, droppable: bool = False) -> None: ...
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.connections: dict[str, Connection] = {}
+        self.by_user: dict[int, set[Connection]] = {}
+        self.by_room: dict[int, set[Connection]] = {}
+        self.status: dict[int, str] = {}
+
+    # -- connections ---------------------------------------------------------------------
+    def add(self, conn: Connection) -> bool:
+        """Register an authenticated socket; True when it is the user's first socket."""
+        self.connections[conn.connection_id] = conn
+        socks = self.by_user.setdefault(conn.user_id, set())
+        socks.add(conn)
+        return len(socks) == 1
+
+    def remove(self, conn: Connection) -> tuple[list[int], bool]:
+        """Forget a socket. Returns the rooms where its user is now offline and whether the
+        user has no sockets left."""
+        self.connections.pop(conn.connection_id, None)
+        left = [room for room in list(conn.rooms) if self.unsubscribe(conn, room)]
+        socks = self.by_user.get(conn.user_id)
+        gone = True
+        if socks is not None:
+            socks.discard(conn)
+            gone = not socks
+            if gone:
+                del self.by_user[conn.user_id]
+                self.status.pop(conn.user_id, None)
+        return left, gone
+
+    # -- rooms ---------------------------------------------------------------------------
+    def subscribe(self, conn: Connection, room: int) -> bool:
+        """Subscribe; True when this is the user's first socket in the room (user came online)."""
+        subs = self.by_room.setdefault(room, set())
+        first = not any(c.user_id == conn.user_id for c in subs)
+        subs.add(conn)
+        conn.rooms.add(room)
+        return first
+
+    def unsubscribe(self, conn: Connection, room: int) -> bool:
+        """Unsubscribe; True when the user has no socket left in the room."""
+        conn.rooms.discard(room)
+        subs = self.by_room.get(room)
+        if not subs or conn not in subs:
+            return False
+        subs.discard(conn)
+        if not subs:
+            del self.by_room[room]
+            return True
+        return not any(c.user_id == conn.user_id for c in subs)
+
+    def online(self, room: int) -> list[str]:
+        return sorted({str(c.user_id) for c in self.by_room.get(room, ())}, key=int)
+
+    def user_sockets(self, user_id: int) -> set[Connection]:
+        return self.by_user.get(user_id, set())
+
+    # -- fan-out -------------------------------------------------------------------------
+    def broadcast(self, room: int, event: dict, *, droppable: bool = False,
+                  exclude_user: int | None = None) -> int:
+        """Send ``event`` to every socket subscribed to ``room``; returns deliveries."""
+        subs = self.by_room.get(room)
+        if not subs:
+            return 0
+        frame = event_frame(event)
+        return self.send_to(tuple(subs), frame, droppable=droppable, exclude_user=exclude_user)
+
+    def send_to(self, conns: Iterable[Connection], frame: bytes, *, droppable: bool = False,
+                exclude_user: int | None = None) -> int:
+        n = 0
+        # Iterate over a copy: send_frame may close a slow consumer, which unsubscribes it.
+        for conn in tuple(conns):
+            if conn.user_id == exclude_user:
+                continue
+            conn.send_frame(frame, droppable)
+            n += 1
+        return n

@@ -1,0 +1,45 @@
+"""Graceful stop (ARCHITECTURE principle 7): stop accepting, let in-flight frames finish,
+close sockets with 1001 spread over a few seconds, exit well inside Heroku's 30 s."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from tornado.httpserver import HTTPServer
+
+from server.deps import Deps
+
+log = logging.getLogger("podium.shutdown")
+
+CLOSE_GOING_AWAY = 1001
+
+
+async def drain(deps: Deps, server: HTTPServer, deadline_s: float = 20.0) -> None:
+    start = time.monotonic()
+    deps.shutting_down = True
+    server.stop()  # no new connections
+    sockets = list(deps.sockets)
+    log.info("shutting down: closing %d sockets over %.1f s", len(sockets), deps.config.shutdown_spread_s)
+    spread = deps.config.shutdown_spread_s
+    for i, sock in enumerate(sockets):
+        # Spread the closes so thousands of clients do not reconnect to the next process at once.
+        target = start + spread * i / max(1, len(sockets))
+        delay = target - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        # Let a frame being handled (e.g. a message being committed) finish and ack first.
+        for _ in range(50):
+            if not sock.busy:
+                break
+            await asyncio.sleep(0.02)
+        sock.close(CLOSE_GOING_AWAY, "server shutting down")
+    # Wait for clients to answer the close handshakes, bounded.
+    while deps.sockets and time.monotonic() - start < deadline_s:
+        await asyncio.sleep(0.05)
+    try:
+        await asyncio.wait_for(server.close_all_connections(), timeout=max(1.0, deadline_s - (time.monotonic() - start)))
+    except asyncio.TimeoutError:
+        log.warning("some HTTP connections did not close in time")
+    await deps.db.close()
+    log.info("stopped in %.1f s", time.monotonic() - start)

@@ -1,0 +1,129 @@
+// Room subscriptions and recovery. Every room in `wanted` is joined on each connection
+// ('hello'); rooms whose history window is open are then caught up with room.sync from the
+// last contiguous seq, paging until complete:true — so after a reconnect every stored message
+// has been seen exactly once, in seq order (PROTOCOL §2.1 recovery rule).
+
+import * as api from './api.js';
+
+const SYNC_PAGE = 200;
+const INITIAL_WINDOW = 50;
+
+export class RoomSync {
+  constructor({ socket, store, getMe, onJoined = () => {}, onMessages = () => {} }) {
+    this.socket = socket;
+    this.store = store;
+    this.getMe = getMe;
+    this.onJoined = onJoined; // (roomId, ack)
+    this.onMessages = onMessages; // (roomId, messages) — every message that came from a sync
+    this.wanted = new Set();
+    this.generation = 0; // bumps on every connection; stale loops stop when it changes
+    this.catchingUp = new Map(); // roomId → {again, promise}
+    this.opened = new Set(); // rooms whose history window is kept
+    socket.on('hello', () => this.resubscribeAll());
+  }
+
+  want(roomIds) {
+    for (const id of roomIds) {
+      if (this.wanted.has(id)) continue;
+      this.wanted.add(id);
+      if (this.socket.online) this.join(id, this.generation).catch((err) => this.report(id, err));
+    }
+  }
+
+  resubscribeAll() {
+    const gen = ++this.generation;
+    for (const r of this.store.rooms.values()) r.joined = false;
+    for (const id of this.wanted) this.join(id, gen).catch((err) => this.report(id, err));
+  }
+
+  async join(roomId, gen) {
+    const ack = await this.socket.request('room.join', { room: roomId });
+    if (gen !== this.generation) return;
+    this.store.applyJoin(roomId, ack, this.getMe());
+    this.onJoined(roomId, ack);
+    if (this.store.room(roomId).loaded || this.opened.has(roomId)) await this.ensureWindow(roomId);
+  }
+
+  /**
+   * A view shows this room: open its history window (the last INITIAL_WINDOW messages, then
+   * everything after them) and keep it caught up on every reconnect. Offline, the window
+   * opens on the next hello.
+   */
+  async open(roomId) {
+    this.opened.add(roomId);
+    this.wanted.add(roomId);
+    if (!this.socket.online) return;
+    if (this.store.room(roomId).joined) await this.ensureWindow(roomId);
+    else await this.join(roomId, this.generation);
+  }
+
+  async ensureWindow(roomId) {
+    const r = this.store.room(roomId);
+    if (!r.loaded) this.store.openWindow(roomId, Math.max(0, r.lastSeq - INITIAL_WINDOW));
+    await this.catchUp(roomId);
+  }
+
+  /** Page room.sync from the room's last contiguous seq until complete. Re-entrant-safe. */
+  async catchUp(roomId) {
+    const running = this.catchingUp.get(roomId);
+    if (running) {
+      running.again = true;
+      return running.promise;
+    }
+    const state = { again: false, promise: null };
+    this.catchingUp.set(roomId, state);
+    state.promise = (async () => {
+      try {
+        do {
+          state.again = false;
+          await this.pageUntilComplete(roomId);
+        } while (state.again);
+      } finally {
+        this.catchingUp.delete(roomId);
+      }
+    })();
+    return state.promise;
+  }
+
+  async pageUntilComplete(roomId) {
+    const gen = this.generation;
+    const r = this.store.room(roomId);
+    let since = r.syncedSeq;
+    for (;;) {
+      const data = await this.socket.request('room.sync', { room: roomId, since, limit: SYNC_PAGE });
+      if (gen !== this.generation) return;
+      const messages = (data.messages || []).slice().sort((a, b) => a.seq - b.seq);
+      this.store.upsertMessages(roomId, messages, { fromSync: true });
+      if (messages.length) this.onMessages(roomId, messages);
+      if (messages.length) since = messages[messages.length - 1].seq;
+      if (data.complete || !messages.length) {
+        this.store.markSynced(roomId, Math.max(since, data.last_seq || 0));
+        return;
+      }
+    }
+  }
+
+  /** Scroll-back: the page of messages before the oldest loaded one (REST). */
+  async loadOlder(roomId, limit = 50) {
+    const r = this.store.room(roomId);
+    if (!r.loaded || !r.hasOlder || !r.oldestSeq) return 0;
+    const data = await api.messagesBefore(roomId, r.oldestSeq, limit);
+    const messages = data.messages || [];
+    const oldest = messages.reduce((min, m) => Math.min(min, m.seq), Infinity);
+    // Seqs are gapless from 1, so reaching seq 1 (or an empty page) is the start of the room.
+    const exhausted = messages.length === 0 || oldest <= 1;
+    this.store.prependOlder(roomId, messages, exhausted);
+    return messages.length;
+  }
+
+  /** A live message arrived with a seq beyond the contiguous window: fetch what is missing. */
+  fillGap(roomId) {
+    if (!this.socket.online) return;
+    this.catchUp(roomId).catch((err) => this.report(roomId, err));
+  }
+
+  report(roomId, err) {
+    if (err?.code === 'offline' || err?.code === 'disconnected') return; // the next hello retries
+    console.warn(`room ${roomId}: sync failed: ${err?.code || ''} ${err?.message || err}`);
+  }
+}
