@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Idempotent set-up: the virtualenv with pinned packages, and (with --test) the Debian
+# packages the test suite needs. Safe to run again; it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+apt_install() {
+  # Install Debian packages that are missing (we run as root on these machines; sudo otherwise).
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "setup: installing Debian packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+PY=${PYTHON:-python3}
+if ! "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  apt_install python3-venv
+fi
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$PY" -m venv .venv
+fi
+
+reqs=requirements.txt
+[ $want_test = 1 ] && reqs=requirements-dev.txt
+stamp=".venv/.installed-$(cat requirements.txt "$reqs" | sha256sum | cut -c1-16)-$want_test"
+if [ ! -f "$stamp" ]; then
+  echo "setup: installing Python packages from $reqs"
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -r "$reqs"
+  touch "$stamp"
+fi
+
+if [ $want_test = 1 ]; then
+  apt_install chromium
+  if ! command -v node >/dev/null 2>&1; then apt_install nodejs npm; fi
+fi

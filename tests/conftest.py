@@ -1,0 +1,139 @@
+"""Shared fixtures: a real Podium server on a free port, over a real database.
+
+The database is SQLite (a fresh migrated file per test) unless ``TEST_DATABASE_URL`` names a
+PostgreSQL database, as ``.ci/run`` does for the second pass.
+"""
+from __future__ import annotations
+
+import json
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.httpserver import HTTPServer
+from tornado.testing import bind_unused_port
+
+from server.app import make_app
+from server.auth import hash_password, issue_token
+from server.config import Config
+from server.db import users as uq
+from server.deps import Deps
+from tests.dbutil import fresh_database, prepare_template
+from tests.wsclient import WsClient
+
+JWT_SECRET = "test-secret-" + "k" * 40
+_PASSWORD_HASH: list[str] = []
+
+
+def password_hash() -> str:
+    """One scrypt hash of ``password1`` shared by fixture users (hashing is slow on purpose)."""
+    if not _PASSWORD_HASH:
+        _PASSWORD_HASH.append(hash_password("password1"))
+    return _PASSWORD_HASH[0]
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory) -> str:
+    return prepare_template(tmp_path_factory.mktemp("template"))
+
+
+@pytest.fixture
+def database_url(template_db: str, tmp_path) -> str:
+    return fresh_database(template_db, tmp_path)
+
+
+@pytest.fixture
+def config_overrides() -> dict[str, Any]:
+    """Override in a test module (or with ``@pytest.mark.parametrize``) to change settings."""
+    return {}
+
+
+@pytest.fixture
+def config(database_url: str, tmp_path, config_overrides) -> Config:
+    values: dict[str, Any] = dict(database_url=database_url, data_dir=tmp_path, jwt_secret=JWT_SECRET,
+                                  host="127.0.0.1", rate_per_s=1000.0, rate_burst=1000)
+    values.update(config_overrides)
+    return Config(**values)
+
+
+@dataclass
+class LiveServer:
+    """A running server and helpers to talk to it like a client would."""
+
+    deps: Deps
+    port: int
+    clients: list[WsClient] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    async def user(self, username: str, role: str = "student", display_name: str | None = None) -> tuple[dict, str]:
+        """Create a user directly in the database; return ``(user, token)``."""
+        async with self.deps.db.write() as s:
+            u = await uq.create_user(s, username, display_name or username.capitalize(), password_hash(), role)
+        user = {"id": str(u.id), "username": u.username, "display_name": u.display_name, "role": role}
+        return user, issue_token(self.deps.config, u.id, u.display_name, role)
+
+    async def http(self, method: str, path: str, token: str | None = None, body: Any = None,
+                   headers: dict | None = None, raw_body: bytes | None = None) -> tuple[int, Any]:
+        hdrs = dict(headers or {})
+        if token:
+            hdrs["Authorization"] = f"Bearer {token}"
+        data = raw_body
+        if body is not None:
+            data = json.dumps(body).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+        req = HTTPRequest(self.base_url + path, method=method, headers=hdrs, body=data,
+                          allow_nonstandard_methods=True, request_timeout=30)
+        resp = await AsyncHTTPClient().fetch(req, raise_error=False)
+        try:
+            payload = json.loads(resp.body) if resp.body else None
+        except ValueError:
+            payload = resp.body
+        return resp.code, payload
+
+    async def room(self, token: str, kind: str = "course", name: str = "Physics 101",
+                   members: list[str] | None = None) -> dict:
+        """Create a room through the REST API; ``members`` are user ids."""
+        status, body = await self.http("POST", "/api/rooms", token,
+                                       {"kind": kind, "name": name, "members": members or []})
+        assert status == 201, body
+        return body["room"]
+
+    async def client(self, token: str | None, **kw: Any) -> WsClient:
+        c = await WsClient.connect(self.ws_url, token, **kw)
+        self.clients.append(c)
+        return c
+
+
+@pytest.fixture
+def deps(config: Config, io_loop):
+    d = Deps.build(config)
+    yield d
+    io_loop.run_sync(d.db.close)
+
+
+@pytest.fixture
+def server(deps: Deps, io_loop):
+    sock, port = bind_unused_port("127.0.0.1")
+    http_server = HTTPServer(make_app(deps), xheaders=True)
+    http_server.add_sockets([sock])
+    live = LiveServer(deps, port)
+    yield live
+    for c in live.clients:
+        c.close()
+    http_server.stop()
+    io_loop.run_sync(http_server.close_all_connections, timeout=10)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,301 @@
+// The signed-in application: owns the socket, store, outbox and room sync, turns server
+// events into store updates, and offers the actions views call. Views listen to:
+//   'rooms' (room list or unread counts changed), 'active' (selected room changed),
+//   'connection' (socket state), 'outbox' (pending messages changed).
+
+import * as api from './api.js';
+import { Emitter } from './emitter.js';
+import { ChatSocket } from './socket.js';
+import { Store } from './store.js';
+import { Outbox } from './outbox.js';
+import { RoomSync } from './sync.js';
+import { TypingNotifier } from './typing.js';
+
+const ROOMS_REFRESH_MS = 30000;
+const USER_KEY = 'podium.user';
+
+export const REACTION_EMOJI = ['👍', '❤️', '😂', '🎉', '❓'];
+
+export function rememberUser(user) {
+  localStorage.setItem(USER_KEY, JSON.stringify(user));
+}
+
+export function rememberedUser() {
+  try {
+    return JSON.parse(localStorage.getItem(USER_KEY) || 'null');
+  } catch {
+    return null;
+  }
+}
+
+export class App extends Emitter {
+  constructor(user, { onLogout }) {
+    super();
+    this.me = user;
+    this.onLogout = onLogout;
+    this.rooms = new Map(); // id → room object (GET /api/rooms), newest activity first
+    this.roomsLoaded = false;
+    this.roomsError = null;
+    this.activeRoomId = null;
+    this.localRead = new Map(); // room id → seq we reported with `read`
+    this.membersRefresh = new Map(); // room id → pending timer
+    this.store = new Store();
+    this.socket = new ChatSocket({ getToken: api.getToken, probe: () => this.probe() });
+    this.outbox = new Outbox({ socket: this.socket, storageKey: `podium.outbox.${user.id}` });
+    this.sync = new RoomSync({
+      socket: this.socket,
+      store: this.store,
+      getMe: () => this.me,
+      onJoined: (roomId, ack) => this.onJoined(roomId, ack),
+      onMessages: (roomId, messages) => this.afterMessages(roomId, messages),
+    });
+    this.typing = new TypingNotifier((room, active) => this.socket.send('typing', { room, active }));
+    this.timers = [];
+    this.wire();
+  }
+
+  start() {
+    this.socket.start();
+    this.loadRooms();
+    this.timers.push(setInterval(() => this.loadRooms(), ROOMS_REFRESH_MS));
+    this.onFocus = () => this.loadRooms();
+    window.addEventListener('focus', this.onFocus);
+  }
+
+  destroy() {
+    for (const t of this.timers) clearInterval(t);
+    window.removeEventListener('focus', this.onFocus);
+    this.typing.stop();
+    this.socket.stop();
+    this.store.clear();
+  }
+
+  wire() {
+    const s = this.socket;
+    s.on('state', (state) => this.emit('connection', state));
+    s.on('hello', (hello) => {
+      if (hello.user) this.me = { ...this.me, ...hello.user };
+      this.outbox.flush();
+      this.loadRooms();
+    });
+    s.on('unauthorized', () => this.logout('Your session has expired. Please sign in again.', { keepOutbox: true }));
+    s.on('message.new', (f) => this.onMessage(f.message));
+    s.on('message.updated', (f) => this.onMessage(f.message));
+    s.on('message.deleted', (f) => this.onMessage(f.message));
+    s.on('message.reaction', (f) => this.store.setReactions(f.room, f.message_id, f.reactions));
+    s.on('typing', (f) => {
+      if (f.user_id !== this.me.id) this.store.setTyping(f.room, f.user_id, !!f.active);
+    });
+    s.on('read', (f) => {
+      this.store.setRead(f.room, f.user_id, f.seq);
+      if (f.user_id === this.me.id) this.emit('rooms');
+    });
+    s.on('presence.joined', (f) => {
+      this.store.setOnline(f.room, f.user_id, true);
+      if (!this.store.room(f.room).members.has(f.user_id)) this.refreshMembersSoon(f.room);
+    });
+    s.on('presence.left', (f) => {
+      this.store.setOnline(f.room, f.user_id, false);
+      this.store.setTyping(f.room, f.user_id, false);
+    });
+    s.on('presence.status', (f) => this.store.setStatus(f.user_id, f.status));
+    this.outbox.on('sent', (message) => this.onMessage(message));
+    this.outbox.on('change', () => this.emit('outbox'));
+  }
+
+  // ---- server → state -------------------------------------------------------------------
+
+  onMessage(message) {
+    if (!message?.room) return;
+    if (!this.rooms.has(message.room)) this.loadRooms();
+    const gap = this.store.upsertMessages(message.room, [message]);
+    this.afterMessages(message.room, [message]);
+    if (gap) this.sync.fillGap(message.room);
+  }
+
+  afterMessages(roomId, messages) {
+    const room = this.rooms.get(roomId);
+    let newest = 0;
+    for (const m of messages) {
+      if (m.sender?.id === this.me.id) this.outbox.settle(m);
+      else if (m.sender?.id) this.store.setTyping(roomId, m.sender.id, false);
+      newest = Math.max(newest, m.seq);
+    }
+    if (room && newest > (room.last_seq || 0)) {
+      room.last_seq = newest;
+      // Newest activity first: move the room to the top of the list.
+      this.rooms.delete(roomId);
+      this.rooms = new Map([[roomId, room], ...this.rooms]);
+    }
+    this.emit('rooms');
+  }
+
+  onJoined(roomId, ack) {
+    const room = this.rooms.get(roomId);
+    if (room) {
+      room.last_seq = Math.max(room.last_seq || 0, ack.last_seq || 0);
+      if (ack.my_role) room.my_role = ack.my_role;
+    }
+    this.emit('rooms');
+  }
+
+  async loadRooms() {
+    if (this.loadingRooms) return;
+    this.loadingRooms = true;
+    try {
+      const { rooms = [] } = await api.listRooms();
+      const next = new Map();
+      for (const room of rooms) {
+        const prev = this.rooms.get(room.id);
+        if (prev) room.last_seq = Math.max(room.last_seq || 0, prev.last_seq || 0);
+        next.set(room.id, room);
+      }
+      this.rooms = next;
+      this.roomsLoaded = true;
+      this.roomsError = null;
+      this.sync.want(rooms.map((r) => r.id));
+    } catch (err) {
+      this.roomsError = err.message;
+    } finally {
+      this.loadingRooms = false;
+    }
+    this.emit('rooms');
+  }
+
+  refreshMembersSoon(roomId) {
+    if (this.membersRefresh.has(roomId)) return;
+    this.membersRefresh.set(roomId, setTimeout(() => {
+      this.membersRefresh.delete(roomId);
+      this.refreshMembers(roomId).catch((err) => console.warn(`room ${roomId}: members refresh failed`, err));
+    }, 300));
+  }
+
+  /** GET /api/rooms/{id}: the member list with room roles, and fresh room fields. */
+  async refreshMembers(roomId) {
+    const data = await api.getRoom(roomId);
+    if (data.room) {
+      const prev = this.rooms.get(roomId);
+      if (prev) Object.assign(prev, data.room, { last_seq: Math.max(prev.last_seq || 0, data.room.last_seq || 0) });
+      if (data.room.my_role) this.store.room(roomId).myRole = data.room.my_role;
+    }
+    if (Array.isArray(data.members)) this.store.setMembers(roomId, data.members, this.me);
+    this.emit('rooms');
+    return data;
+  }
+
+  probe() {
+    const roomId = this.activeRoomId && this.store.room(this.activeRoomId).joined
+      ? this.activeRoomId
+      : [...this.store.rooms.values()].find((r) => r.joined)?.id;
+    if (!roomId) return Promise.resolve();
+    return this.socket.request('presence.list', { room: roomId }).then((data) => {
+      this.store.setPresence(roomId, data.online, data.status);
+    });
+  }
+
+  // ---- queries ----------------------------------------------------------------------------
+
+  myReadSeq(roomId) {
+    return Math.max(
+      this.rooms.get(roomId)?.my_read_seq || 0,
+      this.store.room(roomId).reads.get(this.me.id) || 0,
+      this.localRead.get(roomId) || 0,
+    );
+  }
+
+  unread(roomId) {
+    const last = Math.max(this.rooms.get(roomId)?.last_seq || 0, this.store.room(roomId).lastSeq);
+    return Math.max(0, last - this.myReadSeq(roomId));
+  }
+
+  totalUnread() {
+    let n = 0;
+    for (const id of this.rooms.keys()) n += this.unread(id);
+    return n;
+  }
+
+  myRole(roomId) {
+    return this.store.room(roomId).myRole || this.rooms.get(roomId)?.my_role || null;
+  }
+
+  isInstructor(roomId) {
+    return this.myRole(roomId) === 'instructor';
+  }
+
+  // ---- actions ----------------------------------------------------------------------------
+
+  selectRoom(roomId) {
+    if (roomId === this.activeRoomId) return;
+    this.typing.stop();
+    this.activeRoomId = roomId;
+    this.emit('active', roomId);
+    if (roomId) {
+      this.refreshMembers(roomId).catch((err) => console.warn(`room ${roomId}: cannot load members`, err));
+    }
+  }
+
+  async createRoom({ kind, name, usernames }) {
+    const { room } = await api.createRoom({ kind, name, memberUsernames: usernames });
+    this.rooms = new Map([[room.id, room], ...[...this.rooms].filter(([id]) => id !== room.id)]);
+    this.sync.want([room.id]);
+    this.emit('rooms');
+    return room;
+  }
+
+  async addMember(roomId, username, role) {
+    const data = await api.addMember(roomId, username, role);
+    await this.refreshMembers(roomId);
+    return data.member;
+  }
+
+  send(roomId, { content, kind = 'text', reply_to = null }) {
+    this.typing.stop();
+    return this.outbox.add(roomId, { content, kind, reply_to });
+  }
+
+  async edit(message, content) {
+    const { message: updated } = await this.socket.request('message.edit', { message_id: message.id, content });
+    if (updated) this.onMessage(updated);
+  }
+
+  async remove(message) {
+    const { message: updated } = await this.socket.request('message.delete', { message_id: message.id });
+    if (updated) this.onMessage(updated);
+  }
+
+  async react(message, emoji, on) {
+    const mine = new Set(message.reactions?.[emoji] || []);
+    if (on) mine.add(this.me.id);
+    else mine.delete(this.me.id);
+    const optimistic = { ...(message.reactions || {}), [emoji]: [...mine] };
+    if (!mine.size) delete optimistic[emoji];
+    this.store.setReactions(message.room, message.id, optimistic);
+    try {
+      const data = await this.socket.request('message.react', { message_id: message.id, emoji, on });
+      this.store.setReactions(message.room, message.id, data.reactions);
+    } catch (err) {
+      this.store.setReactions(message.room, message.id, message.reactions || {});
+      throw err;
+    }
+  }
+
+  /** Report that the user has seen everything up to `seq` in the room. */
+  markRead(roomId, seq) {
+    if (!seq || seq <= this.myReadSeq(roomId) || !this.socket.online) return;
+    this.localRead.set(roomId, seq);
+    this.emit('rooms');
+    this.socket.request('read', { room: roomId, seq }).catch((err) => {
+      // Forget the local mark so the view reports it again when it next can.
+      if (this.localRead.get(roomId) === seq) this.localRead.delete(roomId);
+      console.warn(`room ${roomId}: read ${seq} failed: ${err.code}`);
+    });
+  }
+
+  logout(reason = null, { keepOutbox = false } = {}) {
+    if (!keepOutbox) this.outbox.clearAll();
+    api.setToken(null);
+    if (!keepOutbox) localStorage.removeItem(USER_KEY);
+    this.destroy();
+    this.onLogout(reason);
+  }
+}

@@ -1,0 +1,175 @@
+// One chat message as a DOM element. All message text goes in through text nodes.
+//
+// ctx: {me, canModerate, lookup(id) → message|null, nameOf(userId) → string|null,
+//       editing: {id, draft}|null, confirmingDelete: id|null,
+//       onReply(m), onStartEdit(m), onDraft(text), onSaveEdit(m, text), onCancelEdit(),
+//       onAskDelete(m), onDelete(m), onCancelDelete(), onReact(m, emoji, on), onJump(id)}
+
+import { h, linkify, initials, hueFor, formatTime, formatFullTime } from '../dom.js';
+import { REACTION_EMOJI } from '../app.js';
+
+const SNIPPET_CHARS = 140;
+
+export function snippet(text) {
+  const flat = String(text || '').replace(/\s+/g, ' ').trim();
+  return flat.length > SNIPPET_CHARS ? `${flat.slice(0, SNIPPET_CHARS - 1)}…` : flat;
+}
+
+export function renderMessage(m, ctx) {
+  const mine = m.sender?.id === ctx.me.id;
+  const deleted = !!m.deleted_at;
+  const classes = ['msg', `kind-${m.kind}`];
+  if (mine) classes.push('mine');
+  if (deleted) classes.push('deleted');
+
+  const li = h('li', {
+    class: classes.join(' '),
+    id: `msg-${m.id}`,
+    testid: 'message',
+    dataset: { seq: String(m.seq), messageId: m.id, kind: m.kind, senderId: m.sender?.id || '' },
+  });
+
+  if (m.kind === 'system') {
+    li.append(h('div', { class: 'system-line' },
+      h('span', { class: 'msg-content', testid: 'message-content' }, m.content),
+      h('time', { datetime: m.created_at, title: formatFullTime(m.created_at) }, formatTime(m.created_at))));
+    return li;
+  }
+
+  const name = m.sender?.display_name || ctx.nameOf(m.sender?.id) || 'Unknown';
+  const meta = h('div', { class: 'msg-meta' },
+    h('span', { class: 'msg-author' }, name),
+    m.kind === 'announcement' ? h('span', { class: 'tag tag-announcement' }, '📣 Announcement') : null,
+    h('time', { class: 'msg-time', datetime: m.created_at, title: formatFullTime(m.created_at) }, formatTime(m.created_at)),
+    m.edited_at && !deleted ? h('span', { class: 'msg-edited', title: `Edited ${formatFullTime(m.edited_at)}` }, '(edited)') : null);
+
+  const body = h('div', { class: 'msg-body' }, meta);
+  if (m.reply_to && !deleted) body.append(renderQuote(m.reply_to, ctx));
+
+  if (deleted) {
+    body.append(h('div', { class: 'msg-content msg-deleted', testid: 'message-content' }, 'message deleted'));
+  } else if (ctx.editing?.id === m.id) {
+    body.append(renderEditor(m, ctx));
+  } else {
+    const content = h('div', { class: 'msg-content', testid: 'message-content' });
+    content.append(linkify(m.content || ''));
+    body.append(content);
+    if (m.file_id) body.append(renderAttachment(m, ctx));
+  }
+
+  if (!deleted) {
+    const chips = renderReactions(m, ctx);
+    if (chips) body.append(chips);
+  }
+
+  li.append(
+    h('div', { class: 'avatar', style: `--hue:${hueFor(m.sender?.id)}`, 'aria-hidden': 'true' }, initials(name)),
+    body);
+  if (!deleted && ctx.editing?.id !== m.id) li.append(renderActions(m, ctx, mine));
+  return li;
+}
+
+function renderQuote(replyId, ctx) {
+  const original = ctx.lookup(replyId);
+  let text;
+  let author = null;
+  if (!original) text = 'Earlier message';
+  else if (original.deleted_at) text = 'message deleted';
+  else {
+    author = original.sender?.display_name || ctx.nameOf(original.sender?.id);
+    text = snippet(original.content) || 'Attachment';
+  }
+  return h('button', {
+    type: 'button', class: 'reply-quote', testid: 'reply-quote',
+    'aria-label': `Replying to ${author || 'a message'}: ${text}. Show original.`,
+    onclick: () => ctx.onJump(replyId),
+  }, author ? h('span', { class: 'quote-author' }, author) : null, h('span', { class: 'quote-text' }, text));
+}
+
+function renderEditor(m, ctx) {
+  const area = h('textarea', { class: 'edit-input', 'aria-label': 'Edit message', rows: '2', testid: 'edit-input' });
+  area.value = ctx.editing.draft ?? m.content;
+  area.addEventListener('input', () => ctx.onDraft(area.value));
+  area.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Escape') ctx.onCancelEdit();
+    else if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
+      ev.preventDefault();
+      ctx.onSaveEdit(m, area.value);
+    }
+  });
+  queueMicrotask(() => {
+    area.focus();
+    area.setSelectionRange(area.value.length, area.value.length);
+  });
+  return h('form', { class: 'edit-form', onsubmit: (ev) => { ev.preventDefault(); ctx.onSaveEdit(m, area.value); } },
+    area,
+    h('div', { class: 'edit-actions' },
+      h('span', { class: 'hint' }, 'Enter to save · Esc to cancel'),
+      h('button', { type: 'button', class: 'btn btn-ghost btn-small', onclick: () => ctx.onCancelEdit() }, 'Cancel'),
+      h('button', { type: 'submit', class: 'btn btn-primary btn-small', testid: 'edit-save' }, 'Save')));
+}
+
+function renderAttachment(m, ctx) {
+  const label = { image: 'Image', audio: 'Audio', video: 'Video' }[m.kind] || 'File';
+  return h('button', {
+    type: 'button', class: 'attachment', onclick: () => ctx.onOpenFile(m),
+  }, h('span', { 'aria-hidden': 'true' }, '📎'), ` Open ${label.toLowerCase()}`);
+}
+
+function renderReactions(m, ctx) {
+  const entries = Object.entries(m.reactions || {}).filter(([, users]) => users && users.length);
+  if (!entries.length) return null;
+  return h('div', { class: 'reactions' }, entries.map(([emoji, users]) => {
+    const mine = users.includes(ctx.me.id);
+    const names = users.map((id) => (id === ctx.me.id ? 'You' : ctx.nameOf(id) || 'Someone'));
+    return h('button', {
+      type: 'button', class: `reaction${mine ? ' mine' : ''}`, testid: 'reaction',
+      dataset: { emoji }, 'aria-pressed': String(mine), title: names.join(', '),
+      'aria-label': `${emoji} ${users.length}: ${names.join(', ')}. ${mine ? 'Remove' : 'Add'} your reaction.`,
+      onclick: () => ctx.onReact(m, emoji, !mine),
+    }, h('span', { class: 'reaction-emoji' }, emoji), h('span', { class: 'reaction-count' }, String(users.length)));
+  }));
+}
+
+function renderActions(m, ctx, mine) {
+  if (ctx.confirmingDelete === m.id) {
+    return h('div', { class: 'msg-actions confirming', role: 'group', 'aria-label': 'Confirm delete' },
+      h('span', { class: 'confirm-text' }, 'Delete this message?'),
+      h('button', { type: 'button', class: 'btn btn-danger btn-small', testid: 'confirm-delete', onclick: () => ctx.onDelete(m) }, 'Delete'),
+      h('button', { type: 'button', class: 'btn btn-ghost btn-small', onclick: () => ctx.onCancelDelete() }, 'Cancel'));
+  }
+  const reacted = (emoji) => (m.reactions?.[emoji] || []).includes(ctx.me.id);
+  const canEdit = mine && (m.kind === 'text' || m.kind === 'announcement');
+  const canDelete = mine || ctx.canModerate;
+  return h('div', { class: 'msg-actions', role: 'toolbar', 'aria-label': 'Message actions' },
+    REACTION_EMOJI.map((emoji) => h('button', {
+      type: 'button', class: 'act act-emoji', testid: 'react', dataset: { emoji },
+      'aria-label': `React with ${emoji}`, 'aria-pressed': String(reacted(emoji)), title: `React with ${emoji}`,
+      onclick: () => ctx.onReact(m, emoji, !reacted(emoji)),
+    }, emoji)),
+    h('span', { class: 'act-sep', 'aria-hidden': 'true' }),
+    h('button', { type: 'button', class: 'act', testid: 'reply', onclick: () => ctx.onReply(m) }, 'Reply'),
+    canEdit ? h('button', { type: 'button', class: 'act', testid: 'edit', onclick: () => ctx.onStartEdit(m) }, 'Edit') : null,
+    canDelete ? h('button', { type: 'button', class: 'act act-danger', testid: 'delete', onclick: () => ctx.onAskDelete(m) }, 'Delete') : null);
+}
+
+/** An outbox entry shown at the end of the list until the server stores it. */
+export function renderPending(entry, ctx) {
+  const failed = entry.status === 'failed';
+  const state = failed
+    ? h('span', { class: 'pending-state failed', role: 'alert' }, `Not sent: ${entry.error || 'refused'}`)
+    : h('span', { class: 'pending-state' }, ctx.online ? 'Sending…' : 'Waiting for connection…');
+  return h('li', {
+    class: `msg mine pending${failed ? ' failed' : ''} kind-${entry.kind}`,
+    testid: 'pending-message',
+    dataset: { clientMsgId: entry.client_msg_id },
+  },
+  h('div', { class: 'avatar', style: `--hue:${hueFor(ctx.me.id)}`, 'aria-hidden': 'true' }, initials(ctx.me.display_name)),
+  h('div', { class: 'msg-body' },
+    h('div', { class: 'msg-meta' }, h('span', { class: 'msg-author' }, ctx.me.display_name || 'You'), state),
+    entry.reply_to ? renderQuote(entry.reply_to, ctx) : null,
+    h('div', { class: 'msg-content' }, entry.content),
+    failed ? h('div', { class: 'pending-actions' },
+      h('button', { type: 'button', class: 'btn btn-small btn-secondary', onclick: () => ctx.onRetry(entry) }, 'Retry'),
+      h('button', { type: 'button', class: 'btn btn-small btn-ghost', onclick: () => ctx.onDiscard(entry) }, 'Discard')) : null));
+}

@@ -1,0 +1,134 @@
+// Sidebar: the user's rooms with unread counts, and the "new room" form.
+
+import { h } from '../dom.js';
+
+const KIND_ICON = { course: '🎓', group: '👥', direct: '💬' };
+const KIND_LABEL = { course: 'Course', group: 'Group', direct: 'Direct message' };
+
+export function createRoomList(app, { onNavigate = () => {} } = {}) {
+  const list = h('ul', { class: 'room-list', role: 'list' });
+  const empty = h('p', { class: 'sidebar-empty muted', hidden: true });
+  const form = createRoomForm(app, {
+    onCreated: (room) => {
+      location.hash = `#/rooms/${encodeURIComponent(room.id)}`;
+      setFormOpen(false);
+    },
+    onCancel: () => setFormOpen(false),
+  });
+  const createBtn = h('button', {
+    type: 'button', class: 'btn btn-small btn-secondary', testid: 'create-room', 'aria-expanded': 'false',
+    'aria-controls': 'create-room-form', onclick: () => setFormOpen(form.el.hidden),
+  }, '+ New room');
+
+  const el = h('div', { class: 'sidebar-inner' },
+    h('div', { class: 'sidebar-head' }, h('h2', { class: 'sidebar-title' }, 'Rooms'), createBtn),
+    form.el,
+    list,
+    empty);
+
+  function setFormOpen(open) {
+    form.el.hidden = !open;
+    createBtn.setAttribute('aria-expanded', String(open));
+    if (open) form.focus();
+  }
+
+  function render() {
+    const items = [];
+    for (const room of app.rooms.values()) {
+      const unread = room.id === app.activeRoomId ? 0 : app.unread(room.id);
+      const active = room.id === app.activeRoomId;
+      const link = h('a', {
+        class: `room-item${active ? ' active' : ''}${unread ? ' has-unread' : ''}`,
+        href: `#/rooms/${encodeURIComponent(room.id)}`,
+        testid: 'room-item',
+        dataset: { roomId: room.id, kind: room.kind },
+        'aria-current': active ? 'page' : null,
+        title: `${KIND_LABEL[room.kind] || room.kind}: ${room.name || ''}`,
+        onclick: () => onNavigate(),
+      },
+      h('span', { class: 'room-icon', 'aria-hidden': 'true' }, KIND_ICON[room.kind] || '#'),
+      h('span', { class: 'room-name' }, room.name || 'Untitled room'),
+      unread ? h('span', { class: 'badge', testid: 'unread-count', 'aria-label': `${unread} unread` }, unread > 99 ? '99+' : String(unread)) : null);
+      items.push(h('li', {}, link));
+    }
+    list.replaceChildren(...items);
+    if (!app.roomsLoaded) {
+      empty.textContent = app.roomsError ? `Cannot load rooms: ${app.roomsError}` : 'Loading rooms…';
+      empty.hidden = false;
+    } else if (!app.rooms.size) {
+      empty.textContent = 'No rooms yet. Create one with “+ New room”, or ask your instructor to add you to a course.';
+      empty.hidden = false;
+    } else {
+      empty.hidden = true;
+    }
+    const total = app.totalUnread();
+    document.title = total ? `(${total}) Podium` : 'Podium';
+  }
+
+  app.on('rooms', render);
+  app.on('active', render);
+  render();
+  return { el };
+}
+
+function createRoomForm(app, { onCreated, onCancel }) {
+  const name = h('input', { id: 'new-room-name', testid: 'room-name-input', maxlength: '120', autocomplete: 'off', placeholder: 'e.g. Biology 101' });
+  const kind = h('select', { id: 'new-room-kind', testid: 'room-kind-select' },
+    h('option', { value: 'course' }, 'Course'),
+    h('option', { value: 'group' }, 'Group'),
+    h('option', { value: 'direct' }, 'Direct message'));
+  const people = h('input', { id: 'new-room-people', testid: 'room-people-input', autocomplete: 'off', autocapitalize: 'none', placeholder: 'usernames, comma separated' });
+  const peopleLabel = h('label', { for: 'new-room-people' }, 'Add people (optional)');
+  const error = h('p', { class: 'form-error', role: 'alert', hidden: true });
+  const submit = h('button', { type: 'submit', class: 'btn btn-primary btn-small', testid: 'create-room-submit' }, 'Create');
+
+  kind.addEventListener('change', () => {
+    const direct = kind.value === 'direct';
+    peopleLabel.textContent = direct ? 'Username of the other person' : 'Add people (optional)';
+    people.placeholder = direct ? 'username' : 'usernames, comma separated';
+    name.placeholder = direct ? 'optional' : 'e.g. Biology 101';
+  });
+
+  const el = h('form', { id: 'create-room-form', class: 'create-room', hidden: true, 'aria-label': 'Create a room', onsubmit: onSubmit },
+    h('div', { class: 'field' }, h('label', { for: 'new-room-name' }, 'Room name'), name),
+    h('div', { class: 'field' }, h('label', { for: 'new-room-kind' }, 'Kind'), kind),
+    h('div', { class: 'field' }, peopleLabel, people),
+    error,
+    h('div', { class: 'form-actions' },
+      h('button', { type: 'button', class: 'btn btn-ghost btn-small', onclick: () => { reset(); onCancel(); } }, 'Cancel'),
+      submit));
+
+  function reset() {
+    name.value = '';
+    people.value = '';
+    kind.value = 'course';
+    kind.dispatchEvent(new Event('change'));
+    error.hidden = true;
+  }
+
+  async function onSubmit(ev) {
+    ev.preventDefault();
+    const usernames = people.value.split(/[\s,;]+/).map((s) => s.trim().replace(/^@/, '')).filter(Boolean);
+    const roomName = name.value.trim();
+    if (kind.value === 'direct' && usernames.length !== 1) return fail('A direct message needs exactly one other username.');
+    if (kind.value !== 'direct' && !roomName) return fail('Give the room a name.');
+    submit.disabled = true;
+    error.hidden = true;
+    try {
+      const room = await app.createRoom({ kind: kind.value, name: roomName || usernames[0], usernames });
+      reset();
+      onCreated(room);
+    } catch (err) {
+      fail(err.message || 'Could not create the room.');
+    } finally {
+      submit.disabled = false;
+    }
+  }
+
+  function fail(message) {
+    error.textContent = message;
+    error.hidden = false;
+  }
+
+  return { el, focus: () => name.focus() };
+}

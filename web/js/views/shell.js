@@ -1,0 +1,125 @@
+// The signed-in layout: top bar, offline banner, and three regions — rooms (left),
+// chat (centre), people (right). On narrow screens the side regions become drawers.
+
+import { h, initials, hueFor } from '../dom.js';
+import { createRoomList } from './room-list.js';
+import { createChatView } from './chat.js';
+import { createMembersPanel } from './members.js';
+import { createWelcome } from './welcome.js';
+
+const STATE_LABEL = { online: 'Connected', connecting: 'Connecting…', offline: 'Offline', idle: 'Connecting…', stopped: 'Signed out' };
+
+export function createShell(app) {
+  const statusDot = h('span', { class: 'conn-dot', 'aria-hidden': 'true' });
+  const statusText = h('span', { class: 'conn-text' }, 'Connecting…');
+  const status = h('span', { class: 'conn-status', 'data-state': 'connecting', role: 'status', title: 'Connection' }, statusDot, statusText);
+
+  const roomsToggle = h('button', {
+    type: 'button', class: 'icon-btn only-narrow', 'aria-label': 'Show rooms', 'aria-controls': 'sidebar',
+    onclick: () => toggleDrawer('sidebar'),
+  }, '☰');
+  const peopleToggle = h('button', {
+    type: 'button', class: 'btn btn-ghost only-medium', 'aria-controls': 'people-panel', testid: 'toggle-people',
+    onclick: () => toggleDrawer('panel'),
+  }, 'People');
+
+  const logout = h('button', { type: 'button', class: 'btn btn-ghost', testid: 'logout', onclick: () => app.logout() }, 'Log out');
+  const user = h('div', { class: 'me' },
+    h('span', { class: 'avatar avatar-sm', style: `--hue:${hueFor(app.me.id)}`, 'aria-hidden': 'true' }, initials(app.me.display_name)),
+    h('span', { class: 'me-name' }, app.me.display_name || app.me.username));
+
+  const header = h('header', { class: 'topbar' },
+    roomsToggle,
+    h('a', { class: 'brand', href: '#/' }, h('span', { class: 'brand-mark', 'aria-hidden': 'true' }, 'P'), h('span', { class: 'brand-name' }, 'Podium')),
+    status,
+    h('div', { class: 'topbar-spacer' }),
+    peopleToggle,
+    user,
+    logout);
+
+  // The banner element's own text is exactly the message; extras sit next to it.
+  const banner = h('div', { id: 'offline-banner', testid: 'offline-banner', class: 'offline-text', role: 'status', 'aria-live': 'polite', hidden: true }, 'Offline — reconnecting…');
+  const pendingNote = h('span', { class: 'offline-pending' });
+  const retry = h('button', { type: 'button', class: 'link-btn', onclick: () => app.socket.reconnectNow() }, 'Retry now');
+  const bannerBar = h('div', { class: 'offline-bar', hidden: true }, h('span', { class: 'offline-icon', 'aria-hidden': 'true' }, '⚠'), banner, pendingNote, retry);
+
+  const sidebar = h('nav', { id: 'sidebar', class: 'sidebar', 'aria-label': 'Rooms' });
+  const main = h('main', { class: 'chat-region', id: 'chat-region' });
+  const panel = h('aside', { id: 'people-panel', class: 'people-panel', 'aria-label': 'People in this room' });
+  const scrim = h('div', { class: 'scrim', onclick: () => closeDrawers() });
+  const layout = h('div', { class: 'layout' }, sidebar, main, panel, scrim);
+  const el = h('div', { class: 'shell' }, header, bannerBar, layout);
+
+  sidebar.append(createRoomList(app, { onNavigate: () => closeDrawers() }).el);
+
+  let chat = null;
+  let people = null;
+  function mountActive() {
+    chat?.destroy();
+    people?.destroy();
+    chat = null;
+    people = null;
+    const roomId = app.activeRoomId;
+    if (roomId) {
+      chat = createChatView(app, roomId);
+      people = createMembersPanel(app, roomId);
+      main.replaceChildren(chat.el);
+      panel.replaceChildren(people.el);
+      chat.focus();
+    } else {
+      main.replaceChildren(createWelcome(app).el);
+      panel.replaceChildren();
+    }
+    el.classList.toggle('has-room', !!roomId);
+    closeDrawers();
+  }
+
+  let everOnline = false;
+  let failedOnce = false;
+  function showConnection(state) {
+    if (state === 'online') everOnline = true;
+    if (state === 'offline') failedOnce = true;
+    status.dataset.state = state === 'idle' ? 'connecting' : state;
+    statusText.textContent = STATE_LABEL[state] || state;
+    // Hide the banner during the very first connect; show it whenever we are not connected after.
+    const down = state !== 'online' && state !== 'stopped' && (everOnline || failedOnce);
+    banner.hidden = !down;
+    bannerBar.hidden = !down;
+    showPending();
+  }
+
+  function showPending() {
+    const n = app.outbox.size;
+    pendingNote.textContent = n ? `${n} message${n === 1 ? '' : 's'} will be sent when you are back online.` : '';
+  }
+
+  function toggleDrawer(which) {
+    const cls = which === 'sidebar' ? 'show-sidebar' : 'show-panel';
+    const open = !el.classList.contains(cls);
+    closeDrawers();
+    el.classList.toggle(cls, open);
+  }
+
+  function closeDrawers() {
+    el.classList.remove('show-sidebar', 'show-panel');
+  }
+
+  const offs = [
+    app.on('active', mountActive),
+    app.on('connection', showConnection),
+    app.on('outbox', showPending),
+    app.on('people-toggle', () => toggleDrawer('panel')),
+    app.on('rooms-toggle', () => toggleDrawer('sidebar')),
+  ];
+  mountActive();
+  showConnection(app.socket.state);
+
+  return {
+    el,
+    destroy() {
+      offs.forEach((off) => off());
+      chat?.destroy();
+      people?.destroy();
+    },
+  };
+}
