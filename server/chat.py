@@ -20,6 +20,7 @@ from server.db import users as uq
 from server.db.engine import Database
 from server.db.models import MESSAGE_KINDS, ROOM_KINDS, ROOM_ROLES
 from server.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge
+from server.message_writer import MessageWriter, SendRequest
 from server.realtime.registry import Registry
 
 log = logging.getLogger("podium.chat")
@@ -64,6 +65,10 @@ def _bounded_int(value, what: str, lo: int, hi: int, default: int | None = None)
 class Chat:
     def __init__(self, db: Database, registry: Registry, config: Config):
         self.db, self.registry, self.config = db, registry, config
+        self.writer = MessageWriter(db, self._store_one, self._broadcast_new)
+
+    def _broadcast_new(self, room_id: int, wire: dict) -> None:
+        self.registry.broadcast(room_id, {"type": "message.new", "message": wire})
 
     # -- membership ----------------------------------------------------------------------
     async def _room_role(self, s, room_id: int, actor: Actor) -> tuple[object, str]:
@@ -265,34 +270,40 @@ class Chat:
         if kind in ("image", "file", "audio", "video") and not file_id:
             raise BadRequest(f"a {kind} message needs a file_id")
         reply_id = parse_id(reply_to, "reply_to") if reply_to is not None else None
+        return await self.writer.submit(SendRequest(actor, room_id, kind, content, cmid, file_id, reply_id))
+
+    async def _store_one(self, req: SendRequest) -> tuple[dict, bool]:
+        """The single-message path: used when a batch transaction fails as a whole."""
         try:
-            return await self._store(actor, room_id, kind, content, cmid, file_id, reply_id)
+            return await self._store(req)
         except IntegrityError:
-            # A concurrent resend of the same client_msg_id won the race: return its row.
+            # A concurrent send of the same client_msg_id (another process) won: return its row.
             async with self.db.read() as s:
-                found = await mq.find_by_client_id(s, room_id, actor.id, cmid)
+                found = await mq.find_by_client_id(s, req.room_id, req.actor.id, req.client_msg_id)
             if found is None:
                 raise
             return await self._one_wire(found), False
 
-    async def _store(self, actor, room_id, kind, content, cmid, file_id, reply_id) -> tuple[dict, bool]:
+    async def _store(self, req: SendRequest) -> tuple[dict, bool]:
+        actor, room_id = req.actor, req.room_id
         async with self.db.write() as s:
             _, role = await self._room_role(s, room_id, actor)
-            found = await mq.find_by_client_id(s, room_id, actor.id, cmid)
+            found = await mq.find_by_client_id(s, room_id, actor.id, req.client_msg_id)
             if found is not None:
                 return await self._one_wire(found, s), False
-            if kind == "announcement" and role != "instructor":
+            if req.kind == "announcement" and role != "instructor":
                 raise Forbidden("only room instructors send announcements")
-            if reply_id is not None:
-                target = await mq.get_message(s, reply_id)
+            if req.reply_to is not None:
+                target = await mq.get_message(s, req.reply_to)
                 if target is None or target[0].room_id != room_id:
                     raise BadRequest("reply_to must be a message of this room")
             seq = await rq.next_seq(s, room_id)
-            msg = await mq.insert_message(s, room_id=room_id, seq=seq, sender_id=actor.id, kind=kind,
-                                          content=content, client_msg_id=cmid, file_id=file_id,
-                                          reply_to=reply_id, created_at=codec.utcnow())
+            msg = await mq.insert_message(s, room_id=room_id, seq=seq, sender_id=actor.id, kind=req.kind,
+                                          content=req.content, client_msg_id=req.client_msg_id,
+                                          file_id=req.file_id, reply_to=req.reply_to,
+                                          created_at=codec.utcnow())
         wire = codec.message_wire(msg, actor.display_name)
-        self.registry.broadcast(room_id, {"type": "message.new", "message": wire})
+        self._broadcast_new(room_id, wire)
         return wire, True
 
     async def _one_wire(self, row, s=None) -> dict:

@@ -21,6 +21,10 @@ class Deps:
     sockets: set = field(default_factory=set)  # every open /ws socket, authenticated or not
     stats: dict = field(default_factory=lambda: {"dropped": 0, "overflows": 0, "rate_limited": 0})
 
+    async def close(self) -> None:
+        await self.chat.writer.close()
+        await self.db.close()
+
     @classmethod
     def build(cls, config: Config) -> "Deps":
         db = Database(config.database_url)

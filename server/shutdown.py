@@ -41,5 +41,5 @@ async def drain(deps: Deps, server: HTTPServer, deadline_s: float = 20.0) -> Non
         await asyncio.wait_for(server.close_all_connections(), timeout=max(1.0, deadline_s - (time.monotonic() - start)))
     except asyncio.TimeoutError:
         log.warning("some HTTP connections did not close in time")
-    await deps.db.close()
+    await deps.close()
     log.info("stopped in %.1f s", time.monotonic() - start)

@@ -117,7 +117,7 @@ class LiveServer:
 def deps(config: Config, io_loop):
     d = Deps.build(config)
     yield d
-    io_loop.run_sync(d.db.close)
+    io_loop.run_sync(d.close)
 
 
 @pytest.fixture

@@ -1,0 +1,203 @@
+"""Group commit for ``message.send``: many sends, one transaction.
+
+Concurrent sends queue here; a writer task takes everything queued (up to ``max_batch``) and
+stores it in one transaction with a handful of statements, whatever the batch size: one
+membership query, one dedupe query, one ``UPDATE rooms SET last_seq = last_seq + k`` per room
+(seqs stay gapless and in commit order), one multi-row INSERT. Only after COMMIT is any send
+acked or broadcast. If a batch fails as a whole (say a unique-key race with another process),
+each of its sends is retried alone through the single-message path, so one bad send never
+fails another.
+
+SQLite has one writer anyway: batching turns N commits into one. PostgreSQL gets a few writer
+tasks so rooms proceed in parallel; rooms are updated in id order so batches cannot deadlock.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+from sqlalchemy import insert, select, update
+
+from server import codec
+from server.db import messages as mq
+from server.db.engine import Database
+from server.db.models import Membership, Message, Room, User
+from server.errors import BadRequest, Forbidden, NotFound
+
+log = logging.getLogger("podium.writer")
+
+
+@dataclass
+class SendRequest:
+    actor: object  # server.chat.Actor
+    room_id: int
+    kind: str
+    content: str
+    client_msg_id: str
+    file_id: str | None
+    reply_to: int | None
+    future: asyncio.Future = field(default=None)  # type: ignore[assignment]
+
+    @property
+    def key(self) -> tuple[int, int, str]:
+        return self.room_id, self.actor.id, self.client_msg_id
+
+
+Outcome = tuple[dict, bool]
+
+
+class MessageWriter:
+    def __init__(self, db: Database, single: Callable[[SendRequest], Awaitable[Outcome]],
+                 on_stored: Callable[[int, dict], None], max_batch: int = 256):
+        self.db, self.single, self.on_stored = db, single, on_stored
+        self.max_batch = max_batch
+        self.workers = 1 if db.is_sqlite else 4
+        self._queue: deque[SendRequest] = deque()
+        self._wake: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task] = []
+        self.batches = 0
+        self.stored = 0
+
+    async def submit(self, req: SendRequest) -> Outcome:
+        """Queue a validated send; resolves after commit with ``(message, created)``."""
+        loop = asyncio.get_running_loop()
+        req.future = loop.create_future()
+        if not self._tasks:
+            self._wake = asyncio.Event()
+            self._tasks = [loop.create_task(self._run()) for _ in range(self.workers)]
+        self._queue.append(req)
+        self._wake.set()
+        return await req.future
+
+    async def close(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            try:
+                await t
+            except asyncio.CancelledError:
+                pass
+        self._tasks = []
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            if not self._queue:
+                self._wake.clear()
+                continue
+            batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
+            if not self._queue:
+                self._wake.clear()
+            try:
+                await self._process(batch)
+            except Exception:  # never let the writer die: fail this batch's sends loudly
+                log.exception("message writer: batch of %d failed", len(batch))
+                for req in batch:
+                    if not req.future.done():
+                        req.future.set_exception(RuntimeError("message store failed"))
+
+    async def _process(self, batch: list[SendRequest]) -> None:
+        try:
+            async with self.db.write() as s:
+                outcomes = await self._store(s, batch)
+        except Exception as e:  # noqa: BLE001 - any failure of the shared transaction
+            log.warning("batch of %d sends failed as a whole (%r); storing one by one", len(batch), e)
+            for req in batch:
+                try:
+                    result = await self.single(req)
+                except Exception as err:  # the single path raised: that send alone fails
+                    if not req.future.done():
+                        req.future.set_exception(err)
+                else:
+                    if not req.future.done():
+                        req.future.set_result(result)
+            return
+        self.batches += 1
+        for req, outcome in zip(batch, outcomes):
+            if isinstance(outcome, Exception):
+                if not req.future.done():
+                    req.future.set_exception(outcome)
+                continue
+            wire, created = outcome
+            if created:
+                self.stored += 1
+                self.on_stored(req.room_id, wire)
+            if not req.future.done():
+                req.future.set_result(outcome)
+
+    async def _store(self, s, batch: list[SendRequest]) -> list[Outcome | Exception]:
+        room_ids = {r.room_id for r in batch}
+        user_ids = {r.actor.id for r in batch}
+        rooms = set((await s.execute(select(Room.id).where(Room.id.in_(room_ids)))).scalars())
+        roles = {(rid, uid): role for rid, uid, role in (await s.execute(
+            select(Membership.room_id, Membership.user_id, Membership.role)
+            .where(Membership.room_id.in_(room_ids), Membership.user_id.in_(user_ids)))).all()}
+        cmids = {r.client_msg_id for r in batch}
+        existing = {}
+        for msg, name in (await s.execute(
+                select(Message, User.display_name).outerjoin(User, User.id == Message.sender_id)
+                .where(Message.room_id.in_(room_ids), Message.sender_id.in_(user_ids),
+                       Message.client_msg_id.in_(cmids)))).all():
+            existing[(msg.room_id, msg.sender_id, msg.client_msg_id)] = (msg, name)
+        reply_ids = {r.reply_to for r in batch if r.reply_to is not None}
+        reply_room = dict((await s.execute(select(Message.id, Message.room_id)
+                                           .where(Message.id.in_(reply_ids)))).all()) if reply_ids else {}
+
+        outcomes: list[Outcome | Exception | None] = [None] * len(batch)
+        first_of: dict[tuple, int] = {}
+        fresh: list[int] = []
+        for i, req in enumerate(batch):
+            if req.room_id not in rooms:
+                outcomes[i] = NotFound("no such room")
+                continue
+            role = roles.get((req.room_id, req.actor.id)) or ("instructor" if req.actor.is_admin else None)
+            if role is None:
+                outcomes[i] = Forbidden("you are not a member of this room")
+            elif req.key in existing or req.key in first_of:
+                continue  # a resend: answered below with the stored copy
+            elif req.kind == "announcement" and role != "instructor":
+                outcomes[i] = Forbidden("only room instructors send announcements")
+            elif req.reply_to is not None and reply_room.get(req.reply_to) != req.room_id:
+                outcomes[i] = BadRequest("reply_to must be a message of this room")
+            else:
+                first_of[req.key] = i
+                fresh.append(i)
+
+        now = codec.utcnow()
+        seqs: dict[int, int] = {}
+        by_room: dict[int, list[int]] = {}
+        for i in fresh:
+            by_room.setdefault(batch[i].room_id, []).append(i)
+        for room_id in sorted(by_room):
+            idxs = by_room[room_id]
+            last = (await s.execute(update(Room).where(Room.id == room_id)
+                                    .values(last_seq=Room.last_seq + len(idxs), last_activity_at=now)
+                                    .returning(Room.last_seq))).scalar_one()
+            for n, i in enumerate(idxs):
+                seqs[i] = last - len(idxs) + 1 + n
+        if fresh:
+            rows = [dict(room_id=batch[i].room_id, seq=seqs[i], sender_id=batch[i].actor.id,
+                         kind=batch[i].kind, content=batch[i].content,
+                         client_msg_id=batch[i].client_msg_id, file_id=batch[i].file_id,
+                         reply_to=batch[i].reply_to, created_at=now) for i in fresh]
+            ids = (await s.execute(insert(Message).returning(Message.id, sort_by_parameter_order=True),
+                                   rows)).scalars().all()
+            for i, row, new_id in zip(fresh, rows, ids):
+                msg = Message(id=new_id, edited_at=None, deleted_at=None, **row)
+                outcomes[i] = (codec.message_wire(msg, batch[i].actor.display_name), True)
+
+        old = [m.id for m, _ in existing.values()]
+        reactions = await mq.reactions_for(s, old) if old else {}
+        for i, req in enumerate(batch):
+            if outcomes[i] is not None:
+                continue
+            # What is left are resends: of a stored message, or of a send earlier in this batch.
+            if req.key in existing:
+                msg, name = existing[req.key]
+                outcomes[i] = (codec.message_wire(msg, name, reactions.get(msg.id)), False)
+            else:
+                outcomes[i] = (outcomes[first_of[req.key]][0], False)
+        return outcomes  # type: ignore[return-value]
