@@ -250,6 +250,10 @@ class Chat:
         Returns ``(message, created)``. A new message is broadcast as ``message.new`` after
         commit; a resend is only returned.
         """
+        return await self.writer.enqueue(self.prepare_send(actor, room_id, body))
+
+    def prepare_send(self, actor: Actor, room_id: int, body: dict) -> SendRequest:
+        """Validate a send's fields (no I/O); raise BadRequest/TooLarge."""
         kind = body.get("kind", "text")
         content = body.get("content", "")
         cmid = body.get("client_msg_id")
@@ -270,7 +274,7 @@ class Chat:
         if kind in ("image", "file", "audio", "video") and not file_id:
             raise BadRequest(f"a {kind} message needs a file_id")
         reply_id = parse_id(reply_to, "reply_to") if reply_to is not None else None
-        return await self.writer.submit(SendRequest(actor, room_id, kind, content, cmid, file_id, reply_id))
+        return SendRequest(actor, room_id, kind, content, cmid, file_id, reply_id)
 
     async def _store_one(self, req: SendRequest) -> tuple[dict, bool]:
         """The single-message path: used when a batch transaction fails as a whole."""

@@ -50,27 +50,35 @@ Outcome = tuple[dict, bool]
 
 
 class MessageWriter:
+    """Queues of validated sends, one per writer task; a room always maps to the same queue,
+    so sends to a room are stored in the order they were queued."""
+
     def __init__(self, db: Database, single: Callable[[SendRequest], Awaitable[Outcome]],
                  on_stored: Callable[[int, dict], None], max_batch: int = 256):
         self.db, self.single, self.on_stored = db, single, on_stored
         self.max_batch = max_batch
-        self.workers = 1 if db.is_sqlite else 4
-        self._queue: deque[SendRequest] = deque()
-        self._wake: asyncio.Event | None = None
+        n = 1 if db.is_sqlite else 4
+        self._queues: list[deque[SendRequest]] = [deque() for _ in range(n)]
+        self._wakes: list[asyncio.Event] = []
         self._tasks: list[asyncio.Task] = []
         self.batches = 0
         self.stored = 0
 
-    async def submit(self, req: SendRequest) -> Outcome:
-        """Queue a validated send; resolves after commit with ``(message, created)``."""
+    def enqueue(self, req: SendRequest) -> asyncio.Future:
+        """Queue a validated send (synchronously, so call order is store order). The future
+        resolves after commit with ``(message, created)`` or fails with the send's error."""
         loop = asyncio.get_running_loop()
         req.future = loop.create_future()
         if not self._tasks:
-            self._wake = asyncio.Event()
-            self._tasks = [loop.create_task(self._run()) for _ in range(self.workers)]
-        self._queue.append(req)
-        self._wake.set()
-        return await req.future
+            self._wakes = [asyncio.Event() for _ in self._queues]
+            self._tasks = [loop.create_task(self._run(q, w)) for q, w in zip(self._queues, self._wakes)]
+        i = req.room_id % len(self._queues)
+        self._queues[i].append(req)
+        self._wakes[i].set()
+        return req.future
+
+    async def submit(self, req: SendRequest) -> Outcome:
+        return await self.enqueue(req)
 
     async def close(self) -> None:
         for t in self._tasks:
@@ -82,15 +90,15 @@ class MessageWriter:
                 pass
         self._tasks = []
 
-    async def _run(self) -> None:
+    async def _run(self, queue: deque[SendRequest], wake: asyncio.Event) -> None:
         while True:
-            await self._wake.wait()
-            if not self._queue:
-                self._wake.clear()
+            await wake.wait()
+            if not queue:
+                wake.clear()
                 continue
-            batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
-            if not self._queue:
-                self._wake.clear()
+            batch = [queue.popleft() for _ in range(min(self.max_batch, len(queue)))]
+            if not queue:
+                wake.clear()
             try:
                 await self._process(batch)
             except Exception:  # never let the writer die: fail this batch's sends loudly

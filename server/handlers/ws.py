@@ -32,6 +32,10 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_SLOW_CONSUMER = 4008
 CLOSE_RATE_LIMITED = 4429
 
+# Sends one socket may have queued but not yet stored; past this the socket stops reading
+# frames until the oldest is stored (back-pressure instead of an unbounded queue).
+MAX_PIPELINED_SENDS = 64
+
 Op = Callable[["ChatSocket", dict], Awaitable[Any]]
 OPS: dict[str, Op] = {}
 
@@ -56,6 +60,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         self._auth_timer: asyncio.TimerHandle | None = None
         self._limited_in_a_row = 0
         self.log = logging.LoggerAdapter(log, {"conn": self.connection_id, "user": "-"})
+        self.pipelined: list[asyncio.Future] = []
 
     # -- handshake -------------------------------------------------------------------------
     def check_origin(self, origin: str) -> bool:
@@ -138,7 +143,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
             if handler is None:
                 raise BadRequest(f"unknown type {kind!r}")
             data = await handler(self, msg)
-            if req_id is not None:
+            if req_id is not None and data is not PIPELINED:
                 self._reply(req_id, data if data is not None else {})
         except PodiumError as e:
             self._error(req_id, e.code, e.reason)
@@ -147,6 +152,31 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
             self._error(req_id, "internal", "internal server error")
         finally:
             self.busy -= 1
+
+    async def pipeline(self, fut: asyncio.Future, req_id: str | None) -> None:
+        """Answer ``fut`` (a queued send) when it completes, without holding up the next frame.
+        Ordering holds: sends are queued in frame order and stored in queue order."""
+        self.busy += 1
+        self.pipelined.append(fut)
+
+        def done(f: asyncio.Future) -> None:
+            self.busy -= 1
+            self.pipelined.remove(f)
+            if f.cancelled():
+                return
+            err = f.exception()
+            if err is None:
+                if req_id is not None:
+                    self._reply(req_id, {"message": f.result()[0]})
+            elif isinstance(err, PodiumError):
+                self._error(req_id, err.code, err.reason)
+            else:
+                self.log.error("message store failed: %r", err)
+                self._error(req_id, "internal", "internal server error")
+
+        fut.add_done_callback(done)
+        if len(self.pipelined) > MAX_PIPELINED_SENDS:
+            await asyncio.wait([self.pipelined[0]])
 
     def _parse(self, raw: str | bytes) -> dict:
         if isinstance(raw, bytes):
@@ -236,10 +266,15 @@ async def _sync(sock: ChatSocket, msg: dict) -> dict:
     return await sock.deps.chat.sync(sock.actor, _room(msg), msg.get("since"), msg.get("limit"))
 
 
+PIPELINED = object()  # an op's answer is sent later, by ChatSocket.pipeline
+
+
 @op("message.send")
-async def _send(sock: ChatSocket, msg: dict) -> dict:
-    message, _ = await sock.deps.chat.send(sock.actor, _room(msg), msg)
-    return {"message": message}
+async def _send(sock: ChatSocket, msg: dict) -> object:
+    chat = sock.deps.chat
+    fut = chat.writer.enqueue(chat.prepare_send(sock.actor, _room(msg), msg))
+    await sock.pipeline(fut, msg.get("id"))
+    return PIPELINED
 
 
 @op("message.edit")
