@@ -47,9 +47,9 @@ def parse_id(value, what: str = "id") -> int:
     """Wire ids are strings of digits; anything else is a bad request."""
     if isinstance(value, bool) or value is None:
         raise BadRequest(f"{what} is required")
-    if isinstance(value, int):
+    if isinstance(value, int) and 0 < value < 2**62:
         return value
-    if isinstance(value, str) and value.isdigit() and len(value) < 19:
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19:
         return int(value)
     raise BadRequest(f"{what} must be an id string")
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import tornado.web
 
+from server import codec
 from server.auth import verify_token
 from server.chat import Actor, parse_id
 from server.db import users as uq
@@ -69,12 +70,9 @@ class BaseHandler(tornado.web.RequestHandler):
         if self.request.body and not ctype.startswith("application/json"):
             raise PodiumError("Content-Type must be application/json", "unsupported_media_type")
         try:
-            body = json.loads(self.request.body or b"{}")
-        except (ValueError, UnicodeDecodeError):
-            raise BadRequest("body is not valid JSON") from None
-        if not isinstance(body, dict):
-            raise BadRequest("body must be a JSON object")
-        return body
+            return codec.decode_json_object(self.request.body or b"{}")
+        except BadRequest as e:
+            raise BadRequest(f"body {e.reason}") from None
 
     def send_json(self, data: Any, status: int = 200) -> None:
         self.set_status(status)

@@ -182,11 +182,9 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         if isinstance(raw, bytes):
             raise BadRequest("binary frames are not accepted")
         try:
-            msg = json.loads(raw)
-        except ValueError:
-            raise BadRequest("frame is not valid JSON") from None
-        if not isinstance(msg, dict):
-            raise BadRequest("frame must be a JSON object")
+            msg = codec.decode_json_object(raw)
+        except BadRequest as e:
+            raise BadRequest(f"frame {e.reason}") from None
         req_id = msg.get("id")
         if req_id is not None and (not isinstance(req_id, str) or len(req_id) > 64):
             msg.pop("id", None)
