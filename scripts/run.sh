@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PORT="${PORT:-8000}"
+export PATH="$PWD/.venv/bin:$PATH"
 .venv/bin/python -m server migrate
 echo "Podium: open http://localhost:$PORT"
 exec .venv/bin/honcho start -p "$PORT" web worker
