@@ -103,37 +103,52 @@ class Chat:
             raise BadRequest("name must be a string of at most 200 characters")
         if kind in ("course", "group") and not name:
             raise BadRequest("name is required")
-        async with self.db.write() as s:
-            others: set[int] = set()
-            for uid in member_ids:
-                if await uq.get_user(s, uid) is None:
-                    raise NotFound(f"no user with id {uid}")
-                others.add(uid)
-            for uname in member_usernames:
-                u = await uq.get_user_by_username(s, uname)
-                if u is None:
-                    raise NotFound(f"no user named {uname!r}")
-                others.add(u.id)
-            others.discard(actor.id)
-            if kind == "direct":
-                if len(others) != 1:
-                    raise BadRequest("a direct room has exactly one other member")
-                other = next(iter(others))
-                key = f"{min(actor.id, other)}:{max(actor.id, other)}"
-                existing = await rq.get_direct_room(s, key)
-                if existing is not None:
-                    room = existing
-                else:
-                    other_user = await uq.get_user(s, other)
-                    room = await rq.create_room(
-                        s, "direct", name or other_user.display_name, actor.id,
-                        {actor.id: "instructor", other: "instructor"}, direct_key=key)
-            else:
-                members = {uid: "student" for uid in others}
-                members[actor.id] = "instructor"
-                room = await rq.create_room(s, kind, name, actor.id, members)
-            count = await rq.count_members(s, room.id)
+        try:
+            async with self.db.write() as s:
+                room, count = await self._create_room_in(s, actor, kind, name, member_ids, member_usernames)
+        except IntegrityError:
+            if kind != "direct":
+                raise
+            # The pair's other user created this direct room at the same moment and won the
+            # unique direct_key (PostgreSQL; SQLite serialises writers): a second attempt finds
+            # and returns that room.
+            async with self.db.write() as s:
+                room, count = await self._create_room_in(s, actor, kind, name, member_ids, member_usernames)
         return codec.room_wire(room, "instructor", 0, count)
+
+    async def _create_room_in(self, s, actor: Actor, kind: str, name: str, member_ids: list[int],
+                              member_usernames: list[str]) -> tuple[object, int]:
+        """Create the room inside ``s`` (or find the pair's direct room); return it and its
+        member count."""
+        others: set[int] = set()
+        for uid in member_ids:
+            if await uq.get_user(s, uid) is None:
+                raise NotFound(f"no user with id {uid}")
+            others.add(uid)
+        for uname in member_usernames:
+            u = await uq.get_user_by_username(s, uname)
+            if u is None:
+                raise NotFound(f"no user named {uname!r}")
+            others.add(u.id)
+        others.discard(actor.id)
+        if kind == "direct":
+            if len(others) != 1:
+                raise BadRequest("a direct room has exactly one other member")
+            other = next(iter(others))
+            key = f"{min(actor.id, other)}:{max(actor.id, other)}"
+            existing = await rq.get_direct_room(s, key)
+            if existing is not None:
+                room = existing
+            else:
+                other_user = await uq.get_user(s, other)
+                room = await rq.create_room(
+                    s, "direct", name or other_user.display_name, actor.id,
+                    {actor.id: "instructor", other: "instructor"}, direct_key=key)
+        else:
+            members = {uid: "student" for uid in others}
+            members[actor.id] = "instructor"
+            room = await rq.create_room(s, kind, name, actor.id, members)
+        return room, await rq.count_members(s, room.id)
 
     async def get_room(self, actor: Actor, room_id: int) -> dict:
         async with self.db.read() as s:
@@ -148,24 +163,37 @@ class Chat:
         role = role or "student"
         if role not in ROOM_ROLES:
             raise BadRequest("role must be instructor or student")
-        async with self.db.write() as s:
-            room, my_role = await self._room_role(s, room_id, actor)
-            if my_role != "instructor":
-                raise Forbidden("only room instructors add members")
-            if room.kind == "direct":
-                raise Conflict("a direct room has exactly two members")
-            user = (await uq.get_user(s, user_id) if user_id is not None
-                    else await uq.get_user_by_username(s, username or ""))
-            if user is None:
-                raise NotFound("no such user")
-            new = await rq.get_membership(s, room_id, user.id) is None
-            m = await rq.upsert_member(s, room_id, user.id, role)
-            system = None
-            if new:
-                system = await self._system_message(s, room_id, f"{actor.display_name} added {user.display_name}")
+        try:
+            async with self.db.write() as s:
+                user, m, system = await self._add_member_in(s, actor, room_id, user_id, username, role)
+        except IntegrityError:
+            # A concurrent add of the same user (a double click; PostgreSQL runs writes
+            # concurrently) won the membership key: a second attempt finds the row and updates it.
+            async with self.db.write() as s:
+                user, m, system = await self._add_member_in(s, actor, room_id, user_id, username, role)
         if system:
             self.registry.broadcast(room_id, {"type": "message.new", "message": system})
         return codec.member_wire(user, m)
+
+    async def _add_member_in(self, s, actor: Actor, room_id: int, user_id: int | None,
+                             username: str | None, role: str) -> tuple[object, object, dict | None]:
+        """Add or update the membership inside ``s``; return the user, the membership and the
+        system message announcing a new member (None when the user was already a member)."""
+        room, my_role = await self._room_role(s, room_id, actor)
+        if my_role != "instructor":
+            raise Forbidden("only room instructors add members")
+        if room.kind == "direct":
+            raise Conflict("a direct room has exactly two members")
+        user = (await uq.get_user(s, user_id) if user_id is not None
+                else await uq.get_user_by_username(s, username or ""))
+        if user is None:
+            raise NotFound("no such user")
+        new = await rq.get_membership(s, room_id, user.id) is None
+        m = await rq.upsert_member(s, room_id, user.id, role)
+        system = None
+        if new:
+            system = await self._system_message(s, room_id, f"{actor.display_name} added {user.display_name}")
+        return user, m, system
 
     async def remove_member(self, actor: Actor, room_id: int, user_id: int) -> None:
         async with self.db.write() as s:

@@ -12,13 +12,13 @@ from server.db import users as uq
 from server.errors import BadRequest, Conflict, Forbidden, Unauthorized
 from server.handlers.base import BaseHandler
 
-USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
+USERNAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{1,31}")  # fullmatch: "$" would allow a trailing newline
 # A verified-password dummy so unknown usernames cost as much as known ones (no user probing).
 _DUMMY_HASH = hash_password("podium-timing-equaliser")
 
 
 def check_credentials(username, password) -> tuple[str, str]:
-    if not isinstance(username, str) or not USERNAME_RE.match(username.lower()):
+    if not isinstance(username, str) or not USERNAME_RE.fullmatch(username.lower()):
         raise BadRequest("username must be 2-32 characters: letters, digits, . _ -")
     if not isinstance(password, str) or not 8 <= len(password) <= 256:
         raise BadRequest("password must be 8-256 characters")

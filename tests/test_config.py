@@ -1,0 +1,107 @@
+"""Configuration (server/config.py): read once from the environment, safe dev defaults, refusals."""
+from __future__ import annotations
+
+import json
+import stat
+
+import pytest
+
+from server.config import ConfigError, load_config, normalise_database_url
+
+SECRET = "s" * 32
+
+
+@pytest.mark.parametrize("url,expected", [
+    ("postgres://u:p@db.example:5432/podium", "postgresql+asyncpg://u:p@db.example:5432/podium"),
+    ("postgresql://u:p@db.example/podium?sslmode=require", "postgresql+asyncpg://u:p@db.example/podium?sslmode=require"),
+    ("postgresql+asyncpg://u@h/d", "postgresql+asyncpg://u@h/d"),
+    ("sqlite:///data/podium.db", "sqlite+aiosqlite:///data/podium.db"),
+    ("sqlite+aiosqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+])
+def test_normalise_database_url(url, expected):
+    """Heroku-style postgres:// and postgresql:// URLs become asyncpg URLs; sqlite:// becomes aiosqlite."""
+    assert normalise_database_url(url) == expected
+
+
+def test_load_config_normalises_database_url(tmp_path):
+    """DATABASE_URL from the environment is normalised by load_config."""
+    cfg = load_config({"DATA_DIR": str(tmp_path), "JWT_SECRET": SECRET,
+                       "DATABASE_URL": "postgres://u:p@h:5432/d"})
+    assert cfg.database_url == "postgresql+asyncpg://u:p@h:5432/d" and not cfg.is_sqlite
+
+
+def test_default_database_under_data_dir(tmp_path):
+    """Without DATABASE_URL the database is an SQLite file inside DATA_DIR."""
+    cfg = load_config({"DATA_DIR": str(tmp_path), "JWT_SECRET": SECRET})
+    assert cfg.database_url == f"sqlite+aiosqlite:///{tmp_path.as_posix()}/podium.db" and cfg.is_sqlite
+
+
+def test_dev_secrets_generated_once_and_persisted(tmp_path):
+    """In dev, load_config generates a JWT secret on first start, stores it mode 0600 and reuses it."""
+    data = tmp_path / "data"
+    first = load_config({"DATA_DIR": str(data)})
+    path = data / "secrets.json"
+    assert path.exists()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    stored = json.loads(path.read_text())
+    assert stored["jwt_secret"] == first.jwt_secret
+    assert len(first.jwt_secret.encode()) >= 32
+    second = load_config({"DATA_DIR": str(data)})
+    assert second.jwt_secret == first.jwt_secret
+    assert json.loads(path.read_text()) == stored
+    other = load_config({"DATA_DIR": str(tmp_path / "elsewhere")})
+    assert other.jwt_secret != first.jwt_secret
+
+
+def test_explicit_jwt_secret_used_as_given(tmp_path):
+    """A JWT_SECRET from the environment is used as given."""
+    cfg = load_config({"DATA_DIR": str(tmp_path), "JWT_SECRET": SECRET})
+    assert cfg.jwt_secret == SECRET
+
+
+def test_production_requires_jwt_secret(tmp_path):
+    """PODIUM_ENV=production without JWT_SECRET raises ConfigError and generates no dev secret."""
+    with pytest.raises(ConfigError, match="JWT_SECRET"):
+        load_config({"PODIUM_ENV": "production", "DATA_DIR": str(tmp_path)})
+    assert not (tmp_path / "secrets.json").exists()
+    cfg = load_config({"PODIUM_ENV": "production", "DATA_DIR": str(tmp_path), "JWT_SECRET": SECRET})
+    assert cfg.production and cfg.jwt_secret == SECRET
+
+
+@pytest.mark.parametrize("production", ["", "production"])
+def test_short_jwt_secret_refused(tmp_path, production):
+    """A JWT_SECRET under 32 bytes is refused in dev and in production."""
+    with pytest.raises(ConfigError, match="32"):
+        load_config({"PODIUM_ENV": production, "DATA_DIR": str(tmp_path), "JWT_SECRET": "s" * 31})
+
+
+@pytest.mark.parametrize("algs", ["none", "HS256,none", "HS256, NONE"])
+def test_none_algorithm_refused(tmp_path, algs):
+    """`none` anywhere in JWT_ALGORITHMS (any case) is refused."""
+    with pytest.raises(ConfigError, match="none"):
+        load_config({"DATA_DIR": str(tmp_path), "JWT_SECRET": SECRET, "JWT_ALGORITHMS": algs})
+
+
+def test_algorithm_defaults(tmp_path):
+    """The default algorithm list is HS256 only; a JWT_PUBLIC_KEY adds RS256 and ES256; an explicit list wins."""
+    base = {"DATA_DIR": str(tmp_path), "JWT_SECRET": SECRET}
+    assert load_config(base).jwt_algorithms == ("HS256",)
+    key = tmp_path / "lms.pem"
+    key.write_text("-----BEGIN PUBLIC KEY-----\nabc\n-----END PUBLIC KEY-----\n")
+    cfg = load_config(base | {"JWT_PUBLIC_KEY": f"@{key}"})
+    assert cfg.jwt_algorithms == ("HS256", "RS256", "ES256")
+    assert cfg.jwt_public_key == key.read_text()
+    cfg = load_config(base | {"JWT_PUBLIC_KEY": "inline-pem", "JWT_ALGORITHMS": "RS256"})
+    assert cfg.jwt_algorithms == ("RS256",) and cfg.jwt_public_key == "inline-pem"
+
+
+def test_lists_flags_and_numbers(tmp_path):
+    """ALLOWED_ORIGINS is a comma list, ALLOW_SIGNUP a flag, and a malformed number is a ConfigError."""
+    base = {"DATA_DIR": str(tmp_path), "JWT_SECRET": SECRET}
+    cfg = load_config(base | {"ALLOWED_ORIGINS": " https://a.example, ,https://b.example ",
+                              "ALLOW_SIGNUP": "off", "PORT": "9001", "JWT_AUDIENCE": "podium"})
+    assert cfg.allowed_origins == ("https://a.example", "https://b.example")
+    assert cfg.allow_signup is False and cfg.port == 9001 and cfg.jwt_audience == "podium"
+    assert load_config(base).allow_signup is True and load_config(base).jwt_audience is None
+    with pytest.raises(ConfigError):
+        load_config(base | {"PORT": "eighty"})
