@@ -1,6 +1,8 @@
 """``make_app(deps)``: the Tornado application (routes + settings)."""
 from __future__ import annotations
 
+import logging
+
 import tornado.web
 
 from server.deps import Deps
@@ -21,6 +23,17 @@ class WebHandler(tornado.web.StaticFileHandler):
                         "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
                         "connect-src 'self' ws: wss:; style-src 'self' 'unsafe-inline'; "
                         "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+
+
+access_log = logging.getLogger("tornado.access")
+
+
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """Access log without the query string: ``/ws?token=`` must never reach a log file."""
+    status = handler.get_status()
+    level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+    access_log.log(level, "%d %s %s (%s) %.2fms", status, handler.request.method, handler.request.path,
+                   handler.request.remote_ip, 1000.0 * handler.request.request_time())
 
 
 def make_app(deps: Deps) -> tornado.web.Application:
@@ -50,4 +63,5 @@ def make_app(deps: Deps) -> tornado.web.Application:
         websocket_ping_timeout=min(cfg.heartbeat_timeout_s, cfg.heartbeat_s),
         websocket_max_message_size=cfg.max_frame_bytes,
         compress_response=False,
+        log_function=log_request,
     )

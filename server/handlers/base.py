@@ -40,7 +40,8 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def prepare(self) -> None:
         origin = self.request.headers.get("Origin")
-        if origin and origin in self.deps.config.allowed_origins:
+        allowed = self.deps.config.allowed_origins
+        if origin and (origin in allowed or "*" in allowed):
             self.set_header("Access-Control-Allow-Origin", origin)
             self.set_header("Vary", "Origin")
             self.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type")
