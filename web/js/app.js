@@ -72,7 +72,11 @@ export class App extends Emitter {
 
   wire() {
     const s = this.socket;
-    s.on('state', (state) => this.emit('connection', state));
+    s.on('state', (state) => {
+      // Disconnected, we no longer know who is online or typing; room.join tells us again.
+      if (state !== 'online') this.store.forgetPresence();
+      this.emit('connection', state);
+    });
     s.on('hello', (hello) => {
       if (hello.user) this.me = { ...this.me, ...hello.user };
       this.outbox.flush();
@@ -150,6 +154,8 @@ export class App extends Emitter {
         if (prev) room.last_seq = Math.max(room.last_seq || 0, prev.last_seq || 0);
         next.set(room.id, room);
       }
+      // Rooms we were removed from: stop re-joining them on every reconnect.
+      for (const id of [...this.sync.wanted]) if (!next.has(id) && id !== this.activeRoomId) this.sync.forget(id);
       this.rooms = next;
       this.roomsLoaded = true;
       this.roomsError = null;
@@ -187,10 +193,13 @@ export class App extends Emitter {
     const roomId = this.activeRoomId && this.store.room(this.activeRoomId).joined
       ? this.activeRoomId
       : [...this.store.rooms.values()].find((r) => r.joined)?.id;
-    if (!roomId) return Promise.resolve();
-    return this.socket.request('presence.list', { room: roomId }).then((data) => {
-      this.store.setPresence(roomId, data.online, data.status);
-    });
+    return roomId ? this.refreshPresence(roomId) : Promise.resolve();
+  }
+
+  /** presence.list: who is online in the room, with their status (online/away/busy). */
+  async refreshPresence(roomId) {
+    const data = await this.socket.request('presence.list', { room: roomId });
+    this.store.setPresence(roomId, data.online, data.status);
   }
 
   // ---- queries ----------------------------------------------------------------------------
@@ -212,6 +221,17 @@ export class App extends Emitter {
     let n = 0;
     for (const id of this.rooms.keys()) n += this.unread(id);
     return n;
+  }
+
+  /** The name to show for a room: for a direct room, the other person's name. */
+  roomTitle(roomId) {
+    const room = this.rooms.get(roomId);
+    if (room?.kind === 'direct') {
+      for (const [uid, member] of this.store.room(roomId).members) {
+        if (uid !== this.me.id) return member.user.display_name || member.user.username || room.name;
+      }
+    }
+    return room?.name || '';
   }
 
   myRole(roomId) {
@@ -292,6 +312,8 @@ export class App extends Emitter {
   }
 
   logout(reason = null, { keepOutbox = false } = {}) {
+    if (this.loggedOut) return; // the socket (4401) and an HTTP 401 may both report expiry
+    this.loggedOut = true;
     if (!keepOutbox) this.outbox.clearAll();
     api.setToken(null);
     if (!keepOutbox) localStorage.removeItem(USER_KEY);

@@ -73,7 +73,7 @@ export function initials(name) {
 export function hueFor(id) {
   let hash = 0;
   for (const ch of String(id)) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
-  return hash % 360;
+  return Math.round((hash * 137.508) % 360); // golden angle: neighbours get distant hues
 }
 
 const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });

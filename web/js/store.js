@@ -3,7 +3,8 @@
 // read positions, typing users).
 //
 // Events: 'messages' {room, messages} whenever messages are added or changed;
-//         'meta' {room, part} with part in members | online | reads | typing.
+//         'meta' {room, part} with part in members | online | reads | typing | window
+//         (window: the loaded history range or its sync state changed).
 
 import { Emitter } from './emitter.js';
 
@@ -74,6 +75,7 @@ export class Store extends Emitter {
     r.oldestSeq = sinceSeq + 1;
     r.syncedSeq = Math.max(r.syncedSeq, sinceSeq);
     r.hasOlder = sinceSeq > 0;
+    this.emit('meta', { room: roomId, part: 'window' });
   }
 
   /**
@@ -105,6 +107,7 @@ export class Store extends Emitter {
     const r = this.room(roomId);
     r.lastSeq = Math.max(r.lastSeq, lastSeq);
     r.syncedSeq = Math.max(r.syncedSeq, lastSeq);
+    this.emit('meta', { room: roomId, part: 'window' });
   }
 
   /** Older messages from scroll-back; `exhausted` when nothing older remains. */
@@ -113,6 +116,7 @@ export class Store extends Emitter {
     this.upsertMessages(roomId, messages, { fromSync: true });
     if (messages.length) r.oldestSeq = Math.min(r.oldestSeq ?? Infinity, ...messages.map((m) => m.seq));
     r.hasOlder = !exhausted && (r.oldestSeq ?? 1) > 1;
+    this.emit('meta', { room: roomId, part: 'window' });
   }
 
   setReactions(roomId, messageId, reactions) {
@@ -168,6 +172,17 @@ export class Store extends Emitter {
     r.online = new Set((onlineIds || []).map(String));
     if (status) for (const [uid, s] of Object.entries(status)) r.status.set(uid, s);
     this.emit('meta', { room: roomId, part: 'online' });
+  }
+
+  /** Drop presence and typing state of every room (the socket is down). */
+  forgetPresence() {
+    for (const r of this.rooms.values()) {
+      if (r.online.size) {
+        r.online.clear();
+        this.emit('meta', { room: r.id, part: 'online' });
+      }
+      for (const uid of [...r.typing.keys()]) this.setTyping(r.id, uid, false);
+    }
   }
 
   setStatus(userId, status) {

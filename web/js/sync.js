@@ -53,8 +53,19 @@ export class RoomSync {
     this.opened.add(roomId);
     this.wanted.add(roomId);
     if (!this.socket.online) return;
-    if (this.store.room(roomId).joined) await this.ensureWindow(roomId);
-    else await this.join(roomId, this.generation);
+    try {
+      if (this.store.room(roomId).joined) await this.ensureWindow(roomId);
+      else await this.join(roomId, this.generation);
+    } catch (err) {
+      if (err?.code === 'forbidden' || err?.code === 'not_found') this.forget(roomId);
+      throw err;
+    }
+  }
+
+  /** Stop joining a room (removed from it, or it does not exist). */
+  forget(roomId) {
+    this.wanted.delete(roomId);
+    this.opened.delete(roomId);
   }
 
   async ensureWindow(roomId) {
@@ -110,8 +121,8 @@ export class RoomSync {
     const data = await api.messagesBefore(roomId, r.oldestSeq, limit);
     const messages = data.messages || [];
     const oldest = messages.reduce((min, m) => Math.min(min, m.seq), Infinity);
-    // Seqs are gapless from 1, so reaching seq 1 (or an empty page) is the start of the room.
-    const exhausted = messages.length === 0 || oldest <= 1;
+    // `complete` on a `before` page means nothing older remains; seqs are gapless from 1.
+    const exhausted = data.complete === true || messages.length === 0 || oldest <= 1;
     this.store.prependOlder(roomId, messages, exhausted);
     return messages.length;
   }

@@ -7,8 +7,31 @@
 
 import { h, linkify, initials, hueFor, formatTime, formatFullTime } from '../dom.js';
 import { REACTION_EMOJI } from '../app.js';
+import { icon } from '../icons.js';
 
 const SNIPPET_CHARS = 140;
+const GROUP_WINDOW_MS = 5 * 60 * 1000;
+
+const dayKey = (iso) => new Date(iso).toDateString();
+
+/** The day label shown above the first message of each day. */
+function dayLabel(iso) {
+  const d = new Date(iso);
+  const today = new Date();
+  const yesterday = new Date(today);
+  yesterday.setDate(today.getDate() - 1);
+  if (d.toDateString() === today.toDateString()) return 'Today';
+  if (d.toDateString() === yesterday.toDateString()) return 'Yesterday';
+  return d.toLocaleDateString(undefined, { weekday: 'long', day: 'numeric', month: 'long', year: d.getFullYear() === today.getFullYear() ? undefined : 'numeric' });
+}
+
+/** A message continues the previous one (same sender, a few minutes apart): no repeated header. */
+function continues(m, prev) {
+  if (!prev || prev.kind === 'system' || m.kind === 'system' || m.kind === 'announcement' || prev.kind === 'announcement') return false;
+  if (!m.sender?.id || prev.sender?.id !== m.sender.id || m.reply_to) return false;
+  if (dayKey(prev.created_at) !== dayKey(m.created_at)) return false;
+  return new Date(m.created_at) - new Date(prev.created_at) < GROUP_WINDOW_MS;
+}
 
 export function snippet(text) {
   const flat = String(text || '').replace(/\s+/g, ' ').trim();
@@ -18,9 +41,12 @@ export function snippet(text) {
 export function renderMessage(m, ctx) {
   const mine = m.sender?.id === ctx.me.id;
   const deleted = !!m.deleted_at;
+  const prev = ctx.previous(m);
+  const continued = continues(m, prev);
   const classes = ['msg', `kind-${m.kind}`];
   if (mine) classes.push('mine');
   if (deleted) classes.push('deleted');
+  if (continued) classes.push('continued');
 
   const li = h('li', {
     class: classes.join(' '),
@@ -28,22 +54,33 @@ export function renderMessage(m, ctx) {
     testid: 'message',
     dataset: { seq: String(m.seq), messageId: m.id, kind: m.kind, senderId: m.sender?.id || '' },
   });
+  if (!prev || dayKey(prev.created_at) !== dayKey(m.created_at)) {
+    li.append(h('div', { class: 'day-divider', role: 'separator' }, h('span', {}, dayLabel(m.created_at))));
+  }
 
   if (m.kind === 'system') {
-    li.append(h('div', { class: 'system-line' },
+    li.append(h('div', { class: 'msg-row' }, h('div', { class: 'system-line' },
       h('span', { class: 'msg-content', testid: 'message-content' }, m.content),
-      h('time', { datetime: m.created_at, title: formatFullTime(m.created_at) }, formatTime(m.created_at))));
+      h('time', { datetime: m.created_at, title: formatFullTime(m.created_at) }, formatTime(m.created_at)))));
     return li;
   }
 
   const name = m.sender?.display_name || ctx.nameOf(m.sender?.id) || 'Unknown';
-  const meta = h('div', { class: 'msg-meta' },
-    h('span', { class: 'msg-author' }, name),
-    m.kind === 'announcement' ? h('span', { class: 'tag tag-announcement' }, '📣 Announcement') : null,
-    h('time', { class: 'msg-time', datetime: m.created_at, title: formatFullTime(m.created_at) }, formatTime(m.created_at)),
-    m.edited_at && !deleted ? h('span', { class: 'msg-edited', title: `Edited ${formatFullTime(m.edited_at)}` }, '(edited)') : null);
-
-  const body = h('div', { class: 'msg-body' }, meta);
+  const edited = m.edited_at && !deleted
+    ? h('span', { class: 'msg-edited', title: `Edited ${formatFullTime(m.edited_at)}` }, '(edited)')
+    : null;
+  const body = h('div', { class: 'msg-body' });
+  if (continued) {
+    // Same sender as the message above: the time shows in the gutter on hover.
+    body.append(h('time', { class: 'msg-time gutter-time', datetime: m.created_at, title: formatFullTime(m.created_at) },
+      h('span', { class: 'sr-only' }, `${name}, `), formatTime(m.created_at).replace(/^.*, /, '')));
+  } else {
+    body.append(h('div', { class: 'msg-meta' },
+      h('span', { class: 'msg-author' }, name),
+      m.kind === 'announcement' ? h('span', { class: 'tag tag-announcement' }, icon('megaphone', { size: 13 }), 'Announcement') : null,
+      h('time', { class: 'msg-time', datetime: m.created_at, title: formatFullTime(m.created_at) }, formatTime(m.created_at)),
+      edited));
+  }
   if (m.reply_to && !deleted) body.append(renderQuote(m.reply_to, ctx));
 
   if (deleted) {
@@ -53,19 +90,22 @@ export function renderMessage(m, ctx) {
   } else {
     const content = h('div', { class: 'msg-content', testid: 'message-content' });
     content.append(linkify(m.content || ''));
-    body.append(content);
+    body.append(continued && edited ? h('div', { class: 'msg-line' }, content, edited) : content);
     if (m.file_id) body.append(renderAttachment(m, ctx));
   }
-
   if (!deleted) {
     const chips = renderReactions(m, ctx);
     if (chips) body.append(chips);
   }
 
-  li.append(
-    h('div', { class: 'avatar', style: `--hue:${hueFor(m.sender?.id)}`, 'aria-hidden': 'true' }, initials(name)),
+  // Rows are focusable by the arrow keys (chat.js), which reveals their action buttons.
+  const row = h('div', { class: 'msg-row', tabindex: '-1' },
+    continued
+      ? h('div', { class: 'avatar-spacer', 'aria-hidden': 'true' })
+      : h('div', { class: 'avatar', style: `--hue:${hueFor(m.sender?.id)}`, 'aria-hidden': 'true' }, initials(name)),
     body);
-  if (!deleted && ctx.editing?.id !== m.id) li.append(renderActions(m, ctx, mine));
+  if (!deleted && ctx.editing?.id !== m.id) row.append(renderActions(m, ctx, mine));
+  li.append(row);
   return li;
 }
 
@@ -113,7 +153,7 @@ function renderAttachment(m, ctx) {
   const label = { image: 'Image', audio: 'Audio', video: 'Video' }[m.kind] || 'File';
   return h('button', {
     type: 'button', class: 'attachment', onclick: () => ctx.onOpenFile(m),
-  }, h('span', { 'aria-hidden': 'true' }, '📎'), ` Open ${label.toLowerCase()}`);
+  }, icon('paperclip', { size: 15 }), `Open ${label.toLowerCase()}`);
 }
 
 function renderReactions(m, ctx) {
@@ -163,13 +203,13 @@ export function renderPending(entry, ctx) {
     class: `msg mine pending${failed ? ' failed' : ''} kind-${entry.kind}`,
     testid: 'pending-message',
     dataset: { clientMsgId: entry.client_msg_id },
-  },
-  h('div', { class: 'avatar', style: `--hue:${hueFor(ctx.me.id)}`, 'aria-hidden': 'true' }, initials(ctx.me.display_name)),
-  h('div', { class: 'msg-body' },
-    h('div', { class: 'msg-meta' }, h('span', { class: 'msg-author' }, ctx.me.display_name || 'You'), state),
-    entry.reply_to ? renderQuote(entry.reply_to, ctx) : null,
-    h('div', { class: 'msg-content' }, entry.content),
-    failed ? h('div', { class: 'pending-actions' },
-      h('button', { type: 'button', class: 'btn btn-small btn-secondary', onclick: () => ctx.onRetry(entry) }, 'Retry'),
-      h('button', { type: 'button', class: 'btn btn-small btn-ghost', onclick: () => ctx.onDiscard(entry) }, 'Discard')) : null));
+  }, h('div', { class: 'msg-row' },
+    h('div', { class: 'avatar', style: `--hue:${hueFor(ctx.me.id)}`, 'aria-hidden': 'true' }, initials(ctx.me.display_name)),
+    h('div', { class: 'msg-body' },
+      h('div', { class: 'msg-meta' }, h('span', { class: 'msg-author' }, ctx.me.display_name || 'You'), state),
+      entry.reply_to ? renderQuote(entry.reply_to, ctx) : null,
+      h('div', { class: 'msg-content' }, entry.content),
+      failed ? h('div', { class: 'pending-actions' },
+        h('button', { type: 'button', class: 'btn btn-small btn-secondary', onclick: () => ctx.onRetry(entry) }, 'Retry'),
+        h('button', { type: 'button', class: 'btn btn-small btn-ghost', onclick: () => ctx.onDiscard(entry) }, 'Discard')) : null)));
 }

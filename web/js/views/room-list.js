@@ -1,8 +1,8 @@
 // Sidebar: the user's rooms with unread counts, and the "new room" form.
 
 import { h } from '../dom.js';
+import { icon } from '../icons.js';
 
-const KIND_ICON = { course: '🎓', group: '👥', direct: '💬' };
 const KIND_LABEL = { course: 'Course', group: 'Group', direct: 'Direct message' };
 
 export function createRoomList(app, { onNavigate = () => {} } = {}) {
@@ -32,26 +32,53 @@ export function createRoomList(app, { onNavigate = () => {} } = {}) {
     if (open) form.focus();
   }
 
-  function render() {
-    const items = [];
-    for (const room of app.rooms.values()) {
-      const unread = room.id === app.activeRoomId ? 0 : app.unread(room.id);
-      const active = room.id === app.activeRoomId;
+  // Keyed rendering: each room keeps its element, so focus and hover survive updates.
+  const items = new Map(); // room id → {li, link, name, icon, badge}
+
+  function itemFor(room) {
+    let item = items.get(room.id);
+    if (!item) {
+      const name = h('span', { class: 'room-name' });
+      const kindIcon = h('span', { class: 'room-icon', 'aria-hidden': 'true' });
+      const badge = h('span', { class: 'badge', testid: 'unread-count' });
       const link = h('a', {
-        class: `room-item${active ? ' active' : ''}${unread ? ' has-unread' : ''}`,
-        href: `#/rooms/${encodeURIComponent(room.id)}`,
-        testid: 'room-item',
-        dataset: { roomId: room.id, kind: room.kind },
-        'aria-current': active ? 'page' : null,
-        title: `${KIND_LABEL[room.kind] || room.kind}: ${room.name || ''}`,
-        onclick: () => onNavigate(),
-      },
-      h('span', { class: 'room-icon', 'aria-hidden': 'true' }, KIND_ICON[room.kind] || '#'),
-      h('span', { class: 'room-name' }, room.name || 'Untitled room'),
-      unread ? h('span', { class: 'badge', testid: 'unread-count', 'aria-label': `${unread} unread` }, unread > 99 ? '99+' : String(unread)) : null);
-      items.push(h('li', {}, link));
+        class: 'room-item', href: `#/rooms/${encodeURIComponent(room.id)}`, testid: 'room-item',
+        dataset: { roomId: room.id }, onclick: () => onNavigate(),
+      }, kindIcon, name);
+      item = { li: h('li', {}, link), link, name, kindIcon, badge, kind: null };
+      items.set(room.id, item);
     }
-    list.replaceChildren(...items);
+    const title = app.roomTitle(room.id);
+    const unread = room.id === app.activeRoomId ? 0 : app.unread(room.id);
+    const active = room.id === app.activeRoomId;
+    item.link.className = `room-item${active ? ' active' : ''}${unread ? ' has-unread' : ''}`;
+    item.link.dataset.kind = room.kind;
+    if (active) item.link.setAttribute('aria-current', 'page');
+    else item.link.removeAttribute('aria-current');
+    item.link.title = `${KIND_LABEL[room.kind] || room.kind}: ${title}`;
+    item.name.textContent = title;
+    if (item.kind !== room.kind) {
+      item.kind = room.kind;
+      item.kindIcon.replaceChildren(icon(room.kind === 'direct' || room.kind === 'group' ? room.kind : 'course'));
+    }
+    if (unread) {
+      item.badge.textContent = unread > 99 ? '99+' : String(unread);
+      item.badge.setAttribute('aria-label', `${unread} unread`);
+      if (!item.badge.isConnected) item.link.append(item.badge);
+    } else {
+      item.badge.remove();
+    }
+    return item;
+  }
+
+  function render() {
+    const wanted = [];
+    for (const room of app.rooms.values()) wanted.push(itemFor(room).li);
+    for (const [id, item] of items) if (!app.rooms.has(id)) { item.li.remove(); items.delete(id); }
+    // Move only what is out of place (moving a focused node would drop its focus).
+    wanted.forEach((li, i) => {
+      if (list.children[i] !== li) list.insertBefore(li, list.children[i] || null);
+    });
     if (!app.roomsLoaded) {
       empty.textContent = app.roomsError ? `Cannot load rooms: ${app.roomsError}` : 'Loading rooms…';
       empty.hidden = false;
@@ -67,6 +94,8 @@ export function createRoomList(app, { onNavigate = () => {} } = {}) {
 
   app.on('rooms', render);
   app.on('active', render);
+  // A direct room is titled with the other person's name, known once its members are.
+  app.store.on('meta', (ev) => { if (ev.part === 'members' && app.rooms.get(ev.room)?.kind === 'direct') render(); });
   render();
   return { el };
 }

@@ -2,6 +2,7 @@
 // chat (centre), people (right). On narrow screens the side regions become drawers.
 
 import { h, initials, hueFor } from '../dom.js';
+import { icon } from '../icons.js';
 import { createRoomList } from './room-list.js';
 import { createChatView } from './chat.js';
 import { createMembersPanel } from './members.js';
@@ -17,11 +18,7 @@ export function createShell(app) {
   const roomsToggle = h('button', {
     type: 'button', class: 'icon-btn only-narrow', 'aria-label': 'Show rooms', 'aria-controls': 'sidebar',
     onclick: () => toggleDrawer('sidebar'),
-  }, '☰');
-  const peopleToggle = h('button', {
-    type: 'button', class: 'btn btn-ghost only-medium', 'aria-controls': 'people-panel', testid: 'toggle-people',
-    onclick: () => toggleDrawer('panel'),
-  }, 'People');
+  }, icon('menu', { size: 20 }));
 
   const logout = h('button', { type: 'button', class: 'btn btn-ghost', testid: 'logout', onclick: () => app.logout() }, 'Log out');
   const user = h('div', { class: 'me' },
@@ -33,7 +30,6 @@ export function createShell(app) {
     h('a', { class: 'brand', href: '#/' }, h('span', { class: 'brand-mark', 'aria-hidden': 'true' }, 'P'), h('span', { class: 'brand-name' }, 'Podium')),
     status,
     h('div', { class: 'topbar-spacer' }),
-    peopleToggle,
     user,
     logout);
 
@@ -41,7 +37,7 @@ export function createShell(app) {
   const banner = h('div', { id: 'offline-banner', testid: 'offline-banner', class: 'offline-text', role: 'status', 'aria-live': 'polite', hidden: true }, 'Offline — reconnecting…');
   const pendingNote = h('span', { class: 'offline-pending' });
   const retry = h('button', { type: 'button', class: 'link-btn', onclick: () => app.socket.reconnectNow() }, 'Retry now');
-  const bannerBar = h('div', { class: 'offline-bar', hidden: true }, h('span', { class: 'offline-icon', 'aria-hidden': 'true' }, '⚠'), banner, pendingNote, retry);
+  const bannerBar = h('div', { class: 'offline-bar', hidden: true }, icon('warning', { size: 17 }), banner, pendingNote, retry);
 
   const sidebar = h('nav', { id: 'sidebar', class: 'sidebar', 'aria-label': 'Rooms' });
   const main = h('main', { class: 'chat-region', id: 'chat-region' });
@@ -104,7 +100,13 @@ export function createShell(app) {
     el.classList.remove('show-sidebar', 'show-panel');
   }
 
+  const onKey = (ev) => {
+    if (ev.key === 'Escape' && (el.classList.contains('show-sidebar') || el.classList.contains('show-panel'))) closeDrawers();
+  };
+  document.addEventListener('keydown', onKey);
+
   const offs = [
+    () => document.removeEventListener('keydown', onKey),
     app.on('active', mountActive),
     app.on('connection', showConnection),
     app.on('outbox', showPending),

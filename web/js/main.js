@@ -1,0 +1,68 @@
+// Boot: restore the session (token in localStorage) or show sign-in, then route by hash
+// (#/rooms/<id>).
+
+import * as api from './api.js';
+import { App, rememberUser, rememberedUser } from './app.js';
+import { createAuthView } from './views/auth.js';
+import { createShell } from './views/shell.js';
+
+const root = document.getElementById('app');
+let app = null;
+let shell = null;
+
+function showAuth(notice = null) {
+  const view = createAuthView({
+    notice,
+    onAuthenticated: ({ token, user }) => {
+      api.setToken(token);
+      rememberUser(user);
+      startApp(user);
+    },
+  });
+  root.replaceChildren(view.el);
+  document.title = 'Sign in · Podium';
+}
+
+function startApp(user) {
+  app = new App(user, {
+    onLogout: (reason) => {
+      shell?.destroy();
+      shell = null;
+      app = null;
+      if (location.hash) history.replaceState(null, '', location.pathname);
+      showAuth(reason);
+    },
+  });
+  shell = createShell(app);
+  root.replaceChildren(shell.el);
+  app.start();
+  route();
+}
+
+function route() {
+  if (!app) return;
+  const match = /^#\/rooms\/(.+)$/.exec(location.hash);
+  app.selectRoom(match ? decodeURIComponent(match[1]) : null);
+}
+
+async function boot() {
+  window.addEventListener('hashchange', route);
+  api.onUnauthorized(() => app?.logout('Your session has expired. Please sign in again.', { keepOutbox: true }));
+  if (!api.getToken()) return showAuth();
+  try {
+    const { user } = await api.me();
+    rememberUser(user);
+    startApp(user);
+  } catch (err) {
+    const cached = rememberedUser();
+    if (err.status === 0 && cached) {
+      // Server unreachable: start from the remembered user; the socket keeps retrying.
+      startApp(cached);
+    } else {
+      api.setToken(null);
+      showAuth(err.status === 401 ? 'Your session has expired. Please sign in again.' : null);
+    }
+  }
+}
+
+boot();
