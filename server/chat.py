@@ -21,6 +21,7 @@ from server.db.engine import Database
 from server.db.models import MESSAGE_KINDS, ROOM_KINDS, ROOM_ROLES
 from server.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge
 from server.message_writer import MessageWriter, SendRequest
+from server.realtime.frames import event_frame
 from server.realtime.registry import Registry
 
 log = logging.getLogger("podium.chat")
@@ -114,7 +115,12 @@ class Chat:
             # and returns that room.
             async with self.db.write() as s:
                 room, count = await self._create_room_in(s, actor, kind, name, member_ids, member_usernames)
-        return codec.room_wire(room, "instructor", 0, count)
+        wire = codec.room_wire(room, "instructor", 0, count)
+        async with self.db.read() as s:
+            for uid in await rq.member_ids(s, room.id):
+                if uid != actor.id:
+                    self._tell_user(uid, {"type": "room.added", "room": wire | {"my_role": None}})
+        return wire
 
     async def _create_room_in(self, s, actor: Actor, kind: str, name: str, member_ids: list[int],
                               member_usernames: list[str]) -> tuple[object, int]:
@@ -173,7 +179,12 @@ class Chat:
                 user, m, system = await self._add_member_in(s, actor, room_id, user_id, username, role)
         if system:
             self.registry.broadcast(room_id, {"type": "message.new", "message": system})
+            self._tell_user(user.id, {"type": "room.added", "room": {"id": str(room_id)}})
         return codec.member_wire(user, m)
+
+    def _tell_user(self, user_id: int, event: dict) -> None:
+        """Send an event to every socket of one user in this process."""
+        self.registry.send_to(self.registry.user_sockets(user_id), event_frame(event))
 
     async def _add_member_in(self, s, actor: Actor, room_id: int, user_id: int | None,
                              username: str | None, role: str) -> tuple[object, object, dict | None]:
@@ -209,6 +220,7 @@ class Chat:
                                                 if user_id == actor.id else
                                                 f"{actor.display_name} removed {user.display_name}")
         self.registry.broadcast(room_id, {"type": "message.new", "message": system})
+        self._tell_user(user_id, {"type": "room.removed", "room": {"id": str(room_id)}})
         # The removed user's sockets stop receiving the room at once.
         for conn in tuple(self.registry.user_sockets(user_id)):
             if self.registry.unsubscribe(conn, room_id):

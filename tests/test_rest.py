@@ -638,3 +638,29 @@ async def test_concurrent_adds_of_same_member(server, trio):
     assert [m["user"]["id"] for m in detail["members"]].count(carl["id"]) == 1
     system = [m for m in (await history(server, carl_tok, rid))["messages"] if m["kind"] == "system"]
     assert len(system) == 1  # one "added" notice, not one per request
+
+
+async def test_added_and_removed_member_sockets_are_told(server):
+    """A user's open sockets get room.added when they are added and room.removed when removed."""
+    _, ana_tok = await server.user("roomadd_ana", "instructor")
+    ben, ben_tok = await server.user("roomadd_ben")
+    room = await server.room(ana_tok)
+    b = await server.client(ben_tok)
+    status, _ = await server.http("POST", f"/api/rooms/{room['id']}/members", ana_tok, {"username": "roomadd_ben"})
+    assert status == 201
+    ev = await b.next_event("room.added")
+    assert ev["room"]["id"] == room["id"]
+    status, _ = await server.http("DELETE", f"/api/rooms/{room['id']}/members/{ben['id']}", ana_tok)
+    assert status == 200
+    ev = await b.next_event("room.removed")
+    assert ev["room"]["id"] == room["id"]
+
+
+async def test_members_of_a_new_room_are_told(server):
+    """Members named at room creation get room.added on their open sockets."""
+    _, ana_tok = await server.user("newroom_ana", "instructor")
+    ben, ben_tok = await server.user("newroom_ben")
+    b = await server.client(ben_tok)
+    room = await server.room(ana_tok, members=[ben["id"]])
+    ev = await b.next_event("room.added")
+    assert ev["room"]["id"] == room["id"] and ev["room"]["name"] == room["name"]

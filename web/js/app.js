@@ -103,6 +103,9 @@ export class App extends Emitter {
       this.store.setTyping(f.room, f.user_id, false);
     });
     s.on('presence.status', (f) => this.store.setStatus(f.user_id, f.status));
+    // Someone added us to a room, or removed us: refresh the room list at once.
+    s.on('room.added', () => this.loadRooms());
+    s.on('room.removed', () => this.loadRooms());
     this.outbox.on('sent', (message) => this.onMessage(message));
     this.outbox.on('change', () => this.emit('outbox'));
   }
