@@ -122,9 +122,15 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         req_id = None
         self.busy += 1
         try:
-            msg = self._parse(raw)
+            try:
+                msg = self._parse(raw)
+            except BadRequest:
+                req_id = _readable_id(raw)  # answer with the id when one can be read (§2)
+                raise
             req_id = msg.get("id")
-            kind = msg["type"]
+            kind = msg.get("type")
+            if not isinstance(kind, str):  # checked after the id is read, so the error carries it
+                raise BadRequest("type must be a string")
             if self.actor is None:
                 if kind == "auth":
                     await self._authenticate(msg.get("token"), req_id)
@@ -189,8 +195,6 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         if req_id is not None and (not isinstance(req_id, str) or len(req_id) > 64):
             msg.pop("id", None)
             raise BadRequest("id must be a string of at most 64 characters")
-        if not isinstance(msg.get("type"), str):
-            raise BadRequest("type must be a string")
         return msg
 
     # -- outbound --------------------------------------------------------------------------
@@ -236,6 +240,25 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         if gone:
             self.deps.limiter.forget(self.user_id)
         self.log.info("disconnected (code %s)", self.close_code)
+
+
+def _readable_id(raw: str | bytes) -> str | None:
+    """The id of a frame rejected as a whole (NUL, lone surrogate, ...) when it is itself a
+    valid id: a plain string of at most 64 characters."""
+    if not isinstance(raw, str):
+        return None
+    try:
+        obj = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    rid = obj.get("id") if isinstance(obj, dict) else None
+    if not isinstance(rid, str) or len(rid) > 64 or "\x00" in rid:
+        return None
+    try:
+        rid.encode()
+    except UnicodeEncodeError:
+        return None
+    return rid
 
 
 # -- operations (PROTOCOL §2.1) ---------------------------------------------------------------
