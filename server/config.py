@@ -62,6 +62,9 @@ class Config:
     auth_timeout_s: float = 10.0
     outgoing_soft_bytes: int = 256 * 1024
     outgoing_max_bytes: int = 1024 * 1024
+    # Kernel send buffer per WebSocket (Linux doubles it). Without it loopback autotuning lets
+    # the kernel hold ~4 MB per slow reader on top of our own bounded queue.
+    socket_sndbuf_bytes: int = 64 * 1024
     rate_per_s: float = 20.0
     rate_burst: int = 60
     rate_abuse_limit: int = 100

@@ -385,3 +385,16 @@ async def test_heartbeat_drops_silent_client(server):
     assert not good.closed.is_set()
     assert (await good.request("presence.list", room=rid))["online"] == [ana["id"]]
     raw.close()
+
+
+async def test_kernel_send_buffer_is_bounded(server):
+    """Each WebSocket's kernel send buffer is capped, so a slow reader cannot pin megabytes
+    in the kernel on top of the bounded outgoing queue."""
+    import socket as socketmod
+
+    _, tok = await server.user("sndbuf_user")
+    await server.client(tok)
+    (sock,) = tuple(server.deps.sockets)
+    size = sock.ws_connection.stream.socket.getsockopt(socketmod.SOL_SOCKET, socketmod.SO_SNDBUF)
+    # Linux reports twice the value set (bookkeeping overhead); unset it would be tcp_wmem's default.
+    assert size == 2 * server.deps.config.socket_sndbuf_bytes

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import secrets
+import socket
 from typing import Any, Awaitable, Callable
 
 import tornado.websocket
@@ -78,6 +79,9 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
 
     async def open(self) -> None:
         self.deps.sockets.add(self)
+        sock = self.ws_connection.stream.socket  # type: ignore[union-attr]
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.deps.config.socket_sndbuf_bytes)
         token = self.get_query_argument("token", None)
         if token is not None:
             await self._authenticate(token, None)
