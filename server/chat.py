@@ -248,7 +248,8 @@ class Chat:
         return {"room": codec.room_wire(room, role, reads.get(str(actor.id), 0), len(mem)),
                 "last_seq": room.last_seq,
                 "members": [codec.user_wire(u) | {"room_role": m.role} for u, m in mem],
-                "online": self.registry.online(room_id), "reads": reads, "my_role": role}
+                "online": self.registry.online(room_id), "reads": reads, "my_role": role,
+                "last_change": room.last_change}
 
     def leave(self, conn, actor: Actor, room_id: int) -> None:
         if self.registry.unsubscribe(conn, room_id):
@@ -270,6 +271,19 @@ class Chat:
             rows, complete = await mq.after(s, room_id, since, limit)
             out = await self._wire(s, rows)
         return {"messages": out, "complete": complete, "last_seq": room.last_seq}
+
+    async def changes(self, actor: Actor, room_id: int, since, upto, limit) -> dict:
+        """Messages up to seq ``upto`` edited, deleted or re-reacted after change number
+        ``since`` (what a reconnecting client missed besides new messages)."""
+        since = _bounded_int(since, "since", 0, 2**62, default=0)
+        limit = _bounded_int(limit, "limit", 1, MAX_SYNC, default=100)
+        async with self.db.read() as s:
+            room, _ = await self._room_role(s, room_id, actor)
+            upto = _bounded_int(upto, "upto", 0, 2**62, default=room.last_seq)
+            rows, complete = await mq.changed_since(s, room_id, since, upto, limit)
+            out = await self._wire(s, rows)
+        last = rows[-1][0].change_seq if rows and not complete else room.last_change
+        return {"messages": out, "complete": complete, "last_change": last}
 
     async def history(self, actor: Actor, room_id: int, before: int | None, after: int | None,
                       limit: int, kind: str | None) -> dict:
@@ -378,6 +392,7 @@ class Chat:
             msg = await s.merge(msg)
             msg.content = content
             msg.edited_at = codec.utcnow()
+            msg.change_seq = await rq.next_change(s, msg.room_id)
             await s.flush()
             wire = (await self._wire(s, [(msg, name)]))[0]
         self.registry.broadcast(msg.room_id, {"type": "message.updated", "message": wire})
@@ -392,6 +407,7 @@ class Chat:
             if msg.deleted_at is None:
                 msg.deleted_at = codec.utcnow()
                 msg.content = ""
+                msg.change_seq = await rq.next_change(s, msg.room_id)
                 await s.flush()
             wire = (await self._wire(s, [(msg, name)]))[0]
         self.registry.broadcast(msg.room_id, {"type": "message.deleted", "message": wire})
@@ -407,6 +423,7 @@ class Chat:
             if msg.deleted_at is not None:
                 raise Conflict("the message is deleted")
             await mq.set_reaction(s, message_id, actor.id, emoji, on, codec.utcnow())
+            await mq.mark_changed(s, message_id, await rq.next_change(s, msg.room_id))
             reactions = (await mq.reactions_for(s, [message_id])).get(message_id, {})
         data = {"room": str(msg.room_id), "message_id": str(message_id), "reactions": reactions}
         self.registry.broadcast(msg.room_id, {"type": "message.reaction", **data})

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import Message, Reaction, User
@@ -41,6 +41,20 @@ async def after(s: AsyncSession, room_id: int, since: int, limit: int) -> tuple[
             .order_by(Message.seq).limit(limit + 1))
     rows = [tuple(r) for r in (await s.execute(stmt)).all()]
     return rows[:limit], len(rows) <= limit
+
+
+async def changed_since(s: AsyncSession, room_id: int, since: int, upto_seq: int,
+                        limit: int) -> tuple[list[tuple[Message, str]], bool]:
+    """Messages with seq <= upto_seq changed after change number ``since``, in change order."""
+    stmt = (_WITH_SENDER.where(Message.room_id == room_id, Message.change_seq > since,
+                               Message.seq <= upto_seq)
+            .order_by(Message.change_seq).limit(limit + 1))
+    rows = [tuple(r) for r in (await s.execute(stmt)).all()]
+    return rows[:limit], len(rows) <= limit
+
+
+async def mark_changed(s: AsyncSession, message_id: int, change_seq: int) -> None:
+    await s.execute(update(Message).where(Message.id == message_id).values(change_seq=change_seq))
 
 
 async def page(s: AsyncSession, room_id: int, *, before: int | None, after_seq: int | None,

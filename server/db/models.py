@@ -52,6 +52,9 @@ class Room(Base):
     # seq stays gapless: a rolled-back send rolls the increment back too.
     last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     last_activity_at: Mapped[datetime] = mapped_column(DateTime())
+    # Counter of edits, deletes and reaction changes in this room; each changed message takes
+    # the new value as its change_seq, so a client can ask for "changes since N".
+    last_change: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # "<low user id>:<high user id>" for direct rooms: one direct room per pair.
     direct_key: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
     __table_args__ = (CheckConstraint("kind in ('course','group','direct')", name="kind"),)
@@ -91,7 +94,9 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime())
     edited_at: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
+    change_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     __table_args__ = (
+        Index("ix_messages_room_change", "room_id", "change_seq"),
         UniqueConstraint("room_id", "seq", name="uq_messages_room_seq"),
         UniqueConstraint("room_id", "sender_id", "client_msg_id", name="uq_messages_client_msg"),
         Index("ix_messages_room_kind_seq", "room_id", "kind", "seq"),

@@ -105,3 +105,11 @@ async def next_seq(s: AsyncSession, room_id: int) -> int:
             .values(last_seq=Room.last_seq + 1, last_activity_at=utcnow())
             .returning(Room.last_seq))
     return (await s.execute(stmt)).scalar_one()
+
+
+async def next_change(s: AsyncSession, room_id: int) -> int:
+    """Take the room's next change number (edits, deletes, reactions) in the caller's
+    transaction; like ``next_seq`` it row-locks the room on PostgreSQL until commit."""
+    stmt = (update(Room).where(Room.id == room_id).values(last_change=Room.last_change + 1)
+            .returning(Room.last_change))
+    return (await s.execute(stmt)).scalar_one()

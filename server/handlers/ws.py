@@ -294,6 +294,12 @@ async def _sync(sock: ChatSocket, msg: dict) -> dict:
 PIPELINED = object()  # an op's answer is sent later, by ChatSocket.pipeline
 
 
+@op("room.changes")
+async def _changes(sock: ChatSocket, msg: dict) -> dict:
+    return await sock.deps.chat.changes(sock.actor, _room(msg), msg.get("since"), msg.get("upto"),
+                                        msg.get("limit"))
+
+
 @op("message.send")
 async def _send(sock: ChatSocket, msg: dict) -> object:
     chat = sock.deps.chat

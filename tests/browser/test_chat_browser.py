@@ -263,3 +263,29 @@ def test_scrolling_up_loads_older_history_in_order(api, open_page):
     expect(a.get_by_test_id("message")).to_have_count(130)
     assert seqs(a) == list(range(1, 131))
     expect(a.get_by_text("This is the beginning of Archive.")).to_be_visible()
+
+
+def test_edits_and_deletes_made_while_offline_reach_the_returning_student(api, open_page):
+    """Edits and deletions of messages a student already had, made while they were offline,
+    show once they reconnect (room.changes), without a reload."""
+    ana = api.register("ana", "Ana Lima")
+    ben = api.register("ben", "Ben Okafor")
+    room = api.course(ana, "History", [ben])
+    first = api.send(ana, room["id"], "Homework is page 10", "h-1")
+    second = api.send(ana, room["id"], "Wrong room, sorry", "h-2")
+    ben_ctx, b = open_page(ben, f"/#/rooms/{room['id']}")
+    expect(message(b, "Wrong room, sorry")).to_have_count(1)
+
+    ben_ctx.set_offline(True)
+    expect(b.get_by_test_id("offline-banner")).to_be_visible()
+    status, _ = api.call("PATCH", f"/api/messages/{first['id']}", ana.token, {"content": "Homework is page 12"})
+    assert status == 200
+    status, _ = api.call("DELETE", f"/api/messages/{second['id']}", ana.token)
+    assert status == 200
+    assert "Homework is page 10" in contents(b)  # nothing changes while offline
+
+    ben_ctx.set_offline(False)
+    expect(b.get_by_test_id("offline-banner")).to_be_hidden(timeout=15_000)
+    expect(message(b, "Homework is page 12")).to_have_count(1)
+    expect(message(b, "Homework is page 10")).to_have_count(0)
+    expect(message(b, "Wrong room, sorry")).to_have_count(0)

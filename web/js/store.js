@@ -20,6 +20,7 @@ export class RoomData {
     this.hasOlder = false;
     this.syncedSeq = 0; // every message in [oldestSeq, syncedSeq] is here
     this.lastSeq = 0; // highest seq the server told us about
+    this.lastChange = null; // the room's change counter as of our copy (room.changes)
     this.joined = false;
     this.myRole = null;
     this.members = new Map(); // user id → {user, role}

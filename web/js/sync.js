@@ -39,9 +39,37 @@ export class RoomSync {
   async join(roomId, gen) {
     const ack = await this.socket.request('room.join', { room: roomId });
     if (gen !== this.generation) return;
+    const r = this.store.room(roomId);
+    const knownChange = r.loaded ? r.lastChange : null;
     this.store.applyJoin(roomId, ack, this.getMe());
     this.onJoined(roomId, ack);
-    if (this.store.room(roomId).loaded || this.opened.has(roomId)) await this.ensureWindow(roomId);
+    if (r.loaded || this.opened.has(roomId)) await this.ensureWindow(roomId);
+    if (gen !== this.generation) return;
+    // Edits, deletes and reactions made while we were away, on messages we already hold.
+    if (knownChange !== null && knownChange !== undefined && knownChange < (ack.last_change || 0)) {
+      await this.catchUpChanges(roomId, knownChange, gen);
+    } else if (gen === this.generation) {
+      r.lastChange = ack.last_change || 0;
+    }
+  }
+
+  async catchUpChanges(roomId, since, gen) {
+    const r = this.store.room(roomId);
+    for (;;) {
+      const data = await this.socket.request('room.changes', { room: roomId, since, limit: SYNC_PAGE });
+      if (gen !== this.generation) return;
+      const messages = data.messages || [];
+      // Only messages we hold (older ones load fresh on scroll-back); a changed copy
+      // supersedes ours even when only its reactions differ.
+      const held = messages.filter((m) => r.messages.has(m.seq));
+      for (const m of held) r.messages.delete(m.seq);
+      this.store.upsertMessages(roomId, held, { fromSync: true });
+      since = data.last_change;
+      if (data.complete || !messages.length) {
+        r.lastChange = since;
+        return;
+      }
+    }
   }
 
   /**
