@@ -4,8 +4,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from server.config import Config, ConfigError, load_config
@@ -13,6 +15,7 @@ from server.logs import setup_logging
 
 log = logging.getLogger("podium")
 ROOT = Path(__file__).resolve().parent.parent
+HARD_EXIT_S = 23.0  # after SIGTERM; the drain itself is bounded at 20 s
 
 
 def migrate(config: Config) -> None:
@@ -45,7 +48,19 @@ async def _serve(config: Config) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    # Backstop for principle 7: whatever still hangs after the drain (a database call stuck on
+    # a lock, a task that ignores cancellation, a non-daemon driver thread), exit before Heroku's
+    # SIGKILL at 30 s instead of lingering. Exit code 1: the stop was not clean.
+    watchdog = threading.Timer(HARD_EXIT_S, _hard_exit)
+    watchdog.daemon = True
+    watchdog.start()
     await drain(deps, server)
+
+
+def _hard_exit() -> None:
+    log.error("shutdown still not finished after %.0f s: forcing exit", HARD_EXIT_S)
+    logging.shutdown()
+    os._exit(1)
 
 
 async def _add_user(config: Config, username: str, password: str, role: str, display: str | None) -> None:

@@ -1,0 +1,78 @@
+"""The command lines: ``python -m server users add|token`` and ``python -m media_worker``."""
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+from tests.procserver import procs  # noqa: F401 - procs is a fixture
+
+
+async def test_users_add_creates_then_updates_a_user_who_can_log_in(procs):  # noqa: F811
+    """`users add` creates an instructor who can log in over REST; running it again updates the same user's password and role."""
+    srv = procs.new()
+    r = srv.cli("users", "add", "--username", "prof", "--password", "first-pass-1", "--role", "instructor",
+                "--display-name", "Prof Plum")
+    assert r.returncode == 0, r.stderr
+    assert "created user prof" in r.stdout
+
+    status, body = await srv.http("POST", "/api/auth/login", body={"username": "prof", "password": "first-pass-1"})
+    assert status == 200, body
+    user = body["user"]
+    assert user["username"] == "prof" and user["role"] == "instructor" and user["display_name"] == "Prof Plum"
+    status, me = await srv.http("GET", "/api/me", body["token"])
+    assert status == 200 and me["user"]["id"] == user["id"]
+
+    r = srv.cli("users", "add", "--username", "prof", "--password", "second-pass-2", "--role", "admin")
+    assert r.returncode == 0, r.stderr
+    assert "updated user prof" in r.stdout
+
+    status, _ = await srv.http("POST", "/api/auth/login", body={"username": "prof", "password": "first-pass-1"})
+    assert status == 401, "the old password still works after the update"
+    status, body = await srv.http("POST", "/api/auth/login", body={"username": "prof", "password": "second-pass-2"})
+    assert status == 200, body
+    assert body["user"]["id"] == user["id"], "a second user was created instead of updating"
+    assert body["user"]["role"] == "admin" and body["user"]["display_name"] == "Prof Plum"
+
+
+async def test_token_prints_a_jwt_accepted_by_api_me(procs):  # noqa: F811
+    """`token --user U` prints a JWT for U that GET /api/me accepts."""
+    srv = procs.new()
+    assert srv.cli("users", "add", "--username", "tina", "--password", "tina-pass-1").returncode == 0
+    r = srv.cli("token", "--user", "tina")
+    assert r.returncode == 0, r.stderr
+    token = r.stdout.strip()
+    assert token.count(".") == 2 and "\n" not in token, r.stdout
+    status, body = await srv.http("GET", "/api/me", token)
+    assert status == 200, body
+    assert body["user"]["username"] == "tina" and body["user"]["role"] == "student"
+    status, _ = await srv.http("GET", "/api/me", token[:-2] + ("AA" if not token.endswith("AA") else "BB"))
+    assert status == 401
+
+
+async def test_token_for_unknown_user_fails_with_a_message(procs):  # noqa: F811
+    """`token --user <unknown>` exits non-zero, says which user is missing, and prints no token."""
+    srv = procs.new(start=False)  # the CLI needs only the (migrated) database
+    r = srv.cli("token", "--user", "ghost")
+    assert r.returncode != 0
+    assert "ghost" in r.stderr and "no user" in r.stderr, r.stderr
+    assert r.stdout.strip() == ""
+
+
+async def test_media_worker_says_recording_unsupported_and_exits_0_on_sigterm(procs, tmp_path):  # noqa: F811
+    """`python -m media_worker` starts, logs that recording is not supported yet, and exits 0 on SIGTERM."""
+    log_path = tmp_path / "worker.log"
+    p = procs.popen(["media_worker"], log_path)
+    deadline = time.monotonic() + 20
+    while "no recording support" not in log_path.read_text() and time.monotonic() < deadline:
+        assert p.poll() is None, f"worker exited early with {p.returncode}: {log_path.read_text()}"
+        await asyncio.sleep(0.05)
+    assert "no recording support" in log_path.read_text(), log_path.read_text()
+    await asyncio.sleep(0.3)
+    assert p.poll() is None, "the worker must idle, not exit (a Procfile runner would restart it)"
+    p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while p.poll() is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert p.poll() == 0, (p.returncode, log_path.read_text())
+    assert "stopped" in log_path.read_text()
