@@ -124,6 +124,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.cmd == "migrate":
         migrate(config)
     elif args.cmd == "users":
+        from server.errors import BadRequest
+        from server.handlers.auth import check_credentials
+        try:
+            check_credentials(args.username, args.password)
+        except BadRequest as e:
+            sys.exit(f"users add: {e.reason}")
         asyncio.run(_add_user(config, args.username, args.password, args.role, args.display_name))
     elif args.cmd == "token":
         asyncio.run(_token(config, args.user, args.ttl))

@@ -76,3 +76,18 @@ async def test_media_worker_says_recording_unsupported_and_exits_0_on_sigterm(pr
         await asyncio.sleep(0.05)
     assert p.poll() == 0, (p.returncode, log_path.read_text())
     assert "stopped" in log_path.read_text()
+
+
+def test_users_add_applies_the_sign_up_rules(tmp_path):
+    """users add refuses what sign-up refuses: a malformed username or a short password."""
+    import subprocess
+    import sys as _sys
+    from pathlib import Path
+
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x.db", "DATA_DIR": str(tmp_path),
+           "PATH": "/usr/bin:/bin"}
+    root = Path(__file__).resolve().parent.parent
+    for user, pw in (("bad name!", "password1"), ("okname", "short")):
+        r = subprocess.run([_sys.executable, "-m", "server", "users", "add", "--username", user,
+                            "--password", pw], cwd=root, env=env, capture_output=True, text=True)
+        assert r.returncode != 0 and "users add:" in r.stderr

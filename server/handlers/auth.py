@@ -37,8 +37,8 @@ class RegisterHandler(BaseHandler):
         pw_hash = await asyncio.get_running_loop().run_in_executor(None, hash_password, password)
         try:
             async with self.deps.db.write() as s:
-                # Self sign-up makes students; instructors are created by an admin or the CLI,
-                # unless the server allows instructor sign-up.
+                # Sign-up picks the global role: student (default) or instructor, so a teacher
+                # can start on their own. admin and recorder come only from the CLI or an LMS.
                 role = body.get("role", "student")
                 if role not in ("student", "instructor"):
                     raise BadRequest("role must be student or instructor")
