@@ -32,8 +32,10 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
     """Access log without the query string: ``/ws?token=`` must never reach a log file."""
     status = handler.get_status()
     level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
-    access_log.log(level, "%d %s %s (%s) %.2fms", status, handler.request.method, handler.request.path,
-                   handler.request.remote_ip, 1000.0 * handler.request.request_time())
+    actor = getattr(handler, "actor", None)
+    access_log.log(level, "%d %s %s (%s user=%s) %.2fms", status, handler.request.method,
+                   handler.request.path, handler.request.remote_ip, actor.id if actor else "-",
+                   1000.0 * handler.request.request_time())
 
 
 def make_app(deps: Deps) -> tornado.web.Application:

@@ -25,13 +25,18 @@ class _Json(logging.Formatter):
         return json.dumps(out)
 
 
-def setup_logging(json_lines: bool = False, level: int = logging.INFO) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+def make_handler(json_lines: bool = False, stream=None) -> logging.Handler:
+    """A handler whose lines name the connection and user when the record has them."""
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(_Context())
     handler.setFormatter(_Json() if json_lines else
                          logging.Formatter("%(asctime)s %(levelname)s %(name)s%(ctx)s %(message)s"))
+    return handler
+
+
+def setup_logging(json_lines: bool = False, level: int = logging.INFO) -> None:
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [make_handler(json_lines)]
     root.setLevel(level)
     logging.getLogger("tornado.access").setLevel(logging.WARNING)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
