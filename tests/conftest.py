@@ -21,7 +21,7 @@ from server.config import Config
 from server.db import users as uq
 from server.deps import Deps
 from tests.dbutil import fresh_database, prepare_template
-from tests.wsclient import WsClient
+from tests.wsclient import LoopbackUrls, WsClient
 
 JWT_SECRET = "test-secret-" + "k" * 40
 _PASSWORD_HASH: list[str] = []
@@ -59,20 +59,12 @@ def config(database_url: str, tmp_path, config_overrides) -> Config:
 
 
 @dataclass
-class LiveServer:
+class LiveServer(LoopbackUrls):
     """A running server and helpers to talk to it like a client would."""
 
     deps: Deps
     port: int
     clients: list[WsClient] = field(default_factory=list)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
 
     async def user(self, username: str, role: str = "student", display_name: str | None = None) -> tuple[dict, str]:
         """Create a user directly in the database; return ``(user, token)``."""

@@ -28,6 +28,8 @@ from typing import Any
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
+from tests.wsclient import LoopbackUrls
+
 
 ROOT = Path(__file__).resolve().parent.parent
 JWT_SECRET = "proc-test-secret-" + "p" * 40
@@ -85,7 +87,7 @@ def run_module(module_args: list[str], env: dict[str, str], timeout: float = 60)
                           text=True, timeout=timeout)
 
 
-class ServerProcess:
+class ServerProcess(LoopbackUrls):
     """``python -m server`` on a fixed port; restartable on the same port and database."""
 
     def __init__(self, database_url: str, data_dir: Path, port: int | None = None,
@@ -102,14 +104,6 @@ class ServerProcess:
         self._log_file = None
 
     # -- addresses ---------------------------------------------------------------------------
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
-
     @property
     def env(self) -> dict[str, str]:
         return process_env(self.database_url, self.data_dir, self.port, self.extra_env)

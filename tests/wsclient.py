@@ -11,6 +11,20 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 _ids = itertools.count(1)
 
 
+class LoopbackUrls:
+    """``base_url`` / ``ws_url`` of a test server listening on 127.0.0.1:``port``."""
+
+    port: int
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+
 class ProtocolError(Exception):
     def __init__(self, frame: dict):
         super().__init__(f"{frame.get('code')}: {frame.get('reason')}")
