@@ -39,6 +39,7 @@ async def _serve(config: Config) -> None:
     from server.shutdown import drain
 
     deps = Deps.build(config)
+    await deps.calls.recover()
     server = HTTPServer(make_app(deps), xheaders=True, max_body_size=1024 * 1024)
     server.listen(config.port, config.host)
     log.info("Podium listening on http://%s:%d (database %s)", config.host, config.port,

@@ -6,7 +6,7 @@ import logging
 import tornado.web
 
 from server.deps import Deps
-from server.handlers import auth, health, rooms, ws
+from server.handlers import auth, calls, health, rooms, ws
 from server.handlers.base import NotFoundHandler
 
 ID = r"([^/]+)"
@@ -55,6 +55,9 @@ def make_app(deps: Deps) -> tornado.web.Application:
         (rf"/api/rooms/{ID}/messages/search", rooms.SearchHandler, d),
         (rf"/api/rooms/{ID}/statistics", rooms.StatisticsHandler, d),
         (rf"/api/messages/{ID}", rooms.MessageHandler, d),
+        (rf"/api/rooms/{ID}/sessions", calls.RoomSessionsHandler, d),
+        (rf"/api/sessions/{ID}/attendance", calls.AttendanceHandler, d),
+        (r"/api/ice-servers", calls.IceServersHandler, d),
         (r"/api/.*", NotFoundHandler, d),
         (r"/(.*)", WebHandler, {"path": str(deps.config.web_dir), "default_filename": "index.html"}),
     ]

@@ -69,6 +69,13 @@ class Config:
     rate_burst: int = 60
     rate_abuse_limit: int = 100
     shutdown_spread_s: float = 3.0
+    # Live calls (PROTOCOL §2.2).
+    ice_servers: tuple[dict, ...] = ()
+    turn_secret: str | None = None
+    turn_urls: tuple[str, ...] = ()
+    turn_ttl_s: int = 3600
+    call_end_without_instructor: bool = True
+    call_end_grace_s: float = 60.0
     web_dir: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent / "web")
     log_json: bool = False
 
@@ -97,6 +104,22 @@ def _dev_secrets(data_dir: Path) -> dict[str, str]:
             json.dump(stored, f)
         os.replace(tmp, path)
     return stored
+
+
+def _ice_servers(value: str) -> tuple[dict, ...]:
+    """``ICE_SERVERS``: a JSON list of RTCIceServer objects, or comma-separated URLs."""
+    value = value.strip()
+    if not value:
+        return ()
+    if value.startswith("["):
+        try:
+            servers = json.loads(value)
+        except ValueError as e:
+            raise ConfigError(f"ICE_SERVERS is not valid JSON: {e}") from None
+        if not isinstance(servers, list) or not all(isinstance(s, dict) and "urls" in s for s in servers):
+            raise ConfigError("ICE_SERVERS must be a list of objects with 'urls'")
+        return tuple(servers)
+    return tuple({"urls": [u]} for u in _split(value))
 
 
 def load_config(env: dict[str, str] | None = None) -> Config:
@@ -130,6 +153,8 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         rate_per_s = float(env.get("RATE_LIMIT_PER_S", "20"))
         rate_burst = int(env.get("RATE_LIMIT_BURST", "60"))
         heartbeat_s = int(env.get("HEARTBEAT_S", "25"))
+        turn_ttl_s = int(env.get("TURN_TTL_S", "3600"))
+        call_end_grace_s = float(env.get("CALL_END_GRACE_S", "60"))
     except ValueError as e:
         raise ConfigError(f"malformed number in environment: {e}") from None
     return Config(
@@ -150,4 +175,10 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         rate_per_s=rate_per_s,
         rate_burst=rate_burst,
         log_json=_flag(env.get("LOG_JSON"), False),
+        ice_servers=_ice_servers(env.get("ICE_SERVERS", "")),
+        turn_secret=env.get("TURN_SECRET") or None,
+        turn_urls=tuple(_split(env.get("TURN_URLS", ""))),
+        turn_ttl_s=turn_ttl_s,
+        call_end_without_instructor=_flag(env.get("CALL_END_WITHOUT_INSTRUCTOR"), True),
+        call_end_grace_s=call_end_grace_s,
     )

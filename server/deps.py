@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from server.calls import Calls
 from server.chat import Chat
 from server.config import Config
 from server.db.engine import Database
@@ -17,11 +18,13 @@ class Deps:
     registry: Registry
     chat: Chat
     limiter: RateLimiter
+    calls: Calls
     shutting_down: bool = False
     sockets: set = field(default_factory=set)  # every open /ws socket, authenticated or not
     stats: dict = field(default_factory=lambda: {"dropped": 0, "overflows": 0, "rate_limited": 0})
 
     async def close(self) -> None:
+        self.calls.close()
         await self.chat.writer.close()
         await self.db.close()
 
@@ -29,5 +32,7 @@ class Deps:
     def build(cls, config: Config) -> "Deps":
         db = Database(config.database_url)
         registry = Registry()
-        return cls(config=config, db=db, registry=registry, chat=Chat(db, registry, config),
-                   limiter=RateLimiter(config.rate_per_s, config.rate_burst))
+        chat = Chat(db, registry, config)
+        return cls(config=config, db=db, registry=registry, chat=chat,
+                   limiter=RateLimiter(config.rate_per_s, config.rate_burst),
+                   calls=Calls(db, registry, chat, config))

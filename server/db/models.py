@@ -110,3 +110,29 @@ class Reaction(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     emoji: Mapped[str] = mapped_column(String(32), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime())
+
+
+class CallSession(Base):
+    """A live call inside a room (PROTOCOL §2.2). Participants live in memory; what is stored
+    is the session's span and each user's attendance intervals."""
+
+    __tablename__ = "call_sessions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"))
+    started_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    started_at: Mapped[datetime] = mapped_column(DateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
+    __table_args__ = (Index("ix_call_sessions_room", "room_id", "started_at"),)
+
+
+class AttendanceInterval(Base):
+    """One stay of one peer (socket) in a session: a reconnect opens a new interval."""
+
+    __tablename__ = "attendance_intervals"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("call_sessions.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    peer_id: Mapped[str] = mapped_column(String(32))
+    joined_at: Mapped[datetime] = mapped_column(DateTime())
+    left_at: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
+    __table_args__ = (Index("ix_attendance_session_user", "session_id", "user_id"),)

@@ -57,6 +57,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         self.actor: Actor | None = None
         self.user_id = 0
         self.rooms: set[int] = set()
+        self.sessions: set[int] = set()  # live call sessions this socket is a participant of
         self.busy = 0
         self._auth_timer: asyncio.TimerHandle | None = None
         self._limited_in_a_row = 0
@@ -239,6 +240,8 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
             self._auth_timer.cancel()
         if self.actor is None:
             return
+        if self.sessions:
+            asyncio.ensure_future(self.deps.calls.socket_closed(self))
         left, gone = self.deps.registry.remove(self)
         self.deps.chat.user_gone(self.actor, left)
         if gone:
@@ -343,3 +346,68 @@ async def _presence_list(sock: ChatSocket, msg: dict) -> dict:
 @op("presence.status")
 async def _presence_status(sock: ChatSocket, msg: dict) -> dict:
     return await sock.deps.chat.presence_status(sock.actor, msg.get("status"))
+
+
+# -- live calls (PROTOCOL §2.2) ---------------------------------------------------------------
+def _session(msg: dict) -> int:
+    return parse_id(msg.get("session"), "session")
+
+
+@op("call.start")
+async def _call_start(sock: ChatSocket, msg: dict) -> dict:
+    return await sock.deps.calls.start(sock.actor, _room(msg))
+
+
+@op("call.join")
+async def _call_join(sock: ChatSocket, msg: dict) -> dict:
+    return await sock.deps.calls.join(sock, sock.actor, _session(msg))
+
+
+@op("call.leave")
+async def _call_leave(sock: ChatSocket, msg: dict) -> dict:
+    await sock.deps.calls.leave(sock, _session(msg))
+    return {}
+
+
+@op("call.end")
+async def _call_end(sock: ChatSocket, msg: dict) -> dict:
+    await sock.deps.calls.end(sock.actor, _session(msg))
+    return {}
+
+
+async def _relay(sock: ChatSocket, msg: dict) -> dict:
+    sock.deps.calls.relay(sock, msg["type"], msg)
+    return {}
+
+
+for _kind in ("rtc.offer", "rtc.answer", "rtc.ice"):
+    OPS[_kind] = _relay
+
+
+@op("call.media")
+async def _call_media(sock: ChatSocket, msg: dict) -> dict:
+    return sock.deps.calls.media(sock, msg)
+
+
+@op("call.hand")
+async def _call_hand(sock: ChatSocket, msg: dict) -> dict:
+    return sock.deps.calls.hand(sock, msg)
+
+
+@op("call.mute")
+async def _call_mute(sock: ChatSocket, msg: dict) -> dict:
+    await sock.deps.calls.mute(sock.actor, msg)
+    return {}
+
+
+@op("call.remove")
+async def _call_remove(sock: ChatSocket, msg: dict) -> dict:
+    await sock.deps.calls.remove(sock.actor, msg)
+    return {}
+
+
+@op("recording.start")
+@op("recording.stop")
+async def _recording(sock: ChatSocket, msg: dict) -> dict:
+    await sock.deps.calls.recording(sock.actor, msg)
+    return {}

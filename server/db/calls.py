@@ -1,0 +1,72 @@
+"""Storage functions for call sessions and attendance intervals."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db.models import AttendanceInterval, CallSession, User
+
+
+async def create_session(s: AsyncSession, room_id: int, user_id: int, at: datetime) -> CallSession:
+    session = CallSession(room_id=room_id, started_by=user_id, started_at=at)
+    s.add(session)
+    await s.flush()
+    return session
+
+
+async def get_session(s: AsyncSession, session_id: int) -> CallSession | None:
+    return await s.get(CallSession, session_id)
+
+
+async def live_session_for_room(s: AsyncSession, room_id: int) -> CallSession | None:
+    stmt = (select(CallSession).where(CallSession.room_id == room_id, CallSession.ended_at.is_(None))
+            .order_by(CallSession.id.desc()).limit(1))
+    return (await s.execute(stmt)).scalar_one_or_none()
+
+
+async def live_sessions(s: AsyncSession) -> list[CallSession]:
+    return list((await s.execute(select(CallSession).where(CallSession.ended_at.is_(None)))).scalars())
+
+
+async def sessions_for_room(s: AsyncSession, room_id: int, limit: int) -> list[CallSession]:
+    stmt = (select(CallSession).where(CallSession.room_id == room_id)
+            .order_by(CallSession.started_at.desc(), CallSession.id.desc()).limit(limit))
+    return list((await s.execute(stmt)).scalars())
+
+
+async def end_session(s: AsyncSession, session_id: int, at: datetime) -> None:
+    """Mark the session ended and close every interval still open."""
+    await s.execute(update(CallSession).where(CallSession.id == session_id, CallSession.ended_at.is_(None))
+                    .values(ended_at=at))
+    await s.execute(update(AttendanceInterval)
+                    .where(AttendanceInterval.session_id == session_id, AttendanceInterval.left_at.is_(None))
+                    .values(left_at=at))
+
+
+async def open_interval(s: AsyncSession, session_id: int, user_id: int, peer_id: str, at: datetime) -> int:
+    interval = AttendanceInterval(session_id=session_id, user_id=user_id, peer_id=peer_id, joined_at=at)
+    s.add(interval)
+    await s.flush()
+    return interval.id
+
+
+async def close_interval(s: AsyncSession, interval_id: int, at: datetime) -> None:
+    await s.execute(update(AttendanceInterval)
+                    .where(AttendanceInterval.id == interval_id, AttendanceInterval.left_at.is_(None))
+                    .values(left_at=at))
+
+
+async def close_orphaned_intervals(s: AsyncSession, at: datetime) -> int:
+    """Close intervals left open by a process that died (single-process deployments)."""
+    res = await s.execute(update(AttendanceInterval).where(AttendanceInterval.left_at.is_(None))
+                          .values(left_at=at))
+    return res.rowcount
+
+
+async def intervals(s: AsyncSession, session_id: int) -> list[tuple[AttendanceInterval, User]]:
+    stmt = (select(AttendanceInterval, User).join(User, User.id == AttendanceInterval.user_id)
+            .where(AttendanceInterval.session_id == session_id)
+            .order_by(User.display_name, AttendanceInterval.joined_at))
+    return [tuple(r) for r in (await s.execute(stmt)).all()]

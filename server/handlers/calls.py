@@ -1,0 +1,32 @@
+"""Sessions, attendance and ICE servers over REST (PROTOCOL §3)."""
+from __future__ import annotations
+
+from server.handlers.base import BaseHandler
+from server.ice import ice_servers
+
+
+class RoomSessionsHandler(BaseHandler):
+    async def get(self, room_id: str) -> None:
+        actor = await self.authenticate()
+        limit = self.query_int("limit", 50, 1, 500)
+        self.send_json(await self.deps.calls.sessions(actor, self.path_id(room_id), limit))
+
+
+class AttendanceHandler(BaseHandler):
+    async def get(self, session_id: str) -> None:
+        actor = await self.authenticate()
+        sid = self.path_id(session_id)
+        if self.get_query_argument("format", "json") == "csv":
+            body = await self.deps.calls.attendance_csv(actor, sid)
+            self.set_header("Content-Type", "text/csv; charset=utf-8")
+            self.set_header("Content-Disposition", f'attachment; filename="attendance-session-{sid}.csv"')
+            self.finish(body)
+            return
+        self.send_json(await self.deps.calls.attendance(actor, sid))
+
+
+class IceServersHandler(BaseHandler):
+    async def get(self) -> None:
+        actor = await self.authenticate()
+        servers, ttl = ice_servers(self.deps.config, actor.id)
+        self.send_json({"ice_servers": servers, "ttl_s": ttl})
