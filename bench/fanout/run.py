@@ -1,0 +1,713 @@
+#!/usr/bin/env python3
+"""Chat fan-out benchmark: Podium vs python-socketio (Tornado) vs Node socket.io 4.
+
+One command, from the repository root:
+
+    .venv/bin/python bench/fanout/run.py            # all scenarios, 3 runs each (~7.5 min)
+    .venv/bin/python bench/fanout/run.py --runs 1 --scenarios 1,4   # a quick look
+
+It installs what is missing (npm packages into bench/fanout/node_modules from the lock file;
+python-socketio into the project venv from bench/requirements.txt), builds a fresh SQLite
+database in a temp dir (``python -m server migrate`` + ``seed.py``), starts every server as a
+subprocess on a free 127.0.0.1 port, drives it with ``harness.js`` (Node ``ws`` for Podium,
+``socket.io-client`` with the websocket transport for both socket.io servers), and prints a
+table of medians. Nothing leaves loopback; every load loop is bounded in count and time.
+
+Scenarios:
+  1  fan-out: N=200 subscribers in one room, 2,000 messages, publisher window 50 unacked
+  2  steady rate: 500 subscribers, 20 messages/s for 10 s → latency p50/p99
+  3  idle RSS: 5,000 authenticated connections, each joined to a room (50 rooms of 100)
+     → server RSS / connection; also a bare Tornado WebSocketHandler as the floor
+  4  persisted sends: 50 senders (own user + socket each), window 1, 10 s → acked/s
+     (SQLite; PostgreSQL too when a server answers on 127.0.0.1:5432)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+VENV_PY = ROOT / ".venv" / "bin" / "python"
+JWT_SECRET = "bench-fanout-secret-" + "k" * 40
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432"
+PG_DB = "bench"
+
+# Re-exec under the project venv (psutil, the server's own packages) when started elsewhere.
+if VENV_PY.exists() and Path(sys.executable).resolve() != VENV_PY.resolve() and not os.environ.get("BENCH_NO_REEXEC"):
+    os.execv(str(VENV_PY), [str(VENV_PY), __file__, *sys.argv[1:]])
+
+PY = str(VENV_PY) if VENV_PY.exists() else sys.executable
+SRC = ROOT  # where the Podium server is run from; --ref exports a committed tree instead
+SERVERS = {
+    "podium": "Podium (persisted)",
+    "pysio": "python-socketio/Tornado (no persistence)",
+    "nodesio": "Node socket.io 4 (no persistence)",
+    "tornado": "Tornado floor (bare WebSocketHandler)",
+}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# --- setup ------------------------------------------------------------------------------------
+def ensure_deps() -> None:
+    nm = HERE / "node_modules"
+    if not all((nm / p / "package.json").exists() for p in ("ws", "socket.io", "socket.io-client")):
+        log("installing npm packages into bench/fanout/node_modules (npm ci)")
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=HERE, check=True)
+    probe = subprocess.run([PY, "-c", "import socketio, engineio, psutil"], capture_output=True)
+    if probe.returncode != 0:
+        log("installing bench/requirements.txt into the project venv")
+        subprocess.run([PY, "-m", "pip", "install", "-q", "-r", str(ROOT / "bench" / "requirements.txt")], check=True)
+
+
+def raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def podium_env(db_url: str, data_dir: Path, port: int = 0) -> dict:
+    env = dict(os.environ)
+    env.update({"DATABASE_URL": db_url, "DATA_DIR": str(data_dir), "JWT_SECRET": JWT_SECRET,
+                "HOST": "127.0.0.1", "PORT": str(port), "RATE_LIMIT_PER_S": "1000000",
+                "RATE_LIMIT_BURST": "1000000", "PYTHONUNBUFFERED": "1"})
+    env.pop("PODIUM_ENV", None)
+    env["PODIUM_SRC"] = str(SRC)
+    return env
+
+
+def prepare_db(db_url: str, data_dir: Path, seed_out: Path, subs: int) -> None:
+    env = podium_env(db_url, data_dir)
+    subprocess.run([PY, "-m", "server", "migrate"], cwd=SRC, env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    subprocess.run([PY, str(HERE / "seed.py"), str(seed_out), "--subs", str(subs)], cwd=ROOT, env=env,
+                   check=True)
+
+
+def prepare_pg(work: Path) -> tuple[str, Path] | None:
+    """(re)create database ``bench`` on the local PostgreSQL; None when there is none."""
+    if shutil.which("createdb") is None:
+        return None
+    ok = subprocess.run(["pg_isready", "-h", "127.0.0.1", "-p", "5432"], capture_output=True)
+    if ok.returncode != 0:
+        return None
+    subprocess.run(["dropdb", "--if-exists", "-h", "127.0.0.1", "-U", "postgres", PG_DB], capture_output=True)
+    made = subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", PG_DB], capture_output=True, text=True)
+    if made.returncode != 0:
+        log(f"PostgreSQL: createdb failed ({made.stderr.strip()}); skipping")
+        return None
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{PG_DB}"
+    seed = work / "seed-pg.json"
+    prepare_db(url, work / "pgdata", seed, subs=10)
+    return url, seed
+
+
+# --- servers ----------------------------------------------------------------------------------
+class Server:
+    def __init__(self, kind: str, work: Path, db_url: str | None = None, template: Path | None = None):
+        self.kind, self.port = kind, free_port()
+        self.logf = open(work / f"{kind}-{self.port}.log", "w")
+        if kind == "podium":
+            run_dir = Path(tempfile.mkdtemp(prefix="podium-", dir=work))
+            if db_url is None:  # fresh copy of the seeded SQLite template
+                shutil.copy(template, run_dir / "podium.db")
+                db_url = f"sqlite+aiosqlite:///{run_dir / 'podium.db'}"
+            cmd, env = [PY, "-m", "server", "serve"], podium_env(db_url, run_dir, self.port)
+            self.url = f"ws://127.0.0.1:{self.port}/ws"
+        elif kind == "pysio":
+            cmd, env = [PY, str(HERE / "pysio_server.py"), str(self.port)], dict(os.environ)
+            self.url = f"http://127.0.0.1:{self.port}"
+        elif kind == "tornado":
+            cmd, env = [PY, str(HERE / "tornado_floor.py"), str(self.port)], dict(os.environ)
+            self.url = f"ws://127.0.0.1:{self.port}/ws"
+        else:
+            cmd, env = ["node", str(HERE / "sio_server.js"), str(self.port)], dict(os.environ)
+            self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(cmd, cwd=SRC if kind == "podium" else ROOT, env=env, stdout=self.logf,
+                                     stderr=subprocess.STDOUT)
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.kind} server exited with {self.proc.returncode}; see {self.logf.name}")
+            try:
+                if self.kind == "podium":
+                    with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as r:
+                        if r.status == 200:
+                            return
+                else:
+                    with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.kind} server not ready after {timeout} s")
+
+    def rss(self) -> int:
+        import psutil
+        return psutil.Process(self.proc.pid).memory_info().rss
+
+    def cpu_s(self) -> float:
+        import psutil
+        t = psutil.Process(self.proc.pid).cpu_times()
+        return t.user + t.system
+
+    def thread_cpu(self) -> dict[str, float]:
+        """CPU seconds of the main (event-loop) thread and of all other threads, user and system."""
+        import psutil
+        out = {"main_user": 0.0, "main_sys": 0.0, "other_user": 0.0, "other_sys": 0.0}
+        for th in psutil.Process(self.proc.pid).threads():
+            who = "main" if th.id == self.proc.pid else "other"
+            out[f"{who}_user"] += th.user_time
+            out[f"{who}_sys"] += th.system_time
+        return out
+
+    def podium_connections(self) -> int | None:
+        if self.kind != "podium":
+            return None
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=5) as r:
+            return json.loads(r.read())["connections"]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(8)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.logf.close()
+
+
+def harness(cfg: dict, timeout: float, server: "Server | None" = None, profile: Path | None = None) -> dict:
+    """Run harness.js once and return its JSON result. When ``server`` is given, its CPU time
+    (user + system, all threads) is sampled at the harness's ``PHASE start`` / ``PHASE end``
+    lines, so the result carries the server CPU spent in the measured phase only; with
+    ``profile``, py-spy records the server between those two lines."""
+    cfg = dict(cfg, hard_deadline_s=int(timeout))
+    proc = subprocess.Popen(["node", str(HERE / "harness.js"), json.dumps(cfg)], cwd=HERE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    cpu: dict[str, tuple[float, float, float]] = {}
+    threads: dict[str, dict[str, float]] = {}
+    prof: list[Profiler] = []
+
+    def reader() -> None:
+        for line in proc.stdout:
+            if line.startswith("PHASE "):
+                name = line.split()[1]
+                if server is not None:
+                    cpu[name] = (server.cpu_s(), machine_busy_s(), time.monotonic())
+                    threads[name] = server.thread_cpu()
+                    if profile is not None and name == "start":
+                        prof.append(Profiler(server.proc.pid, profile, 600))
+                    if prof and name == "end":
+                        profile.with_name(profile.stem + "-top.txt").write_text(prof[0].finish())
+            else:
+                lines.append(line)
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    try:
+        proc.wait(timeout + 15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return {"error": f"harness did not exit within {timeout + 15} s"}
+    t.join(5)
+    if prof and prof[0].proc.poll() is None:  # the run ended without its PHASE end line
+        prof[0].finish()
+    stderr = proc.stderr.read()
+    results = [ln for ln in lines if ln.startswith("{")]
+    if not results:
+        return {"error": f"harness printed no result (exit {proc.returncode}): {stderr[-800:]}"}
+    res = json.loads(results[-1])
+    if "open_start" in cpu and "open_end" in cpu and cfg.get("subs"):
+        # Server CPU to accept, authenticate and room.join each subscriber.
+        res["open_cpu_ms_per_conn"] = round((cpu["open_end"][0] - cpu["open_start"][0]) * 1000 / cfg["subs"], 2)
+    if "start" in cpu and "end" in cpu:
+        (s0, m0, t0), (s1, m1, t1) = cpu["start"], cpu["end"]
+        res["server_cpu_s"] = round(s1 - s0, 2)
+        # Everything else that ran on the machine meanwhile (other engineers' tests): busy CPU
+        # of the whole machine minus this server and this harness, in cores.
+        other = (m1 - m0) - (s1 - s0) - res.get("client_cpu_s", 0)
+        res["other_load_cores"] = round(max(other, 0) / max(t1 - t0, 1e-3), 2)
+        # Where the server's CPU went: the event-loop thread vs worker threads (aiosqlite runs
+        # every SQLite call on its own thread), in cores over the measured phase.
+        res["server_threads_cores"] = {k: round((threads["end"][k] - threads["start"][k]) / max(t1 - t0, 1e-3), 2)
+                                       for k in threads["start"]}
+    return res
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine spent busy (not idle/iowait), from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+class Profiler:
+    """py-spy record (raw collapsed stacks) on a server pid for the length of one run."""
+
+    def __init__(self, pid: int, out: Path, seconds: int):
+        self.out = out
+        spy = Path(PY).parent / "py-spy"
+        self.proc = subprocess.Popen([str(spy), "record", "--pid", str(pid), "--format", "raw", "-o", str(out),
+                                      "-r", "100", "-d", str(seconds), "--nonblocking", "--threads",
+                                      *os.environ.get("BENCH_PYSPY_ARGS", "").split()],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def finish(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if not self.out.exists():
+            return "(no profile written)"
+        top = subprocess.run([PY, str(HERE / "pyspy_top.py"), str(self.out), "--top", "25"], capture_output=True,
+                             text=True)
+        return top.stdout
+
+
+# --- scenarios --------------------------------------------------------------------------------
+def guarded(fn, *a) -> dict:
+    """One run; a failure (server did not start, harness crashed) is recorded, not fatal."""
+    try:
+        return fn(*a)
+    except Exception as e:  # noqa: BLE001 - reported in the table and the JSON
+        return {"error": f"{type(e).__name__}: {e}"}
+
+
+def client_kind(server_kind: str) -> str:
+    return "sio" if server_kind in ("pysio", "nodesio") else "podium"
+
+
+def run_fanout(kind: str, args, work: Path, template: Path, seed: Path, scenario: int, prof_dir: Path | None) -> dict:
+    if scenario == 1:
+        msgs = args.pysio_messages if kind == "pysio" else args.messages
+        cfg = {"scenario": "fanout", "subs": args.subs, "messages": msgs, "window": args.window,
+               "timeout_s": args.fanout_timeout}
+    else:
+        cfg = {"scenario": "rate", "subs": args.rate_subs, "rate": args.rate, "duration_s": args.rate_duration,
+               "timeout_s": args.rate_duration + args.rate_drain}
+    srv = Server(kind, work, template=template)
+    try:
+        cfg.update(kind=client_kind(kind), url=srv.url, seed=str(seed))
+        profile = prof_dir / f"scenario{scenario}-podium.txt" if prof_dir is not None and kind == "podium" else None
+        res = harness(cfg, timeout=cfg["timeout_s"] + 90, server=srv, profile=profile)
+        if "server_cpu_s" in res and res.get("deliveries"):
+            res["deliveries_per_server_cpu_s"] = round(res["deliveries"] / max(res["server_cpu_s"], 1e-3))
+        res["server_rss_mb"] = round(srv.rss() / 2**20, 1)
+    finally:
+        srv.stop()
+    return res
+
+
+def run_idle(kind: str, args, work: Path, template: Path, seed: Path) -> dict:
+    srv = Server(kind, work, template=template)
+    procs: list[subprocess.Popen] = []
+    try:
+        base = {"kind": client_kind(kind), "url": srv.url, "seed": str(seed),
+                "scenario": "idle", "hold_s": 240, "hard_deadline_s": 300}
+
+        def start(conns: int, offset: int) -> subprocess.Popen:
+            return subprocess.Popen(["node", str(HERE / "harness.js"),
+                                     json.dumps(dict(base, conns=conns, offset=offset))],
+                                    cwd=HERE, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+        def ready(p: subprocess.Popen, timeout: float) -> dict:
+            box: list = []
+            t = threading.Thread(target=lambda: box.append(p.stdout.readline()), daemon=True)
+            t.start()
+            t.join(timeout)
+            if not box or not box[0].startswith("{"):
+                raise RuntimeError(f"idle harness not ready within {timeout} s")
+            rep = json.loads(box[0])
+            if "error" in rep:
+                raise RuntimeError(f"idle harness failed: {rep['error']}")
+            return rep
+
+        def close(p: subprocess.Popen) -> None:
+            try:
+                p.stdin.close()
+            except OSError:
+                pass
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+        # Warm-up: open and close some connections so one-time costs (imports, SQL compilation
+        # caches, the connection pool) are not charged to the measured connections.
+        w = start(args.idle_warmup, 0)
+        ready(w, 60)
+        close(w)
+        time.sleep(1.5)
+        before = srv.rss()
+        cpu0 = srv.cpu_s()
+        per_proc = -(-args.idle_conns // args.idle_procs)
+        t0 = time.monotonic()
+        for k in range(args.idle_procs):
+            n = min(per_proc, args.idle_conns - k * per_proc)
+            if n > 0:
+                procs.append(start(n, k * per_proc))
+        reports = [ready(p, 240) for p in procs]
+        open_s = time.monotonic() - t0
+        open_cpu = srv.cpu_s() - cpu0
+        opened = sum(r["ready"] for r in reports)
+        failed = sum(r["failed"] for r in reports)
+        time.sleep(3)  # let presence broadcasts and acks drain
+        samples = []
+        for _ in range(3):
+            samples.append(srv.rss())
+            time.sleep(0.5)
+        after = statistics.median(samples)
+        server_conns = srv.podium_connections()
+        return {"connections": opened, "failed": failed, "open_s": round(open_s, 2),
+                "rss_before_mb": round(before / 2**20, 1), "rss_after_mb": round(after / 2**20, 1),
+                "kb_per_conn": round((after - before) / 1024 / max(opened, 1), 2),
+                "open_cpu_ms_per_conn": round(open_cpu * 1000 / max(opened, 1), 2),
+                "server_side_connections": server_conns,
+                "first_error": next((r["first_error"] for r in reports if r.get("first_error")), None)}
+    finally:
+        for p in procs:
+            try:
+                p.stdin.close()
+            except OSError:
+                pass
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        srv.stop()
+
+
+def run_senders(db: str, args, work: Path, template: Path, seed: Path, pg_url: str | None,
+                prof_dir: Path | None) -> dict:
+    srv = Server("podium", work, db_url=pg_url, template=template)
+    try:
+        profile = prof_dir / f"scenario4-{db}.txt" if prof_dir is not None else None
+        cfg = {"kind": "podium", "url": srv.url, "seed": str(seed), "scenario": "senders",
+               "senders": args.senders, "window": args.senders_window, "duration_s": args.senders_duration}
+        res = harness(cfg, timeout=args.senders_duration + 90, server=srv, profile=profile)
+        if "server_cpu_s" in res and res.get("acked"):
+            res["acked_per_server_cpu_s"] = round(res["acked"] / max(res["server_cpu_s"], 1e-3))
+    finally:
+        srv.stop()
+    return res
+
+
+# --- report -----------------------------------------------------------------------------------
+def med(values):
+    vals = [v for v in values if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def fmt(v, nd=0):
+    if v is None:
+        return "-"
+    return f"{v:,.{nd}f}"
+
+
+def report(results: dict, args) -> tuple[str, list[str]]:
+    """The table (medians over runs) and the target verdicts."""
+    cols = f"{'scenario':<34} {'server':<42} {'metric':<14} {'median':>9} {'p50 ms':>8} {'p99 ms':>8}  " \
+           f"{'per server CPU-s':>16}  {'other load':>10}  {'ratio / note':<30} runs"
+    rows = [cols, "-" * len(cols)]
+    verdicts: list[str] = []
+
+    def ok_runs(sc, kind):
+        return [r for r in results.get(sc, {}).get(kind, []) if "error" not in r]
+
+    def errors(sc, kind):
+        return [r["error"][:200] for r in results.get(sc, {}).get(kind, []) if "error" in r]
+
+    def row(scen, kind_label, metric, value, p50, p99, eff, other, note, runs):
+        rows.append(f"{scen:<34} {kind_label:<42} {metric:<14} {value:>9} {p50:>8} {p99:>8}  {eff:>16}  "
+                    f"{other:>10}  {note:<30} {runs}")
+
+    def runs_str(sc, kind, key, nd=0):
+        vals = [fmt(_get(r, key), nd) for r in ok_runs(sc, kind)]
+        return ", ".join(vals + ["ERR"] * len(errors(sc, kind)))
+
+    if "1" in results:
+        m = {k: med([r["deliveries_per_s"] for r in ok_runs("1", k)]) for k in SERVERS}
+        eff = {k: med([r.get("deliveries_per_server_cpu_s") for r in ok_runs("1", k)]) for k in SERVERS}
+        for k in SERVERS:
+            rs = ok_runs("1", k)
+            if not rs and not errors("1", k):
+                continue
+            msgs = args.pysio_messages if k == "pysio" else args.messages
+            note = f"{msgs} msgs"
+            if k == "podium":
+                parts = [f"{m['podium'] / m[p]:.2f}x {p}" for p in ("pysio", "nodesio") if m.get(p) and m["podium"]]
+                note = ", ".join(parts) or note
+            row(f"1 fan-out N={args.subs}, w={args.window}", SERVERS[k], "deliveries/s", fmt(m[k]),
+                fmt(med([r["latency_ms"]["p50"] for r in rs]), 1), fmt(med([r["latency_ms"]["p99"] for r in rs]), 1),
+                fmt(eff[k]), fmt(med([r.get("other_load_cores") for r in rs]), 2), note,
+                runs_str("1", k, "deliveries_per_s"))
+        for peer, label, factor in (("pysio", "python-socketio", 3.0), ("nodesio", "Node socket.io", 1.0)):
+            if m["podium"] and m.get(peer):
+                r = m["podium"] / m[peer]
+                cpu_r = f"; per server CPU-second {eff['podium'] / eff[peer]:.2f}x" if eff["podium"] and eff.get(peer) else ""
+                verdicts.append(f"target: Podium >= {factor:g}x {label} deliveries/s (N={args.subs}): {r:.2f}x "
+                                f"-> {'MET' if r >= factor else 'NOT MET'}{cpu_r}")
+    if "2" in results:
+        for k in SERVERS:
+            rs = ok_runs("2", k)
+            if not rs and not errors("2", k):
+                continue
+            p99 = med([r["latency_ms"]["p99"] for r in rs])
+            sec_p99 = med([statistics.median([b["p99"] for b in r["timeline"]]) for r in rs if r.get("timeline")])
+            incomplete = sum(1 for r in rs if not r["complete"])
+            note = f"median 1-s p99 {fmt(sec_p99, 1)} ms" + (f"; {incomplete} incomplete" if incomplete else "")
+            row(f"2 rate N={args.rate_subs}, {args.rate:g}/s x {args.rate_duration:g}s", SERVERS[k], "deliveries/s",
+                fmt(med([r["deliveries_per_s"] for r in rs])), fmt(med([r["latency_ms"]["p50"] for r in rs]), 1),
+                fmt(p99, 1), fmt(med([r.get("deliveries_per_server_cpu_s") for r in rs])),
+                fmt(med([r.get("other_load_cores") for r in rs]), 2), note, "p99: " + runs_str("2", k, "latency_ms.p99", 1))
+            if k == "podium" and p99 is not None:
+                verdicts.append(f"target: p99 <= 50 ms at {args.rate_subs} subscribers x {args.rate:g} msg/s: "
+                                f"{p99:.1f} ms -> {'MET' if p99 <= 50 else 'NOT MET'} (median of per-second p99s "
+                                f"{fmt(sec_p99, 1)} ms; p50 {fmt(med([r['latency_ms']['p50'] for r in rs]), 1)} ms)")
+    if "3" in results:
+        for k in SERVERS:
+            rs = ok_runs("3", k)
+            if not rs and not errors("3", k):
+                continue
+            kb = med([r["kb_per_conn"] for r in rs])
+            label = SERVERS[k].replace(" (persisted)", "").replace(" (no persistence)", "")
+            note = f"open {fmt(med([r['open_cpu_ms_per_conn'] for r in rs]), 2)} CPU-ms/conn"
+            row(f"3 idle RSS, {args.idle_conns} joined", label, "KB/conn", fmt(kb, 1), "", "", "", "", note,
+                runs_str("3", k, "kb_per_conn", 1))
+            if k == "podium" and kb is not None:
+                verdicts.append(f"target: RSS per idle joined connection at {args.idle_conns} <= 20 KB: {kb:.1f} KB "
+                                f"-> {'MET' if kb <= 20 else 'NOT MET'}")
+    if "4" in results:
+        for db, label in (("sqlite", "SQLite"), ("postgres", "PostgreSQL")):
+            rs = ok_runs("4", db)
+            if not rs and not errors("4", db):
+                continue
+            v = med([r["acked_per_s"] for r in rs])
+            eff = med([r.get("acked_per_server_cpu_s") for r in rs])
+            row(f"4 sends, {args.senders} senders, w={args.senders_window}", f"Podium ({label})", "acked/s", fmt(v),
+                fmt(med([r["ack_ms"]["p50"] for r in rs]), 1), fmt(med([r["ack_ms"]["p99"] for r in rs]), 1),
+                fmt(eff), fmt(med([r.get("other_load_cores") for r in rs]), 2), "ack latency",
+                runs_str("4", db, "acked_per_s"))
+            if db == "sqlite" and v is not None:
+                verdicts.append(f"target: persisted sends, {args.senders} senders on SQLite >= 2,000/s: {v:,.0f}/s "
+                                f"-> {'MET' if v >= 2000 else 'NOT MET'} (per server CPU-second: {fmt(eff)})")
+            elif v is not None:
+                verdicts.append(f"(info) persisted sends, {args.senders} senders on PostgreSQL: {v:,.0f}/s "
+                                f"(per server CPU-second: {fmt(eff)})")
+    for sc in results:
+        for k in results[sc]:
+            for e in errors(sc, k):
+                verdicts.append(f"ERROR in scenario {sc} / {k}: {e}")
+    return "\n".join(rows), verdicts
+
+
+def _get(d: dict, dotted: str):
+    for part in dotted.split("."):
+        d = d.get(part) if isinstance(d, dict) else None
+    return d
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", type=int, default=3, help="runs of each configuration (default 3)")
+    p.add_argument("--scenarios", default="1,2,3,4", help="comma-separated subset of 1,2,3,4")
+    p.add_argument("--servers", default="podium,pysio,nodesio", help="for scenarios 1 and 2")
+    p.add_argument("--idle-servers", default="podium,tornado,pysio,nodesio", help="for scenario 3")
+    p.add_argument("--peer-runs", type=int, default=1,
+                   help="runs of the peers in scenarios 2 and 3 (Podium gets --runs; scenario 1 peers get --runs)")
+    p.add_argument("--subs", type=int, default=200)
+    p.add_argument("--messages", type=int, default=2000)
+    p.add_argument("--pysio-messages", type=int, default=500,
+                   help="messages for python-socketio in scenario 1 (it is ~10x slower; rate is steady-state)")
+    p.add_argument("--window", type=int, default=50)
+    p.add_argument("--fanout-timeout", type=float, default=120)
+    p.add_argument("--rate-subs", type=int, default=500)
+    p.add_argument("--rate", type=float, default=20)
+    p.add_argument("--rate-duration", type=float, default=10)
+    p.add_argument("--rate-drain", type=float, default=15, help="max seconds to wait for stragglers")
+    p.add_argument("--idle-conns", type=int, default=5000)
+    p.add_argument("--idle-procs", type=int, default=2, help="Node client processes for scenario 3")
+    p.add_argument("--idle-warmup", type=int, default=100)
+    p.add_argument("--senders", type=int, default=50)
+    p.add_argument("--senders-window", type=int, default=1)
+    p.add_argument("--senders-duration", type=float, default=10)
+    p.add_argument("--no-pg", action="store_true", help="skip the PostgreSQL run of scenario 4")
+    p.add_argument("--profile", action="store_true",
+                   help="py-spy record Podium during run 1 of scenarios 1, 2 and 4 (perturbs those runs)")
+    p.add_argument("--ref", help="benchmark the server as committed at this git ref (exported with git archive "
+                                 "into the temp dir) instead of the working tree")
+    p.add_argument("--json", help="write all raw results here (default: in the temp dir)")
+    p.add_argument("--keep", action="store_true", help="keep the temp dir (databases, server logs)")
+    args = p.parse_args()
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+
+    t_start = time.monotonic()
+    ensure_deps()
+    raise_nofile()
+    work = Path(tempfile.mkdtemp(prefix="podium-bench-"))
+    global SRC
+    if args.ref:
+        SRC = work / "src"
+        SRC.mkdir()
+        tar = subprocess.run(["git", "archive", args.ref, "server", "migrations", "alembic.ini"], cwd=ROOT,
+                             check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(SRC)], input=tar, check=True)
+    prof_dir = work / "profiles" if args.profile else None
+    if prof_dir:
+        prof_dir.mkdir()
+    results: dict[str, dict[str, list]] = {}
+    meta = {"machine": {"cpus": os.cpu_count(), "cpu": _cpu_model(), "python": platform.python_version(),
+                        "node": subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip(),
+                        "loadavg_start": os.getloadavg()},
+            "args": vars(args), "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "server_source": _source(args)}
+    try:
+        log(f"work dir {work}; seeding SQLite template")
+        tdir = work / "template"
+        tdir.mkdir()
+        seed = work / "seed.json"
+        prepare_db(f"sqlite+aiosqlite:///{tdir / 'podium.db'}", tdir, seed,
+                   subs=max(args.idle_conns, args.rate_subs, args.subs))
+        template = tdir / "podium.db"
+
+        for sc in ("1", "2"):
+            if sc not in scenarios:
+                continue
+            results[sc] = {k: [] for k in servers}
+            for run in range(args.runs):
+                for k in servers:
+                    if sc == "2" and k != "podium" and run >= args.peer_runs:
+                        continue
+                    res = guarded(run_fanout, k, args, work, template, seed, int(sc),
+                                  prof_dir if run == 0 else None)
+                    results[sc][k].append(res)
+                    log(f"scenario {sc} run {run + 1} {k}: " + _short(res))
+        if "3" in scenarios:
+            idle_servers = [s.strip() for s in args.idle_servers.split(",") if s.strip()]
+            results["3"] = {k: [] for k in idle_servers}
+            for run in range(args.runs):
+                for k in idle_servers:
+                    if k != "podium" and run >= args.peer_runs:
+                        continue
+                    res = guarded(run_idle, k, args, work, template, seed)
+                    results["3"][k].append(res)
+                    log(f"scenario 3 run {run + 1} {k}: " + _short(res))
+        if "4" in scenarios:
+            results["4"] = {"sqlite": []}
+            pg = None if args.no_pg else prepare_pg(work)
+            if pg:
+                results["4"]["postgres"] = []
+            elif not args.no_pg:
+                log("PostgreSQL not reachable on 127.0.0.1:5432: scenario 4 runs on SQLite only")
+            for run in range(args.runs):
+                res = guarded(run_senders, "sqlite", args, work, template, seed, None,
+                              prof_dir if run == 0 else None)
+                results["4"]["sqlite"].append(res)
+                log(f"scenario 4 run {run + 1} sqlite: " + _short(res))
+                if pg:
+                    res = guarded(run_senders, "postgres", args, work, template, pg[1], pg[0],
+                                  prof_dir if run == 0 else None)
+                    results["4"]["postgres"].append(res)
+                    log(f"scenario 4 run {run + 1} postgres: " + _short(res))
+    finally:
+        meta["loadavg_end"] = os.getloadavg()
+        meta["wall_s"] = round(time.monotonic() - t_start, 1)
+        out = Path(args.json) if args.json else work / "results.json"
+        out.write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+        table, verdicts = report(results, args)
+        print()
+        src = meta["server_source"]
+        print(f"\nserver code: {src['ref']} at {src['commit'][:10]}"
+              + (f" + {len(src['uncommitted'])} uncommitted server file(s)" if src.get("uncommitted") else ""))
+        print(f"Chat fan-out benchmark: {meta['machine']['cpus']} CPUs ({meta['machine']['cpu']}), medians of "
+              f"{args.runs} run(s); load average at start {meta['machine']['loadavg_start'][0]:.2f}, "
+              f"at end {meta['loadavg_end'][0]:.2f}; wall {meta['wall_s']:.0f} s")
+        print(table)
+        print()
+        for v in verdicts:
+            print(v)
+        print(f"\nraw results: {out}")
+        if prof_dir:
+            for f in sorted(prof_dir.glob("*-top.txt")):
+                print(f"\n== py-spy: {f.name} ==\n{f.read_text()}")
+        if not args.keep:
+            # Keep the results file and profiles; drop databases and server logs.
+            for child in work.iterdir():
+                if child.name not in ("results.json", "profiles"):
+                    shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
+            if not any(work.iterdir()):
+                work.rmdir()
+
+def _short(res: dict) -> str:
+    if "error" in res:
+        return "ERROR " + res["error"][:300]
+    keys = ("deliveries_per_s", "sends_per_s", "acked_per_s", "kb_per_conn", "connections", "open_s",
+            "open_cpu_ms_per_conn", "complete",
+            "server_cpu_s", "client_cpu_s", "other_load_cores", "deliveries_per_server_cpu_s", "acked_per_server_cpu_s")
+    parts = [f"{k}={res[k]}" for k in keys if k in res]
+    for k in ("latency_ms", "ack_ms", "send_lag_ms"):
+        if k in res and res[k].get("p50") is not None:
+            parts.append(f"{k} p50={res[k]['p50']} p99={res[k]['p99']}")
+    return " ".join(parts)
+
+
+def _source(args) -> dict:
+    """Which server code ran: the commit, and for the working tree its uncommitted server files."""
+    def git(*a: str) -> str:
+        return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    if args.ref:
+        return {"ref": args.ref, "commit": git("rev-parse", args.ref)}
+    dirty = git("status", "--short", "--", "server", "migrations").splitlines()
+    return {"ref": "working tree", "commit": git("rev-parse", "HEAD"), "uncommitted": dirty}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+if __name__ == "__main__":
+    main()
