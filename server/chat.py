@@ -66,10 +66,19 @@ def _bounded_int(value, what: str, lo: int, hi: int, default: int | None = None)
 class Chat:
     def __init__(self, db: Database, registry: Registry, config: Config):
         self.db, self.registry, self.config = db, registry, config
-        self.writer = MessageWriter(db, self._store_one, self._broadcast_new)
+        self.writer = MessageWriter(db, self._store_one, self._broadcast_stored)
 
     def _broadcast_new(self, room_id: int, wire: dict) -> None:
         self.registry.broadcast(room_id, {"type": "message.new", "message": wire})
+
+    def _broadcast_stored(self, stored: list[tuple[int, dict]]) -> None:
+        """Broadcast a committed batch: per room, all its ``message.new`` frames in seq order
+        as one buffer, so each subscriber costs one write per batch, not one per message."""
+        by_room: dict[int, list[bytes]] = {}
+        for room_id, wire in stored:
+            by_room.setdefault(room_id, []).append(event_frame({"type": "message.new", "message": wire}))
+        for room_id, frames in by_room.items():
+            self.registry.broadcast_frame(room_id, b"".join(frames))
 
     # -- membership ----------------------------------------------------------------------
     async def _room_role(self, s, room_id: int, actor: Actor) -> tuple[object, str]:

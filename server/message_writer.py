@@ -29,6 +29,8 @@ from server.errors import BadRequest, Forbidden, NotFound
 
 log = logging.getLogger("podium.writer")
 
+_ROOMS, _MEMBERS, _MESSAGES = Room.__table__, Membership.__table__, Message.__table__
+
 
 @dataclass
 class SendRequest:
@@ -54,7 +56,7 @@ class MessageWriter:
     so sends to a room are stored in the order they were queued."""
 
     def __init__(self, db: Database, single: Callable[[SendRequest], Awaitable[Outcome]],
-                 on_stored: Callable[[int, dict], None], max_batch: int = 256):
+                 on_stored: Callable[[list[tuple[int, dict]]], None], max_batch: int = 256):
         self.db, self.single, self.on_stored = db, single, on_stored
         self.max_batch = max_batch
         n = 1 if db.is_sqlite else 4
@@ -124,35 +126,48 @@ class MessageWriter:
                         req.future.set_result(result)
             return
         self.batches += 1
+        created = [(req.room_id, out[0]) for req, out in zip(batch, outcomes)
+                   if isinstance(out, tuple) and out[1]]
+        self.stored += len(created)
+        if created:
+            self.on_stored(created)  # one broadcast for the batch, then the acks
         for req, outcome in zip(batch, outcomes):
-            if isinstance(outcome, Exception):
-                if not req.future.done():
-                    req.future.set_exception(outcome)
+            if req.future.done():
                 continue
-            wire, created = outcome
-            if created:
-                self.stored += 1
-                self.on_stored(req.room_id, wire)
-            if not req.future.done():
+            if isinstance(outcome, Exception):
+                req.future.set_exception(outcome)
+            else:
                 req.future.set_result(outcome)
 
     async def _store(self, s, batch: list[SendRequest]) -> list[Outcome | Exception]:
+        # Core statements on the session's connection: this runs once per batch on the hot
+        # path, and ORM entity loading would cost more than the SQL itself.
+        conn = await s.connection()
         room_ids = {r.room_id for r in batch}
         user_ids = {r.actor.id for r in batch}
-        rooms = set((await s.execute(select(Room.id).where(Room.id.in_(room_ids)))).scalars())
-        roles = {(rid, uid): role for rid, uid, role in (await s.execute(
-            select(Membership.room_id, Membership.user_id, Membership.role)
-            .where(Membership.room_id.in_(room_ids), Membership.user_id.in_(user_ids)))).all()}
+        member_rows = (await conn.execute(
+            select(_ROOMS.c.id, _MEMBERS.c.user_id, _MEMBERS.c.role)
+            .select_from(_ROOMS.outerjoin(_MEMBERS, (_MEMBERS.c.room_id == _ROOMS.c.id)
+                                          & _MEMBERS.c.user_id.in_(user_ids)))
+            .where(_ROOMS.c.id.in_(room_ids)))).all()
+        rooms = {rid for rid, _, _ in member_rows}
+        roles = {(rid, uid): role for rid, uid, role in member_rows if uid is not None}
         cmids = {r.client_msg_id for r in batch}
+        found = {(rid, uid, cmid): mid for mid, rid, uid, cmid in (await conn.execute(
+            select(_MESSAGES.c.id, _MESSAGES.c.room_id, _MESSAGES.c.sender_id, _MESSAGES.c.client_msg_id)
+            .where(_MESSAGES.c.room_id.in_(room_ids), _MESSAGES.c.sender_id.in_(user_ids),
+                   _MESSAGES.c.client_msg_id.in_(cmids)))).all()}
         existing = {}
-        for msg, name in (await s.execute(
-                select(Message, User.display_name).outerjoin(User, User.id == Message.sender_id)
-                .where(Message.room_id.in_(room_ids), Message.sender_id.in_(user_ids),
-                       Message.client_msg_id.in_(cmids)))).all():
-            existing[(msg.room_id, msg.sender_id, msg.client_msg_id)] = (msg, name)
+        if found:  # resends are rare: load their full rows only then
+            by_id = {mid: key for key, mid in found.items()}
+            for msg, name in (await s.execute(
+                    select(Message, User.display_name).outerjoin(User, User.id == Message.sender_id)
+                    .where(Message.id.in_(by_id)))).all():
+                existing[by_id[msg.id]] = (msg, name)
         reply_ids = {r.reply_to for r in batch if r.reply_to is not None}
-        reply_room = dict((await s.execute(select(Message.id, Message.room_id)
-                                           .where(Message.id.in_(reply_ids)))).all()) if reply_ids else {}
+        reply_room = dict((await conn.execute(select(_MESSAGES.c.id, _MESSAGES.c.room_id)
+                                              .where(_MESSAGES.c.id.in_(reply_ids))))
+                          .all()) if reply_ids else {}
 
         outcomes: list[Outcome | Exception | None] = [None] * len(batch)
         first_of: dict[tuple, int] = {}
@@ -181,9 +196,9 @@ class MessageWriter:
             by_room.setdefault(batch[i].room_id, []).append(i)
         for room_id in sorted(by_room):
             idxs = by_room[room_id]
-            last = (await s.execute(update(Room).where(Room.id == room_id)
-                                    .values(last_seq=Room.last_seq + len(idxs), last_activity_at=now)
-                                    .returning(Room.last_seq))).scalar_one()
+            last = (await conn.execute(update(_ROOMS).where(_ROOMS.c.id == room_id)
+                                       .values(last_seq=_ROOMS.c.last_seq + len(idxs), last_activity_at=now)
+                                       .returning(_ROOMS.c.last_seq))).scalar_one()
             for n, i in enumerate(idxs):
                 seqs[i] = last - len(idxs) + 1 + n
         if fresh:
@@ -191,9 +206,12 @@ class MessageWriter:
                          kind=batch[i].kind, content=batch[i].content,
                          client_msg_id=batch[i].client_msg_id, file_id=batch[i].file_id,
                          reply_to=batch[i].reply_to, created_at=now) for i in fresh]
-            ids = (await s.execute(insert(Message).returning(Message.id, sort_by_parameter_order=True),
-                                   rows)).scalars().all()
-            for i, row, new_id in zip(fresh, rows, ids):
+            # One multi-row INSERT. RETURNING order is not guaranteed, so ids are matched back by
+            # (room, seq); asking SQLAlchemy to sort would make it one statement per row.
+            ids = {(rid, seq): mid for mid, rid, seq in (await conn.execute(
+                insert(_MESSAGES).returning(_MESSAGES.c.id, _MESSAGES.c.room_id, _MESSAGES.c.seq), rows)).all()}
+            for i, row in zip(fresh, rows):
+                new_id = ids[(row["room_id"], row["seq"])]
                 msg = Message(id=new_id, edited_at=None, deleted_at=None, **row)
                 outcomes[i] = (codec.message_wire(msg, batch[i].actor.display_name), True)
 

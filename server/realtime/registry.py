@@ -81,10 +81,16 @@ class Registry:
     def broadcast(self, room: int, event: dict, *, droppable: bool = False,
                   exclude_user: int | None = None) -> int:
         """Send ``event`` to every socket subscribed to ``room``; returns deliveries."""
+        if not self.by_room.get(room):
+            return 0
+        return self.broadcast_frame(room, event_frame(event), droppable=droppable, exclude_user=exclude_user)
+
+    def broadcast_frame(self, room: int, frame: bytes, *, droppable: bool = False,
+                        exclude_user: int | None = None) -> int:
+        """Write already-framed bytes (one or more frames) to every subscriber of ``room``."""
         subs = self.by_room.get(room)
         if not subs:
             return 0
-        frame = event_frame(event)
         return self.send_to(tuple(subs), frame, droppable=droppable, exclude_user=exclude_user)
 
     def send_to(self, conns: Iterable[Connection], frame: bytes, *, droppable: bool = False,
