@@ -64,8 +64,8 @@ def make_app(deps: Deps) -> tornado.web.Application:
     cfg = deps.config
     return tornado.web.Application(
         routes,
-        websocket_ping_interval=cfg.heartbeat_s,
-        websocket_ping_timeout=min(cfg.heartbeat_timeout_s, cfg.heartbeat_s),
+        # Heartbeats are ours (server/realtime/heartbeat.py): one timer for all sockets.
+        websocket_ping_interval=0,
         websocket_max_message_size=cfg.max_frame_bytes,
         compress_response=False,
         log_function=log_request,

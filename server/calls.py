@@ -167,6 +167,9 @@ class Calls:
                 async with self.db.write() as s:
                     interval_id = await cq.open_interval(s, session_id, actor.id, conn.connection_id, now)
             if session_id not in self.live:  # ended while we were writing
+                if interval_id is not None:  # written after the end closed every interval
+                    async with self.db.write() as s:
+                        await cq.close_interval(s, interval_id, live.row.ended_at or now)
                 raise Conflict("the call has ended")
             me = Participant(conn, actor.id, actor.display_name, role, now, interval_id)
             live.participants[me.peer_id] = me

@@ -7,6 +7,7 @@ from server.calls import Calls
 from server.chat import Chat
 from server.config import Config
 from server.db.engine import Database
+from server.realtime.heartbeat import Heartbeat
 from server.realtime.ratelimit import RateLimiter
 from server.realtime.registry import Registry
 
@@ -19,11 +20,18 @@ class Deps:
     chat: Chat
     limiter: RateLimiter
     calls: Calls
+    heartbeat: Heartbeat = None  # type: ignore[assignment]
     shutting_down: bool = False
     sockets: set = field(default_factory=set)  # every open /ws socket, authenticated or not
     stats: dict = field(default_factory=lambda: {"dropped": 0, "overflows": 0, "rate_limited": 0})
 
+    def __post_init__(self) -> None:
+        if self.heartbeat is None:
+            self.heartbeat = Heartbeat(lambda: self.sockets, self.config.heartbeat_s,
+                                       self.config.heartbeat_timeout_s)
+
     async def close(self) -> None:
+        self.heartbeat.stop()
         self.calls.close()
         await self.chat.writer.close()
         await self.db.close()
