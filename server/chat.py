@@ -247,7 +247,7 @@ class Chat:
     async def join(self, conn, actor: Actor, room_id: int) -> dict:
         async with self.db.read() as s:
             room, role = await self._room_role(s, room_id, actor)
-            mem = await rq.members(s, room_id)
+            mem = await rq.member_users(s, room_id)
             reads = await rq.reads(s, room_id)
         first = self.registry.subscribe(conn, room_id)
         if first:
@@ -256,7 +256,7 @@ class Chat:
                                     exclude_user=actor.id)
         return {"room": codec.room_wire(room, role, reads.get(str(actor.id), 0), len(mem)),
                 "last_seq": room.last_seq,
-                "members": [codec.user_wire(u) | {"room_role": m.role} for u, m in mem],
+                "members": mem,
                 "online": self.registry.online(room_id), "reads": reads, "my_role": role,
                 "last_change": room.last_change}
 
@@ -450,10 +450,9 @@ class Chat:
     async def typing(self, actor: Actor, room_id: int, active) -> None:
         if not isinstance(active, bool):
             raise BadRequest("active must be a boolean")
-        conns = self.registry.by_room.get(room_id, ())
-        # Typing is only relayed from a socket subscribed to the room (membership was checked
+        # Typing is only relayed from a user subscribed to the room (membership was checked
         # at room.join); anything else is checked against SQL.
-        if not any(c.user_id == actor.id for c in conns):
+        if actor.id not in self.registry.room_users.get(room_id, ()):
             await self.room_role(room_id, actor)
             return
         self.registry.broadcast(room_id, {"type": "typing", "room": str(room_id), "user_id": str(actor.id),

@@ -53,6 +53,16 @@ async def members(s: AsyncSession, room_id: int) -> list[tuple[User, Membership]
     return [tuple(r) for r in (await s.execute(stmt)).all()]
 
 
+async def member_users(s: AsyncSession, room_id: int) -> list[dict]:
+    """The room's members as wire users with their ``room_role`` (columns only: a room.join
+    in a 500-member course must not build 1,000 ORM objects)."""
+    stmt = (select(User.id, User.username, User.display_name, User.role, Membership.role)
+            .join(Membership, Membership.user_id == User.id).where(Membership.room_id == room_id)
+            .order_by(Membership.role, User.display_name))
+    return [{"id": str(uid), "username": uname, "display_name": name, "role": grole, "room_role": rrole}
+            for uid, uname, name, grole, rrole in (await s.execute(stmt)).all()]
+
+
 async def member_ids(s: AsyncSession, room_id: int) -> list[int]:
     stmt = select(Membership.user_id).where(Membership.room_id == room_id)
     return list((await s.execute(stmt)).scalars())

@@ -25,6 +25,8 @@ class Registry:
         self.connections: dict[str, Connection] = {}
         self.by_user: dict[int, set[Connection]] = {}
         self.by_room: dict[int, set[Connection]] = {}
+        # room → user id → number of that user's sockets subscribed (presence in O(1)).
+        self.room_users: dict[int, dict[int, int]] = {}
         self.status: dict[int, str] = {}
 
     # -- connections ---------------------------------------------------------------------
@@ -54,10 +56,13 @@ class Registry:
     def subscribe(self, conn: Connection, room: int) -> bool:
         """Subscribe; True when this is the user's first socket in the room (user came online)."""
         subs = self.by_room.setdefault(room, set())
-        first = not any(c.user_id == conn.user_id for c in subs)
+        if conn in subs:
+            return False
         subs.add(conn)
         conn.rooms.add(room)
-        return first
+        users = self.room_users.setdefault(room, {})
+        users[conn.user_id] = users.get(conn.user_id, 0) + 1
+        return users[conn.user_id] == 1
 
     def unsubscribe(self, conn: Connection, room: int) -> bool:
         """Unsubscribe; True when the user has no socket left in the room."""
@@ -66,13 +71,18 @@ class Registry:
         if not subs or conn not in subs:
             return False
         subs.discard(conn)
+        users = self.room_users[room]
+        users[conn.user_id] -= 1
+        gone = users[conn.user_id] == 0
+        if gone:
+            del users[conn.user_id]
         if not subs:
             del self.by_room[room]
-            return True
-        return not any(c.user_id == conn.user_id for c in subs)
+            del self.room_users[room]
+        return gone
 
     def online(self, room: int) -> list[str]:
-        return sorted({str(c.user_id) for c in self.by_room.get(room, ())}, key=int)
+        return [str(uid) for uid in sorted(self.room_users.get(room, ()))]
 
     def user_sockets(self, user_id: int) -> set[Connection]:
         return self.by_user.get(user_id, set())
