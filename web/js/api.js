@@ -92,3 +92,30 @@ export const removeMember = (roomId, userId) => request('DELETE', `/api/rooms/${
 export const searchUsers = (prefix, limit = 8, opts) => request('GET', `/api/users${q({ q: prefix, limit })}`, undefined, opts);
 export const messagesBefore = (roomId, before, limit = 50) =>
   request('GET', `/api/rooms/${enc(roomId)}/messages${q({ before, limit })}`);
+
+// Live calls and attendance (PROTOCOL §3).
+export const roomSessions = (roomId, limit) => request('GET', `/api/rooms/${enc(roomId)}/sessions${q({ limit })}`);
+export const attendance = (sessionId) => request('GET', `/api/sessions/${enc(sessionId)}/attendance`);
+export const iceServers = () => request('GET', '/api/ice-servers');
+
+/** The attendance CSV as a Blob (fetched with the bearer token; a plain link could not send it). */
+export async function attendanceCsv(sessionId) {
+  const headers = { Accept: 'text/csv' };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let res;
+  try {
+    res = await fetch(`/api/sessions/${enc(sessionId)}/attendance?format=csv`, { headers });
+  } catch {
+    throw new ApiError(0, 'unavailable', 'Cannot reach the server. Check your connection.');
+  }
+  if (!res.ok) {
+    let err = {};
+    try {
+      err = (await res.json()).error || {};
+    } catch {
+      // not JSON
+    }
+    throw new ApiError(res.status, err.code || CODE_BY_STATUS[res.status] || 'internal', err.reason || `HTTP ${res.status}`);
+  }
+  return res.blob();
+}

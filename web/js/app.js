@@ -1,7 +1,8 @@
 // The signed-in application: owns the socket, store, outbox and room sync, turns server
 // events into store updates, and offers the actions views call. Views listen to:
 //   'rooms' (room list or unread counts changed), 'active' (selected room changed),
-//   'connection' (socket state), 'outbox' (pending messages changed).
+//   'connection' (socket state), 'outbox' (pending messages changed). Live calls are in
+//   `app.calls` (call.js), with events of their own.
 
 import * as api from './api.js';
 import { Emitter } from './emitter.js';
@@ -10,6 +11,7 @@ import { Store } from './store.js';
 import { Outbox } from './outbox.js';
 import { RoomSync } from './sync.js';
 import { TypingNotifier } from './typing.js';
+import { CallManager } from './call.js';
 
 const ROOMS_REFRESH_MS = 30000;
 const USER_KEY = 'podium.user';
@@ -50,6 +52,7 @@ export class App extends Emitter {
       onMessages: (roomId, messages) => this.afterMessages(roomId, messages),
     });
     this.typing = new TypingNotifier((room, active) => this.socket.send('typing', { room, active }));
+    this.calls = new CallManager(this); // live calls: banner, stage, peers (call.js)
     this.timers = [];
     this.wire();
   }
@@ -66,6 +69,7 @@ export class App extends Emitter {
     for (const t of this.timers) clearInterval(t);
     window.removeEventListener('focus', this.onFocus);
     this.typing.stop();
+    this.calls.destroy();
     this.socket.stop();
     this.store.clear();
   }
@@ -143,6 +147,7 @@ export class App extends Emitter {
       room.last_seq = Math.max(room.last_seq || 0, ack.last_seq || 0);
       if (ack.my_role) room.my_role = ack.my_role;
     }
+    this.calls.roomJoined(roomId);
     this.emit('rooms');
   }
 

@@ -46,6 +46,8 @@ function route() {
 }
 
 async function boot() {
+  // For the browser console and browser tests: podium.app (live call: podium.app.calls).
+  window.podium = Object.freeze({ get app() { return app; } });
   window.addEventListener('hashchange', route);
   api.onUnauthorized(() => app?.logout('Your session has expired. Please sign in again.', { keepOutbox: true }));
   if (!api.getToken()) return showAuth();

@@ -6,6 +6,7 @@ import { h, joinNames } from '../dom.js';
 import { icon } from '../icons.js';
 import { renderMessage, renderPending } from './message.js';
 import { createComposer } from './composer.js';
+import { createCallHeaderActions } from './call.js';
 
 const NEAR_BOTTOM_PX = 48;
 const NEAR_TOP_PX = 120;
@@ -24,8 +25,10 @@ export function createChatView(app, roomId) {
   // ---- skeleton --------------------------------------------------------------------------
   const title = h('h2', { class: 'chat-title' });
   const subtitle = h('p', { class: 'chat-subtitle muted' });
+  const callActions = createCallHeaderActions(app, roomId);
   const header = h('header', { class: 'chat-header' },
     h('div', { class: 'chat-heading' }, title, subtitle),
+    callActions.el,
     h('button', {
       type: 'button', class: 'btn btn-secondary btn-small only-medium', testid: 'toggle-people',
       'aria-controls': 'people-panel', onclick: () => app.emit('people-toggle'),
@@ -385,6 +388,7 @@ export function createChatView(app, roomId) {
     destroy() {
       destroyed = true;
       offs.forEach((off) => off());
+      callActions.destroy();
       document.removeEventListener('visibilitychange', onVisible);
       clearTimeout(readTimer);
       clearTimeout(toastTimer);

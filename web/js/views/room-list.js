@@ -41,11 +41,12 @@ export function createRoomList(app, { onNavigate = () => {} } = {}) {
       const name = h('span', { class: 'room-name' });
       const kindIcon = h('span', { class: 'room-icon', 'aria-hidden': 'true' });
       const badge = h('span', { class: 'badge', testid: 'unread-count' });
+      const live = h('span', { class: 'room-live', testid: 'room-live', title: 'Live call in progress' }, 'Live');
       const link = h('a', {
         class: 'room-item', href: `#/rooms/${encodeURIComponent(room.id)}`, testid: 'room-item',
         dataset: { roomId: room.id }, onclick: () => onNavigate(),
       }, kindIcon, name);
-      item = { li: h('li', {}, link), link, name, kindIcon, badge, kind: null };
+      item = { li: h('li', {}, link), link, name, kindIcon, badge, live, kind: null };
       items.set(room.id, item);
     }
     const title = app.roomTitle(room.id);
@@ -60,6 +61,11 @@ export function createRoomList(app, { onNavigate = () => {} } = {}) {
     if (item.kind !== room.kind) {
       item.kind = room.kind;
       item.kindIcon.replaceChildren(icon(room.kind === 'direct' || room.kind === 'group' ? room.kind : 'course'));
+    }
+    if (app.calls.liveSession(room.id)) {
+      if (!item.live.isConnected) item.link.insertBefore(item.live, item.badge.isConnected ? item.badge : null);
+    } else {
+      item.live.remove();
     }
     if (unread) {
       item.badge.textContent = unread > 99 ? '99+' : String(unread);
@@ -94,6 +100,7 @@ export function createRoomList(app, { onNavigate = () => {} } = {}) {
 
   app.on('rooms', render);
   app.on('active', render);
+  app.calls.on('live', render); // a call started or ended in one of the rooms
   // A direct room is titled with the other person's name, known once its members are.
   app.store.on('meta', (ev) => { if (ev.part === 'members' && app.rooms.get(ev.room)?.kind === 'direct') render(); });
   render();

@@ -7,6 +7,7 @@ import { createRoomList } from './room-list.js';
 import { createChatView } from './chat.js';
 import { createMembersPanel } from './members.js';
 import { createWelcome } from './welcome.js';
+import { createCallArea, createCallPanel } from './call.js';
 
 const STATE_LABEL = { online: 'Connected', connecting: 'Connecting…', offline: 'Offline', idle: 'Connecting…', stopped: 'Signed out' };
 
@@ -40,8 +41,14 @@ export function createShell(app) {
   const bannerBar = h('div', { class: 'offline-bar', hidden: true }, icon('warning', { size: 17 }), banner, pendingNote, retry);
 
   const sidebar = h('nav', { id: 'sidebar', class: 'sidebar', 'aria-label': 'Rooms' });
-  const main = h('main', { class: 'chat-region', id: 'chat-region' });
-  const panel = h('aside', { id: 'people-panel', class: 'people-panel', 'aria-label': 'People in this room' });
+  // The call area (join banner, call stage) sits above the chat and outlives room switches;
+  // the call's participant list sits above the room's people.
+  const callArea = createCallArea(app);
+  const callPanel = createCallPanel(app);
+  const chatSlot = h('div', { class: 'chat-slot' });
+  const peopleSlot = h('div', { class: 'people-slot' });
+  const main = h('main', { class: 'chat-region', id: 'chat-region' }, callArea.el, chatSlot);
+  const panel = h('aside', { id: 'people-panel', class: 'people-panel', 'aria-label': 'People in this room' }, callPanel.el, peopleSlot);
   const scrim = h('div', { class: 'scrim', onclick: () => closeDrawers() });
   const layout = h('div', { class: 'layout' }, sidebar, main, panel, scrim);
   const el = h('div', { class: 'shell' }, header, bannerBar, layout);
@@ -59,12 +66,12 @@ export function createShell(app) {
     if (roomId) {
       chat = createChatView(app, roomId);
       people = createMembersPanel(app, roomId);
-      main.replaceChildren(chat.el);
-      panel.replaceChildren(people.el);
+      chatSlot.replaceChildren(chat.el);
+      peopleSlot.replaceChildren(people.el);
       chat.focus();
     } else {
-      main.replaceChildren(createWelcome(app).el);
-      panel.replaceChildren();
+      chatSlot.replaceChildren(createWelcome(app).el);
+      peopleSlot.replaceChildren();
     }
     el.classList.toggle('has-room', !!roomId);
     closeDrawers();
@@ -112,6 +119,7 @@ export function createShell(app) {
     app.on('outbox', showPending),
     app.on('people-toggle', () => toggleDrawer('panel')),
     app.on('rooms-toggle', () => toggleDrawer('sidebar')),
+    app.on('call-layout', (inCall) => el.classList.toggle('in-call', inCall)),
   ];
   mountActive();
   showConnection(app.socket.state);
@@ -122,6 +130,8 @@ export function createShell(app) {
       offs.forEach((off) => off());
       chat?.destroy();
       people?.destroy();
+      callArea.destroy();
+      callPanel.destroy();
     },
   };
 }

@@ -1,0 +1,214 @@
+// Attendance for a room's calls (instructors): pick a session, see one row per attendee with
+// a bar for every stretch they were in the call, laid out on the session's timeline, their
+// total minutes and percent of the session, and download the CSV.
+
+import * as api from '../api.js';
+import { h, initials, hueFor } from '../dom.js';
+import { icon } from '../icons.js';
+
+const TICK_STEPS_MIN = [1, 2, 5, 10, 15, 20, 30, 60, 120, 240];
+const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+const timeSecFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+const dayFmt = new Intl.DateTimeFormat(undefined, { weekday: 'short', day: 'numeric', month: 'short', year: 'numeric' });
+
+let openDialog = null;
+
+/** Open the attendance view for a room (optionally preselecting one session). */
+export function openAttendance(app, roomId, sessionId = null) {
+  openDialog?.close();
+  const roomName = app.roomTitle(roomId) || 'this room';
+  const close = h('button', { type: 'button', class: 'icon-btn', testid: 'close-attendance', 'aria-label': 'Close', onclick: () => dialog.close() }, icon('close', { size: 18 }));
+  const select = h('select', { id: 'attendance-session', testid: 'attendance-session', 'aria-label': 'Call session', disabled: true });
+  const summary = h('p', { class: 'att-summary muted', testid: 'attendance-summary' });
+  const body = h('div', { class: 'att-body' }, h('p', { class: 'att-empty muted' }, 'Loading calls…'));
+  const csv = h('a', { href: '#', class: 'btn btn-secondary btn-small', testid: 'download-csv', hidden: true, onclick: (ev) => downloadCsv(ev) },
+    icon('download', { size: 15 }), 'Download CSV');
+  const note = h('span', { class: 'form-note', role: 'status' });
+  const refresh = h('button', { type: 'button', class: 'btn btn-ghost btn-small', hidden: true, onclick: () => load(select.value) }, 'Refresh');
+
+  const dialog = h('dialog', { class: 'modal attendance-modal', testid: 'attendance-view', 'aria-labelledby': 'attendance-title' },
+    h('header', { class: 'modal-head' },
+      h('div', { class: 'modal-heading' },
+        h('h2', { id: 'attendance-title' }, 'Attendance'),
+        h('p', { class: 'muted' }, roomName)),
+      close),
+    h('div', { class: 'att-controls' },
+      h('label', { for: 'attendance-session' }, 'Call'), select, refresh),
+    summary,
+    body,
+    h('footer', { class: 'modal-foot' }, note, csv));
+
+  let current = null; // {session, attendees}
+  let blobUrl = null;
+  let destroyed = false;
+
+  dialog.addEventListener('close', () => {
+    destroyed = true;
+    if (blobUrl) URL.revokeObjectURL(blobUrl);
+    dialog.remove();
+    if (openDialog === dialog) openDialog = null;
+  });
+  dialog.addEventListener('click', (ev) => { if (ev.target === dialog) dialog.close(); }); // backdrop
+  select.addEventListener('change', () => load(select.value));
+  document.body.append(dialog);
+  openDialog = dialog;
+  dialog.showModal();
+
+  (async () => {
+    let sessions;
+    try {
+      ({ sessions = [] } = await api.roomSessions(roomId, 50));
+    } catch (err) {
+      body.replaceChildren(h('p', { class: 'form-error' }, `Cannot load this room’s calls: ${err.message}`));
+      return;
+    }
+    if (destroyed) return;
+    if (!sessions.length) {
+      body.replaceChildren(h('p', { class: 'att-empty muted' }, 'No calls yet in this room. Attendance appears here once a call has started.'));
+      return;
+    }
+    select.replaceChildren(...sessions.map((s) => h('option', { value: s.id }, sessionLabel(s))));
+    select.disabled = sessions.length < 2;
+    select.value = sessionId && sessions.some((s) => String(s.id) === String(sessionId)) ? String(sessionId) : String(sessions[0].id);
+    await load(select.value);
+  })();
+
+  async function load(id) {
+    note.textContent = '';
+    csv.hidden = true;
+    if (blobUrl) {
+      URL.revokeObjectURL(blobUrl);
+      blobUrl = null;
+    }
+    body.classList.add('loading');
+    try {
+      const data = await api.attendance(id);
+      if (destroyed || String(select.value) !== String(id)) return;
+      current = data;
+      render(data);
+      csv.hidden = false;
+      csv.setAttribute('download', `attendance-${safeName(roomName)}-${id}.csv`);
+    } catch (err) {
+      if (!destroyed) body.replaceChildren(h('p', { class: 'form-error' }, `Cannot load attendance: ${err.message}`));
+    } finally {
+      body.classList.remove('loading');
+    }
+  }
+
+  function render({ session, attendees = [] }) {
+    const start = Date.parse(session.started_at);
+    const live = !session.ended_at;
+    const end = live ? Date.now() : Date.parse(session.ended_at);
+    const span = Math.max(end - start, 1000);
+    refresh.hidden = !live;
+    const avg = attendees.length ? attendees.reduce((n, a) => n + (a.percent || 0), 0) / attendees.length : 0;
+    summary.textContent = [
+      dayFmt.format(start),
+      `${timeFmt.format(start)}–${live ? 'now (live)' : timeFmt.format(end)}`,
+      duration(span / 1000),
+      `${attendees.length} attendee${attendees.length === 1 ? '' : 's'}`,
+      attendees.length ? `average ${Math.round(avg)}% present` : null,
+    ].filter(Boolean).join(' · ');
+    if (!attendees.length) {
+      body.replaceChildren(h('p', { class: 'att-empty muted' }, 'Nobody joined this call.'));
+      return;
+    }
+    const pos = (t) => Math.min(100, Math.max(0, ((t - start) / span) * 100));
+    const ticks = axisTicks(start, end);
+    const tickFmt = end - start < 3 * 60 * 1000 ? timeSecFmt : timeFmt;
+    const rows = attendees
+      .map((a) => ({ ...a, first: Math.min(...a.intervals.map((iv) => Date.parse(iv.joined_at))) }))
+      .sort((a, b) => a.first - b.first || (a.user.display_name || '').localeCompare(b.user.display_name || ''));
+
+    const grid = () => ticks.map((t) => h('span', { class: 'att-gridline', style: `left:${pos(t)}%`, 'aria-hidden': 'true' }));
+    const axis = h('div', { class: 'att-row att-axis', 'aria-hidden': 'true' },
+      h('span', { class: 'att-name' }),
+      h('div', { class: 'att-track' },
+        h('span', { class: 'att-tick att-tick-start' }, tickFmt.format(start)),
+        ticks.filter((t) => pos(t) > 20 && pos(t) < 80).map((t) => h('span', { class: 'att-tick', style: `left:${pos(t)}%` }, tickFmt.format(t))),
+        h('span', { class: 'att-tick att-tick-end' }, live ? 'now' : tickFmt.format(end))),
+      h('span', { class: 'att-total' }, 'Present'));
+
+    const list = h('ol', { class: 'att-rows', 'aria-label': 'Attendees' }, rows.map((a) => {
+      const name = a.user.display_name || a.user.username || 'Someone';
+      const bars = a.intervals.map((iv) => {
+        const joined = Date.parse(iv.joined_at);
+        const open = !iv.left_at;
+        const left = open ? end : Date.parse(iv.left_at);
+        const from = pos(joined);
+        const width = Math.max(pos(left) - from, 0.6);
+        const label = `${timeSecFmt.format(joined)} – ${open ? 'still in the call' : timeSecFmt.format(left)} (${duration((left - joined) / 1000)})`;
+        return h('span', { class: `att-bar${open ? ' open' : ''}`, testid: 'attendance-bar', style: `left:${from}%;width:${width}%`, title: label, role: 'img', 'aria-label': label });
+      });
+      const minutes = (a.total_s || 0) / 60;
+      const pct = Math.round(a.percent || 0);
+      return h('li', { class: 'att-row', testid: 'attendance-row', dataset: { userId: a.user.id } },
+        h('span', { class: 'att-name' },
+          h('span', { class: 'avatar avatar-sm', style: `--hue:${hueFor(a.user.id)}`, 'aria-hidden': 'true' }, initials(name)),
+          h('span', { class: 'att-name-text', title: a.user.username ? `@${a.user.username}` : '' }, name)),
+        h('div', { class: 'att-track' }, grid(), bars),
+        h('span', { class: 'att-total', testid: 'attendance-total' },
+          h('strong', null, `${minutes < 10 ? minutes.toFixed(1) : Math.round(minutes)} min`),
+          h('span', { class: `att-pct${pct >= 75 ? ' good' : pct < 40 ? ' low' : ''}` }, `${pct}%`)));
+    }));
+    const legend = live ? h('p', { class: 'att-legend muted' }, h('span', { class: 'att-swatch open', 'aria-hidden': 'true' }), 'Still in the call (the bar grows until they leave). Refresh for the latest.') : null;
+    body.replaceChildren(h('div', { class: 'att-chart' }, axis, list), legend);
+  }
+
+  async function downloadCsv(ev) {
+    if (blobUrl) return; // the second, programmatic click follows the blob URL
+    ev.preventDefault();
+    if (!current) return;
+    note.className = 'form-note';
+    note.textContent = 'Preparing the CSV…';
+    try {
+      const blob = await api.attendanceCsv(current.session.id);
+      if (destroyed) return;
+      blobUrl = URL.createObjectURL(blob);
+      csv.href = blobUrl;
+      note.textContent = '';
+      csv.click();
+    } catch (err) {
+      note.className = 'form-note error';
+      note.textContent = err.status === 403 ? 'Only instructors can download attendance.' : `Download failed: ${err.message}`;
+    }
+  }
+
+  return dialog;
+}
+
+function sessionLabel(s) {
+  const start = Date.parse(s.started_at);
+  const when = Number.isNaN(start) ? 'Call' : `${dayFmt.format(start)}, ${timeFmt.format(start)}`;
+  if (!s.ended_at) return `${when} · live now`;
+  return `${when} · ${duration((Date.parse(s.ended_at) - start) / 1000)}`;
+}
+
+function duration(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s} s`;
+  const m = Math.round(s / 60);
+  if (m < 60) return `${m} min`;
+  return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, '0')} min`;
+}
+
+/** Round clock times for the axis: at most ~6 ticks, on whole minutes (seconds for short calls). */
+function axisTicks(start, end) {
+  const span = end - start;
+  if (span < 3 * 60 * 1000) {
+    const stepS = [10, 15, 30, 60].find((st) => span / (st * 1000) <= 6) || 60;
+    const step = stepS * 1000;
+    const out = [];
+    for (let t = Math.ceil(start / step) * step; t <= end; t += step) out.push(t);
+    return out.length ? out : [start];
+  }
+  const stepMin = TICK_STEPS_MIN.find((st) => span / (st * 60000) <= 6) || 480;
+  const step = stepMin * 60000;
+  const out = [];
+  for (let t = Math.ceil(start / step) * step; t <= end; t += step) out.push(t);
+  return out;
+}
+
+function safeName(name) {
+  return String(name).toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40) || 'room';
+}
