@@ -21,6 +21,7 @@ from tornado.iostream import SSLIOStream, StreamClosedError
 
 from server import codec
 from server.auth import verify_token
+from server.calls import session_wire
 from server.chat import Actor, parse_id
 from server.db import users as uq
 from server.deps import Deps
@@ -339,7 +340,12 @@ async def _auth_again(sock: ChatSocket, msg: dict) -> dict:
 
 @op("room.join")
 async def _join(sock: ChatSocket, msg: dict) -> dict:
-    return await sock.deps.chat.join(sock, sock.actor, _room(msg))
+    room_id = _room(msg)
+    data = await sock.deps.chat.join(sock, sock.actor, room_id)
+    # The room's live call, so a client shows "Join call" without another request.
+    live = next((lv for lv in sock.deps.calls.live.values() if lv.room_id == room_id), None)
+    data["live_session"] = session_wire(live.row) if live else None
+    return data
 
 
 @op("room.leave")
