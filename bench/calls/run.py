@@ -1,0 +1,355 @@
+#!/usr/bin/env python3
+"""Live-call benchmark: join-to-connected of a 4-peer aiortc mesh, and signaling relay latency
+with 50 concurrent sessions of 4 peers (Podium vs a bare Tornado relay vs python-socketio).
+
+One command, from the repository root:
+
+    .venv/bin/python bench/calls/run.py                 # everything, 3 relay runs each (~4 min)
+    .venv/bin/python bench/calls/run.py --runs 1 --parts relay   # a quick look
+
+It installs what is missing (``ws`` and ``socket.io-client`` into bench/calls/node_modules from
+the lock file; python-socketio and psutil into the project venv from
+bench/calls/requirements.txt), builds a fresh migrated SQLite database in a temp dir, seeds
+50 rooms of 4 users (``seed.py``), starts every server as a subprocess on a free 127.0.0.1
+port, and prints tables of medians over the runs. Nothing leaves loopback; every loop is
+bounded in count and time.
+
+Parts:
+  mesh   4 aiortc peers (tests/rtcpeer.py, real VP8/Opus media, trickled ICE through the
+         server) join a fresh session: time from ``call.join`` to ``connected`` (median, p95),
+         joining one after another and all at once. Peer: the same peers with an in-process
+         relay instead of a server (aiortc's floor).
+  relay  200 Node ``ws`` clients = 50 sessions x 4 peers; every round each pair negotiates
+         (offer + answer acked, 4 trickled candidates + null each way, 12 frames per pair,
+         4 KB SDPs); each session starts each round at a random moment of a 1 s period.
+         Relay latency p50/p99/max from timestamps in every frame. Peers: the same relay
+         written on bare Tornado (no auth, storage, limits) and on python-socketio.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+VENV_PY = ROOT / ".venv" / "bin" / "python"
+JWT_SECRET = "bench-calls-secret-" + "k" * 40
+
+if VENV_PY.exists() and Path(sys.executable).resolve() != VENV_PY.resolve() and not os.environ.get("BENCH_NO_REEXEC"):
+    os.execv(str(VENV_PY), [str(VENV_PY), __file__, *sys.argv[1:]])
+
+PY = str(VENV_PY) if VENV_PY.exists() else sys.executable
+SRC = ROOT  # where the Podium server is run from; --ref exports a committed tree instead
+RELAY_SERVERS = {
+    "podium": "Podium (auth, checks, bounded queues)",
+    "floor": "bare Tornado relay (floor)",
+    "sio": "python-socketio on Tornado",
+}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def ensure_deps() -> None:
+    nm = HERE / "node_modules"
+    if not all((nm / p / "package.json").exists() for p in ("ws", "socket.io-client")):
+        log("installing npm packages into bench/calls/node_modules (npm ci)")
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=HERE, check=True)
+    if subprocess.run([PY, "-c", "import socketio, psutil"], capture_output=True).returncode != 0:
+        log("installing bench/calls/requirements.txt into the project venv")
+        subprocess.run([PY, "-m", "pip", "install", "-q", "-r", str(HERE / "requirements.txt")], check=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def podium_env(db_url: str, data_dir: Path, port: int = 0) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("PODIUM_ENV", "ICE_SERVERS", "TURN_SECRET", "TURN_URLS")}
+    env.update({"DATABASE_URL": db_url, "DATA_DIR": str(data_dir), "JWT_SECRET": JWT_SECRET,
+                "HOST": "127.0.0.1", "PORT": str(port), "RATE_LIMIT_PER_S": "1000000",
+                "RATE_LIMIT_BURST": "1000000", "PYTHONUNBUFFERED": "1", "PODIUM_SRC": str(SRC)})
+    return env
+
+
+def prepare_template(work: Path, rooms: int) -> tuple[Path, Path]:
+    tdir = work / "template"
+    tdir.mkdir()
+    db = tdir / "podium.db"
+    env = podium_env(f"sqlite+aiosqlite:///{db}", tdir)
+    subprocess.run([PY, "-m", "server", "migrate"], cwd=SRC, env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    seed = work / "seed.json"
+    subprocess.run([PY, str(HERE / "seed.py"), str(seed), "--rooms", str(rooms), "--peers", "4"], cwd=ROOT,
+                   env=env, check=True)
+    return db, seed
+
+
+class Server:
+    """One server subprocess on a free port; ``podium`` gets a fresh copy of the template DB."""
+
+    def __init__(self, kind: str, work: Path, template: Path | None = None):
+        self.kind, self.port = kind, free_port()
+        self.logf = open(work / f"{kind}-{self.port}.log", "w")
+        if kind == "podium":
+            run_dir = Path(tempfile.mkdtemp(prefix="podium-", dir=work))
+            shutil.copy(template, run_dir / "podium.db")
+            cmd = [PY, "-m", "server", "serve"]
+            env = podium_env(f"sqlite+aiosqlite:///{run_dir / 'podium.db'}", run_dir, self.port)
+            self.url = f"ws://127.0.0.1:{self.port}/ws"
+        else:
+            cmd, env = [PY, str(HERE / "relay_peers.py"), kind, str(self.port)], dict(os.environ)
+            self.url = f"ws://127.0.0.1:{self.port}/ws" if kind == "floor" else f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(cmd, cwd=SRC if kind == "podium" else ROOT, env=env, stdout=self.logf,
+                                     stderr=subprocess.STDOUT)
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.kind} server exited with {self.proc.returncode}; see {self.logf.name}")
+            try:
+                if self.kind == "podium":
+                    with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as r:
+                        if r.status == 200:
+                            return
+                else:
+                    with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.kind} server not ready after {timeout} s")
+
+    def cpu_s(self) -> float:
+        import psutil
+        t = psutil.Process(self.proc.pid).cpu_times()
+        return t.user + t.system
+
+    def rss_mb(self) -> float:
+        import psutil
+        return round(psutil.Process(self.proc.pid).memory_info().rss / 2**20, 1)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.logf.close()
+
+
+def machine_busy_s() -> float:
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def run_harness(cfg: dict, server: Server, timeout: float) -> dict:
+    """harness.js once; server CPU is sampled at its PHASE start/end lines."""
+    proc = subprocess.Popen(["node", str(HERE / "harness.js"), json.dumps(cfg)], cwd=HERE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    marks: dict[str, tuple[float, float, float]] = {}
+
+    def reader() -> None:
+        for line in proc.stdout:
+            if line.startswith("PHASE "):
+                marks[line.split()[1]] = (server.cpu_s(), machine_busy_s(), time.monotonic())
+            else:
+                lines.append(line)
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return {"error": f"harness did not exit within {timeout} s"}
+    t.join(5)
+    results = [ln for ln in lines if ln.startswith("{")]
+    if not results:
+        return {"error": f"harness printed no result (exit {proc.returncode}): {proc.stderr.read()[-800:]}"}
+    res = json.loads(results[-1])
+    if "start" in marks and "end" in marks:
+        (c0, m0, t0), (c1, m1, t1) = marks["start"], marks["end"]
+        res["server_cpu_s"] = round(c1 - c0, 2)
+        res["server_cores"] = round((c1 - c0) / max(t1 - t0, 1e-3), 2)
+        if res.get("frames_received"):
+            res["server_us_per_frame"] = round((c1 - c0) * 1e6 / res["frames_received"], 1)
+        # Busy CPU of the whole machine minus this server and the harness: other people's load.
+        other = (m1 - m0) - (c1 - c0) - res.get("client_cpu_s", 0) * (t1 - t0) / max(res.get("phase_s", t1 - t0), 1e-3)
+        res["other_load_cores"] = round(max(other, 0) / max(t1 - t0, 1e-3), 2)
+    return res
+
+
+def relay_once(kind: str, args, work: Path, template: Path, seed: Path) -> dict:
+    srv = Server(kind, work, template)
+    try:
+        cfg = {"kind": kind, "url": srv.url, "seed": str(seed), "sessions": args.sessions, "peers": 4,
+               "rounds": args.rounds, "warmup_rounds": 2, "period_ms": args.period_ms,
+               "candidates": args.candidates, "sdp_bytes": args.sdp_bytes, "drain_s": 20,
+               "hard_deadline_s": int(args.rounds * args.period_ms / 1000 + 120)}
+        res = run_harness(cfg, srv, timeout=cfg["hard_deadline_s"] + 15)
+        res["server_rss_mb"] = srv.rss_mb()
+        return res
+    finally:
+        srv.stop()
+
+
+def mesh_once(ws_url: str, seed: Path | None, rounds: int, media: bool) -> dict:
+    cmd = [PY, str(HERE / "mesh.py"), ws_url] + ([str(seed)] if seed else []) + ["--rounds", str(rounds)]
+    if not media:
+        cmd.append("--no-media")
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60 + rounds * 30)
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+    if out.returncode != 0 or not lines:
+        return {"error": f"mesh.py exit {out.returncode}: {out.stderr[-800:]}"}
+    return json.loads(lines[-1])
+
+
+def med(values: list) -> float | None:
+    vals = [v for v in values if v is not None]
+    return round(statistics.median(vals), 2) if vals else None
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    cells = [[str(h) for h in headers]] + [["-" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    fmt = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    return "\n".join([fmt(cells[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [fmt(r) for r in cells[1:]])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--parts", default="mesh,relay")
+    p.add_argument("--runs", type=int, default=3, help="runs of each relay configuration (default 3)")
+    p.add_argument("--relay-servers", default="podium,floor,sio")
+    p.add_argument("--sessions", type=int, default=50)
+    p.add_argument("--rounds", type=int, default=20, help="measured negotiation rounds per session")
+    p.add_argument("--period-ms", type=int, default=1000)
+    p.add_argument("--candidates", type=int, default=4)
+    p.add_argument("--sdp-bytes", type=int, default=4000)
+    p.add_argument("--mesh-rounds", type=int, default=10)
+    p.add_argument("--no-media", action="store_true", help="mesh peers negotiate recvonly, send no media")
+    p.add_argument("--ref", help="benchmark the server as committed at this git ref (exported with git archive "
+                                 "into the temp dir) instead of the working tree")
+    p.add_argument("--json", help="write all raw results here (default: in the temp dir)")
+    p.add_argument("--keep", action="store_true", help="keep the temp dir (database, server logs)")
+    args = p.parse_args()
+    parts = [s.strip() for s in args.parts.split(",") if s.strip()]
+    ensure_deps()
+    work = Path(tempfile.mkdtemp(prefix="calls-bench-"))
+    global SRC
+    if args.ref:
+        SRC = work / "src"
+        SRC.mkdir()
+        tar = subprocess.run(["git", "archive", args.ref, "server", "migrations", "alembic.ini"], cwd=ROOT,
+                             check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(SRC)], input=tar, check=True)
+    meta = {"cpus": os.cpu_count(), "python": platform.python_version(),
+            "node": subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip(),
+            "loadavg_start": os.getloadavg(), "args": vars(args), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "git": subprocess.run(["git", "rev-parse", "--short", args.ref or "HEAD"], cwd=ROOT, capture_output=True,
+                                  text=True).stdout.strip() + ("" if args.ref else " + working tree")}
+    results: dict = {"meta": meta}
+    t_start = time.monotonic()
+    try:
+        log(f"work dir {work}; seeding SQLite template ({args.sessions} rooms x 4 users)")
+        template, seed = prepare_template(work, max(args.sessions, args.mesh_rounds * 2 + 2))
+        if "mesh" in parts:
+            srv = Server("podium", work, template)
+            try:
+                log(f"mesh: 4 aiortc peers through Podium, {args.mesh_rounds} rounds of each pattern")
+                results["mesh_podium"] = mesh_once(srv.url, seed, args.mesh_rounds, not args.no_media)
+            finally:
+                srv.stop()
+            log("mesh: the same peers with an in-process relay")
+            results["mesh_local"] = mesh_once("local", None, args.mesh_rounds, not args.no_media)
+        if "relay" in parts:
+            kinds = [k.strip() for k in args.relay_servers.split(",") if k.strip()]
+            for kind in kinds:
+                results.setdefault(f"relay_{kind}", [])
+            for run in range(args.runs):  # interleaved, so drifting machine load hits every server alike
+                for kind in kinds:
+                    log(f"relay run {run + 1}/{args.runs}: {RELAY_SERVERS[kind]}")
+                    res = relay_once(kind, args, work, template, seed)
+                    results[f"relay_{kind}"].append(res)
+                    if "error" in res:
+                        log(f"  error: {res['error']}")
+                    else:
+                        r = res["relay_ms"]
+                        log(f"  relay p50 {r['p50']} ms, p99 {r['p99']} ms, max {r['max']} ms; "
+                            f"{res['frames_received']}/{res['frames_expected']} frames, {res['frames_per_s']}/s, "
+                            f"out of order {res['out_of_order']}, errors {res['errors']}, "
+                            f"server {res.get('server_cores')} cores, other load {res.get('other_load_cores')}")
+    finally:
+        work.mkdir(parents=True, exist_ok=True)
+        out = Path(args.json) if args.json else work / "results.json"
+        out.write_text(json.dumps(results, indent=1))
+        log(f"raw results: {out}")
+        if not args.keep:  # keep the results file; drop databases and server logs
+            for child in work.iterdir():
+                if child != out:
+                    shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
+    print()
+    print(f"## Live calls benchmark ({time.strftime('%Y-%m-%d')}, {meta['cpus']} CPUs, Python {meta['python']}, "
+          f"Node {meta['node']}, git {meta['git']}, {time.monotonic() - t_start:.0f} s)")
+    if "mesh_podium" in results:
+        print()
+        print("Join-to-connected, 4-peer aiortc mesh on loopback (ms):")
+        rows = []
+        for key, name in (("mesh_podium", "Podium /ws signaling"), ("mesh_local", "in-process relay (floor)")):
+            r = results.get(key, {})
+            if "error" in r:
+                rows.append([name, "error", None, None, None, None])
+                continue
+            s, t = r["sequential"], r["together"]
+            rows.append([name, s["median_ms"], s["p95_ms"], t["median_ms"], t["p95_ms"], f"{s['n']}+{t['n']}"])
+        print(table(["signaling", "one-by-one median", "one-by-one p95", "all-at-once median", "all-at-once p95",
+                     "samples"], rows))
+    relay_keys = [k for k in results if k.startswith("relay_")]
+    if relay_keys:
+        print()
+        print(f"Signaling relay, {args.sessions} sessions x 4 peers, {args.rounds} rounds, medians of {args.runs} runs "
+              f"(latency in ms; target p99 <= 20 ms):")
+        rows = []
+        for key in relay_keys:
+            ok = [r for r in results[key] if "error" not in r]
+            if not ok:
+                rows.append([RELAY_SERVERS[key[len("relay_"):]], "error"] + [None] * 9)
+                continue
+            rows.append([RELAY_SERVERS[key[len("relay_"):]], med([r["relay_ms"]["p50"] for r in ok]),
+                         med([r["relay_ms"]["p99"] for r in ok]), med([r["relay_ms"]["max"] for r in ok]),
+                         med([r["offer_ack_ms"]["p99"] for r in ok]), med([r["frames_per_s"] for r in ok]),
+                         sum(r["frames_expected"] - r["frames_received"] for r in ok),
+                         sum(r["out_of_order"] for r in ok) + sum(r["errors"] for r in ok),
+                         med([r.get("server_us_per_frame") for r in ok]), med([r.get("other_load_cores") for r in ok]),
+                         " · ".join(f"{r['relay_ms']['p99']:.1f}" for r in ok)])
+        print(table(["server", "p50", "p99", "max", "offer ack p99", "frames/s", "lost", "misordered+errors",
+                     "server CPU us/frame", "other load (cores)", "p99 per run"], rows))
+
+
+if __name__ == "__main__":
+    main()
