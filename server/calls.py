@@ -99,6 +99,7 @@ class Calls:
         self.db, self.registry, self.chat, self.config = db, registry, chat, config
         self.live: dict[int, LiveSession] = {}
         self.relays = 0
+        chat.member_removed_hooks.append(self.member_removed)
 
     # -- lifecycle -----------------------------------------------------------------------
     async def recover(self) -> None:
@@ -146,6 +147,8 @@ class Calls:
                 return {"session": session_wire(existing)}
             row = await cq.create_session(s, room_id, actor.id, codec.utcnow())
         live = self.live.setdefault(row.id, LiveSession(row))
+        # If the instructor who started it never joins, it ends like an abandoned call.
+        self._schedule_end_check(live)
         wire = session_wire(live.row)
         self.registry.broadcast(room_id, {"type": "call.started", "session": wire})
         log.info("session %s started in room %s by user %s", row.id, room_id, actor.id)
@@ -190,6 +193,16 @@ class Calls:
         if live is None or conn.connection_id not in live.participants:
             raise NotFound("you are not in this session")
         await self._drop(live, conn.connection_id)
+
+    async def member_removed(self, room_id: int, user_id: int) -> None:
+        """Someone removed from a room leaves its live call at once (and is told why)."""
+        for live in [lv for lv in self.live.values() if lv.room_id == room_id]:
+            gone = [p for p in live.participants.values() if p.user_id == user_id and not p.recorder]
+            frame = event_frame({"type": "call.removed", "session": str(live.id), "by": None,
+                                 "reason": "removed from the room"})
+            for p in gone:
+                p.conn.send_frame(frame)
+                await self._drop(live, p.peer_id)
 
     async def socket_closed(self, conn) -> None:
         """A socket that closes (or stops answering heartbeats) leaves every session it was in."""

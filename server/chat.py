@@ -67,6 +67,8 @@ class Chat:
     def __init__(self, db: Database, registry: Registry, config: Config):
         self.db, self.registry, self.config = db, registry, config
         self.writer = MessageWriter(db, self._store_one, self._broadcast_stored)
+        # Called with (room_id, user_id) after a member is removed (live calls drop them).
+        self.member_removed_hooks: list = []
 
     def _broadcast_new(self, room_id: int, wire: dict) -> None:
         self.registry.broadcast(room_id, {"type": "message.new", "message": wire})
@@ -230,6 +232,8 @@ class Chat:
                                                 f"{actor.display_name} removed {user.display_name}")
         self.registry.broadcast(room_id, {"type": "message.new", "message": system})
         self._tell_user(user_id, {"type": "room.removed", "room": {"id": str(room_id)}})
+        for hook in self.member_removed_hooks:
+            await hook(room_id, user_id)
         # The removed user's sockets stop receiving the room at once.
         for conn in tuple(self.registry.user_sockets(user_id)):
             if self.registry.unsubscribe(conn, room_id):

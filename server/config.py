@@ -68,6 +68,10 @@ class Config:
     rate_per_s: float = 20.0
     rate_burst: int = 60
     rate_abuse_limit: int = 100
+    # Signaling (rtc.*) has its own, larger bucket: a newcomer offers to every participant
+    # and trickles a dozen candidates to each, which must not eat the chat budget.
+    signal_rate_per_s: float = 300.0
+    signal_burst: int = 1000
     shutdown_spread_s: float = 3.0
     # Live calls (PROTOCOL §2.2).
     ice_servers: tuple[dict, ...] = ()

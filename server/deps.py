@@ -19,6 +19,7 @@ class Deps:
     registry: Registry
     chat: Chat
     limiter: RateLimiter
+    signal_limiter: RateLimiter
     calls: Calls
     heartbeat: Heartbeat = None  # type: ignore[assignment]
     shutting_down: bool = False
@@ -43,4 +44,5 @@ class Deps:
         chat = Chat(db, registry, config)
         return cls(config=config, db=db, registry=registry, chat=chat,
                    limiter=RateLimiter(config.rate_per_s, config.rate_burst),
+                   signal_limiter=RateLimiter(config.signal_rate_per_s, config.signal_burst),
                    calls=Calls(db, registry, chat, config))

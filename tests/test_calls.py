@@ -741,9 +741,6 @@ async def test_protocol_errors_do_not_close_the_socket(server):
 
 
 # -- known gaps ----------------------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="signals share the per-user chat rate limit (20/s, burst 60 by "
-                   "default): a newcomer's offers + trickled ICE to a dozen participants are refused "
-                   "(rate_limited) and un-acked rtc.ice frames are lost, so those calls never connect")
 @pytest.mark.parametrize("config_overrides", [{"rate_per_s": 20.0, "rate_burst": 60}])
 async def test_newcomer_signaling_to_a_class_is_not_rate_limited(server):
     """With the default rate limits, a newcomer joining a class of 12 can send each participant
@@ -771,9 +768,6 @@ async def test_newcomer_signaling_to_a_class_is_not_rate_limited(server):
 
 
 
-@pytest.mark.xfail(strict=True, reason="removing a member from the room (DELETE /api/rooms/{id}/members/{uid}) "
-                   "does not drop their sockets from the room's live call: they stay a participant and "
-                   "can keep signaling")
 async def test_member_removed_from_room_leaves_its_live_call(server):
     """A user removed from the room is dropped from the room's live call at once: the others
     get call.participant_left and the user's signals are refused."""

@@ -39,6 +39,8 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_SLOW_CONSUMER = 4008
 CLOSE_RATE_LIMITED = 4429
 
+SIGNALS = frozenset(("rtc.offer", "rtc.answer", "rtc.ice"))
+
 # Sends one socket may have queued but not yet stored; past this the socket stops reading
 # frames until the oldest is stored (back-pressure instead of an unbounded queue).
 MAX_PIPELINED_SENDS = 64
@@ -189,7 +191,8 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
                     await self._authenticate(msg.get("token"), req_id)
                     return
                 raise Unauthorized("authenticate first: send {\"type\":\"auth\",\"token\":...}")
-            if not self.deps.limiter.allow(self.user_id):
+            limiter = self.deps.signal_limiter if kind in SIGNALS else self.deps.limiter
+            if not limiter.allow(self.user_id):
                 self._limited_in_a_row += 1
                 self.deps.stats["rate_limited"] += 1
                 if self._limited_in_a_row > self.deps.config.rate_abuse_limit:
@@ -306,6 +309,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         self.deps.chat.user_gone(self.actor, left)
         if gone:
             self.deps.limiter.forget(self.user_id)
+            self.deps.signal_limiter.forget(self.user_id)
         self.log.info("disconnected (code %s)", self.close_code)
 
 
@@ -445,7 +449,7 @@ async def _relay(sock: ChatSocket, msg: dict) -> dict:
     return {}
 
 
-for _kind in ("rtc.offer", "rtc.answer", "rtc.ice"):
+for _kind in SIGNALS:
     OPS[_kind] = _relay
 
 
