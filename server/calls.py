@@ -99,7 +99,14 @@ class Calls:
         self.db, self.registry, self.chat, self.config = db, registry, chat, config
         self.live: dict[int, LiveSession] = {}
         self.relays = 0
+        self._tasks: set[asyncio.Task] = set()
         chat.member_removed_hooks.append(self.member_removed)
+
+    def spawn(self, coro) -> None:
+        """Run call bookkeeping in the background; ``close()`` waits for it."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # -- lifecycle -----------------------------------------------------------------------
     async def recover(self) -> None:
@@ -114,10 +121,13 @@ class Calls:
         if closed or rows:
             log.info("recovered %d live sessions, closed %d orphaned intervals", len(rows), closed)
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        """Stop timers and let bookkeeping in flight (closing intervals) finish, bounded."""
         for live in self.live.values():
             if live.end_timer:
                 live.end_timer.cancel()
+        if self._tasks:
+            await asyncio.wait(tuple(self._tasks), timeout=5)
 
     async def _load(self, session_id: int) -> LiveSession:
         live = self.live.get(session_id)
@@ -146,6 +156,8 @@ class Calls:
             if existing is not None:
                 return {"session": session_wire(existing)}
             row = await cq.create_session(s, room_id, actor.id, codec.utcnow())
+            note = await self.chat._system_message(s, room_id, f"{actor.display_name} started a call")
+        self.registry.broadcast(room_id, {"type": "message.new", "message": note})
         live = self.live.setdefault(row.id, LiveSession(row))
         # If the instructor who started it never joins, it ends like an abandoned call.
         self._schedule_end_check(live)
@@ -154,7 +166,12 @@ class Calls:
         log.info("session %s started in room %s by user %s", row.id, room_id, actor.id)
         return {"session": wire}
 
-    async def join(self, conn, actor: Actor, session_id: int) -> dict:
+    async def join(self, conn, actor: Actor, session_id: int, media=None) -> dict:
+        """Join as a participant; ``media`` ({audio, video, screen} booleans) is the state the
+        others see from the start, so nobody flashes as muted before the first call.media."""
+        if media is not None and (not isinstance(media, dict) or not set(media) <= set(MEDIA_KINDS)
+                                  or not all(isinstance(v, bool) for v in media.values())):
+            raise BadRequest("media must map audio/video/screen to booleans")
         live = await self._load(session_id)
         if actor.role == "recorder":
             role = "recorder"
@@ -175,6 +192,7 @@ class Calls:
                         await cq.close_interval(s, interval_id, live.row.ended_at or now)
                 raise Conflict("the call has ended")
             me = Participant(conn, actor.id, actor.display_name, role, now, interval_id)
+            me.media.update(media or {})
             live.participants[me.peer_id] = me
             conn.sessions.add(session_id)
             if role == "instructor" and live.end_timer:
@@ -234,7 +252,7 @@ class Calls:
         def check() -> None:
             live.end_timer = None
             if not live.has_instructor() and live.id in self.live:
-                asyncio.ensure_future(self._end_logged(live, "no instructor left"))
+                self.spawn(self._end_logged(live, "no instructor left"))
 
         live.end_timer = asyncio.get_running_loop().call_later(self.config.call_end_grace_s, check)
 
@@ -255,8 +273,11 @@ class Calls:
         if live.end_timer:
             live.end_timer.cancel()
         now = codec.utcnow()
+        minutes = max(1, round((now - live.row.started_at).total_seconds() / 60))
         async with self.db.write() as s:
             await cq.end_session(s, live.id, now)
+            note = await self.chat._system_message(s, live.room_id, f"The call ended ({minutes} min)")
+        self.registry.broadcast(live.room_id, {"type": "message.new", "message": note})
         live.row.ended_at = now
         event = {"type": "call.ended", "session": session_wire(live.row)}
         frame = event_frame(event)

@@ -33,7 +33,7 @@ class Deps:
 
     async def close(self) -> None:
         self.heartbeat.stop()
-        self.calls.close()
+        await self.calls.close()
         await self.chat.writer.close()
         await self.db.close()
 

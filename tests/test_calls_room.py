@@ -31,3 +31,33 @@ async def test_a_call_nobody_instructs_ends_after_the_grace(server):
     await b.request("call.join", session=started["session"]["id"])
     ended = await a.next_event("call.ended", timeout=5)
     assert ended["session"]["id"] == started["session"]["id"] and ended["session"]["ended_at"]
+
+
+async def test_call_start_and_end_are_system_messages(server):
+    """Starting and ending a call each leave a system message in the room's history."""
+    _, ana_tok = await server.user("sm_ana", "instructor", display_name="Ana Lima")
+    room = await server.room(ana_tok)
+    a = await server.client(ana_tok)
+    await a.request("room.join", room=room["id"])
+    started = await a.request("call.start", room=room["id"])
+    await a.request("call.end", session=started["session"]["id"])
+    sync = await a.request("room.sync", room=room["id"], since=0)
+    notes = [(m["kind"], m["content"]) for m in sync["messages"]]
+    assert notes == [("system", "Ana Lima started a call"), ("system", "The call ended (1 min)")]
+
+
+async def test_join_with_initial_media_state(server):
+    """call.join may carry the joiner's media state; the others see it in participant_joined."""
+    _, ana_tok = await server.user("im_ana", "instructor")
+    ben, ben_tok = await server.user("im_ben")
+    room = await server.room(ana_tok, members=[ben["id"]])
+    a = await server.client(ana_tok)
+    sid = (await a.request("call.start", room=room["id"]))["session"]["id"]
+    await a.request("call.join", session=sid)
+    b = await server.client(ben_tok)
+    await b.request("call.join", session=sid, media={"audio": True, "video": True})
+    ev = await a.next_event("call.participant_joined")
+    assert ev["participant"]["media"] == {"audio": True, "video": True, "screen": False}
+    c = await server.client(ben_tok)
+    err = await c.request_raw("call.join", session=sid, media={"audio": "yes"})
+    assert err["type"] == "error" and err["code"] == "bad_request"

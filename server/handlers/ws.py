@@ -304,7 +304,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         if self.actor is None:
             return
         if self.sessions:
-            asyncio.ensure_future(self.deps.calls.socket_closed(self))
+            self.deps.calls.spawn(self.deps.calls.socket_closed(self))
         left, gone = self.deps.registry.remove(self)
         self.deps.chat.user_gone(self.actor, left)
         if gone:
@@ -429,7 +429,7 @@ async def _call_start(sock: ChatSocket, msg: dict) -> dict:
 
 @op("call.join")
 async def _call_join(sock: ChatSocket, msg: dict) -> dict:
-    return await sock.deps.calls.join(sock, sock.actor, _session(msg))
+    return await sock.deps.calls.join(sock, sock.actor, _session(msg), msg.get("media"))
 
 
 @op("call.leave")
