@@ -156,7 +156,7 @@ export class CallManager extends Emitter {
     try {
       await this.acquireMedia();
       if (this.state !== 'joining') return; // left while the browser asked for devices
-      const ack = await this.socket.request('call.join', { session: session.id });
+      const ack = await this.socket.request('call.join', { session: session.id, media: this.mediaState() });
       this.applyJoin(ack);
     } catch (err) {
       this.teardown();
@@ -262,7 +262,7 @@ export class CallManager extends Emitter {
   async rejoin() {
     if (this.state !== 'reconnecting' || !this.session) return;
     try {
-      const ack = await this.socket.request('call.join', { session: this.session.id });
+      const ack = await this.socket.request('call.join', { session: this.session.id, media: this.mediaState() });
       if (this.state !== 'reconnecting') return;
       this.applyJoin(ack);
     } catch (err) {
