@@ -15,6 +15,8 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy.exc import IntegrityError
+
 from server import codec
 from server.chat import Actor, Chat
 from server.config import Config
@@ -151,12 +153,20 @@ class Calls:
             room, role = await self.chat._room_role(s, room_id, actor)
         if actor.role == "recorder" or (role != "instructor" and room.kind != "group"):
             raise Forbidden("only the room's instructors start calls")
-        async with self.db.write() as s:
-            existing = await cq.live_session_for_room(s, room_id)
-            if existing is not None:
-                return {"session": session_wire(existing)}
-            row = await cq.create_session(s, room_id, actor.id, codec.utcnow())
-            note = await self.chat._system_message(s, room_id, f"{actor.display_name} started a call")
+        try:
+            async with self.db.write() as s:
+                existing = await cq.live_session_for_room(s, room_id)
+                if existing is not None:
+                    return {"session": session_wire(existing)}
+                row = await cq.create_session(s, room_id, actor.id, codec.utcnow())
+                note = await self.chat._system_message(s, room_id, f"{actor.display_name} started a call")
+        except IntegrityError:
+            # Another instructor started one at the same moment (one live call per room).
+            async with self.db.read() as s:
+                existing = await cq.live_session_for_room(s, room_id)
+            if existing is None:
+                raise
+            return {"session": session_wire(existing)}
         self.registry.broadcast(room_id, {"type": "message.new", "message": note})
         live = self.live.setdefault(row.id, LiveSession(row))
         # If the instructor who started it never joins, it ends like an abandoned call.
@@ -186,11 +196,15 @@ class Calls:
             if role != "recorder":
                 async with self.db.write() as s:
                     interval_id = await cq.open_interval(s, session_id, actor.id, conn.connection_id, now)
-            if session_id not in self.live:  # ended while we were writing
-                if interval_id is not None:  # written after the end closed every interval
+            ended = session_id not in self.live  # ended while we were writing
+            gone = getattr(conn, "ws_connection", None) is None or conn.ws_connection.is_closing()
+            if ended or gone:  # a socket that died meanwhile must not stay as a ghost
+                if interval_id is not None:
                     async with self.db.write() as s:
                         await cq.close_interval(s, interval_id, live.row.ended_at or now)
-                raise Conflict("the call has ended")
+                if ended:
+                    raise Conflict("the call has ended")
+                raise Conflict("the connection closed while joining")
             me = Participant(conn, actor.id, actor.display_name, role, now, interval_id)
             me.media.update(media or {})
             live.participants[me.peer_id] = me

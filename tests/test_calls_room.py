@@ -61,3 +61,20 @@ async def test_join_with_initial_media_state(server):
     c = await server.client(ben_tok)
     err = await c.request_raw("call.join", session=sid, media={"audio": "yes"})
     assert err["type"] == "error" and err["code"] == "bad_request"
+
+
+async def test_concurrent_starts_make_one_live_call(server):
+    """Two instructors starting a call in one room at the same moment get the same session."""
+    import asyncio
+
+    _, ana_tok = await server.user("cs_ana", "instructor")
+    cid, cid_tok = await server.user("cs_cid", "instructor")
+    room = await server.room(ana_tok)
+    await server.http("POST", f"/api/rooms/{room['id']}/members", ana_tok,
+                      {"user_id": cid["id"], "role": "instructor"})
+    a = await server.client(ana_tok)
+    c = await server.client(cid_tok)
+    results = await asyncio.gather(*(cl.request("call.start", room=room["id"]) for cl in (a, c, a, c)))
+    assert len({r["session"]["id"] for r in results}) == 1
+    status, body = await server.http("GET", f"/api/rooms/{room['id']}/sessions", ana_tok)
+    assert [s["ended_at"] for s in body["sessions"]] == [None]

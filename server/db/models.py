@@ -5,7 +5,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger, CheckConstraint, DateTime, ForeignKey, Index, Integer, MetaData, String, Text,
-    UniqueConstraint,
+    UniqueConstraint, text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -122,7 +122,12 @@ class CallSession(Base):
     started_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     started_at: Mapped[datetime] = mapped_column(DateTime())
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
-    __table_args__ = (Index("ix_call_sessions_room", "room_id", "started_at"),)
+    __table_args__ = (
+        Index("ix_call_sessions_room", "room_id", "started_at"),
+        # At most one live session per room (see migration 0004).
+        Index("uq_call_sessions_live_room", "room_id", unique=True,
+              sqlite_where=text("ended_at IS NULL"), postgresql_where=text("ended_at IS NULL")),
+    )
 
 
 class AttendanceInterval(Base):
