@@ -1,0 +1,231 @@
+"""Signed download URLs: MAC coverage, expiry, rotation, path encoding, key parsing."""
+import base64
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pytest
+
+from server.errors import Forbidden
+from server.signing import (
+    ExpiredSignature,
+    InvalidSignature,
+    SigningKeys,
+    parse_signing_keys,
+    sign,
+    signed_path,
+    verify,
+)
+
+NOW = 1_700_000_000.5
+OLD = ("k1", b"o" * 32)
+NEW = ("k2", b"n" * 48)
+
+
+def keys(*pairs):
+    return SigningKeys(list(pairs) or [NEW])
+
+
+def split(path):
+    """Turn a signed path back into (file_id, decoded name, query dict) as a server would."""
+    parts = urlsplit(path)
+    _, dl, file_id, name = parts.path.split("/")
+    assert dl == "dl"
+    query = {k: v for k, v in parse_qs(parts.query, keep_blank_values=True, strict_parsing=True).items()}
+    return unquote(file_id), unquote(name), query
+
+
+def test_round_trip():
+    """A freshly signed query verifies and returns its disposition."""
+    k = keys()
+    q = sign(k, "GET", "f1", "notes.pdf", int(NOW) + 60, "inline")
+    assert set(q) == {"exp", "kid", "disp", "sig"} and q["kid"] == "k2"
+    assert verify(k, "GET", "f1", "notes.pdf", q, NOW) == "inline"
+
+
+def test_errors_are_forbidden():
+    """Both signature errors map to HTTP 403 through the shared error table."""
+    assert InvalidSignature("x").status == 403 and ExpiredSignature("x").status == 403
+    assert issubclass(InvalidSignature, Forbidden)
+
+
+@pytest.mark.parametrize("field,args,query_change", [
+    ("method", {"method": "PUT"}, {}),
+    ("file_id", {"file_id": "f2"}, {}),
+    ("name", {"name": "notes.pdf "}, {}),
+    ("exp", {}, {"exp": str(int(NOW) + 61)}),
+    ("disp", {}, {"disp": "attachment"}),
+    ("kid", {}, {"kid": "k1"}),
+    ("sig", {}, {"sig": "A" * 43}),
+])
+def test_tampered_field_rejected(field, args, query_change):
+    """Changing any signed field (method, file id, name, exp, disp, kid, sig) → InvalidSignature."""
+    k = keys(NEW, OLD)
+    q = sign(k, "GET", "f1", "notes.pdf", int(NOW) + 60, "inline")
+    call = {"method": "GET", "file_id": "f1", "name": "notes.pdf"} | args
+    with pytest.raises(InvalidSignature):
+        verify(k, call["method"], call["file_id"], call["name"], q | query_change, NOW)
+
+
+@pytest.mark.parametrize("bad", [
+    {"exp": None}, {"kid": None}, {"disp": None}, {"sig": None},
+    {"exp": "1e12"}, {"exp": "-5"}, {"exp": " 123"}, {"exp": "12.5"},
+    {"disp": "render"}, {"kid": "nope"}, {"kid": "../k2"}, {"sig": "short"},
+    {"sig": "é" * 43},
+])
+def test_malformed_query_rejected(bad):
+    """Missing fields, non-integer expiry, unknown disposition or kid, malformed sig → InvalidSignature."""
+    k = keys()
+    q = sign(k, "GET", "f1", "a.txt", int(NOW) + 60, "attachment")
+    q = {key: v for key, v in (q | bad).items() if v is not None}
+    with pytest.raises(InvalidSignature):
+        verify(k, "GET", "f1", "a.txt", q, NOW)
+
+
+def test_tornado_style_query_values():
+    """Query values given as one-element lists of bytes verify; repeated values are rejected."""
+    k = keys()
+    q = sign(k, "GET", "f1", "a.txt", int(NOW) + 60, "attachment")
+    tq = {key: [v.encode()] for key, v in q.items()}
+    assert verify(k, "GET", "f1", "a.txt", tq, NOW) == "attachment"
+    with pytest.raises(InvalidSignature):
+        verify(k, "GET", "f1", "a.txt", tq | {"disp": [b"inline", b"attachment"]}, NOW)
+
+
+def test_expired():
+    """An authentic URL at or after its expiry → ExpiredSignature; a second before, it verifies."""
+    k = keys()
+    exp = int(NOW) + 10
+    q = sign(k, "GET", "f1", "a.txt", exp, "attachment")
+    assert verify(k, "GET", "f1", "a.txt", q, exp - 1) == "attachment"
+    with pytest.raises(ExpiredSignature):
+        verify(k, "GET", "f1", "a.txt", q, exp)
+    with pytest.raises(ExpiredSignature):
+        verify(k, "GET", "f1", "a.txt", q, exp + 3600)
+
+
+def test_tampered_and_expired_is_invalid():
+    """A forged URL is reported invalid, not expired: the MAC is checked before the expiry."""
+    k = keys()
+    q = sign(k, "GET", "f1", "a.txt", int(NOW) - 10, "attachment")
+    with pytest.raises(InvalidSignature):
+        verify(k, "GET", "f2", "a.txt", q, NOW)
+
+
+def test_rotation():
+    """An old key's URL verifies while the key is listed second and fails once it is removed."""
+    old_only = keys(OLD)
+    q = sign(old_only, "GET", "f1", "a.txt", int(NOW) + 60, "inline")
+    assert q["kid"] == "k1"
+    rotated = keys(NEW, OLD)
+    assert verify(rotated, "GET", "f1", "a.txt", q, NOW) == "inline"
+    assert sign(rotated, "GET", "f1", "a.txt", int(NOW) + 60, "inline")["kid"] == "k2"
+    with pytest.raises(InvalidSignature):
+        verify(keys(NEW), "GET", "f1", "a.txt", q, NOW)
+
+
+def test_same_kid_other_secret_rejected():
+    """A URL signed under a kid whose secret was replaced no longer verifies."""
+    q = sign(keys(("k1", b"a" * 32)), "GET", "f1", "a.txt", int(NOW) + 60, "inline")
+    with pytest.raises(InvalidSignature):
+        verify(keys(("k1", b"b" * 32)), "GET", "f1", "a.txt", q, NOW)
+
+
+def test_first_key_signs():
+    """The first listed key signs; its MAC is HMAC-SHA256, 43 url-safe chars without padding."""
+    q = sign(keys(OLD, NEW), "GET", "f1", "a.txt", int(NOW) + 60, "inline")
+    assert q["kid"] == "k1" and len(q["sig"]) == 43 and "=" not in q["sig"]
+    assert verify(keys(OLD), "GET", "f1", "a.txt", q, NOW) == "inline"
+
+
+def test_field_boundaries_unambiguous():
+    """Moving bytes between adjacent fields (file id / name) changes the MAC input."""
+    k = keys()
+    q = sign(k, "GET", "f1", "2\nx", int(NOW) + 60, "inline")
+    with pytest.raises(InvalidSignature):
+        verify(k, "GET", "f1\n2", "x", q, NOW)
+    with pytest.raises(InvalidSignature):
+        verify(k, "GET", "f12", "\nx", q, NOW)
+
+
+def test_signed_path_caps_expiry():
+    """expires_in above the cap is capped; expires_at is floor(now) + ttl and is the URL's exp."""
+    path, expires_at = signed_path(keys(), "f1", "a.txt", "attachment", 10**9, 900, NOW)
+    assert expires_at == int(NOW) + 900
+    _, _, q = split(path)
+    assert q["exp"] == [str(expires_at)]
+    path, expires_at = signed_path(keys(), "f1", "a.txt", "attachment", 60, 900, NOW)
+    assert expires_at == int(NOW) + 60
+
+
+@pytest.mark.parametrize("expires_in", [0, -1, 1.5, True, "60"])
+def test_signed_path_rejects_bad_lifetime(expires_in):
+    """A zero, negative or non-integer expires_in is a ValueError."""
+    with pytest.raises(ValueError):
+        signed_path(keys(), "f1", "a.txt", "inline", expires_in, 900, NOW)
+
+
+def test_signed_path_rejects_bad_disposition_and_dot_names():
+    """Unknown dispositions and the names '.'/'..' (collapsed by clients) are ValueErrors."""
+    for disp, name in (("render", "a.txt"), ("inline", "."), ("inline", "..")):
+        with pytest.raises(ValueError):
+            signed_path(keys(), "f1", name, disp, 60, 900, NOW)
+
+
+@pytest.mark.parametrize("name", [
+    "../../etc/passwd", "a/b/c.txt", "what?.pdf", "#hash#.txt", "100%.txt", "%2e%2e",
+    "résumé – 履歴書.pdf", "emoji 🎓.png", "a+b c&d=e;f.txt", "line\nbreak.txt", "...",
+])
+def test_path_encoding_round_trip(name):
+    """Awkward names stay one path segment, decode back exactly, and verify."""
+    k = keys()
+    path, _ = signed_path(k, 42, name, "attachment", 60, 900, NOW)
+    raw_path = urlsplit(path).path
+    assert raw_path.count("/") == 3 and "?" not in raw_path and "#" not in path
+    file_id, decoded, q = split(path)
+    assert file_id == "42" and decoded == name
+    assert verify(k, "GET", file_id, decoded, q, NOW) == "attachment"
+    encoded = raw_path.split("/")[3]
+    if encoded != name:  # the MAC covers the decoded name, not its percent-encoding
+        with pytest.raises(InvalidSignature):
+            verify(k, "GET", file_id, encoded, q, NOW)
+
+
+def test_repr_hides_secrets():
+    """SigningKeys' repr lists key ids only."""
+    assert "nnnn" not in repr(keys()) and "k2" in repr(keys())
+
+
+def b64(raw: bytes, urlsafe=False, pad=True) -> str:
+    s = (base64.urlsafe_b64encode if urlsafe else base64.b64encode)(raw).decode()
+    return s if pad else s.rstrip("=")
+
+
+def test_parse_signing_keys():
+    """kid:base64 entries parse in order, standard or url-safe, padded or not."""
+    a, b = bytes(range(32)), bytes(range(200, 248))
+    parsed = parse_signing_keys(f" k1:{b64(a)} , k2:{b64(b, urlsafe=True, pad=False)}")
+    assert parsed == [("k1", a), ("k2", b)]
+    assert SigningKeys(parsed).current == ("k1", a)
+
+
+@pytest.mark.parametrize("value,message", [
+    ("", "empty"),
+    ("  ,  ", "empty"),
+    ("k1:" + b64(b"x" * 32) + ",", "entry 2 is empty"),
+    ("nokid", "kid:base64secret"),
+    (":" + b64(b"x" * 32), "kid:base64secret"),
+    ("k1:", "kid:base64secret"),
+    ("k1:not base64!!", "not valid base64"),
+    ("k1:" + b64(b"x" * 31), "shorter than 32"),
+    ("k1:" + b64(b"x" * 32) + ",k1:" + b64(b"y" * 32), "duplicate"),
+    ("k/1:" + b64(b"x" * 32), "must match"),
+])
+def test_parse_signing_keys_errors(value, message):
+    """Empty values, malformed entries, bad base64, short secrets and duplicate kids are ValueErrors."""
+    with pytest.raises(ValueError, match=message):
+        parse_signing_keys(value)
+
+
+def test_signing_keys_requires_a_key():
+    """An empty key list is a ValueError."""
+    with pytest.raises(ValueError):
+        SigningKeys([])
