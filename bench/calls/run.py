@@ -32,26 +32,21 @@ import json
 import os
 import platform
 import shutil
-import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/, for the shared benchlib module
+import benchlib  # noqa: E402
+from benchlib import PY, ROOT, export_ref, log, machine_busy_s, table  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-VENV_PY = ROOT / ".venv" / "bin" / "python"
 JWT_SECRET = "bench-calls-secret-" + "k" * 40
 
-if VENV_PY.exists() and Path(sys.executable).resolve() != VENV_PY.resolve() and not os.environ.get("BENCH_NO_REEXEC"):
-    os.execv(str(VENV_PY), [str(VENV_PY), __file__, *sys.argv[1:]])
+benchlib.reexec_in_venv(__file__)
 
-PY = str(VENV_PY) if VENV_PY.exists() else sys.executable
 SRC = ROOT  # where the Podium server is run from; --ref exports a committed tree instead
 RELAY_SERVERS = {
     "podium": "Podium (auth, checks, bounded queues)",
@@ -60,32 +55,13 @@ RELAY_SERVERS = {
 }
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
 def ensure_deps() -> None:
-    nm = HERE / "node_modules"
-    if not all((nm / p / "package.json").exists() for p in ("ws", "socket.io-client")):
-        log("installing npm packages into bench/calls/node_modules (npm ci)")
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=HERE, check=True)
-    if subprocess.run([PY, "-c", "import socketio, psutil"], capture_output=True).returncode != 0:
-        log("installing bench/calls/requirements.txt into the project venv")
-        subprocess.run([PY, "-m", "pip", "install", "-q", "-r", str(HERE / "requirements.txt")], check=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    benchlib.ensure_deps(HERE, ("ws", "socket.io-client"), "socketio, psutil", HERE / "requirements.txt")
 
 
 def podium_env(db_url: str, data_dir: Path, port: int = 0) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("PODIUM_ENV", "ICE_SERVERS", "TURN_SECRET", "TURN_URLS")}
-    env.update({"DATABASE_URL": db_url, "DATA_DIR": str(data_dir), "JWT_SECRET": JWT_SECRET,
-                "HOST": "127.0.0.1", "PORT": str(port), "RATE_LIMIT_PER_S": "1000000",
-                "RATE_LIMIT_BURST": "1000000", "PYTHONUNBUFFERED": "1", "PODIUM_SRC": str(SRC)})
-    return env
+    return benchlib.podium_env(db_url, data_dir, port, jwt_secret=JWT_SECRET, src=SRC,
+                               drop=("PODIUM_ENV", "ICE_SERVERS", "TURN_SECRET", "TURN_URLS"))
 
 
 def prepare_template(work: Path, rooms: int) -> tuple[Path, Path]:
@@ -101,12 +77,13 @@ def prepare_template(work: Path, rooms: int) -> tuple[Path, Path]:
     return db, seed
 
 
-class Server:
+class Server(benchlib.Server):
     """One server subprocess on a free port; ``podium`` gets a fresh copy of the template DB."""
 
-    def __init__(self, kind: str, work: Path, template: Path | None = None):
-        self.kind, self.port = kind, free_port()
-        self.logf = open(work / f"{kind}-{self.port}.log", "w")
+    stop_timeout = 10
+
+    def _command(self, work: Path, template: Path | None = None):
+        kind = self.kind
         if kind == "podium":
             run_dir = Path(tempfile.mkdtemp(prefix="podium-", dir=work))
             shutil.copy(template, run_dir / "podium.db")
@@ -116,92 +93,29 @@ class Server:
         else:
             cmd, env = [PY, str(HERE / "relay_peers.py"), kind, str(self.port)], dict(os.environ)
             self.url = f"ws://127.0.0.1:{self.port}/ws" if kind == "floor" else f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(cmd, cwd=SRC if kind == "podium" else ROOT, env=env, stdout=self.logf,
-                                     stderr=subprocess.STDOUT)
-        self._wait_ready()
-
-    def _wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.kind} server exited with {self.proc.returncode}; see {self.logf.name}")
-            try:
-                if self.kind == "podium":
-                    with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as r:
-                        if r.status == 200:
-                            return
-                else:
-                    with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                        return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.kind} server not ready after {timeout} s")
-
-    def cpu_s(self) -> float:
-        import psutil
-        t = psutil.Process(self.proc.pid).cpu_times()
-        return t.user + t.system
-
-    def rss_mb(self) -> float:
-        import psutil
-        return round(psutil.Process(self.proc.pid).memory_info().rss / 2**20, 1)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.logf.close()
-
-
-def machine_busy_s() -> float:
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+        return cmd, env, SRC if kind == "podium" else ROOT
 
 
 def run_harness(cfg: dict, server: Server, timeout: float) -> dict:
     """harness.js once; server CPU is sampled at its PHASE start/end lines."""
-    proc = subprocess.Popen(["node", str(HERE / "harness.js"), json.dumps(cfg)], cwd=HERE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines: list[str] = []
     marks: dict[str, tuple[float, float, float]] = {}
 
-    def reader() -> None:
-        for line in proc.stdout:
-            if line.startswith("PHASE "):
-                marks[line.split()[1]] = (server.cpu_s(), machine_busy_s(), time.monotonic())
-            else:
-                lines.append(line)
+    def on_phase(name: str) -> None:
+        marks[name] = (server.cpu_s(), machine_busy_s(), time.monotonic())
 
-    t = threading.Thread(target=reader, daemon=True)
-    t.start()
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        return {"error": f"harness did not exit within {timeout} s"}
-    t.join(5)
-    results = [ln for ln in lines if ln.startswith("{")]
-    if not results:
-        return {"error": f"harness printed no result (exit {proc.returncode}): {proc.stderr.read()[-800:]}"}
-    res = json.loads(results[-1])
-    if "start" in marks and "end" in marks:
-        (c0, m0, t0), (c1, m1, t1) = marks["start"], marks["end"]
-        res["server_cpu_s"] = round(c1 - c0, 2)
-        res["server_cores"] = round((c1 - c0) / max(t1 - t0, 1e-3), 2)
-        if res.get("frames_received"):
-            res["server_us_per_frame"] = round((c1 - c0) * 1e6 / res["frames_received"], 1)
-        # Busy CPU of the whole machine minus this server and the harness: other people's load.
-        other = (m1 - m0) - (c1 - c0) - res.get("client_cpu_s", 0) * (t1 - t0) / max(res.get("phase_s", t1 - t0), 1e-3)
-        res["other_load_cores"] = round(max(other, 0) / max(t1 - t0, 1e-3), 2)
-    return res
+    def on_result(res: dict) -> None:
+        if "start" in marks and "end" in marks:
+            (c0, m0, t0), (c1, m1, t1) = marks["start"], marks["end"]
+            res["server_cpu_s"] = round(c1 - c0, 2)
+            res["server_cores"] = round((c1 - c0) / max(t1 - t0, 1e-3), 2)
+            if res.get("frames_received"):
+                res["server_us_per_frame"] = round((c1 - c0) * 1e6 / res["frames_received"], 1)
+            # Busy CPU of the whole machine minus this server and the harness: other people's load.
+            client = res.get("client_cpu_s", 0) * (t1 - t0) / max(res.get("phase_s", t1 - t0), 1e-3)
+            other = (m1 - m0) - (c1 - c0) - client
+            res["other_load_cores"] = round(max(other, 0) / max(t1 - t0, 1e-3), 2)
+
+    return benchlib.run_harness(HERE / "harness.js", cfg, timeout, on_phase, on_result=on_result)
 
 
 def relay_once(kind: str, args, work: Path, template: Path, seed: Path) -> dict:
@@ -230,15 +144,7 @@ def mesh_once(ws_url: str, seed: Path | None, rounds: int, media: bool) -> dict:
 
 
 def med(values: list) -> float | None:
-    vals = [v for v in values if v is not None]
-    return round(statistics.median(vals), 2) if vals else None
-
-
-def table(headers: list[str], rows: list[list]) -> str:
-    cells = [[str(h) for h in headers]] + [["-" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    fmt = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
-    return "\n".join([fmt(cells[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [fmt(r) for r in cells[1:]])
+    return benchlib.med(values, ndigits=2)
 
 
 def main() -> None:
@@ -263,11 +169,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="calls-bench-"))
     global SRC
     if args.ref:
-        SRC = work / "src"
-        SRC.mkdir()
-        tar = subprocess.run(["git", "archive", args.ref, "server", "migrations", "alembic.ini"], cwd=ROOT,
-                             check=True, capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(SRC)], input=tar, check=True)
+        SRC = export_ref(args.ref, work)
     meta = {"cpus": os.cpu_count(), "python": platform.python_version(),
             "node": subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip(),
             "loadavg_start": os.getloadavg(), "args": vars(args), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),

@@ -30,7 +30,6 @@ import platform
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,18 +39,17 @@ import time
 import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/, for the shared benchlib module
+import benchlib  # noqa: E402
+from benchlib import PY, ROOT, export_ref, log, machine_busy_s, med  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-VENV_PY = ROOT / ".venv" / "bin" / "python"
 JWT_SECRET = "bench-fanout-secret-" + "k" * 40
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432"
 PG_DB = "bench"
 
-# Re-exec under the project venv (psutil, the server's own packages) when started elsewhere.
-if VENV_PY.exists() and Path(sys.executable).resolve() != VENV_PY.resolve() and not os.environ.get("BENCH_NO_REEXEC"):
-    os.execv(str(VENV_PY), [str(VENV_PY), __file__, *sys.argv[1:]])
+benchlib.reexec_in_venv(__file__)
 
-PY = str(VENV_PY) if VENV_PY.exists() else sys.executable
 SRC = ROOT  # where the Podium server is run from; --ref exports a committed tree instead
 SERVERS = {
     "podium": "Podium (persisted)",
@@ -61,20 +59,10 @@ SERVERS = {
 }
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
 # --- setup ------------------------------------------------------------------------------------
 def ensure_deps() -> None:
-    nm = HERE / "node_modules"
-    if not all((nm / p / "package.json").exists() for p in ("ws", "socket.io", "socket.io-client")):
-        log("installing npm packages into bench/fanout/node_modules (npm ci)")
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=HERE, check=True)
-    probe = subprocess.run([PY, "-c", "import socketio, engineio, psutil"], capture_output=True)
-    if probe.returncode != 0:
-        log("installing bench/requirements.txt into the project venv")
-        subprocess.run([PY, "-m", "pip", "install", "-q", "-r", str(ROOT / "bench" / "requirements.txt")], check=True)
+    benchlib.ensure_deps(HERE, ("ws", "socket.io", "socket.io-client"), "socketio, engineio, psutil",
+                         ROOT / "bench" / "requirements.txt")
 
 
 def raise_nofile() -> None:
@@ -84,20 +72,8 @@ def raise_nofile() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def podium_env(db_url: str, data_dir: Path, port: int = 0) -> dict:
-    env = dict(os.environ)
-    env.update({"DATABASE_URL": db_url, "DATA_DIR": str(data_dir), "JWT_SECRET": JWT_SECRET,
-                "HOST": "127.0.0.1", "PORT": str(port), "RATE_LIMIT_PER_S": "1000000",
-                "RATE_LIMIT_BURST": "1000000", "PYTHONUNBUFFERED": "1"})
-    env.pop("PODIUM_ENV", None)
-    env["PODIUM_SRC"] = str(SRC)
-    return env
+    return benchlib.podium_env(db_url, data_dir, port, jwt_secret=JWT_SECRET, src=SRC, drop=("PODIUM_ENV",))
 
 
 def prepare_db(db_url: str, data_dir: Path, seed_out: Path, subs: int) -> None:
@@ -127,10 +103,11 @@ def prepare_pg(work: Path) -> tuple[str, Path] | None:
 
 
 # --- servers ----------------------------------------------------------------------------------
-class Server:
-    def __init__(self, kind: str, work: Path, db_url: str | None = None, template: Path | None = None):
-        self.kind, self.port = kind, free_port()
-        self.logf = open(work / f"{kind}-{self.port}.log", "w")
+class Server(benchlib.Server):
+    stop_timeout = 8
+
+    def _command(self, work: Path, db_url: str | None = None, template: Path | None = None):
+        kind = self.kind
         if kind == "podium":
             run_dir = Path(tempfile.mkdtemp(prefix="podium-", dir=work))
             if db_url is None:  # fresh copy of the seeded SQLite template
@@ -147,36 +124,7 @@ class Server:
         else:
             cmd, env = ["node", str(HERE / "sio_server.js"), str(self.port)], dict(os.environ)
             self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(cmd, cwd=SRC if kind == "podium" else ROOT, env=env, stdout=self.logf,
-                                     stderr=subprocess.STDOUT)
-        self._wait_ready()
-
-    def _wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.kind} server exited with {self.proc.returncode}; see {self.logf.name}")
-            try:
-                if self.kind == "podium":
-                    with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as r:
-                        if r.status == 200:
-                            return
-                else:
-                    with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                        return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.kind} server not ready after {timeout} s")
-
-    def rss(self) -> int:
-        import psutil
-        return psutil.Process(self.proc.pid).memory_info().rss
-
-    def cpu_s(self) -> float:
-        import psutil
-        t = psutil.Process(self.proc.pid).cpu_times()
-        return t.user + t.system
+        return cmd, env, SRC if kind == "podium" else ROOT
 
     def thread_cpu(self) -> dict[str, float]:
         """CPU seconds of the main (event-loop) thread and of all other threads, user and system."""
@@ -194,16 +142,6 @@ class Server:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=5) as r:
             return json.loads(r.read())["connections"]
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(8)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.logf.close()
-
 
 def harness(cfg: dict, timeout: float, server: "Server | None" = None, profile: Path | None = None) -> dict:
     """Run harness.js once and return its JSON result. When ``server`` is given, its CPU time
@@ -211,66 +149,40 @@ def harness(cfg: dict, timeout: float, server: "Server | None" = None, profile: 
     lines, so the result carries the server CPU spent in the measured phase only; with
     ``profile``, py-spy records the server between those two lines."""
     cfg = dict(cfg, hard_deadline_s=int(timeout))
-    proc = subprocess.Popen(["node", str(HERE / "harness.js"), json.dumps(cfg)], cwd=HERE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines: list[str] = []
     cpu: dict[str, tuple[float, float, float]] = {}
     threads: dict[str, dict[str, float]] = {}
     prof: list[Profiler] = []
 
-    def reader() -> None:
-        for line in proc.stdout:
-            if line.startswith("PHASE "):
-                name = line.split()[1]
-                if server is not None:
-                    cpu[name] = (server.cpu_s(), machine_busy_s(), time.monotonic())
-                    threads[name] = server.thread_cpu()
-                    if profile is not None and name == "start":
-                        prof.append(Profiler(server.proc.pid, profile, 600))
-                    if prof and name == "end":
-                        profile.with_name(profile.stem + "-top.txt").write_text(prof[0].finish())
-            else:
-                lines.append(line)
+    def on_phase(name: str) -> None:
+        if server is not None:
+            cpu[name] = (server.cpu_s(), machine_busy_s(), time.monotonic())
+            threads[name] = server.thread_cpu()
+            if profile is not None and name == "start":
+                prof.append(Profiler(server.proc.pid, profile, 600))
+            if prof and name == "end":
+                profile.with_name(profile.stem + "-top.txt").write_text(prof[0].finish())
 
-    t = threading.Thread(target=reader, daemon=True)
-    t.start()
-    try:
-        proc.wait(timeout + 15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        return {"error": f"harness did not exit within {timeout + 15} s"}
-    t.join(5)
-    if prof and prof[0].proc.poll() is None:  # the run ended without its PHASE end line
-        prof[0].finish()
-    stderr = proc.stderr.read()
-    results = [ln for ln in lines if ln.startswith("{")]
-    if not results:
-        return {"error": f"harness printed no result (exit {proc.returncode}): {stderr[-800:]}"}
-    res = json.loads(results[-1])
-    if "open_start" in cpu and "open_end" in cpu and cfg.get("subs"):
-        # Server CPU to accept, authenticate and room.join each subscriber.
-        res["open_cpu_ms_per_conn"] = round((cpu["open_end"][0] - cpu["open_start"][0]) * 1000 / cfg["subs"], 2)
-    if "start" in cpu and "end" in cpu:
-        (s0, m0, t0), (s1, m1, t1) = cpu["start"], cpu["end"]
-        res["server_cpu_s"] = round(s1 - s0, 2)
-        # Everything else that ran on the machine meanwhile (other engineers' tests): busy CPU
-        # of the whole machine minus this server and this harness, in cores.
-        other = (m1 - m0) - (s1 - s0) - res.get("client_cpu_s", 0)
-        res["other_load_cores"] = round(max(other, 0) / max(t1 - t0, 1e-3), 2)
-        # Where the server's CPU went: the event-loop thread vs worker threads (aiosqlite runs
-        # every SQLite call on its own thread), in cores over the measured phase.
-        res["server_threads_cores"] = {k: round((threads["end"][k] - threads["start"][k]) / max(t1 - t0, 1e-3), 2)
-                                       for k in threads["start"]}
-    return res
+    def on_exit() -> None:
+        if prof and prof[0].proc.poll() is None:  # the run ended without its PHASE end line
+            prof[0].finish()
 
+    def on_result(res: dict) -> None:
+        if "open_start" in cpu and "open_end" in cpu and cfg.get("subs"):
+            # Server CPU to accept, authenticate and room.join each subscriber.
+            res["open_cpu_ms_per_conn"] = round((cpu["open_end"][0] - cpu["open_start"][0]) * 1000 / cfg["subs"], 2)
+        if "start" in cpu and "end" in cpu:
+            (s0, m0, t0), (s1, m1, t1) = cpu["start"], cpu["end"]
+            res["server_cpu_s"] = round(s1 - s0, 2)
+            # Everything else that ran on the machine meanwhile (other engineers' tests): busy CPU
+            # of the whole machine minus this server and this harness, in cores.
+            other = (m1 - m0) - (s1 - s0) - res.get("client_cpu_s", 0)
+            res["other_load_cores"] = round(max(other, 0) / max(t1 - t0, 1e-3), 2)
+            # Where the server's CPU went: the event-loop thread vs worker threads (aiosqlite runs
+            # every SQLite call on its own thread), in cores over the measured phase.
+            res["server_threads_cores"] = {k: round((threads["end"][k] - threads["start"][k]) / max(t1 - t0, 1e-3), 2)
+                                           for k in threads["start"]}
 
-def machine_busy_s() -> float:
-    """CPU seconds the whole machine spent busy (not idle/iowait), from /proc/stat."""
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    return benchlib.run_harness(HERE / "harness.js", cfg, timeout + 15, on_phase, on_exit, on_result)
 
 
 class Profiler:
@@ -431,11 +343,6 @@ def run_senders(db: str, args, work: Path, template: Path, seed: Path, pg_url: s
 
 
 # --- report -----------------------------------------------------------------------------------
-def med(values):
-    vals = [v for v in values if v is not None]
-    return statistics.median(vals) if vals else None
-
-
 def fmt(v, nd=0):
     if v is None:
         return "-"
@@ -586,11 +493,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="podium-bench-"))
     global SRC
     if args.ref:
-        SRC = work / "src"
-        SRC.mkdir()
-        tar = subprocess.run(["git", "archive", args.ref, "server", "migrations", "alembic.ini"], cwd=ROOT,
-                             check=True, capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(SRC)], input=tar, check=True)
+        SRC = export_ref(args.ref, work)
     prof_dir = work / "profiles" if args.profile else None
     if prof_dir:
         prof_dir.mkdir()

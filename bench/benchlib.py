@@ -1,0 +1,199 @@
+"""Pieces shared by the benchmark drivers ``bench/fanout/run.py`` and ``bench/calls/run.py``.
+
+Standard library only (psutil is imported where it is used), so the drivers can import this
+before they re-exec themselves under the project venv.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_PY = ROOT / ".venv" / "bin" / "python"
+PY = str(VENV_PY) if VENV_PY.exists() else sys.executable
+
+
+def reexec_in_venv(script: str) -> None:
+    """Re-exec ``script`` under the project venv (psutil, the server's own packages) when started elsewhere."""
+    if (VENV_PY.exists() and Path(sys.executable).resolve() != VENV_PY.resolve()
+            and not os.environ.get("BENCH_NO_REEXEC")):
+        os.execv(str(VENV_PY), [str(VENV_PY), script, *sys.argv[1:]])
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# --- setup ------------------------------------------------------------------------------------
+def ensure_deps(here: Path, npm_packages: tuple[str, ...], py_modules: str, requirements: Path) -> None:
+    """``npm ci`` in ``here`` unless every npm package is installed; ``pip install -r requirements``
+    into the venv unless ``import <py_modules>`` (comma-separated) succeeds."""
+    nm = here / "node_modules"
+    if not all((nm / p / "package.json").exists() for p in npm_packages):
+        log(f"installing npm packages into {nm.relative_to(ROOT)} (npm ci)")
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=here, check=True)
+    if subprocess.run([PY, "-c", f"import {py_modules}"], capture_output=True).returncode != 0:
+        log(f"installing {requirements.relative_to(ROOT)} into the project venv")
+        subprocess.run([PY, "-m", "pip", "install", "-q", "-r", str(requirements)], check=True)
+
+
+def export_ref(ref: str, work: Path) -> Path:
+    """The server as committed at ``ref`` (git archive of server/, migrations/, alembic.ini) in ``work/src``."""
+    src = work / "src"
+    src.mkdir()
+    tar = subprocess.run(["git", "archive", ref, "server", "migrations", "alembic.ini"], cwd=ROOT,
+                         check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(src)], input=tar, check=True)
+    return src
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def podium_env(db_url: str, data_dir: Path, port: int, *, jwt_secret: str, src: Path,
+               drop: tuple[str, ...] = ("PODIUM_ENV",)) -> dict:
+    """Environment for ``python -m server``: this process's, minus ``drop``, plus the bench settings."""
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env.update({"DATABASE_URL": db_url, "DATA_DIR": str(data_dir), "JWT_SECRET": jwt_secret,
+                "HOST": "127.0.0.1", "PORT": str(port), "RATE_LIMIT_PER_S": "1000000",
+                "RATE_LIMIT_BURST": "1000000", "PYTHONUNBUFFERED": "1", "PODIUM_SRC": str(src)})
+    return env
+
+
+# --- servers ----------------------------------------------------------------------------------
+class Server:
+    """One server subprocess on a free 127.0.0.1 port, logging to ``work/<kind>-<port>.log``.
+
+    Subclasses implement ``_command(work, ...)`` -> (cmd, env, cwd) and set ``self.url`` there;
+    the extra constructor arguments are passed to it. ``podium`` is ready when /healthz answers
+    200, any other kind when its port accepts a TCP connection."""
+
+    stop_timeout: float = 10  # seconds between SIGTERM and SIGKILL
+
+    def __init__(self, kind: str, work: Path, *args, **kwargs):
+        self.kind, self.port = kind, free_port()
+        self.logf = open(work / f"{kind}-{self.port}.log", "w")
+        cmd, env, cwd = self._command(work, *args, **kwargs)
+        self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=self.logf, stderr=subprocess.STDOUT)
+        self._wait_ready()
+
+    def _command(self, work: Path, *args, **kwargs) -> tuple[list[str], dict, Path]:
+        raise NotImplementedError
+
+    def _wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.kind} server exited with {self.proc.returncode}; see {self.logf.name}")
+            try:
+                if self.kind == "podium":
+                    with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as r:
+                        if r.status == 200:
+                            return
+                else:
+                    with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.kind} server not ready after {timeout} s")
+
+    def rss(self) -> int:
+        import psutil
+        return psutil.Process(self.proc.pid).memory_info().rss
+
+    def rss_mb(self) -> float:
+        return round(self.rss() / 2**20, 1)
+
+    def cpu_s(self) -> float:
+        import psutil
+        t = psutil.Process(self.proc.pid).cpu_times()
+        return t.user + t.system
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.logf.close()
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine spent busy (not idle/iowait), from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def run_harness(harness_js: Path, cfg: dict, timeout: float, on_phase: Callable[[str], None] | None = None,
+                on_exit: Callable[[], None] | None = None, on_result: Callable[[dict], None] | None = None) -> dict:
+    """``node harness.js <cfg as JSON>`` once (cwd: its directory); its last ``{...}`` stdout line, parsed,
+    or ``{"error": ...}`` when it did not exit within ``timeout`` seconds (it is killed) or printed none.
+    ``on_phase(name)`` is called (on a reader thread) at each ``PHASE <name>`` line, ``on_exit()`` once
+    the harness has exited in time, ``on_result(result)`` with the parsed line (to add derived fields)."""
+    proc = subprocess.Popen(["node", str(harness_js), json.dumps(cfg)], cwd=harness_js.parent,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+
+    def reader() -> None:
+        for line in proc.stdout:
+            if line.startswith("PHASE "):
+                if on_phase is not None:
+                    on_phase(line.split()[1])
+            else:
+                lines.append(line)
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return {"error": f"harness did not exit within {timeout} s"}
+    t.join(5)
+    if on_exit is not None:
+        on_exit()
+    stderr = proc.stderr.read()
+    results = [ln for ln in lines if ln.startswith("{")]
+    if not results:
+        return {"error": f"harness printed no result (exit {proc.returncode}): {stderr[-800:]}"}
+    res = json.loads(results[-1])
+    if on_result is not None:
+        on_result(res)
+    return res
+
+
+# --- report -----------------------------------------------------------------------------------
+def med(values, ndigits: int | None = None):
+    """Median of the values that are not None (rounded to ``ndigits`` when given); None when none are."""
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return None
+    m = statistics.median(vals)
+    return m if ndigits is None else round(m, ndigits)
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    """A Markdown table; None cells print as ``-``."""
+    cells = [[str(h) for h in headers]] + [["-" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    fmt = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    return "\n".join([fmt(cells[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [fmt(r) for r in cells[1:]])
