@@ -210,8 +210,7 @@ class Chat:
                 else await uq.get_user_by_username(s, username or ""))
         if user is None:
             raise NotFound("no such user")
-        new = await rq.get_membership(s, room_id, user.id) is None
-        m = await rq.upsert_member(s, room_id, user.id, role)
+        m, new = await rq.upsert_member(s, room_id, user.id, role)
         system = None
         if new:
             system = await self._system_message(s, room_id, f"{actor.display_name} added {user.display_name}")

@@ -73,15 +73,22 @@ async def count_members(s: AsyncSession, room_id: int) -> int:
     return (await s.execute(stmt)).scalar_one()
 
 
-async def upsert_member(s: AsyncSession, room_id: int, user_id: int, role: str) -> Membership:
-    m = await s.get(Membership, (room_id, user_id))
-    if m is None:
-        m = Membership(room_id=room_id, user_id=user_id, role=role, joined_at=utcnow())
-        s.add(m)
+async def upsert_member(s: AsyncSession, room_id: int, user_id: int, role: str) -> tuple[Membership, bool]:
+    """Add the member or update their role; ``created`` is True only for the transaction whose
+    INSERT took the row. ``ON CONFLICT DO NOTHING`` waits for a concurrent insert of the same
+    member to commit or roll back, so exactly one of several racing adds sees True."""
+    if s.bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
-        m.role = role
-    await s.flush()
-    return m
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    stmt = (dialect_insert(Membership).values(room_id=room_id, user_id=user_id, role=role, joined_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["room_id", "user_id"]).returning(Membership.user_id))
+    created = (await s.execute(stmt)).first() is not None
+    if not created:
+        await s.execute(update(Membership).where(Membership.room_id == room_id, Membership.user_id == user_id)
+                        .values(role=role))
+    m = await s.get(Membership, (room_id, user_id), populate_existing=True)
+    return m, created
 
 
 async def remove_member(s: AsyncSession, room_id: int, user_id: int) -> bool:
