@@ -40,6 +40,9 @@ async def _serve(config: Config) -> None:
 
     deps = Deps.build(config)
     await deps.calls.recover()
+    sweep = getattr(deps.storage, "sweep_temp", None)  # disk only: orphans of crashed uploads
+    if sweep is not None:
+        await sweep(24 * 3600)
     server = HTTPServer(make_app(deps), xheaders=True, max_body_size=1024 * 1024)
     server.listen(config.port, config.host)
     log.info("Podium listening on http://%s:%d (database %s)", config.host, config.port,

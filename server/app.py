@@ -6,7 +6,7 @@ import logging
 import tornado.web
 
 from server.deps import Deps
-from server.handlers import auth, calls, health, rooms, ws
+from server.handlers import auth, calls, files, health, rooms, ws
 from server.handlers.base import NotFoundHandler
 
 ID = r"([^/]+)"
@@ -58,6 +58,10 @@ def make_app(deps: Deps) -> tornado.web.Application:
         (rf"/api/rooms/{ID}/sessions", calls.RoomSessionsHandler, d),
         (rf"/api/sessions/{ID}/attendance", calls.AttendanceHandler, d),
         (r"/api/ice-servers", calls.IceServersHandler, d),
+        (r"/api/files", files.FilesHandler, d),
+        (rf"/api/files/{ID}", files.FileHandler, d),
+        (rf"/api/files/{ID}/signed-url", files.SignedUrlHandler, d),
+        (rf"/dl/{ID}/{ID}", files.DownloadHandler, d),
         (r"/api/.*", NotFoundHandler, d),
         (r"/(.*)", WebHandler, {"path": str(deps.config.web_dir), "default_filename": "index.html"}),
     ]

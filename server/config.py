@@ -12,6 +12,21 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from server.signing import parse_signing_keys
+
+MB = 1000 * 1000
+FILE_CATEGORIES = ("document", "image", "video", "audio", "archive")
+DEFAULT_FILE_LIMITS = {"document": 50 * MB, "image": 10 * MB, "video": 500 * MB, "audio": 50 * MB,
+                       "archive": 100 * MB}
+DEFAULT_FILE_EXTENSIONS = {
+    "document": ("pdf", "txt", "md", "csv", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "odt",
+                 "ods", "odp", "rtf"),
+    "image": ("png", "jpg", "jpeg", "gif", "webp"),
+    "video": ("mp4", "webm", "ogv", "mov"),
+    "audio": ("mp3", "ogg", "oga", "wav", "m4a"),
+    "archive": ("zip", "gz", "tgz", "7z", "tar"),
+}
+
 
 class ConfigError(RuntimeError):
     """The environment does not describe a startable server."""
@@ -82,6 +97,17 @@ class Config:
     call_end_grace_s: float = 60.0
     web_dir: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent / "web")
     log_json: bool = False
+    # Files (PROTOCOL §3 "Files", docs/FILES.md). An empty storage_url means
+    # ``file://<data_dir>/files``; empty signing_keys (tests only; load_config always sets
+    # them) means one random key per process.
+    storage_url: str = ""
+    signing_keys: tuple[tuple[str, bytes], ...] = ()
+    signed_url_max_ttl_s: int = 3600
+    file_limits: dict = field(default_factory=lambda: dict(DEFAULT_FILE_LIMITS))
+    file_extensions: dict = field(default_factory=lambda: dict(DEFAULT_FILE_EXTENSIONS))
+    upload_max_files: int = 100
+    upload_max_parts: int = 120  # file parts plus form fields
+    upload_max_request_bytes: int = 1024 * MB
 
     @property
     def is_sqlite(self) -> bool:
@@ -126,6 +152,35 @@ def _ice_servers(value: str) -> tuple[dict, ...]:
     return tuple({"urls": [u]} for u in _split(value))
 
 
+def _file_settings(env: dict[str, str]) -> tuple[dict, dict]:
+    """``FILE_MAX_MB_<CATEGORY>`` (decimal megabytes) and ``FILE_EXTENSIONS_<CATEGORY>``
+    (comma-separated, no dots) override the per-category defaults."""
+    limits, extensions = dict(DEFAULT_FILE_LIMITS), dict(DEFAULT_FILE_EXTENSIONS)
+    seen: dict[str, str] = {}
+    for cat in FILE_CATEGORIES:
+        raw = env.get(f"FILE_MAX_MB_{cat.upper()}", "").strip()
+        if raw:
+            try:
+                limits[cat] = int(float(raw) * MB)
+            except ValueError:
+                raise ConfigError(f"FILE_MAX_MB_{cat.upper()} must be a number") from None
+            if limits[cat] <= 0:
+                raise ConfigError(f"FILE_MAX_MB_{cat.upper()} must be positive")
+        raw = env.get(f"FILE_EXTENSIONS_{cat.upper()}")
+        if raw is not None:
+            exts = tuple(e.lower().lstrip(".") for e in _split(raw))
+            for e in exts:
+                if not e.isascii() or not e.isalnum():
+                    raise ConfigError(f"FILE_EXTENSIONS_{cat.upper()}: bad extension {e!r}")
+            extensions[cat] = exts
+    for cat in FILE_CATEGORIES:
+        for e in extensions[cat]:
+            if e in seen and seen[e] != cat:
+                raise ConfigError(f"extension {e!r} is in both {seen[e]} and {cat}")
+            seen[e] = cat
+    return limits, extensions
+
+
 def load_config(env: dict[str, str] | None = None) -> Config:
     """Build the configuration from ``env`` (default ``os.environ``).
 
@@ -159,8 +214,22 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         heartbeat_s = int(env.get("HEARTBEAT_S", "25"))
         turn_ttl_s = int(env.get("TURN_TTL_S", "3600"))
         call_end_grace_s = float(env.get("CALL_END_GRACE_S", "60"))
+        signed_url_max_ttl_s = int(env.get("SIGNED_URL_MAX_TTL_S", "3600"))
+        upload_max_request_bytes = int(float(env.get("UPLOAD_MAX_REQUEST_MB", "1024")) * MB)
     except ValueError as e:
         raise ConfigError(f"malformed number in environment: {e}") from None
+    if signed_url_max_ttl_s <= 0 or upload_max_request_bytes <= 0:
+        raise ConfigError("SIGNED_URL_MAX_TTL_S and UPLOAD_MAX_REQUEST_MB must be positive")
+    if env.get("SIGNING_KEYS", "").strip():
+        try:
+            signing_keys = tuple(parse_signing_keys(env["SIGNING_KEYS"]))
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    elif production:
+        raise ConfigError("SIGNING_KEYS is required when PODIUM_ENV=production")
+    else:
+        signing_keys = (("dev", _dev_secrets(data_dir)["signing_key"].encode()),)
+    file_limits, file_extensions = _file_settings(env)
     return Config(
         port=port,
         host=env.get("HOST", "0.0.0.0"),
@@ -185,4 +254,10 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         turn_ttl_s=turn_ttl_s,
         call_end_without_instructor=_flag(env.get("CALL_END_WITHOUT_INSTRUCTOR"), True),
         call_end_grace_s=call_end_grace_s,
+        storage_url=env.get("STORAGE_URL") or f"file://{data_dir.as_posix()}/files",
+        signing_keys=signing_keys,
+        signed_url_max_ttl_s=signed_url_max_ttl_s,
+        file_limits=file_limits,
+        file_extensions=file_extensions,
+        upload_max_request_bytes=upload_max_request_bytes,
     )

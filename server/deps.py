@@ -1,7 +1,9 @@
 """The objects every handler needs, built once per process (or per test)."""
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from server.calls import Calls
 from server.chat import Chat
@@ -10,6 +12,8 @@ from server.db.engine import Database
 from server.realtime.heartbeat import Heartbeat
 from server.realtime.ratelimit import RateLimiter
 from server.realtime.registry import Registry
+from server.signing import SigningKeys
+from server.storage import Storage, storage_from_url
 
 
 @dataclass
@@ -21,6 +25,8 @@ class Deps:
     limiter: RateLimiter
     signal_limiter: RateLimiter
     calls: Calls
+    storage: Storage = None  # type: ignore[assignment]
+    signing: SigningKeys = None  # type: ignore[assignment]
     heartbeat: Heartbeat = None  # type: ignore[assignment]
     shutting_down: bool = False
     sockets: set = field(default_factory=set)  # every open /ws socket, authenticated or not
@@ -42,7 +48,11 @@ class Deps:
         db = Database(config.database_url)
         registry = Registry()
         chat = Chat(db, registry, config)
+        storage_url = config.storage_url or f"file://{(Path(config.data_dir) / 'files').resolve().as_posix()}"
+        # load_config always supplies keys; a bare Config (tests) gets one random key.
+        signing = SigningKeys(config.signing_keys or [("ephemeral", secrets.token_bytes(32))])
         return cls(config=config, db=db, registry=registry, chat=chat,
+                   storage=storage_from_url(storage_url, Path.cwd()), signing=signing,
                    limiter=RateLimiter(config.rate_per_s, config.rate_burst),
                    signal_limiter=RateLimiter(config.signal_rate_per_s, config.signal_burst),
                    calls=Calls(db, registry, chat, config))

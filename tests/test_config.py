@@ -1,6 +1,7 @@
 """Configuration (server/config.py): read once from the environment, safe dev defaults, refusals."""
 from __future__ import annotations
 
+import base64
 import json
 import stat
 
@@ -64,8 +65,37 @@ def test_production_requires_jwt_secret(tmp_path):
     with pytest.raises(ConfigError, match="JWT_SECRET"):
         load_config({"PODIUM_ENV": "production", "DATA_DIR": str(tmp_path)})
     assert not (tmp_path / "secrets.json").exists()
-    cfg = load_config({"PODIUM_ENV": "production", "DATA_DIR": str(tmp_path), "JWT_SECRET": SECRET})
+    cfg = load_config({"PODIUM_ENV": "production", "DATA_DIR": str(tmp_path), "JWT_SECRET": SECRET,
+                       "SIGNING_KEYS": SIGNING_KEYS})
     assert cfg.production and cfg.jwt_secret == SECRET
+
+
+SIGNING_KEYS = "k2:" + base64.b64encode(b"a" * 32).decode() + ",k1:" + base64.urlsafe_b64encode(b"b" * 40).decode()
+
+
+def test_signing_keys(tmp_path):
+    """SIGNING_KEYS parses in order (first signs); production requires it; malformed keys are a ConfigError; dev uses the persisted signing_key."""
+    base = {"DATA_DIR": str(tmp_path), "JWT_SECRET": SECRET}
+    cfg = load_config({**base, "SIGNING_KEYS": SIGNING_KEYS})
+    assert cfg.signing_keys == (("k2", b"a" * 32), ("k1", b"b" * 40))
+    with pytest.raises(ConfigError, match="SIGNING_KEYS"):
+        load_config({**base, "PODIUM_ENV": "production"})
+    with pytest.raises(ConfigError, match="32 bytes"):
+        load_config({**base, "SIGNING_KEYS": "k:" + base64.b64encode(b"short").decode()})
+    dev = load_config(base)
+    stored = json.loads((tmp_path / "secrets.json").read_text())["signing_key"]
+    assert dev.signing_keys == (("dev", stored.encode()),)
+    assert dev.storage_url == f"file://{tmp_path.as_posix()}/files"
+
+
+def test_file_limits_from_env(tmp_path):
+    """FILE_MAX_MB_<CATEGORY> and FILE_EXTENSIONS_<CATEGORY> override defaults; an extension in two categories is refused."""
+    base = {"DATA_DIR": str(tmp_path), "JWT_SECRET": SECRET}
+    cfg = load_config({**base, "FILE_MAX_MB_IMAGE": "2", "FILE_EXTENSIONS_ARCHIVE": "zip"})
+    assert cfg.file_limits["image"] == 2_000_000 and cfg.file_limits["video"] == 500_000_000
+    assert cfg.file_extensions["archive"] == ("zip",)
+    with pytest.raises(ConfigError, match="both"):
+        load_config({**base, "FILE_EXTENSIONS_AUDIO": "mp3,png"})
 
 
 @pytest.mark.parametrize("production", ["", "production"])

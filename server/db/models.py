@@ -141,3 +141,31 @@ class AttendanceInterval(Base):
     joined_at: Mapped[datetime] = mapped_column(DateTime())
     left_at: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
     __table_args__ = (Index("ix_attendance_session_user", "session_id", "user_id"),)
+
+
+FILE_CATEGORIES = ("document", "image", "video", "audio", "archive")
+
+
+class File(Base):
+    """An uploaded blob's metadata (PROTOCOL §3 "Files"). ``id`` is a random url-safe string
+    (unguessable, unlike a sequence); the bytes live in storage under ``storage_key``. A
+    deleted file keeps its row with ``deleted_at`` set, which revokes its signed links."""
+
+    __tablename__ = "files"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    room_id: Mapped[int | None] = mapped_column(ForeignKey("rooms.id", ondelete="SET NULL"), nullable=True)
+    folder: Mapped[str] = mapped_column(String(255), default="")
+    name: Mapped[str] = mapped_column(String(255))
+    storage_key: Mapped[str] = mapped_column(String(160), unique=True)
+    content_type: Mapped[str] = mapped_column(String(127))
+    category: Mapped[str] = mapped_column(String(16))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime())
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
+    __table_args__ = (
+        CheckConstraint("category in ('document','image','video','audio','archive')", name="category"),
+        Index("ix_files_owner_folder", "owner_id", "folder"),
+        Index("ix_files_room_folder", "room_id", "folder"),
+    )

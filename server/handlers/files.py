@@ -1,0 +1,204 @@
+"""HTTP API for files (PROTOCOL §3 "Files"): streaming upload, info/list/delete, signed links
+and the ``/dl/`` download endpoint (docs/FILES.md)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any
+from urllib.parse import quote
+
+import tornado.iostream
+import tornado.web
+
+from server.errors import BadRequest, TooLarge
+from server.files import Files, UnsupportedMediaType
+from server.handlers.base import BaseHandler
+
+log = logging.getLogger("podium.files")
+
+_RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def files_of(handler: BaseHandler) -> Files:
+    return Files(handler.deps)
+
+
+@tornado.web.stream_request_body
+class FilesHandler(BaseHandler):
+    """``POST /api/files`` (multipart, streamed) and ``GET /api/files?folder=&room=``."""
+
+    upload = None
+
+    async def prepare(self) -> None:
+        super().prepare()
+        if self.request.method != "POST":
+            return
+        actor = await self.authenticate()
+        cfg = self.deps.config
+        ctype = self.request.headers.get("Content-Type", "")
+        if not ctype.lower().startswith("multipart/form-data"):
+            raise UnsupportedMediaType("Content-Type must be multipart/form-data")
+        m = re.search(r'boundary="?([^";,]{1,70})"?', ctype)
+        if m is None:
+            raise BadRequest("multipart boundary missing")
+        length = self.request.headers.get("Content-Length")
+        if length is not None:
+            if not length.isdigit():
+                raise BadRequest("bad Content-Length")
+            # Refused before a byte of the body is read.
+            if int(length) > cfg.upload_max_request_bytes:
+                raise TooLarge(f"uploads are limited to {cfg.upload_max_request_bytes} bytes per request")
+        self.request.connection.set_max_body_size(cfg.upload_max_request_bytes)
+        self.upload = files_of(self).upload(actor, m.group(1).encode("latin-1"))
+
+    async def data_received(self, chunk: bytes) -> None:
+        if self.upload is None or self._finished:
+            return
+        try:
+            await self.upload.feed(chunk)
+        except Exception as e:
+            await self.upload.abort()
+            log.warning("upload by user %s refused: %s", self.actor.id if self.actor else "-", e)
+            # Answer now; Tornado then closes the connection instead of reading the rest.
+            self._handle_request_exception(e)
+
+    def on_connection_close(self) -> None:
+        if self.upload is not None and not self._finished:
+            asyncio.ensure_future(self.upload.abort())
+
+    async def post(self) -> None:
+        if self._finished:
+            return
+        try:
+            files = await self.upload.finish()
+        except BaseException:
+            await self.upload.abort()
+            raise
+        self.send_json({"files": files}, 201)
+
+    async def get(self) -> None:
+        actor = await self.authenticate()
+        files = await files_of(self).list(actor, self.get_query_argument("folder", None),
+                                          self.get_query_argument("room", None) or None)
+        self.send_json({"files": files})
+
+
+class FileHandler(BaseHandler):
+    """``GET`` / ``DELETE /api/files/{id}``."""
+
+    async def get(self, file_id: str) -> None:
+        actor = await self.authenticate()
+        self.send_json({"file": await files_of(self).get(actor, file_id)})
+
+    async def delete(self, file_id: str) -> None:
+        actor = await self.authenticate()
+        await files_of(self).delete(actor, file_id)
+        self.set_status(204)
+        self.finish()
+
+
+class SignedUrlHandler(BaseHandler):
+    """``POST /api/files/{id}/signed-url {disposition, expires_in}`` → ``{url, expires_at}``."""
+
+    async def post(self, file_id: str) -> None:
+        actor = await self.authenticate()
+        path, expires_at = await files_of(self).signed_url(actor, file_id, self.json_body())
+        base = self.deps.config.public_url or f"{self.request.protocol}://{self.request.host}"
+        self.send_json({"url": base.rstrip("/") + path, "expires_at": expires_at})
+
+
+def parse_range(header: str, size: int) -> tuple[int, int] | None | bool:
+    """One ``bytes=`` range → inclusive ``(start, end)``; None to ignore the header (malformed
+    or several ranges: RFC 9110 lets a server serve the whole); False when unsatisfiable."""
+    m = _RANGE_RE.fullmatch(header.strip())
+    if m is None or (not m.group(1) and not m.group(2)):
+        return None
+    if not m.group(1):  # suffix: the last n bytes
+        n = int(m.group(2))
+        if n == 0 or size == 0:
+            return False
+        return max(0, size - n), size - 1
+    start = int(m.group(1))
+    end = int(m.group(2)) if m.group(2) else size - 1
+    if m.group(2) and end < start:
+        return None
+    if start >= size:
+        return False
+    return start, min(end, size - 1)
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    tags = [t.strip() for t in header.split(",")]
+    return "*" in tags or any(t.removeprefix("W/") == etag for t in tags)
+
+
+class DownloadHandler(BaseHandler):
+    """``GET``/``HEAD /dl/{file_id}/{name}?exp=&kid=&disp=&sig=``: no credential but the
+    signature; Range, ETag (the stored SHA-256), If-None-Match, If-Range; streamed in ≤ 1 MiB
+    chunks with a flush between them."""
+
+    def set_default_headers(self) -> None:
+        super().set_default_headers()
+        self.set_header("Cache-Control", "private, no-cache")
+        self.set_header("Content-Security-Policy", "default-src 'none'; sandbox")
+
+    async def head(self, file_id: str, name: str) -> None:
+        await self.get(file_id, name)
+
+    async def get(self, file_id: str, name: str) -> None:
+        f, disp = await files_of(self).for_download(self.request.method, file_id, name,
+                                                    self.request.query_arguments)
+        etag = f'"{f.sha256}"'
+        ascii_name = f.name.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
+        self.set_header("ETag", etag)
+        self.set_header("Accept-Ranges", "bytes")
+        self.set_header("Content-Disposition",
+                        f"{disp}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(f.name, safe='')}")
+        inm = self.request.headers.get("If-None-Match")
+        if inm is not None and _etag_matches(inm, etag):
+            self.set_status(304)
+            self.finish()
+            return
+        ctype = f.content_type + ("; charset=utf-8" if f.content_type.startswith("text/") else "")
+        self.set_header("Content-Type", ctype)
+        size = f.size
+        start, end = 0, size - 1
+        rng_header = self.request.headers.get("Range")
+        if_range = self.request.headers.get("If-Range")
+        if rng_header is not None and (if_range is None or if_range.strip() == etag):
+            rng = parse_range(rng_header, size)
+            if rng is False:
+                self.set_status(416)
+                self.set_header("Content-Range", f"bytes */{size}")
+                self.clear_header("Content-Type")
+                self.finish()
+                return
+            if rng is not None:
+                start, end = rng
+                self.set_status(206)
+                self.set_header("Content-Range", f"bytes {start}-{end}/{size}")
+        length = end - start + 1 if size else 0
+        self.set_header("Content-Length", str(length))
+        if self.request.method == "HEAD" or length == 0:
+            self.finish()
+            return
+        stream = await self.deps.storage.open_range(f.storage_key, start, end)
+        async with stream:
+            try:
+                async for chunk in stream:
+                    self.write(chunk)
+                    await self.flush()
+            except tornado.iostream.StreamClosedError:
+                return  # the client went away; nothing to answer
+        self.finish()
+
+    def _handle_request_exception(self, e: BaseException) -> None:
+        if self._headers_written:  # mid-stream failure: the status is already sent
+            log.error("download of %s failed mid-stream: %s", self.request.path, e)
+            self.request.connection.close()
+            return
+        super()._handle_request_exception(e)
+
+    def compute_etag(self) -> Any:
+        return None  # ours comes from the stored SHA-256
