@@ -348,3 +348,22 @@ async def test_unicode_name_round_trip(server):
     r = await fetch(server, url)
     assert r.code == 200 and r.body == b"cv"
     assert "filename*=UTF-8''R%C3%A9sum%C3%A9" in r.headers["Content-Disposition"]
+
+
+async def test_ten_thousand_part_body_is_refused_quickly(server):
+    """A 10,000-part multipart body (tiny field parts, the classic parser DoS) is refused with
+    400 without storing anything, quickly, and the server keeps serving."""
+    import time
+
+    _, tok = await server.user("ana")
+    boundary = "manyparts"
+    part = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"folder\"\r\n\r\nx\r\n").encode()
+    body = part * 10_000 + f"--{boundary}--\r\n".encode()
+    t0 = time.monotonic()
+    status, resp = await server.http("POST", "/api/files", tok, raw_body=body,
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert status == 400 and resp["error"]["code"] == "bad_request", (status, resp)
+    assert time.monotonic() - t0 < 10
+    assert stored_blobs(server) == []
+    status, health = await server.http("GET", "/healthz")
+    assert status == 200 and health["status"] == "ok"
