@@ -20,7 +20,7 @@ from server.db import users as uq
 from server.db.engine import Database
 from server.db.models import MESSAGE_KINDS, ROOM_KINDS, ROOM_ROLES
 from server.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge
-from server.message_writer import MessageWriter, SendRequest
+from server.message_writer import MessageWriter, SendRequest, attach_files, attachment_error, file_rows
 from server.realtime.frames import event_frame
 from server.realtime.registry import Registry
 
@@ -367,6 +367,12 @@ class Chat:
                 target = await mq.get_message(s, req.reply_to)
                 if target is None or target[0].room_id != room_id:
                     raise BadRequest("reply_to must be a message of this room")
+            if req.file_id is not None:
+                conn = await s.connection()
+                err = attachment_error(req, (await file_rows(conn, {req.file_id})).get(req.file_id))
+                if err is not None:
+                    raise err
+                await attach_files(conn, {req.file_id: room_id})
             seq = await rq.next_seq(s, room_id)
             msg = await mq.insert_message(s, room_id=room_id, seq=seq, sender_id=actor.id, kind=req.kind,
                                           content=req.content, client_msg_id=req.client_msg_id,

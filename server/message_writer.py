@@ -24,12 +24,45 @@ from sqlalchemy import insert, select, update
 from server import codec
 from server.db import messages as mq
 from server.db.engine import Database
-from server.db.models import Membership, Message, Room, User
+from server.db.models import File, Membership, Message, Room, User
 from server.errors import BadRequest, Forbidden, NotFound
 
 log = logging.getLogger("podium.writer")
 
 _ROOMS, _MEMBERS, _MESSAGES = Room.__table__, Membership.__table__, Message.__table__
+_FILES = File.__table__
+# A message of these kinds must carry a file of the same category; ``file`` takes any.
+_KIND_CATEGORY = {"image": "image", "video": "video", "audio": "audio"}
+
+
+def attachment_error(req: "SendRequest", row) -> Exception | None:
+    """Why ``req`` may not carry its ``file_id`` (None when it may). ``row`` is the file's
+    ``(owner_id, room_id, category, deleted_at)`` or None. The sender must see the file: their
+    own upload not yet in a room (it then becomes the room's), or a file of this room."""
+    if row is None or row[3] is not None:
+        return NotFound("no such file")
+    owner_id, room_id, category, _ = row
+    if room_id != req.room_id and not (room_id is None and owner_id == req.actor.id):
+        return Forbidden("attach a file you uploaded, or one of this room")
+    want = _KIND_CATEGORY.get(req.kind)
+    if want and category != want:
+        return BadRequest(f"a {req.kind} message needs a {want} file, not a {category}")
+    return None
+
+
+async def file_rows(conn, file_ids: set[str]) -> dict[str, tuple]:
+    if not file_ids:
+        return {}
+    stmt = select(_FILES.c.id, _FILES.c.owner_id, _FILES.c.room_id, _FILES.c.category,
+                  _FILES.c.deleted_at).where(_FILES.c.id.in_(file_ids))
+    return {fid: tuple(rest) for fid, *rest in (await conn.execute(stmt)).all()}
+
+
+async def attach_files(conn, attach: dict[str, int]) -> None:
+    """Files attached to a message become visible to its room."""
+    for file_id, room_id in attach.items():
+        await conn.execute(update(_FILES).where(_FILES.c.id == file_id, _FILES.c.room_id.is_(None))
+                           .values(room_id=room_id))
 
 
 @dataclass
@@ -169,6 +202,9 @@ class MessageWriter:
                                               .where(_MESSAGES.c.id.in_(reply_ids))))
                           .all()) if reply_ids else {}
 
+        files = await file_rows(conn, {r.file_id for r in batch if r.file_id})
+        attach: dict[str, int] = {}  # unattached file → the room it joins in this batch
+
         outcomes: list[Outcome | Exception | None] = [None] * len(batch)
         first_of: dict[tuple, int] = {}
         fresh: list[int] = []
@@ -185,9 +221,15 @@ class MessageWriter:
                 outcomes[i] = Forbidden("only room instructors send announcements")
             elif req.reply_to is not None and reply_room.get(req.reply_to) != req.room_id:
                 outcomes[i] = BadRequest("reply_to must be a message of this room")
+            elif req.file_id is not None and (err := attachment_error(req, files.get(req.file_id))):
+                outcomes[i] = err
+            elif req.file_id is not None and attach.get(req.file_id, req.room_id) != req.room_id:
+                outcomes[i] = Forbidden("attach a file you uploaded, or one of this room")
             else:
                 first_of[req.key] = i
                 fresh.append(i)
+                if req.file_id is not None and files[req.file_id][1] is None:
+                    attach[req.file_id] = req.room_id
 
         now = codec.utcnow()
         seqs: dict[int, int] = {}
@@ -210,6 +252,7 @@ class MessageWriter:
             # (room, seq); asking SQLAlchemy to sort would make it one statement per row.
             ids = {(rid, seq): mid for mid, rid, seq in (await conn.execute(
                 insert(_MESSAGES).returning(_MESSAGES.c.id, _MESSAGES.c.room_id, _MESSAGES.c.seq), rows)).all()}
+            await attach_files(conn, attach)
             for i, row in zip(fresh, rows):
                 new_id = ids[(row["room_id"], row["seq"])]
                 msg = Message(id=new_id, edited_at=None, deleted_at=None, **row)
