@@ -21,7 +21,6 @@ from server import codec
 from server.chat import Actor, Chat
 from server.config import Config
 from server.db import calls as cq
-from server.db import rooms as rq
 from server.db.engine import Database
 from server.errors import BadRequest, Conflict, Forbidden, NotFound, PodiumError
 from server.ice import ice_servers

@@ -20,7 +20,7 @@ from server.db import users as uq
 from server.db.engine import Database
 from server.db.models import MESSAGE_KINDS, ROOM_KINDS, ROOM_ROLES
 from server.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge
-from server.message_writer import MessageWriter, SendRequest, attach_files, attachment_error, file_rows
+from server.message_writer import MessageWriter, SendRequest
 from server.realtime.frames import event_frame
 from server.realtime.registry import Registry
 
@@ -66,12 +66,9 @@ def _bounded_int(value, what: str, lo: int, hi: int, default: int | None = None)
 class Chat:
     def __init__(self, db: Database, registry: Registry, config: Config):
         self.db, self.registry, self.config = db, registry, config
-        self.writer = MessageWriter(db, self._store_one, self._broadcast_stored)
+        self.writer = MessageWriter(db, self._broadcast_stored)
         # Called with (room_id, user_id) after a member is removed (live calls drop them).
         self.member_removed_hooks: list = []
-
-    def _broadcast_new(self, room_id: int, wire: dict) -> None:
-        self.registry.broadcast(room_id, {"type": "message.new", "message": wire})
 
     def _broadcast_stored(self, stored: list[tuple[int, dict]]) -> None:
         """Broadcast a committed batch: per room, all its ``message.new`` frames in seq order
@@ -341,52 +338,6 @@ class Chat:
             raise BadRequest(f"a {kind} message needs a file_id")
         reply_id = parse_id(reply_to, "reply_to") if reply_to is not None else None
         return SendRequest(actor, room_id, kind, content, cmid, file_id, reply_id)
-
-    async def _store_one(self, req: SendRequest) -> tuple[dict, bool]:
-        """The single-message path: used when a batch transaction fails as a whole."""
-        try:
-            return await self._store(req)
-        except IntegrityError:
-            # A concurrent send of the same client_msg_id (another process) won: return its row.
-            async with self.db.read() as s:
-                found = await mq.find_by_client_id(s, req.room_id, req.actor.id, req.client_msg_id)
-            if found is None:
-                raise
-            return await self._one_wire(found), False
-
-    async def _store(self, req: SendRequest) -> tuple[dict, bool]:
-        actor, room_id = req.actor, req.room_id
-        async with self.db.write() as s:
-            _, role = await self._room_role(s, room_id, actor)
-            found = await mq.find_by_client_id(s, room_id, actor.id, req.client_msg_id)
-            if found is not None:
-                return await self._one_wire(found, s), False
-            if req.kind == "announcement" and role != "instructor":
-                raise Forbidden("only room instructors send announcements")
-            if req.reply_to is not None:
-                target = await mq.get_message(s, req.reply_to)
-                if target is None or target[0].room_id != room_id:
-                    raise BadRequest("reply_to must be a message of this room")
-            if req.file_id is not None:
-                conn = await s.connection()
-                err = attachment_error(req, (await file_rows(conn, {req.file_id})).get(req.file_id))
-                if err is not None:
-                    raise err
-                await attach_files(conn, {req.file_id: room_id})
-            seq = await rq.next_seq(s, room_id)
-            msg = await mq.insert_message(s, room_id=room_id, seq=seq, sender_id=actor.id, kind=req.kind,
-                                          content=req.content, client_msg_id=req.client_msg_id,
-                                          file_id=req.file_id, reply_to=req.reply_to,
-                                          created_at=codec.utcnow())
-        wire = codec.message_wire(msg, actor.display_name)
-        self._broadcast_new(room_id, wire)
-        return wire, True
-
-    async def _one_wire(self, row, s=None) -> dict:
-        if s is None:
-            async with self.db.read() as s2:
-                return (await self._wire(s2, [row]))[0]
-        return (await self._wire(s, [row]))[0]
 
     async def _load_for_change(self, s, actor: Actor, message_id: int):
         row = await mq.get_message(s, message_id)

@@ -5,7 +5,7 @@ stores it in one transaction with a handful of statements, whatever the batch si
 membership query, one dedupe query, one ``UPDATE rooms SET last_seq = last_seq + k`` per room
 (seqs stay gapless and in commit order), one multi-row INSERT. Only after COMMIT is any send
 acked or broadcast. If a batch fails as a whole (say a unique-key race with another process),
-each of its sends is retried alone through the single-message path, so one bad send never
+each of its sends is retried alone, in a transaction of its own, so one bad send never
 fails another.
 
 SQLite has one writer anyway: batching turns N commits into one. PostgreSQL gets a few writer
@@ -17,9 +17,10 @@ import asyncio
 import logging
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from typing import Callable
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from server import codec
 from server.db import messages as mq
@@ -88,9 +89,9 @@ class MessageWriter:
     """Queues of validated sends, one per writer task; a room always maps to the same queue,
     so sends to a room are stored in the order they were queued."""
 
-    def __init__(self, db: Database, single: Callable[[SendRequest], Awaitable[Outcome]],
-                 on_stored: Callable[[list[tuple[int, dict]]], None], max_batch: int = 256):
-        self.db, self.single, self.on_stored = db, single, on_stored
+    def __init__(self, db: Database, on_stored: Callable[[list[tuple[int, dict]]], None],
+                 max_batch: int = 256):
+        self.db, self.on_stored = db, on_stored
         self.max_batch = max_batch
         n = 1 if db.is_sqlite else 4
         self._queues: list[deque[SendRequest]] = [deque() for _ in range(n)]
@@ -144,26 +145,46 @@ class MessageWriter:
 
     async def _process(self, batch: list[SendRequest]) -> None:
         try:
-            async with self.db.write() as s:
-                outcomes = await self._store(s, batch)
+            outcomes = await self._commit(batch)
         except Exception as e:  # noqa: BLE001 - any failure of the shared transaction
             log.warning("batch of %d sends failed as a whole (%r); storing one by one", len(batch), e)
             for req in batch:
-                try:
-                    result = await self.single(req)
-                except Exception as err:  # the single path raised: that send alone fails
-                    if not req.future.done():
-                        req.future.set_exception(err)
-                else:
-                    if not req.future.done():
-                        req.future.set_result(result)
+                await self._process_alone(req)
             return
         self.batches += 1
+        self._settle(batch, outcomes)
+
+    async def _process_alone(self, req: SendRequest) -> None:
+        """Store one send in its own transaction, with the same code as a batch. A unique-key
+        race with another process (the same client_msg_id committed meanwhile) is retried once:
+        the retry's dedupe query then finds that row and answers with it."""
+        for attempt in range(2):
+            try:
+                outcomes = await self._commit([req])
+                break
+            except IntegrityError:
+                if attempt == 0:
+                    continue
+                err: Exception = RuntimeError("message store failed")
+            except Exception as e:  # that send alone fails, with its own error
+                err = e
+            log.warning("send %s failed: %r", req.client_msg_id, err)
+            if not req.future.done():
+                req.future.set_exception(err)
+            return
+        self._settle([req], outcomes)
+
+    async def _commit(self, batch: list[SendRequest]) -> list[Outcome | Exception]:
+        async with self.db.write() as s:
+            return await self._store(s, batch)
+
+    def _settle(self, batch: list[SendRequest], outcomes: list[Outcome | Exception]) -> None:
+        """After commit: broadcast what was created (one buffer per room), then answer."""
         created = [(req.room_id, out[0]) for req, out in zip(batch, outcomes)
                    if isinstance(out, tuple) and out[1]]
         self.stored += len(created)
         if created:
-            self.on_stored(created)  # one broadcast for the batch, then the acks
+            self.on_stored(created)
         for req, outcome in zip(batch, outcomes):
             if req.future.done():
                 continue

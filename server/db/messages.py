@@ -12,14 +12,6 @@ from server.db.models import Message, Reaction, User
 _WITH_SENDER = select(Message, User.display_name).outerjoin(User, User.id == Message.sender_id)
 
 
-async def find_by_client_id(s: AsyncSession, room_id: int, sender_id: int,
-                            client_msg_id: str) -> tuple[Message, str] | None:
-    stmt = _WITH_SENDER.where(Message.room_id == room_id, Message.sender_id == sender_id,
-                              Message.client_msg_id == client_msg_id)
-    row = (await s.execute(stmt)).first()
-    return tuple(row) if row else None
-
-
 async def insert_message(s: AsyncSession, *, room_id: int, seq: int, sender_id: int | None,
                          kind: str, content: str, client_msg_id: str, file_id: str | None,
                          reply_to: int | None, created_at: datetime) -> Message:
