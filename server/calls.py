@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 
 from server import codec
-from server.chat import Actor, Chat
+from server.chat import Actor, Chat, parse_id
 from server.config import Config
 from server.db import calls as cq
 from server.db.engine import Database
@@ -331,7 +331,6 @@ class Calls:
         self.relays += 1
 
     def _me(self, conn, msg: dict) -> tuple[LiveSession, Participant]:
-        from server.chat import parse_id
         session_id = parse_id(msg.get("session"), "session")
         live = self.live.get(session_id)
         me = live.participants.get(conn.connection_id) if live else None
@@ -359,7 +358,6 @@ class Calls:
         return {"participant": me.wire()}
 
     async def _target(self, actor: Actor, msg: dict) -> tuple[LiveSession, Participant]:
-        from server.chat import parse_id
         live = await self._load(parse_id(msg.get("session"), "session"))
         await self._require_instructor(actor, live.room_id)
         target = live.participants.get(msg.get("peer_id")) if isinstance(msg.get("peer_id"), str) else None
@@ -384,7 +382,6 @@ class Calls:
         log.info("session %s: user %s removed by %s", live.id, target.user_id, actor.id)
 
     async def recording(self, actor: Actor, msg: dict) -> None:
-        from server.chat import parse_id
         live = await self._load(parse_id(msg.get("session"), "session"))
         await self._require_instructor(actor, live.room_id)
         raise Unavailable("recording is not available on this server yet")
