@@ -39,6 +39,7 @@ async def _serve(config: Config) -> None:
     from server.shutdown import drain
 
     deps = Deps.build(config)
+    await deps.storage.check()  # an unreachable bucket stops the start with a clear reason
     await deps.calls.recover()
     sweep = getattr(deps.storage, "sweep_temp", None)  # disk only: orphans of crashed uploads
     if sweep is not None:
@@ -138,7 +139,11 @@ def main(argv: list[str] | None = None) -> None:
     elif args.cmd == "token":
         asyncio.run(_token(config, args.user, args.ttl))
     else:
-        asyncio.run(_serve(config))
+        from server.storage import StorageError
+        try:
+            asyncio.run(_serve(config))
+        except (ConfigError, StorageError) as e:
+            sys.exit(f"cannot start: {e}")
 
 
 if __name__ == "__main__":

@@ -101,6 +101,13 @@ class Config:
     # ``file://<data_dir>/files``; empty signing_keys (tests only; load_config always sets
     # them) means one random key per process.
     storage_url: str = ""
+    # S3-compatible storage (STORAGE_URL=s3://bucket/prefix); None credentials mean botocore's
+    # chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, instance roles).
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    s3_addressing_style: str = "auto"
     signing_keys: tuple[tuple[str, bytes], ...] = ()
     signed_url_max_ttl_s: int = 3600
     file_limits: dict = field(default_factory=lambda: dict(DEFAULT_FILE_LIMITS))
@@ -220,6 +227,9 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         raise ConfigError(f"malformed number in environment: {e}") from None
     if signed_url_max_ttl_s <= 0 or upload_max_request_bytes <= 0:
         raise ConfigError("SIGNED_URL_MAX_TTL_S and UPLOAD_MAX_REQUEST_MB must be positive")
+    s3_addressing_style = (env.get("S3_ADDRESSING_STYLE") or "auto").lower()
+    if s3_addressing_style not in ("auto", "path", "virtual"):
+        raise ConfigError("S3_ADDRESSING_STYLE must be auto, path or virtual")
     if env.get("SIGNING_KEYS", "").strip():
         try:
             signing_keys = tuple(parse_signing_keys(env["SIGNING_KEYS"]))
@@ -255,6 +265,11 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         call_end_without_instructor=_flag(env.get("CALL_END_WITHOUT_INSTRUCTOR"), True),
         call_end_grace_s=call_end_grace_s,
         storage_url=env.get("STORAGE_URL") or f"file://{data_dir.as_posix()}/files",
+        s3_endpoint_url=env.get("S3_ENDPOINT_URL") or None,
+        s3_region=env.get("S3_REGION") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+        s3_access_key_id=env.get("S3_ACCESS_KEY_ID") or None,
+        s3_secret_access_key=env.get("S3_SECRET_ACCESS_KEY") or None,
+        s3_addressing_style=s3_addressing_style,
         signing_keys=signing_keys,
         signed_url_max_ttl_s=signed_url_max_ttl_s,
         file_limits=file_limits,

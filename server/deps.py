@@ -14,6 +14,13 @@ from server.realtime.ratelimit import RateLimiter
 from server.realtime.registry import Registry
 from server.signing import SigningKeys
 from server.storage import Storage, storage_from_url
+from server.storage.s3 import S3Options
+
+
+def s3_options(config: Config) -> S3Options:
+    return S3Options(endpoint_url=config.s3_endpoint_url, region=config.s3_region,
+                     access_key_id=config.s3_access_key_id, secret_access_key=config.s3_secret_access_key,
+                     addressing_style=config.s3_addressing_style)
 
 
 @dataclass
@@ -42,6 +49,7 @@ class Deps:
         await self.calls.close()
         await self.chat.writer.close()
         await self.db.close()
+        await self.storage.close()
 
     @classmethod
     def build(cls, config: Config) -> "Deps":
@@ -52,7 +60,7 @@ class Deps:
         # load_config always supplies keys; a bare Config (tests) gets one random key.
         signing = SigningKeys(config.signing_keys or [("ephemeral", secrets.token_bytes(32))])
         return cls(config=config, db=db, registry=registry, chat=chat,
-                   storage=storage_from_url(storage_url, Path.cwd()), signing=signing,
+                   storage=storage_from_url(storage_url, Path.cwd(), s3_options(config)), signing=signing,
                    limiter=RateLimiter(config.rate_per_s, config.rate_burst),
                    signal_limiter=RateLimiter(config.signal_rate_per_s, config.signal_burst),
                    calls=Calls(db, registry, chat, config))

@@ -28,7 +28,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from server import signing
 from server.chat import Actor, parse_id
 from server.codec import iso, utcnow
-from server.config import Config
+from server.config import FILE_CATEGORIES, Config
 from server.db import files as fq
 from server.db.models import File
 from server.errors import BadRequest, Forbidden, NotFound, PodiumError, TooLarge
@@ -418,26 +418,104 @@ class Files:
     async def get(self, actor: Actor, file_id: str) -> dict:
         return file_wire(await self._visible(actor, file_id))
 
+    async def _scope(self, actor: Actor, room) -> dict:
+        """``room_id=`` a room the actor belongs to (when ``room`` is given), else ``owner_id=``
+        the actor: the scope of listing, folders and statistics."""
+        if room is not None:
+            room_id = parse_id(room, "room")
+            await self.chat.room_role(room_id, actor)  # NotFound / Forbidden
+            return {"room_id": room_id}
+        return {"owner_id": actor.id}
+
     async def list(self, actor: Actor, folder, room) -> list[dict]:
         """Room files (members) when ``room`` is given, else the actor's own files."""
         folder = normalize_folder(folder) if folder is not None else None
+        scope = await self._scope(actor, room)
         async with self.db.read() as s:
-            if room is not None:
-                room_id = parse_id(room, "room")
-                await self.chat.room_role(room_id, actor)
-                rows = await fq.list_files(s, room_id=room_id, folder=folder)
-            else:
-                rows = await fq.list_files(s, owner_id=actor.id, folder=folder)
+            rows = await fq.list_files(s, folder=folder, **scope)
         return [file_wire(r) for r in rows]
+
+    async def folders(self, actor: Actor, room) -> list[dict]:
+        """Each folder holding files in the scope, with the count and bytes directly in it."""
+        scope = await self._scope(actor, room)
+        async with self.db.read() as s:
+            rows = await fq.totals_by(s, fq.scope_filter(**scope), File.folder)
+        return [{"folder": f, "files": n, "bytes": b} for f, n, b in rows]
+
+    async def folder_size(self, actor: Actor, folder, room) -> dict:
+        """Files and bytes in ``folder`` and every folder below it."""
+        folder = normalize_folder(folder)
+        scope = await self._scope(actor, room)
+        async with self.db.read() as s:
+            n, b = await fq.totals(s, fq.scope_filter(**scope) + [fq.in_folder_tree(folder)])
+        return {"folder": folder, "files": n, "bytes": b}
+
+    async def statistics(self, actor: Actor, room) -> dict:
+        """Totals, and counts and bytes by category (all five, zeros included) and by folder."""
+        scope = await self._scope(actor, room)
+        where = fq.scope_filter(**scope)
+        async with self.db.read() as s:
+            n, b = await fq.totals(s, where)
+            cats = {c: (n_, b_) for c, n_, b_ in await fq.totals_by(s, where, File.category)}
+            folders = await fq.totals_by(s, where, File.folder)
+        return {"room": str(scope["room_id"]) if "room_id" in scope else None,
+                "files": n, "bytes": b,
+                "by_category": [{"category": c, "files": cats.get(c, (0, 0))[0], "bytes": cats.get(c, (0, 0))[1]}
+                                for c in FILE_CATEGORIES],
+                "by_folder": [{"folder": f, "files": n_, "bytes": b_} for f, n_, b_ in folders]}
+
+    async def _check_manage(self, actor: Actor, f: File, verb: str) -> None:
+        """Owner, admin, or an instructor of the file's room may delete or move it."""
+        if f.owner_id != actor.id and not actor.is_admin:
+            role = await self.chat.room_role(f.room_id, actor) if f.room_id is not None else None
+            if role != "instructor":
+                raise Forbidden(f"only the owner or a room instructor can {verb} this file")
+
+    async def move(self, actor: Actor, file_id: str, body: dict) -> dict:
+        """Into another folder of the same scope; its signed links keep working."""
+        f = await self._visible(actor, file_id)
+        if "folder" not in body:
+            raise BadRequest("folder is required")
+        folder = normalize_folder(body["folder"])
+        await self._check_manage(actor, f, "move")
+        async with self.db.write() as s:
+            moved = await fq.set_folder(s, f.id, folder)
+        if moved is None:
+            raise NotFound("no such file")
+        log.info("user %s moved file %s to folder %r", actor.id, f.id, folder)
+        return file_wire(moved)
+
+    async def copy(self, actor: Actor, file_id: str, body: dict) -> dict:
+        """A new file owned by the actor, with its own id and blob, in ``folder`` of the same
+        room as the original, or of ``room`` when given (``null``: the actor's own files);
+        the actor must belong to that room, as for an upload."""
+        f = await self._visible(actor, file_id)
+        if "folder" not in body:
+            raise BadRequest("folder is required")
+        folder = normalize_folder(body["folder"])
+        room_id = f.room_id
+        if "room" in body:
+            room_id = None if body["room"] is None else parse_id(body["room"], "room")
+        if room_id is not None:
+            await self.chat.room_role(room_id, actor)
+        row = File(id=new_file_id(), owner_id=actor.id, room_id=room_id, folder=folder, name=f.name,
+                   storage_key=new_key(), content_type=f.content_type, category=f.category,
+                   size=f.size, sha256=f.sha256, created_at=utcnow())
+        await self.storage.copy(f.storage_key, row.storage_key)
+        try:
+            async with self.db.write() as s:
+                await fq.add_files(s, [row])
+        except BaseException:
+            await self.storage.delete(row.storage_key)
+            raise
+        log.info("user %s copied file %s to %s (folder %r, room %s)", actor.id, f.id, row.id, folder, room_id)
+        return file_wire(row)
 
     async def delete(self, actor: Actor, file_id: str) -> None:
         """Owner, admin, or an instructor of the file's room. Marks the row deleted (revoking
         links at once), then deletes the blob."""
         f = await self._visible(actor, file_id)
-        if f.owner_id != actor.id and not actor.is_admin:
-            role = await self.chat.room_role(f.room_id, actor) if f.room_id is not None else None
-            if role != "instructor":
-                raise Forbidden("only the owner or a room instructor can delete this file")
+        await self._check_manage(actor, f, "delete")
         async with self.db.write() as s:
             if not await fq.mark_deleted(s, f.id, utcnow()):
                 raise NotFound("no such file")

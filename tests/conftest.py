@@ -21,6 +21,7 @@ from server.config import Config
 from server.db import users as uq
 from server.deps import Deps
 from tests.dbutil import fresh_database, prepare_template
+from tests.s3server import s3_server  # noqa: F401  (session fixture: a moto S3 server on loopback)
 from tests.wsclient import LoopbackUrls, WsClient
 
 JWT_SECRET = "test-secret-" + "k" * 40
@@ -51,9 +52,17 @@ def config_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
-def config(database_url: str, tmp_path, config_overrides) -> Config:
+def storage_settings() -> dict[str, Any]:
+    """Storage configuration: disk under the test's data dir. Modules that test files take the
+    parametrised ``storage_settings`` of tests/s3server.py to run on disk and on S3."""
+    return {}
+
+
+@pytest.fixture
+def config(database_url: str, tmp_path, config_overrides, storage_settings) -> Config:
     values: dict[str, Any] = dict(database_url=database_url, data_dir=tmp_path, jwt_secret=JWT_SECRET,
                                   host="127.0.0.1", rate_per_s=1000.0, rate_burst=1000)
+    values.update(storage_settings)
     values.update(config_overrides)
     return Config(**values)
 

@@ -6,13 +6,14 @@ import asyncio
 import hashlib
 import os
 import time
-from pathlib import Path
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from server import signing
+from server.storage import check_key
+from tests.s3server import storage_settings  # noqa: F401  (every test here runs on disk and on S3)
 from tests.test_rest import assert_error
 
 KB = 1024
@@ -52,10 +53,10 @@ async def upload(server, token, files, fields=None, expect=201):
     return resp["files"] if status == 201 else resp
 
 
-def stored_blobs(server) -> list[Path]:
-    """Every file under the storage root, temporaries included."""
-    root = Path(server.deps.storage.root)
-    return [Path(d) / f for d, _, names in os.walk(root) for f in names]
+async def stored_blobs(server) -> list[str]:
+    """Everything the storage backend holds: committed objects, disk temporaries and incomplete
+    S3 multipart uploads."""
+    return await server.deps.storage.inventory()
 
 
 async def fetch(server, url: str, headers: dict | None = None, method: str = "GET"):
@@ -115,7 +116,7 @@ async def test_content_length_too_large_refused_before_reading(server):
     writer.close()
     assert status_of(response) == 413, response
     assert b'"too_large"' in response
-    assert stored_blobs(server) == []
+    assert await stored_blobs(server) == []
 
 
 async def test_chunked_oversized_upload_aborted(server):
@@ -150,7 +151,7 @@ async def test_chunked_oversized_upload_aborted(server):
     writer.close()
     assert status_of(response) == 413, response
     await asyncio.sleep(0.1)
-    assert stored_blobs(server) == []
+    assert await stored_blobs(server) == []
     status, body = await server.http("GET", "/api/files", tok)
     assert body["files"] == []
 
@@ -164,7 +165,7 @@ async def test_disallowed_or_spoofed_content_is_415(server, name, data):
     _, tok = await server.user("ana")
     resp = await upload(server, tok, [("fine.txt", b"ok"), (name, data)], expect=415)
     assert resp["error"]["code"] == "unsupported_media_type"
-    assert stored_blobs(server) == []
+    assert await stored_blobs(server) == []
 
 
 async def test_traversal_shaped_names_are_sanitised(server):
@@ -176,9 +177,10 @@ async def test_traversal_shaped_names_are_sanitised(server):
     names = [f["name"] for f in files]
     assert names[:4] == ["passwd.txt", "win.ini.txt", "gnp.txt", "hidden.md"]
     assert len(names[4]) == 200 and names[4].endswith(".csv")
-    root = Path(server.deps.storage.root)
-    for p in stored_blobs(server):
-        assert p.parent.parent == root and len(p.name) == 32
+    blobs = await stored_blobs(server)
+    assert len(blobs) == 5
+    for name in blobs:  # "<fan>/<token>" on disk, "<prefix>/<fan>/<token>" on S3: random keys only
+        assert check_key("/".join(name.split("/")[-2:])) and name.count("/") <= 2
 
 
 async def test_too_many_parts_is_400(server):
@@ -186,7 +188,7 @@ async def test_too_many_parts_is_400(server):
     _, tok = await server.user("ana")
     resp = await upload(server, tok, [(f"f{i}.txt", b"x") for i in range(11)], expect=400)
     assert resp["error"]["code"] == "bad_request"
-    assert stored_blobs(server) == []
+    assert await stored_blobs(server) == []
 
 
 async def test_room_upload_requires_membership(server):
@@ -197,13 +199,13 @@ async def test_room_upload_requires_membership(server):
     room = await server.room(ana_tok, members=[ben["id"]])
     resp = await upload(server, carl_tok, [("x.txt", b"x")], {"room": room["id"]}, expect=403)
     assert resp["error"]["code"] == "forbidden"
-    assert stored_blobs(server) == []
+    assert await stored_blobs(server) == []
     body, ctype = multipart([("late.txt", b"x")])  # room field after the file part
     body = body.replace(b"--podiumtestboundary--", b"--podiumtestboundary\r\nContent-Disposition: "
                         b"form-data; name=\"room\"\r\n\r\n" + room["id"].encode() + b"\r\n--podiumtestboundary--")
     status, resp = await server.http("POST", "/api/files", carl_tok, raw_body=body, headers={"Content-Type": ctype})
     assert_error(status, resp, 403, "forbidden")
-    assert stored_blobs(server) == []
+    assert await stored_blobs(server) == []
     [f] = await upload(server, ben_tok, [("hw.txt", b"homework")], {"room": room["id"]})
     assert f["room"] == room["id"]
     status, _ = await server.http("GET", f"/api/files/{f['id']}", ana_tok)
@@ -322,7 +324,7 @@ async def test_delete_revokes_links_and_blob(server):
     assert r.code in (403, 410)
     status, _ = await server.http("GET", f"/api/files/{f['id']}", tok)
     assert status == 404
-    assert stored_blobs(server) == []
+    assert await stored_blobs(server) == []
 
 
 async def test_only_safe_types_are_inline(server):
@@ -364,6 +366,6 @@ async def test_ten_thousand_part_body_is_refused_quickly(server):
                                      headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
     assert status == 400 and resp["error"]["code"] == "bad_request", (status, resp)
     assert time.monotonic() - t0 < 10
-    assert stored_blobs(server) == []
+    assert await stored_blobs(server) == []
     status, health = await server.http("GET", "/healthz")
     assert status == 200 and health["status"] == "ok"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import File
@@ -39,3 +39,37 @@ async def mark_deleted(s: AsyncSession, file_id: str, now: datetime) -> bool:
     res = await s.execute(update(File).where(File.id == file_id, File.deleted_at.is_(None))
                           .values(deleted_at=now))
     return res.rowcount == 1
+
+
+def scope_filter(*, owner_id: int | None = None, room_id: int | None = None) -> list[ColumnElement]:
+    """Live files of one owner or one room (the scopes of list, folders and statistics)."""
+    where = [File.deleted_at.is_(None)]
+    if owner_id is not None:
+        where.append(File.owner_id == owner_id)
+    if room_id is not None:
+        where.append(File.room_id == room_id)
+    return where
+
+
+def in_folder_tree(folder: str) -> ColumnElement:
+    """The folder itself and every folder below it (``a`` matches ``a`` and ``a/b``, not ``ab``).
+    ``substr`` instead of LIKE, so ``%`` and ``_`` in folder names need no escaping."""
+    return or_(File.folder == folder, func.substr(File.folder, 1, len(folder) + 1) == folder + "/")
+
+
+async def totals_by(s: AsyncSession, where: list[ColumnElement], column) -> list[tuple[str, int, int]]:
+    """``(value, files, bytes)`` per distinct ``column`` value, sorted by value."""
+    q = (select(column, func.count(), func.coalesce(func.sum(File.size), 0))
+         .where(*where).group_by(column).order_by(column))
+    return [(v, int(n), int(b)) for v, n, b in (await s.execute(q)).all()]
+
+
+async def totals(s: AsyncSession, where: list[ColumnElement]) -> tuple[int, int]:
+    n, b = (await s.execute(select(func.count(), func.coalesce(func.sum(File.size), 0)).where(*where))).one()
+    return int(n), int(b)
+
+
+async def set_folder(s: AsyncSession, file_id: str, folder: str) -> File | None:
+    """Move a live file; None when it is gone."""
+    await s.execute(update(File).where(File.id == file_id, File.deleted_at.is_(None)).values(folder=folder))
+    return await get_file(s, file_id)

@@ -98,6 +98,46 @@ class FileHandler(BaseHandler):
         self.finish()
 
 
+class FileActionHandler(BaseHandler):
+    """``POST /api/files/{id}/move {folder}`` and ``POST /api/files/{id}/copy {folder, room?}``
+    → ``{file}`` (201 for a copy)."""
+
+    async def post(self, file_id: str, action: str) -> None:
+        actor = await self.authenticate()
+        files = files_of(self)
+        if action == "move":
+            self.send_json({"file": await files.move(actor, file_id, self.json_body())})
+        else:
+            self.send_json({"file": await files.copy(actor, file_id, self.json_body())}, 201)
+
+
+class FoldersHandler(BaseHandler):
+    """``GET /api/folders?room=`` → ``{folders:[{folder, files, bytes}]}``."""
+
+    async def get(self) -> None:
+        actor = await self.authenticate()
+        room = self.get_query_argument("room", None) or None
+        self.send_json({"folders": await files_of(self).folders(actor, room)})
+
+
+class FolderSizeHandler(BaseHandler):
+    """``GET /api/folders/{folder}/size?room=`` → ``{folder, files, bytes}`` (subfolders included)."""
+
+    async def get(self, folder: str) -> None:
+        actor = await self.authenticate()
+        room = self.get_query_argument("room", None) or None
+        self.send_json(await files_of(self).folder_size(actor, folder, room))
+
+
+class FileStatisticsHandler(BaseHandler):
+    """``GET /api/files/statistics?room=`` → totals, ``by_category`` and ``by_folder``."""
+
+    async def get(self) -> None:
+        actor = await self.authenticate()
+        room = self.get_query_argument("room", None) or None
+        self.send_json(await files_of(self).statistics(actor, room))
+
+
 class SignedUrlHandler(BaseHandler):
     """``POST /api/files/{id}/signed-url {disposition, expires_in}`` → ``{url, expires_at}``."""
 

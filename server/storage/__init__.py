@@ -1,4 +1,4 @@
-"""Blob storage for files and recordings: one small async interface, disk and (next) S3 backends.
+"""Blob storage for files and recordings: one small async interface, disk and S3 backends.
 
 Contracts every backend keeps:
 
@@ -16,9 +16,12 @@ import re
 import secrets
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import AsyncIterator
+from typing import TYPE_CHECKING, AsyncIterator
 
 from ..config import ConfigError
+
+if TYPE_CHECKING:
+    from .s3 import S3Options
 
 CHUNK_BYTES = 1024 * 1024
 _KEY_RE = re.compile(r"([A-Za-z0-9_-]{2})/([A-Za-z0-9_-]{16,128})")
@@ -124,19 +127,37 @@ class Storage(ABC):
     async def delete(self, key: str) -> bool:
         """Delete the object; return False if there was none (idempotent)."""
 
+    @abstractmethod
+    async def copy(self, src: str, dst: str) -> None:
+        """Make ``dst`` a committed object with the bytes of ``src``, atomically (as a commit
+        would); raises ObjectNotFound when ``src`` does not exist."""
 
-def storage_from_url(url: str, base_dir: Path | str) -> Storage:
+    @abstractmethod
+    async def inventory(self) -> list[str]:
+        """Everything the backend holds for this store, committed or not (temporaries,
+        incomplete multipart uploads): for operators and for tests that prove nothing leaks."""
+
+    async def check(self) -> None:
+        """Raise StorageError with a clear reason when the store is unusable (run at start-up)."""
+
+    async def close(self) -> None:
+        """Release connections; the store may not be used afterwards."""
+
+
+def storage_from_url(url: str, base_dir: Path | str, s3: "S3Options | None" = None) -> Storage:
     """Build the backend for ``STORAGE_URL``.
 
     ``file://./data/files`` and ``file://data/files`` are relative to ``base_dir``;
-    ``file:///abs/path`` is absolute. Any other scheme raises ConfigError (S3 comes next).
+    ``file:///abs/path`` is absolute. ``s3://bucket`` or ``s3://bucket/prefix`` uses ``s3``
+    for the endpoint and credentials. Any other scheme raises ConfigError.
     """
     from urllib.parse import unquote
 
     scheme, sep, rest = url.partition("://")
     if not sep:
-        raise ConfigError(f"STORAGE_URL {url!r} must be a URL such as file://./data/files")
-    if scheme.lower() == "file":
+        raise ConfigError(f"STORAGE_URL {url!r} must be a URL such as file://./data/files or s3://bucket/prefix")
+    scheme = scheme.lower()
+    if scheme == "file":
         path_text = unquote(rest)
         if not path_text:
             raise ConfigError("STORAGE_URL file:// needs a directory")
@@ -146,4 +167,14 @@ def storage_from_url(url: str, base_dir: Path | str) -> Storage:
         from .disk import DiskStorage
 
         return DiskStorage(path)
-    raise ConfigError(f"STORAGE_URL scheme {scheme!r} is not supported (only file:// for now)")
+    if scheme == "s3":
+        from .s3 import S3Options, S3Storage
+
+        bucket, _, prefix = rest.partition("/")
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
+            raise ConfigError(f"STORAGE_URL {url!r}: {bucket!r} is not a valid S3 bucket name")
+        prefix = prefix.strip("/")
+        if prefix and not re.fullmatch(r"[A-Za-z0-9!_.*'()/-]+", prefix):
+            raise ConfigError(f"STORAGE_URL {url!r}: the prefix may hold letters, digits and !_.*'()/- only")
+        return S3Storage(bucket, prefix + "/" if prefix else "", s3 or S3Options())
+    raise ConfigError(f"STORAGE_URL scheme {scheme!r} is not supported (file:// or s3://)")

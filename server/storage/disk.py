@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import secrets
+import shutil
 import time
 from pathlib import Path
 from typing import BinaryIO
@@ -176,6 +177,42 @@ class DiskStorage(Storage):
         except FileNotFoundError:
             return False
         return True
+
+    async def copy(self, src: str, dst: str) -> None:
+        """A hard link: objects are immutable (a commit replaces the directory entry, never the
+        inode's bytes), so two keys may share one inode; deleting either unlinks only its own.
+        Falls back to a byte copy through a temporary where links are not allowed."""
+        src_path, dst_path = self.path(src), self.path(dst)
+
+        def _copy() -> None:
+            dst_path.parent.mkdir(exist_ok=True)
+            try:
+                os.link(src_path, dst_path)
+                return
+            except FileNotFoundError:
+                raise ObjectNotFound(src) from None
+            except OSError as e:  # EPERM/EMLINK/EXDEV: copy bytes instead
+                log.info("hard link %s → %s refused (%s); copying", src, dst, e)
+            tmp = self.tmp_dir / f"{dst_path.name}.{secrets.token_hex(8)}.part"
+            try:
+                shutil.copyfile(src_path, tmp)
+                with open(tmp, "rb+") as f:
+                    os.fsync(f.fileno())
+                os.replace(tmp, dst_path)
+            except FileNotFoundError:
+                raise ObjectNotFound(src) from None
+            finally:
+                tmp.unlink(missing_ok=True)
+            _fsync_dir(dst_path.parent)
+
+        await asyncio.to_thread(_copy)
+
+    async def inventory(self) -> list[str]:
+        def _walk() -> list[str]:
+            return sorted(str(Path(d, f).relative_to(self.root)) for d, _, names in os.walk(self.root)
+                          for f in names)
+
+        return await asyncio.to_thread(_walk)
 
     async def sweep_temp(self, max_age_s: float, now: float | None = None) -> int:
         """Remove temporaries older than ``max_age_s`` (orphans of crashed uploads); return

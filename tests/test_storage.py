@@ -1,6 +1,12 @@
-"""Disk storage backend: atomic writes, ranged reads, key validation, URL parsing."""
+"""Storage backends: the contract every backend keeps (atomic commit, nothing partial visible,
+ranged reads in bounded chunks, key validation), run on disk and on a real S3-protocol server
+(moto on loopback); then what is particular to each (disk temporaries and their sweep, S3
+multipart uploads and their abort), and STORAGE_URL parsing."""
+import asyncio
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,13 +23,40 @@ from server.storage import (
     storage_from_url,
 )
 from server.storage.disk import DiskStorage
+from server.storage.s3 import PART_BYTES, S3Options, S3Storage
+from tests.conftest import free_port
+from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY
 
 MIB = 1024 * 1024
 
 
+def s3_store(s3_server, bucket: str, prefix: str = "pfx/") -> S3Storage:
+    return S3Storage(bucket, prefix, S3Options(endpoint_url=s3_server.endpoint_url, region=REGION,
+                                               access_key_id=ACCESS_KEY, secret_access_key=SECRET_KEY,
+                                               addressing_style="path"))
+
+
+@pytest.fixture(params=["disk", "s3"])
+def store(request, tmp_path, io_loop):
+    if request.param == "disk":
+        s = DiskStorage(tmp_path / "files")
+    else:
+        s3 = request.getfixturevalue("s3_server")
+        s = s3_store(s3, s3.new_bucket())
+    yield s
+    io_loop.run_sync(s.close)
+
+
 @pytest.fixture
-def store(tmp_path) -> DiskStorage:
+def disk(tmp_path) -> DiskStorage:
     return DiskStorage(tmp_path / "files")
+
+
+@pytest.fixture
+def s3(s3_server, io_loop):
+    s = s3_store(s3_server, s3_server.new_bucket())
+    yield s
+    io_loop.run_sync(s.close)
 
 
 def pattern(n: int) -> bytes:
@@ -49,12 +82,17 @@ async def read(store, key, start, end):
 
 
 def visible_files(store):
-    """Every file under the root outside the temp directory."""
+    """Every file under the disk root outside the temp directory."""
     return [p for p in store.root.rglob("*") if p.is_file() and ".tmp" not in p.parts]
 
 
 def temp_files(store):
     return list(store.tmp_dir.iterdir())
+
+
+def object_name(store, key: str) -> str:
+    """How ``key`` appears in the backend's inventory."""
+    return key if isinstance(store, DiskStorage) else store.prefix + key
 
 
 def test_new_key_shape():
@@ -85,14 +123,13 @@ async def test_traversal_keys_rejected(io_loop, store, key):
 
 
 async def test_write_commit_read_whole(io_loop, store):
-    """A committed object reads back byte-for-byte, reports its size, and lives at root/fan/token."""
+    """A committed object reads back byte-for-byte, reports its size, and is the only thing stored, under its key."""
     key = new_key()
     data = pattern(200_000)
     assert await put(store, key, data) == len(data)
     assert await store.exists(key) and await store.size(key) == len(data)
     assert await read(store, key, 0, len(data) - 1) == data
-    assert visible_files(store) == [store.root / key[:2] / key[3:]]
-    assert temp_files(store) == []
+    assert await store.inventory() == [object_name(store, key)]
 
 
 async def test_ranges_3mib(io_loop, store):
@@ -135,25 +172,27 @@ async def test_uncommitted_is_invisible(io_loop, store):
     """While a writer is open the key does not exist and has no size or readable range."""
     key = new_key()
     w = await store.open_writer(key)
-    await w.write(pattern(2 * MIB + 5))  # past the 1 MiB buffer, so bytes are on disk
+    await w.write(pattern(PART_BYTES + 5))  # past the disk buffer and one S3 part: bytes are stored
     assert not await store.exists(key)
     with pytest.raises(ObjectNotFound):
         await store.size(key)
     with pytest.raises(ObjectNotFound):
         await store.open_range(key, 0, 0)
-    assert visible_files(store) == [] and len(temp_files(store)) == 1
+    [pending] = await store.inventory()  # the temp file / the incomplete multipart upload
+    assert ".tmp/" in pending or "incomplete upload" in pending
     await w.abort()
+    assert await store.inventory() == []
 
 
 async def test_abort_leaves_nothing(io_loop, store):
-    """abort removes the temp file; no object appears; abort is idempotent; writes then fail."""
+    """abort removes everything written (temp file, uploaded parts); no object appears; abort is idempotent; writes then fail."""
     key = new_key()
     w = await store.open_writer(key)
-    await w.write(pattern(3 * MIB))
+    await w.write(pattern(2 * PART_BYTES + 3))
     await w.abort()
     await w.abort()
     assert not await store.exists(key)
-    assert visible_files(store) == [] and temp_files(store) == []
+    assert await store.inventory() == []
     with pytest.raises(StorageError):
         await w.write(b"x")
     with pytest.raises(StorageError):
@@ -169,10 +208,10 @@ async def test_failure_mid_write_leaves_nothing(io_loop, store):
 
     with pytest.raises(ClientVanished):
         async with await store.open_writer(key) as w:
-            await w.write(pattern(MIB + 1))
+            await w.write(pattern(PART_BYTES + 1))
             raise ClientVanished()
     assert not await store.exists(key)
-    assert visible_files(store) == [] and temp_files(store) == []
+    assert await store.inventory() == []
 
 
 async def test_context_manager_without_commit_aborts(io_loop, store):
@@ -184,11 +223,12 @@ async def test_context_manager_without_commit_aborts(io_loop, store):
         await w.write(b"kept")
         assert await w.commit() == 4
     assert not await store.exists(k1) and await read(store, k2, 0, 3) == b"kept"
-    assert temp_files(store) == []
+    assert await store.inventory() == [object_name(store, k2)]
 
 
-async def test_failed_commit_leaves_nothing(io_loop, store, monkeypatch):
-    """If the final rename fails, commit raises, nothing is visible and the temp is gone."""
+async def test_disk_failed_commit_leaves_nothing(io_loop, disk, monkeypatch):
+    """Disk: if the final rename fails, commit raises, nothing is visible and the temp is gone."""
+    store = disk
     key = new_key()
     w = await store.open_writer(key)
     await w.write(b"data")
@@ -204,8 +244,9 @@ async def test_failed_commit_leaves_nothing(io_loop, store, monkeypatch):
     assert visible_files(store) == [] and temp_files(store) == []
 
 
-async def test_crashed_writer_orphan_is_swept(io_loop, store):
-    """A writer abandoned without commit/abort (process crash) stays invisible; sweep_temp removes it."""
+async def test_disk_crashed_writer_orphan_is_swept(io_loop, disk):
+    """Disk: a writer abandoned without commit/abort (process crash) stays invisible; sweep_temp removes it."""
+    store = disk
     key = new_key()
     w = await store.open_writer(key)
     await w.write(pattern(2 * MIB))
@@ -264,9 +305,86 @@ def test_storage_from_url_relative_and_absolute(tmp_path):
     assert storage_from_url("file://" + str(absolute).replace(" ", "%20"), "/nonexistent").root == absolute
 
 
-@pytest.mark.parametrize("url", ["s3://bucket/prefix", "http://example.com/x", "gs://b", "./data/files", "file://", ""])
+def test_storage_from_url_s3():
+    """s3://bucket and s3://bucket/prefix build an S3 store with the given options; the prefix always ends in '/'."""
+    opts = S3Options(endpoint_url="http://127.0.0.1:9", region="eu-west-1")
+    s = storage_from_url("s3://my-bucket/classes/2026/", "/nonexistent", opts)
+    assert isinstance(s, S3Storage) and (s.bucket, s.prefix, s.options) == ("my-bucket", "classes/2026/", opts)
+    assert storage_from_url("s3://my-bucket", "/nonexistent").prefix == ""
+    assert s.object_key("ab/abcdefghijklmnopqrst") == "classes/2026/ab/abcdefghijklmnopqrst"
+
+
+@pytest.mark.parametrize("url", ["s3://Bad_Bucket/x", "s3://", "s3://ab", "s3://bucket/../x y",
+                                 "http://example.com/x", "gs://b", "./data/files", "file://", ""])
 def test_storage_from_url_unknown(url, tmp_path):
-    """Unsupported schemes, bare paths and empty file URLs raise ConfigError naming the problem."""
+    """Unsupported schemes, invalid bucket names or prefixes, bare paths and empty file URLs raise ConfigError naming the problem."""
     with pytest.raises(ConfigError, match="STORAGE_URL"):
         storage_from_url(url, tmp_path)
     assert not any(Path(tmp_path).iterdir())
+
+
+# -- S3 particulars ----------------------------------------------------------------------------
+async def test_s3_large_object_is_a_multipart_upload(io_loop, s3, s3_server):
+    """An object above one part goes up as a multipart upload (several parts, visible only at
+    commit) and reads back exactly, including ranges across part seams."""
+    key = new_key()
+    data = pattern(2 * PART_BYTES + 12345)
+    w = await s3.open_writer(key)
+    for i in range(0, len(data), 300_001):
+        await w.write(data[i:i + 300_001])
+    uploads = s3_server.client().list_multipart_uploads(Bucket=s3.bucket).get("Uploads", [])
+    assert len(uploads) == 1 and not await s3.exists(key)  # parts are up, nothing is visible
+    assert await w.commit() == len(data)
+    head = s3_server.client().head_object(Bucket=s3.bucket, Key=s3.object_key(key))
+    assert int(head["ETag"].strip('"').split("-")[1]) >= 2  # multipart ETag: "<md5 of md5s>-<parts>"
+    assert await s3.inventory() == [s3.object_key(key)]
+    for start, end in [(0, len(data) - 1), (PART_BYTES - 3, PART_BYTES + 3),
+                       (2 * PART_BYTES - 1, len(data) - 1)]:
+        assert await read(s3, key, start, end) == data[start:end + 1]
+
+
+async def test_s3_failed_commit_leaves_nothing(io_loop, s3, s3_server):
+    """If S3 refuses to complete the upload (here: it was aborted underneath, as a lifecycle
+    rule does), commit raises StorageError and neither an object nor parts remain."""
+    key = new_key()
+    w = await s3.open_writer(key)
+    await w.write(pattern(PART_BYTES + 10))
+    await asyncio.sleep(0)
+    client = s3_server.client()
+    [up] = client.list_multipart_uploads(Bucket=s3.bucket)["Uploads"]
+    await w._wait_pending()  # let the in-flight part land before pulling the upload away
+    client.abort_multipart_upload(Bucket=s3.bucket, Key=up["Key"], UploadId=up["UploadId"])
+    with pytest.raises(StorageError, match="S3 upload"):
+        await w.commit()
+    assert not await s3.exists(key) and await s3.inventory() == []
+
+
+async def test_s3_check_names_the_problem(io_loop, s3_server):
+    """check() passes for an existing bucket and raises StorageError naming the bucket when it
+    is missing or the endpoint does not answer."""
+    ok = s3_store(s3_server, s3_server.new_bucket())
+    missing = s3_store(s3_server, "podium-no-such-bucket")
+    nowhere = S3Storage("podium-x", "", S3Options(endpoint_url=f"http://127.0.0.1:{free_port()}",
+                                                   access_key_id="a", secret_access_key="b",
+                                                   addressing_style="path"))
+    try:
+        await ok.check()
+        for store in (missing, nowhere):
+            with pytest.raises(StorageError, match="is not reachable"):
+                await asyncio.wait_for(store.check(), 30)
+    finally:
+        for store in (ok, missing, nowhere):
+            await store.close()
+
+
+def test_server_refuses_to_start_without_its_bucket(tmp_path, s3_server):
+    """`python -m server serve` with STORAGE_URL naming a missing bucket exits non-zero at once
+    with a message naming the bucket, instead of failing on the first upload."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("S3_", "AWS_", "PODIUM", "DATABASE"))}
+    env.update(DATA_DIR=str(tmp_path), PORT=str(free_port()), HOST="127.0.0.1",
+               STORAGE_URL="s3://podium-missing-bucket/files", S3_ENDPOINT_URL=s3_server.endpoint_url,
+               S3_ACCESS_KEY_ID=ACCESS_KEY, S3_SECRET_ACCESS_KEY=SECRET_KEY, S3_ADDRESSING_STYLE="path")
+    r = subprocess.run([sys.executable, "-m", "server", "serve"], env=env, capture_output=True,
+                       text=True, timeout=60, cwd=Path(__file__).resolve().parent.parent)
+    assert r.returncode != 0
+    assert "cannot start" in r.stderr and "podium-missing-bucket" in r.stderr, r.stderr[-2000:]
