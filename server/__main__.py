@@ -41,6 +41,7 @@ async def _serve(config: Config) -> None:
     deps = Deps.build(config)
     await deps.storage.check()  # an unreachable bucket stops the start with a clear reason
     await deps.calls.recover()
+    await deps.recordings.recover()
     sweep = getattr(deps.storage, "sweep_temp", None)  # disk only: orphans of crashed uploads
     if sweep is not None:
         await sweep(24 * 3600)

@@ -6,7 +6,7 @@ import logging
 import tornado.web
 
 from server.deps import Deps
-from server.handlers import auth, calls, files, health, rooms, ws
+from server.handlers import auth, calls, files, health, recordings, rooms, ws
 from server.handlers.base import NotFoundHandler
 
 ID = r"([^/]+)"
@@ -58,6 +58,11 @@ def make_app(deps: Deps) -> tornado.web.Application:
         (rf"/api/rooms/{ID}/sessions", calls.RoomSessionsHandler, d),
         (rf"/api/sessions/{ID}/attendance", calls.AttendanceHandler, d),
         (r"/api/ice-servers", calls.IceServersHandler, d),
+        (rf"/api/rooms/{ID}/recordings", recordings.RoomRecordingsHandler, d),
+        (rf"/api/recordings/{ID}", recordings.RecordingHandler, d),
+        (rf"/api/recordings/{ID}/timeline", recordings.TimelineHandler, d),
+        (rf"/api/recordings/{ID}/complete", recordings.CompleteHandler, d),
+        (rf"/api/recordings/{ID}/assets/{ID}", recordings.AssetHandler, d),
         (r"/api/files", files.FilesHandler, d),
         (r"/api/files/statistics", files.FileStatisticsHandler, d),
         (r"/api/folders", files.FoldersHandler, d),

@@ -69,6 +69,24 @@ def issue_token(config: Config, user_id: int, name: str, role: str, ttl_s: int |
     return jwt.encode(claims, config.jwt_secret, algorithm="HS256")
 
 
+# A media worker's own token (docs/RECORDING.md): ``sub`` is this word instead of a user id,
+# ``role`` is ``recorder``. It stands for a service, not a person, so no user row backs it; it
+# must be signed with JWT_SECRET (an LMS's key cannot mint one).
+WORKER_SUBJECT = "worker"
+WORKER_USER_ID = 0
+
+
+def issue_worker_token(config: Config, name: str = "Recorder", ttl_s: int = 24 * 3600) -> str:
+    """A recorder token for a media worker, minted from the shared JWT_SECRET."""
+    now = int(time.time())
+    claims = {"sub": WORKER_SUBJECT, "name": name, "role": "recorder", "iat": now, "exp": now + ttl_s}
+    if config.jwt_audience:
+        claims["aud"] = config.jwt_audience
+    if config.jwt_issuer:
+        claims["iss"] = config.jwt_issuer
+    return jwt.encode(claims, config.jwt_secret, algorithm="HS256")
+
+
 def verify_token(config: Config, token: str) -> Identity:
     """Verify ``token``; raise Unauthorized with a reason on any failure."""
     if not isinstance(token, str) or not token:
@@ -95,6 +113,11 @@ def verify_token(config: Config, token: str) -> Identity:
     role = claims.get("role", "student")
     if role not in ("instructor", "student", "admin", "recorder"):
         raise Unauthorized("unknown role in token")
+    if claims["sub"] == WORKER_SUBJECT:
+        if role != "recorder" or not alg.startswith("HS"):
+            raise Unauthorized("worker tokens carry role recorder and are signed with JWT_SECRET")
+        return Identity(user_id=WORKER_USER_ID, name=str(claims.get("name") or "Recorder"), role=role,
+                        claims=claims)
     try:
         user_id = int(claims["sub"])
     except (TypeError, ValueError):

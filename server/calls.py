@@ -22,7 +22,7 @@ from server.chat import Actor, Chat, parse_id
 from server.config import Config
 from server.db import calls as cq
 from server.db.engine import Database
-from server.errors import BadRequest, Conflict, Forbidden, NotFound, PodiumError
+from server.errors import BadRequest, Conflict, Forbidden, NotFound
 from server.ice import ice_servers
 from server.realtime.frames import event_frame
 from server.realtime.registry import Registry
@@ -34,14 +34,10 @@ MAX_SDP_BYTES = 60 * 1024
 MAX_NEGOTIATION_ID = 64
 
 
-class Unavailable(PodiumError):
-    code = "unavailable"
-
-
-def session_wire(session) -> dict:
+def session_wire(session, recording: dict | None = None) -> dict:
     return {"id": str(session.id), "room": str(session.room_id), "started_by": str(session.started_by),
             "started_at": codec.iso(session.started_at), "ended_at": codec.iso(session.ended_at),
-            "recording": None}
+            "recording": recording}
 
 
 @dataclass
@@ -76,6 +72,7 @@ class LiveSession:
     participants: dict[str, Participant] = field(default_factory=dict)
     banned: set[int] = field(default_factory=set)
     end_timer: asyncio.TimerHandle | None = None
+    recording: dict | None = None  # the recording being made, as last announced
 
     @property
     def id(self) -> int:
@@ -101,6 +98,7 @@ class Calls:
         self.live: dict[int, LiveSession] = {}
         self.relays = 0
         self._tasks: set[asyncio.Task] = set()
+        self.recordings = None  # server.recordings.Recordings sets itself here
         chat.member_removed_hooks.append(self.member_removed)
 
     def spawn(self, coro) -> None:
@@ -214,8 +212,10 @@ class Calls:
             live.send({"type": "call.participant_joined", "session": str(session_id),
                        "participant": me.wire()}, exclude=me.peer_id)
             log.info("session %s: peer %s (user %s, %s) joined", session_id, me.peer_id, actor.id, role)
+            if role == "recorder" and self.recordings is not None:
+                await self.recordings.recorder_joined(conn, session_id)
         servers, ttl = ice_servers(self.config, actor.id)
-        return {"session": session_wire(live.row), "peer_id": me.peer_id,
+        return {"session": session_wire(live.row, live.recording), "peer_id": me.peer_id,
                 "participants": [p.wire() for p in live.participants.values() if p is not me],
                 "ice_servers": servers, "ice_ttl_s": ttl}
 
@@ -292,6 +292,8 @@ class Calls:
             note = await self.chat._system_message(s, live.room_id, f"The call ended ({minutes} min)")
         self.registry.broadcast(live.room_id, {"type": "message.new", "message": note})
         live.row.ended_at = now
+        if self.recordings is not None:
+            await self.recordings.call_ended(live.id)
         event = {"type": "call.ended", "session": session_wire(live.row)}
         frame = event_frame(event)
         targets = set(self.registry.by_room.get(live.room_id, ())) | {p.conn for p in live.participants.values()}
@@ -380,11 +382,6 @@ class Calls:
             p.conn.send_frame(frame)
             await self._drop(live, p.peer_id)
         log.info("session %s: user %s removed by %s", live.id, target.user_id, actor.id)
-
-    async def recording(self, actor: Actor, msg: dict) -> None:
-        live = await self._load(parse_id(msg.get("session"), "session"))
-        await self._require_instructor(actor, live.room_id)
-        raise Unavailable("recording is not available on this server yet")
 
     # -- REST ----------------------------------------------------------------------------
     async def sessions(self, actor: Actor, room_id: int, limit: int) -> dict:

@@ -115,6 +115,10 @@ class Config:
     upload_max_files: int = 100
     upload_max_parts: int = 120  # file parts plus form fields
     upload_max_request_bytes: int = 1024 * MB
+    # Recording (docs/RECORDING.md).
+    recording_start_timeout_s: float = 30.0
+    recording_worker_grace_s: float = 30.0
+    recording_max_asset_bytes: int = 8000 * MB
 
     @property
     def is_sqlite(self) -> bool:
@@ -223,6 +227,9 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         call_end_grace_s = float(env.get("CALL_END_GRACE_S", "60"))
         signed_url_max_ttl_s = int(env.get("SIGNED_URL_MAX_TTL_S", "3600"))
         upload_max_request_bytes = int(float(env.get("UPLOAD_MAX_REQUEST_MB", "1024")) * MB)
+        recording_start_timeout_s = float(env.get("RECORDING_START_TIMEOUT_S", "30"))
+        recording_worker_grace_s = float(env.get("RECORDING_WORKER_GRACE_S", "30"))
+        recording_max_asset_bytes = int(float(env.get("RECORDING_MAX_ASSET_MB", "8000")) * MB)
     except ValueError as e:
         raise ConfigError(f"malformed number in environment: {e}") from None
     if signed_url_max_ttl_s <= 0 or upload_max_request_bytes <= 0:
@@ -275,4 +282,7 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         file_limits=file_limits,
         file_extensions=file_extensions,
         upload_max_request_bytes=upload_max_request_bytes,
+        recording_start_timeout_s=recording_start_timeout_s,
+        recording_worker_grace_s=recording_worker_grace_s,
+        recording_max_asset_bytes=recording_max_asset_bytes,
     )

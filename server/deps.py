@@ -12,6 +12,7 @@ from server.db.engine import Database
 from server.realtime.heartbeat import Heartbeat
 from server.realtime.ratelimit import RateLimiter
 from server.realtime.registry import Registry
+from server.recordings import Recordings
 from server.signing import SigningKeys
 from server.storage import Storage, storage_from_url
 from server.storage.s3 import S3Options
@@ -32,6 +33,7 @@ class Deps:
     limiter: RateLimiter
     signal_limiter: RateLimiter
     calls: Calls
+    recordings: Recordings = None  # type: ignore[assignment]
     storage: Storage = None  # type: ignore[assignment]
     signing: SigningKeys = None  # type: ignore[assignment]
     heartbeat: Heartbeat = None  # type: ignore[assignment]
@@ -40,12 +42,15 @@ class Deps:
     stats: dict = field(default_factory=lambda: {"dropped": 0, "overflows": 0, "rate_limited": 0})
 
     def __post_init__(self) -> None:
+        if self.recordings is None:
+            self.recordings = Recordings(self.db, self.registry, self.chat, self.calls, self.config)
         if self.heartbeat is None:
             self.heartbeat = Heartbeat(lambda: self.sockets, self.config.heartbeat_s,
                                        self.config.heartbeat_timeout_s)
 
     async def close(self) -> None:
         self.heartbeat.stop()
+        self.recordings.close()
         await self.calls.close()
         await self.chat.writer.close()
         await self.db.close()

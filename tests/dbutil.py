@@ -15,7 +15,7 @@ from pathlib import Path
 from server.__main__ import migrate
 from server.config import Config, normalise_database_url
 
-TABLES = ("files", "attendance_intervals", "call_sessions", "reactions", "read_positions", "messages", "memberships", "rooms", "users")
+TABLES = ("recording_marks", "recording_assets", "recordings", "files", "attendance_intervals", "call_sessions", "reactions", "read_positions", "messages", "memberships", "rooms", "users")
 
 
 def test_database_url() -> str | None:

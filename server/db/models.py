@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
-    BigInteger, CheckConstraint, DateTime, ForeignKey, Index, Integer, MetaData, String, Text,
+    BigInteger, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text,
     UniqueConstraint, text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -169,3 +169,59 @@ class File(Base):
         Index("ix_files_owner_folder", "owner_id", "folder"),
         Index("ix_files_room_folder", "room_id", "folder"),
     )
+
+
+RECORDING_STATUSES = ("pending", "recording", "processing", "ready", "failed")
+ASSET_KINDS = ("composite", "participant", "chat", "manifest", "thumbnail")
+
+
+class Recording(Base):
+    """A recording of a live session (PROTOCOL §2.2, docs/RECORDING.md). ``worker_id`` names
+    the media worker holding the job; ``started_at`` is when that worker joined the call (the
+    recording clock's zero on the server's clock)."""
+
+    __tablename__ = "recordings"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("call_sessions.id", ondelete="CASCADE"))
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id", ondelete="CASCADE"))
+    requested_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    requested_at: Mapped[datetime] = mapped_column(DateTime())
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
+    duration_s: Mapped[float | None] = mapped_column(Float(), nullable=True)
+    worker_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    __table_args__ = (
+        CheckConstraint("status in ('pending','recording','processing','ready','failed')", name="status"),
+        Index("ix_recordings_room", "room_id", "requested_at"),
+        # At most one recording per session that is still being made (see migration 0006).
+        Index("uq_recordings_active_session", "session_id", unique=True,
+              sqlite_where=text("status IN ('pending','recording')"),
+              postgresql_where=text("status IN ('pending','recording')")),
+    )
+
+
+class RecordingAsset(Base):
+    """One downloadable output of a recording; the bytes are a file (``files``)."""
+
+    __tablename__ = "recording_assets"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    recording_id: Mapped[int] = mapped_column(ForeignKey("recordings.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str | None] = mapped_column(String(16), nullable=True)  # set by "complete"
+    file_id: Mapped[str] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"))
+    duration_s: Mapped[float | None] = mapped_column(Float(), nullable=True)
+    __table_args__ = (UniqueConstraint("recording_id", "name"),)
+
+
+class RecordingMark(Base):
+    """An instructor's mark (``recording.mark``): a chapter in the class video."""
+
+    __tablename__ = "recording_marks"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    recording_id: Mapped[int] = mapped_column(ForeignKey("recordings.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(DateTime())
+    label: Mapped[str] = mapped_column(String(200))
+    by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    __table_args__ = (Index("ix_recording_marks_recording", "recording_id", "at"),)

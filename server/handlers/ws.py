@@ -23,10 +23,9 @@ from server import codec
 from server.auth import verify_token
 from server.calls import session_wire
 from server.chat import Actor, parse_id
-from server.db import users as uq
 from server.deps import Deps
 from server.errors import BadRequest, PodiumError, RateLimited, Unauthorized
-from server.handlers.base import origin_allowed
+from server.handlers.base import load_actor, origin_allowed
 from server.realtime.frames import event_frame
 
 log = logging.getLogger("podium.ws")
@@ -66,6 +65,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         self.user_id = 0
         self.rooms: set[int] = set()
         self.sessions: set[int] = set()  # live call sessions this socket is a participant of
+        self.worker = None  # set by worker.register (server.recordings.Worker)
         self.busy = 0
         self._auth_timer: asyncio.TimerHandle | None = None
         self._limited_in_a_row = 0
@@ -126,11 +126,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
 
     async def _authenticate(self, token: Any, req_id: str | None) -> None:
         try:
-            ident = verify_token(self.deps.config, token)
-            async with self.deps.db.read() as s:
-                user = await uq.get_user(s, ident.user_id)
-            if user is None:
-                raise Unauthorized("unknown user")
+            actor, user = await load_actor(self.deps, verify_token(self.deps.config, token))
         except Unauthorized as e:
             self.log.info("auth failed: %s", e.reason)
             self.close(CLOSE_UNAUTHORIZED, e.reason[:120])
@@ -139,11 +135,11 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
             self._auth_timer.cancel()
         if self.ws_connection is None or self.ws_connection.is_closing():
             return
-        self.actor = Actor(user.id, user.display_name, ident.role)
-        self.user_id = user.id
+        self.actor = actor
+        self.user_id = actor.id
         self.deps.registry.add(self)
-        self.log.info("connected (%s, role %s)", user.username, ident.role)
-        hello = {"type": "hello", "user": codec.user_wire(user) | {"role": ident.role},
+        self.log.info("connected (%s, role %s)", user["username"], actor.role)
+        hello = {"type": "hello", "user": user,
                  "connection_id": self.connection_id, "server_time": codec.iso(codec.utcnow()),
                  "heartbeat_s": self.deps.config.heartbeat_s}
         self.send_frame(event_frame(hello))
@@ -305,6 +301,8 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
             return
         if self.sessions:
             self.deps.calls.spawn(self.deps.calls.socket_closed(self))
+        if self.worker is not None:
+            self.deps.calls.spawn(self.deps.recordings.worker_gone(self))
         left, gone = self.deps.registry.remove(self)
         self.deps.chat.user_gone(self.actor, left)
         if gone:
@@ -475,8 +473,27 @@ async def _call_remove(sock: ChatSocket, msg: dict) -> dict:
     return {}
 
 
+# -- recordings and media workers (PROTOCOL §2.2–§2.3, docs/RECORDING.md) --------------------
 @op("recording.start")
+async def _recording_start(sock: ChatSocket, msg: dict) -> dict:
+    return await sock.deps.recordings.start(sock.actor, _session(msg))
+
+
 @op("recording.stop")
-async def _recording(sock: ChatSocket, msg: dict) -> dict:
-    await sock.deps.calls.recording(sock.actor, msg)
-    return {}
+async def _recording_stop(sock: ChatSocket, msg: dict) -> dict:
+    return await sock.deps.recordings.stop(sock.actor, _session(msg))
+
+
+@op("recording.mark")
+async def _recording_mark(sock: ChatSocket, msg: dict) -> dict:
+    return await sock.deps.recordings.mark(sock.actor, _session(msg), msg.get("label"))
+
+
+@op("worker.register")
+async def _worker_register(sock: ChatSocket, msg: dict) -> dict:
+    return await sock.deps.recordings.register(sock, sock.actor, msg)
+
+
+@op("worker.status")
+async def _worker_status(sock: ChatSocket, msg: dict) -> dict:
+    return await sock.deps.recordings.status(sock, msg)

@@ -1,0 +1,104 @@
+"""Storage functions for recordings, their assets and marks."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db.models import File, Message, Recording, RecordingAsset, RecordingMark, User
+
+ACTIVE = ("pending", "recording")
+UNFINISHED = ("pending", "recording", "processing")
+
+
+async def create(s: AsyncSession, session_id: int, room_id: int, by: int, now: datetime) -> Recording:
+    row = Recording(session_id=session_id, room_id=room_id, requested_by=by, status="pending", requested_at=now)
+    s.add(row)
+    await s.flush()
+    return row
+
+
+async def get(s: AsyncSession, recording_id: int) -> Recording | None:
+    return await s.get(Recording, recording_id, populate_existing=True)
+
+
+async def active_for_session(s: AsyncSession, session_id: int) -> Recording | None:
+    q = select(Recording).where(Recording.session_id == session_id, Recording.status.in_(ACTIVE))
+    return (await s.execute(q)).scalars().first()
+
+
+async def unfinished(s: AsyncSession) -> list[Recording]:
+    q = select(Recording).where(Recording.status.in_(UNFINISHED)).order_by(Recording.id)
+    return list((await s.execute(q)).scalars())
+
+
+async def for_room(s: AsyncSession, room_id: int, limit: int) -> list[Recording]:
+    q = (select(Recording).where(Recording.room_id == room_id)
+         .order_by(Recording.requested_at.desc(), Recording.id.desc()).limit(limit))
+    return list((await s.execute(q)).scalars())
+
+
+async def transition(s: AsyncSession, recording_id: int, from_: tuple[str, ...], **values) -> Recording | None:
+    """Set ``values`` if the recording is in one of ``from_``; the updated row or None."""
+    res = await s.execute(update(Recording).where(Recording.id == recording_id, Recording.status.in_(from_))
+                          .values(**values))
+    if res.rowcount != 1:
+        return None
+    return await get(s, recording_id)
+
+
+async def assets(s: AsyncSession, recording_ids: list[int]) -> dict[int, list[tuple[RecordingAsset, File]]]:
+    out: dict[int, list[tuple[RecordingAsset, File]]] = {r: [] for r in recording_ids}
+    if not recording_ids:
+        return out
+    q = (select(RecordingAsset, File).join(File, File.id == RecordingAsset.file_id)
+         .where(RecordingAsset.recording_id.in_(recording_ids), File.deleted_at.is_(None))
+         .order_by(RecordingAsset.id))
+    for asset, f in (await s.execute(q)).all():
+        out[asset.recording_id].append((asset, f))
+    return out
+
+
+async def asset_by_name(s: AsyncSession, recording_id: int, name: str) -> RecordingAsset | None:
+    q = select(RecordingAsset).where(RecordingAsset.recording_id == recording_id, RecordingAsset.name == name)
+    return (await s.execute(q)).scalars().first()
+
+
+async def add_asset(s: AsyncSession, recording_id: int, name: str, file_id: str) -> None:
+    s.add(RecordingAsset(recording_id=recording_id, name=name, file_id=file_id))
+    await s.flush()
+
+
+async def drop_asset(s: AsyncSession, asset_id: int) -> None:
+    await s.execute(delete(RecordingAsset).where(RecordingAsset.id == asset_id))
+
+
+async def describe_asset(s: AsyncSession, recording_id: int, name: str, kind: str, duration_s: float | None) -> bool:
+    res = await s.execute(update(RecordingAsset)
+                          .where(RecordingAsset.recording_id == recording_id, RecordingAsset.name == name)
+                          .values(kind=kind, duration_s=duration_s))
+    return res.rowcount == 1
+
+
+async def add_mark(s: AsyncSession, recording_id: int, at: datetime, label: str, by: int) -> RecordingMark:
+    row = RecordingMark(recording_id=recording_id, at=at, label=label, by=by)
+    s.add(row)
+    await s.flush()
+    return row
+
+
+async def marks(s: AsyncSession, recording_id: int) -> list[tuple[RecordingMark, User]]:
+    q = (select(RecordingMark, User).join(User, User.id == RecordingMark.by)
+         .where(RecordingMark.recording_id == recording_id).order_by(RecordingMark.at, RecordingMark.id))
+    return list((await s.execute(q)).all())
+
+
+async def chat_between(s: AsyncSession, room_id: int, start: datetime, end: datetime,
+                       limit: int = 5000) -> list[tuple[Message, User]]:
+    """Live (not deleted) user messages of a room sent in ``[start, end]``, in seq order."""
+    q = (select(Message, User).join(User, User.id == Message.sender_id)
+         .where(Message.room_id == room_id, Message.created_at >= start, Message.created_at <= end,
+                Message.deleted_at.is_(None), Message.kind != "system")
+         .order_by(Message.seq).limit(limit))
+    return list((await s.execute(q)).all())

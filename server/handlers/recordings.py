@@ -1,0 +1,97 @@
+"""HTTP API for recordings (PROTOCOL §2.3, §3; docs/RECORDING.md)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import tornado.web
+
+from server.chat import parse_id
+from server.errors import BadRequest
+from server.handlers.base import BaseHandler
+from server.recording_library import RecordingLibrary
+
+log = logging.getLogger("podium.recordings")
+
+
+def library(handler: BaseHandler) -> RecordingLibrary:
+    base = handler.deps.config.public_url or f"{handler.request.protocol}://{handler.request.host}"
+    return RecordingLibrary(handler.deps, base)
+
+
+class RoomRecordingsHandler(BaseHandler):
+    """``GET /api/rooms/{id}/recordings`` → ``{recordings}`` (members)."""
+
+    async def get(self, room_id: str) -> None:
+        actor = await self.authenticate()
+        limit = self.query_int("limit", 50, 1, 200)
+        self.send_json({"recordings": await library(self).for_room(actor, parse_id(room_id, "room"), limit)})
+
+
+class RecordingHandler(BaseHandler):
+    """``GET /api/recordings/{id}`` → ``{recording}``, each asset with fresh signed links."""
+
+    async def get(self, recording_id: str) -> None:
+        actor = await self.authenticate()
+        self.send_json({"recording": await library(self).get(actor, parse_id(recording_id, "recording"))})
+
+
+class TimelineHandler(BaseHandler):
+    """``GET /api/recordings/{id}/timeline`` → chat and marks as offsets (workers, instructors)."""
+
+    async def get(self, recording_id: str) -> None:
+        actor = await self.authenticate()
+        self.send_json(await library(self).timeline(actor, parse_id(recording_id, "recording")))
+
+
+class CompleteHandler(BaseHandler):
+    """``POST /api/recordings/{id}/complete {assets, duration_s}`` (the worker holding it)."""
+
+    async def post(self, recording_id: str) -> None:
+        actor = await self.authenticate()
+        self.send_json(await library(self).complete(actor, parse_id(recording_id, "recording"),
+                                                    self.request.headers.get("X-Worker-Id"), self.json_body()))
+
+
+@tornado.web.stream_request_body
+class AssetHandler(BaseHandler):
+    """``PUT /api/recordings/{id}/assets/{name}``: the raw bytes, streamed into storage."""
+
+    upload = None
+
+    async def prepare(self) -> None:
+        super().prepare()
+        if self.request.method != "PUT":
+            return
+        actor = await self.authenticate()
+        length = self.request.headers.get("Content-Length")
+        if length is not None and not length.isdigit():
+            raise BadRequest("bad Content-Length")
+        rid, name = self.path_args
+        self.request.connection.set_max_body_size(self.deps.config.recording_max_asset_bytes)
+        self.upload = await library(self).open_asset(actor, parse_id(rid, "recording"),
+                                                     self.request.headers.get("X-Worker-Id"), name,
+                                                     int(length) if length is not None else None)
+
+    async def data_received(self, chunk: bytes) -> None:
+        if self.upload is None or self._finished:
+            return
+        try:
+            await self.upload.feed(chunk)
+        except Exception as e:
+            await self.upload.abort()
+            self._handle_request_exception(e)
+
+    def on_connection_close(self) -> None:
+        if self.upload is not None and not self._finished:
+            asyncio.ensure_future(self.upload.abort())
+
+    async def put(self, recording_id: str, name: str) -> None:
+        if self._finished:
+            return
+        try:
+            stored = await self.upload.finish()
+        except BaseException:
+            await self.upload.abort()
+            raise
+        self.send_json({"asset": stored}, 201)

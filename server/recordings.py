@@ -1,0 +1,356 @@
+"""Recordings (PROTOCOL §2.2–§2.3, docs/RECORDING.md): state, media-worker jobs, marks.
+
+The web process never touches media: it keeps each recording's state in SQL, hands jobs to
+registered media workers over ``/ws``, relays their progress to the room, and stores the
+assets they upload. A recording moves ``pending`` (asked for) → ``recording`` (a worker joined
+the call) → ``processing`` (stopped; the worker builds the assets) → ``ready``, or ``failed``
+with a reason the instructor sees:
+
+- no worker joins within ``RECORDING_START_TIMEOUT_S``;
+- the worker holding it disconnects and does not re-register within
+  ``RECORDING_WORKER_GRACE_S`` (a worker that reconnects — after a web-server restart, say —
+  lists the recordings it still holds and keeps them);
+- the worker reports a failure.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+
+from server import codec
+from server.calls import session_wire
+from server.chat import Actor, Chat
+from server.config import Config
+from server.db import recordings as rq
+from server.db.engine import Database
+from server.db.models import Recording
+from server.errors import BadRequest, Conflict, Forbidden, NotFound
+from server.realtime.frames import event_frame
+from server.realtime.registry import Registry
+
+log = logging.getLogger("podium.recordings")
+
+MAX_LABEL_CHARS = 200
+MAX_CAPACITY = 64
+STUDENT_ASSET_KINDS = ("composite", "chat", "thumbnail")
+
+
+def recording_wire(row: Recording, assets: list[dict] | None = None, progress: int | None = None) -> dict:
+    return {"id": str(row.id), "session": str(row.session_id), "room": str(row.room_id), "status": row.status,
+            "requested_at": codec.iso(row.requested_at), "started_at": codec.iso(row.started_at),
+            "stopped_at": codec.iso(row.stopped_at), "duration_s": row.duration_s,
+            "assets": assets or [], "reason": row.reason, "progress": progress}
+
+
+@dataclass
+class Worker:
+    conn: object  # the worker's ChatSocket
+    worker_id: str
+    capacity: int
+    jobs: set[int] = field(default_factory=set)  # recordings held (recording or processing)
+
+    @property
+    def free(self) -> int:
+        return self.capacity - len(self.jobs)
+
+
+class Recordings:
+    def __init__(self, db: Database, registry: Registry, chat: Chat, calls, config: Config):
+        self.db, self.registry, self.chat, self.calls, self.config = db, registry, chat, calls, config
+        self.workers: dict[str, Worker] = {}
+        self.progress: dict[int, int] = {}
+        self._timers: dict[int, asyncio.TimerHandle] = {}  # start timeout / worker grace
+        calls.recordings = self
+
+    # -- helpers ---------------------------------------------------------------------------
+    async def _get(self, recording_id: int) -> Recording:
+        async with self.db.read() as s:
+            row = await rq.get(s, recording_id)
+        if row is None:
+            raise NotFound("no such recording")
+        return row
+
+    def _announce(self, row: Recording, event: dict) -> None:
+        """To the room's open sockets and the call's participants (each once)."""
+        frame = event_frame(event)
+        targets = set(self.registry.by_room.get(row.room_id, ()))
+        live = self.calls.live.get(row.session_id)
+        if live is not None:
+            targets |= {p.conn for p in live.participants.values() if not p.recorder}
+            live.recording = recording_wire(row) if row.status in rq.ACTIVE else None
+        self.registry.send_to(targets, frame)
+
+    def _timer(self, recording_id: int, delay: float, why: str) -> None:
+        self._cancel_timer(recording_id)
+
+        def fire() -> None:
+            self._timers.pop(recording_id, None)
+            self.calls.spawn(self.fail(recording_id, why, only_if_unheld=True))
+
+        self._timers[recording_id] = asyncio.get_running_loop().call_later(delay, fire)
+
+    def _cancel_timer(self, recording_id: int) -> None:
+        t = self._timers.pop(recording_id, None)
+        if t is not None:
+            t.cancel()
+
+    def holder(self, recording_id: int) -> Worker | None:
+        return next((w for w in self.workers.values() if recording_id in w.jobs), None)
+
+    # -- instructor controls -----------------------------------------------------------------
+    async def start(self, actor: Actor, session_id: int) -> dict:
+        live = await self.calls._load(session_id)
+        await self.calls._require_instructor(actor, live.room_id)
+        try:
+            async with self.db.write() as s:
+                existing = await rq.active_for_session(s, session_id)
+                if existing is not None:
+                    return {"recording": recording_wire(existing)}
+                row = await rq.create(s, session_id, live.room_id, actor.id, codec.utcnow())
+        except IntegrityError:  # another instructor pressed Record at the same moment
+            async with self.db.read() as s:
+                existing = await rq.active_for_session(s, session_id)
+            if existing is None:
+                raise
+            return {"recording": recording_wire(existing)}
+        live.recording = recording_wire(row)
+        log.info("recording %s of session %s requested by user %s", row.id, session_id, actor.id)
+        self._timer(row.id, self.config.recording_start_timeout_s,
+                    f"no recording worker joined the call within {self.config.recording_start_timeout_s:g} s")
+        await self._dispatch(row)
+        return {"recording": recording_wire(row)}
+
+    async def stop(self, actor: Actor, session_id: int, reason: str = "stop") -> dict:
+        live = await self.calls._load(session_id)
+        await self.calls._require_instructor(actor, live.room_id)
+        async with self.db.read() as s:
+            row = await rq.active_for_session(s, session_id)
+        if row is None:
+            raise NotFound("nothing is being recorded in this call")
+        return {"recording": await self._stop(row, reason)}
+
+    async def _stop(self, row: Recording, reason: str) -> dict:
+        if row.status == "pending":
+            failed = await self._fail(row.id, "stopped before recording began", ("pending",))
+            return recording_wire(failed or row)
+        now = codec.utcnow()
+        duration = max(0.0, (now - row.started_at).total_seconds()) if row.started_at else None
+        async with self.db.write() as s:
+            stopped = await rq.transition(s, row.id, ("recording",), status="processing", stopped_at=now,
+                                          duration_s=duration)
+        if stopped is None:
+            return recording_wire(await self._get(row.id))
+        worker = self.holder(row.id)
+        if worker is not None:
+            worker.conn.send_frame(event_frame({"type": "recording.stop", "recording": str(row.id),
+                                                "reason": reason}))
+        wire = recording_wire(stopped)
+        self._announce(stopped, {"type": "recording.stopped", "recording": wire})
+        log.info("recording %s stopped (%s) after %.1f s", row.id, reason, duration or 0)
+        return wire
+
+    async def call_ended(self, session_id: int) -> None:
+        """A call that ends stops its recording (the worker hears ``call.ended`` too)."""
+        async with self.db.read() as s:
+            row = await rq.active_for_session(s, session_id)
+        if row is not None:
+            await self._stop(row, "call_ended")
+
+    async def mark(self, actor: Actor, session_id: int, label) -> dict:
+        live = await self.calls._load(session_id)
+        await self.calls._require_instructor(actor, live.room_id)
+        if not isinstance(label, str) or not label.strip() or len(label) > MAX_LABEL_CHARS:
+            raise BadRequest(f"label must be 1–{MAX_LABEL_CHARS} characters")
+        async with self.db.write() as s:
+            row = await rq.active_for_session(s, session_id)
+            if row is None or row.status != "recording":
+                raise Conflict("marks can be set only while recording")
+            mark = await rq.add_mark(s, row.id, codec.utcnow(), label.strip(), actor.id)
+        wire = {"label": mark.label, "at": codec.iso(mark.at), "offset_s": _offset(row, mark.at),
+                "by": {"id": str(actor.id), "display_name": actor.display_name}}
+        self._announce(row, {"type": "recording.marked", "recording": str(row.id), "mark": wire})
+        worker = self.holder(row.id)
+        if worker is not None:
+            worker.conn.send_frame(event_frame({"type": "recording.mark", "recording": str(row.id), "mark": wire}))
+        return {"mark": wire}
+
+    # -- workers ---------------------------------------------------------------------------
+    async def register(self, conn, actor: Actor, msg: dict) -> dict:
+        """``worker.register {capacity, worker_id, recordings?}``: a worker (re)joins the pool;
+        ``recordings`` lists the jobs it still holds after a reconnect."""
+        if actor.role != "recorder":
+            raise Forbidden("only media workers (recorder tokens) register")
+        capacity, worker_id, held = msg.get("capacity"), msg.get("worker_id"), msg.get("recordings", [])
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or not 1 <= capacity <= MAX_CAPACITY:
+            raise BadRequest(f"capacity must be an integer from 1 to {MAX_CAPACITY}")
+        if not isinstance(worker_id, str) or not 1 <= len(worker_id) <= 64:
+            raise BadRequest("worker_id must be a string of 1–64 characters")
+        if not isinstance(held, list) or len(held) > MAX_CAPACITY:
+            raise BadRequest("recordings must be a list of recording ids")
+        old = self.workers.get(worker_id)
+        if old is not None and old.conn is not conn:
+            old.conn.worker = None  # its old socket is dead or replaced; its jobs move over
+        worker = Worker(conn, worker_id, capacity)
+        conn.worker = worker
+        self.workers[worker_id] = worker
+        kept = []
+        for rid in held:
+            try:
+                rid = int(rid)
+            except (TypeError, ValueError):
+                continue
+            async with self.db.read() as s:
+                row = await rq.get(s, rid)
+            if row is not None and row.status in rq.UNFINISHED and row.worker_id in (None, worker_id):
+                worker.jobs.add(rid)
+                if row.status != "pending":
+                    self._cancel_timer(rid)
+                kept.append(str(rid))
+        log.info("worker %s registered (capacity %d, holding %s)", worker_id, capacity, kept or "nothing")
+        self.calls.spawn(self._dispatch_waiting())
+        return {"worker_id": worker_id, "recordings": kept}
+
+    async def worker_gone(self, conn) -> None:
+        """A worker's socket closed: its jobs wait ``RECORDING_WORKER_GRACE_S`` for it to come back."""
+        worker = getattr(conn, "worker", None)
+        if worker is None or self.workers.get(worker.worker_id) is not worker:
+            return
+        del self.workers[worker.worker_id]
+        grace = self.config.recording_worker_grace_s
+        for rid in worker.jobs:
+            self._timer(rid, grace, f"the recording worker disconnected and did not come back within {grace:g} s")
+        if worker.jobs:
+            log.warning("worker %s disconnected holding recordings %s", worker.worker_id, sorted(worker.jobs))
+
+    async def _dispatch(self, row: Recording) -> bool:
+        """Offer a pending recording to the worker with the most free capacity."""
+        candidates = [w for w in self.workers.values() if w.free > 0]
+        if not candidates:
+            log.info("recording %s waits for a worker with free capacity", row.id)
+            return False
+        worker = max(candidates, key=lambda w: w.free)
+        async with self.db.write() as s:
+            taken = await rq.transition(s, row.id, ("pending",), worker_id=worker.worker_id)
+        if taken is None:
+            return False
+        worker.jobs.add(row.id)
+        live = self.calls.live.get(row.session_id)
+        session = session_wire(live.row, live.recording) if live else None
+        worker.conn.send_frame(event_frame({"type": "recording.job", "recording": recording_wire(taken),
+                                            "session": session}))
+        log.info("recording %s offered to worker %s", row.id, worker.worker_id)
+        return True
+
+    async def _dispatch_waiting(self) -> None:
+        async with self.db.read() as s:
+            rows = [r for r in await rq.unfinished(s) if r.status == "pending" and r.worker_id is None]
+        for row in rows:
+            if not await self._dispatch(row):
+                break
+
+    async def recorder_joined(self, conn, session_id: int) -> None:
+        """The worker holding this session's pending recording joined the call: it records."""
+        worker = getattr(conn, "worker", None)
+        if worker is None:
+            return
+        async with self.db.write() as s:
+            row = await rq.active_for_session(s, session_id)
+            if row is None or row.id not in worker.jobs or row.status != "pending":
+                return
+            row = await rq.transition(s, row.id, ("pending",), status="recording", started_at=codec.utcnow())
+        if row is None:
+            return
+        self._cancel_timer(row.id)
+        self._announce(row, {"type": "recording.started", "recording": recording_wire(row)})
+        log.info("recording %s started by worker %s", row.id, worker.worker_id)
+
+    async def status(self, conn, msg: dict) -> dict:
+        """``worker.status {recording, state, percent?, detail?}`` from the worker holding it:
+        ``processing`` with a percent → ``recording.progress``; ``stopped`` (the worker
+        stopped by itself, e.g. on SIGTERM) → processing; ``failed`` → failed with ``detail``."""
+        worker = getattr(conn, "worker", None)
+        try:
+            rid = int(msg.get("recording"))
+        except (TypeError, ValueError):
+            raise BadRequest("recording must be a recording id") from None
+        if worker is None or rid not in worker.jobs:
+            raise Forbidden("this worker does not hold that recording")
+        state = msg.get("state")
+        row = await self._get(rid)
+        if state == "processing":
+            percent = msg.get("percent")
+            if isinstance(percent, bool) or not isinstance(percent, (int, float)) or not 0 <= percent <= 100:
+                raise BadRequest("percent must be a number from 0 to 100")
+            self.progress[rid] = int(percent)
+            self._announce(row, {"type": "recording.progress", "recording": recording_wire(row, progress=int(percent)),
+                                 "percent": int(percent)})
+        elif state == "stopped":
+            if row.status == "recording":
+                await self._stop(row, str(msg.get("detail") or "worker_shutdown")[:100])
+        elif state == "failed":
+            detail = msg.get("detail")
+            await self.fail(rid, f"recording failed: {str(detail)[:400] if detail else 'unknown reason'}")
+        elif state != "recording":
+            raise BadRequest("state must be recording, stopped, processing or failed")
+        return {}
+
+    # -- endings ---------------------------------------------------------------------------
+    async def _fail(self, recording_id: int, reason: str, from_=rq.UNFINISHED) -> Recording | None:
+        async with self.db.write() as s:
+            row = await rq.transition(s, recording_id, from_, status="failed", reason=reason[:500])
+        if row is None:
+            return None
+        self._cancel_timer(recording_id)
+        self.progress.pop(recording_id, None)
+        worker = self.holder(recording_id)
+        if worker is not None:
+            worker.jobs.discard(recording_id)
+            worker.conn.send_frame(event_frame({"type": "recording.stop", "recording": str(recording_id),
+                                                "reason": "failed"}))
+            self.calls.spawn(self._dispatch_waiting())  # its capacity is free again
+        self._announce(row, {"type": "recording.failed", "recording": recording_wire(row), "reason": reason})
+        log.warning("recording %s failed: %s", recording_id, reason)
+        return row
+
+    async def fail(self, recording_id: int, reason: str, only_if_unheld: bool = False) -> None:
+        if only_if_unheld:
+            worker = self.holder(recording_id)
+            async with self.db.read() as s:
+                row = await rq.get(s, recording_id)
+            # A pending job counts as held only once its worker has joined (status recording).
+            if row is None or (worker is not None and row.status != "pending"):
+                return
+        await self._fail(recording_id, reason)
+
+    async def completed(self, recording_id: int, row: Recording) -> None:
+        """The worker finished: release the job and announce ``recording.ready``."""
+        self.progress.pop(recording_id, None)
+        worker = self.holder(recording_id)
+        if worker is not None:
+            worker.jobs.discard(recording_id)
+        self.calls.spawn(self._dispatch_waiting())
+        self._announce(row, {"type": "recording.ready", "recording": recording_wire(row)})
+
+    async def recover(self) -> None:
+        """After a restart: unfinished recordings wait for their worker to re-register."""
+        async with self.db.read() as s:
+            rows = await rq.unfinished(s)
+        grace = self.config.recording_worker_grace_s
+        for row in rows:
+            self._timer(row.id, grace, f"no recording worker came back for it within {grace:g} s of a restart")
+        if rows:
+            log.info("waiting for workers to reclaim recordings %s", [r.id for r in rows])
+
+    def close(self) -> None:
+        for t in self._timers.values():
+            t.cancel()
+        self._timers.clear()
+
+
+def _offset(row: Recording, at: datetime) -> float:
+    """Seconds from the start of the recording (the server's clock on both sides)."""
+    return round(max(0.0, (at - row.started_at).total_seconds()), 3) if row.started_at else 0.0
