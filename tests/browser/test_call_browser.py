@@ -98,9 +98,12 @@ def test_hand_mute_and_attendance(api, open_page):
     expect(ben_tile.get_by_test_id("mic-indicator")).to_be_visible()  # call.media_changed reached Ana
     b.screenshot(path="/tmp/call-muted.png")
 
-    # Recording is not built yet: the Record button answers politely.
+    # Record with no media worker connected: the recording is asked for (pending), and
+    # pressing again withdraws it.
     a.get_by_test_id("record-call").click()
-    expect(a.get_by_test_id("call-notice")).to_contain_text("Recording is not available")
+    expect(a.get_by_test_id("record-call")).to_have_attribute("data-state", "on")
+    a.get_by_test_id("record-call").click()
+    expect(a.get_by_test_id("record-call")).to_have_attribute("data-state", "off")
 
     # Ana ends the call for everyone; both stages close.
     a.wait_for_timeout(1100)  # attendance bars with some length

@@ -14,7 +14,7 @@ export class ApiError extends Error {
 
 const CODE_BY_STATUS = {
   400: 'bad_request', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 409: 'conflict',
-  413: 'too_large', 415: 'bad_request', 429: 'rate_limited', 503: 'unavailable',
+  413: 'too_large', 415: 'unsupported_media_type', 429: 'rate_limited', 503: 'unavailable',
 };
 
 let token = localStorage.getItem(TOKEN_KEY);
@@ -118,4 +118,61 @@ export async function attendanceCsv(sessionId) {
     throw new ApiError(res.status, err.code || CODE_BY_STATUS[res.status] || 'internal', err.reason || `HTTP ${res.status}`);
   }
   return res.blob();
+}
+
+// Files (PROTOCOL §3 "Files", docs/FILES.md).
+export const getFile = (fileId) => request('GET', `/api/files/${enc(fileId)}`);
+export const listFiles = ({ room, folder } = {}) => request('GET', `/api/files${q({ room, folder })}`);
+export const signedUrl = (fileId, disposition, expiresIn) =>
+  request('POST', `/api/files/${enc(fileId)}/signed-url`, { disposition, expires_in: expiresIn });
+
+/**
+ * POST /api/files with one file, streamed by XMLHttpRequest so the upload reports progress
+ * (fetch cannot). The `room` and `folder` fields go before the file part, so the server checks
+ * room membership before it stores a byte.
+ *
+ * Returns {promise, abort}: `promise` resolves to the stored file object, or rejects with an
+ * ApiError (status 0 for a network failure, code 'aborted' after abort()). `onProgress(loaded,
+ * total)` is called as the body is sent.
+ */
+export function uploadFile(file, { room = null, folder = '' } = {}, { onProgress } = {}) {
+  const xhr = new XMLHttpRequest();
+  const promise = new Promise((resolve, reject) => {
+    const form = new FormData();
+    if (room) form.append('room', room);
+    if (folder) form.append('folder', folder);
+    form.append('file', file, file.name);
+    xhr.open('POST', '/api/files');
+    xhr.responseType = 'text';
+    xhr.setRequestHeader('Accept', 'application/json');
+    if (token) xhr.setRequestHeader('Authorization', `Bearer ${token}`);
+    if (onProgress) {
+      xhr.upload.addEventListener('progress', (ev) => onProgress(ev.loaded, ev.lengthComputable ? ev.total : file.size));
+    }
+    xhr.addEventListener('load', () => {
+      let data = null;
+      try {
+        data = xhr.responseText ? JSON.parse(xhr.responseText) : null;
+      } catch {
+        data = null;
+      }
+      if (xhr.status === 201 || xhr.status === 200) {
+        const stored = data?.files?.[0];
+        if (stored) resolve(stored);
+        else reject(new ApiError(xhr.status, 'internal', 'The server did not return the stored file.'));
+        return;
+      }
+      const err = data?.error || {};
+      const error = new ApiError(xhr.status, err.code || CODE_BY_STATUS[xhr.status] || 'internal',
+        err.reason || xhr.statusText || `HTTP ${xhr.status}`);
+      if (xhr.status === 401 && unauthorizedHandler) unauthorizedHandler(error);
+      reject(error);
+    });
+    // A refused upload (too large, wrong type) is answered before the body is read and the
+    // connection closed; the browser may then see only a network error.
+    xhr.addEventListener('error', () => reject(new ApiError(0, 'unavailable', 'The upload was interrupted.')));
+    xhr.addEventListener('abort', () => reject(new ApiError(0, 'aborted', 'Upload canceled.')));
+    xhr.send(form);
+  });
+  return { promise, abort: () => xhr.abort() };
 }

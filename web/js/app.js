@@ -2,7 +2,8 @@
 // events into store updates, and offers the actions views call. Views listen to:
 //   'rooms' (room list or unread counts changed), 'active' (selected room changed),
 //   'connection' (socket state), 'outbox' (pending messages changed). Live calls are in
-//   `app.calls` (call.js), with events of their own.
+//   `app.calls` (call.js), file look-ups and signed links in `app.files` (files.js), uploads in
+//   `app.uploads` (uploads.js), each with events of their own.
 
 import * as api from './api.js';
 import { Emitter } from './emitter.js';
@@ -12,6 +13,8 @@ import { Outbox } from './outbox.js';
 import { RoomSync } from './sync.js';
 import { TypingNotifier } from './typing.js';
 import { CallManager } from './call.js';
+import { FileService } from './files.js';
+import { Uploads } from './uploads.js';
 
 const ROOMS_REFRESH_MS = 30000;
 const USER_KEY = 'podium.user';
@@ -53,6 +56,9 @@ export class App extends Emitter {
     });
     this.typing = new TypingNotifier((room, active) => this.socket.send('typing', { room, active }));
     this.calls = new CallManager(this); // live calls: banner, stage, peers (call.js)
+    this.serverOffsetMs = 0; // server clock minus ours, from `hello` (signed links expire on theirs)
+    this.files = new FileService({ serverOffsetMs: () => this.serverOffsetMs });
+    this.uploads = new Uploads({ files: this.files, outbox: this.outbox });
     this.timers = [];
     this.wire();
   }
@@ -70,6 +76,8 @@ export class App extends Emitter {
     window.removeEventListener('focus', this.onFocus);
     this.typing.stop();
     this.calls.destroy();
+    this.uploads.abortAll();
+    this.files.clear();
     this.socket.stop();
     this.store.clear();
   }
@@ -83,6 +91,8 @@ export class App extends Emitter {
     });
     s.on('hello', (hello) => {
       if (hello.user) this.me = { ...this.me, ...hello.user };
+      const serverNow = Date.parse(hello.server_time);
+      if (!Number.isNaN(serverNow)) this.serverOffsetMs = serverNow - Date.now();
       this.outbox.flush();
       this.loadRooms();
     });
@@ -279,6 +289,17 @@ export class App extends Emitter {
   send(roomId, { content, kind = 'text', reply_to = null }) {
     this.typing.stop();
     return this.outbox.add(roomId, { content, kind, reply_to });
+  }
+
+  /** Upload files (a FileList or array) into the room; each is posted as a message when stored. */
+  attach(roomId, files) {
+    this.typing.stop();
+    return [...files].map((file) => this.uploads.add(roomId, file, { post: true }));
+  }
+
+  /** Upload files into one of the room's folders (the Files panel); nothing is posted. */
+  uploadToFolder(roomId, folder, files) {
+    return [...files].map((file) => this.uploads.add(roomId, file, { folder, post: false }));
   }
 
   async edit(message, content) {

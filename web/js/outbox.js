@@ -23,8 +23,9 @@ export class Outbox extends Emitter {
     this.load();
   }
 
-  /** Queue a message; returns the entry (status 'pending'). */
-  add(room, { kind = 'text', content, reply_to = null, file_id = null }) {
+  /** Queue a message; returns the entry (status 'pending'). `file` ({name, size, category})
+   * is only for showing the attachment while the message is pending. */
+  add(room, { kind = 'text', content, reply_to = null, file_id = null, file = null }) {
     const entry = {
       client_msg_id: randomId(),
       room,
@@ -32,6 +33,7 @@ export class Outbox extends Emitter {
       content,
       reply_to,
       file_id,
+      file,
       queued_at: new Date().toISOString(),
       status: 'pending',
       error: null,

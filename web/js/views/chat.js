@@ -1,12 +1,14 @@
 // Chat view for one room: history with scroll-back, live updates, pending sends, typing
-// indicator, "Seen by", composer. Re-renders only the messages that changed.
+// indicator, "Seen by", composer, dropping files to share them, the Files button.
+// Re-renders only the messages that changed; attachments are kept across re-renders.
 
-import * as api from '../api.js';
 import { h, joinNames } from '../dom.js';
 import { icon } from '../icons.js';
 import { renderMessage, renderPending } from './message.js';
 import { createComposer } from './composer.js';
 import { createCallHeaderActions } from './call.js';
+import { createAttachment } from './attachment.js';
+import { openFilesPanel } from './files-panel.js';
 
 const NEAR_BOTTOM_PX = 48;
 const NEAR_TOP_PX = 120;
@@ -20,7 +22,9 @@ export function createChatView(app, roomId) {
   let confirmingDelete = null;
   let loadingOlder = false;
   let unseenBelow = 0;
+  let pinned = true; // scrolled to the bottom: stay there when content above grows (previews load)
   let destroyed = false;
+  const attachments = new Map(); // message id → {fileId, view}: one element per attachment
 
   // ---- skeleton --------------------------------------------------------------------------
   const title = h('h2', { class: 'chat-title' });
@@ -29,6 +33,10 @@ export function createChatView(app, roomId) {
   const header = h('header', { class: 'chat-header' },
     h('div', { class: 'chat-heading' }, title, subtitle),
     callActions.el,
+    h('button', {
+      type: 'button', class: 'btn btn-secondary btn-small', testid: 'open-files',
+      title: 'Files shared in this room', onclick: () => openFilesPanel(app, roomId),
+    }, icon('folder', { size: 16 }), 'Files'),
     h('button', {
       type: 'button', class: 'btn btn-secondary btn-small only-medium', testid: 'toggle-people',
       'aria-controls': 'people-panel', onclick: () => app.emit('people-toggle'),
@@ -52,11 +60,15 @@ export function createChatView(app, roomId) {
       scrollToBottom(true);
     },
   });
+  const dropText = h('span', {});
+  const dropOverlay = h('div', { class: 'drop-overlay', testid: 'drop-overlay', hidden: true, 'aria-hidden': 'true' },
+    h('div', { class: 'drop-overlay-card' }, icon('upload', { size: 28 }), dropText));
   const el = h('section', { class: 'chat', 'aria-label': 'Chat' },
     header,
     h('div', { class: 'messages-wrap' }, scroller, jump),
     typingEl,
-    composer.el);
+    composer.el,
+    dropOverlay);
 
   // ---- message rendering -----------------------------------------------------------------
   const ctx = () => ({
@@ -78,7 +90,7 @@ export function createChatView(app, roomId) {
     onDelete: (m) => deleteMessage(m),
     onReact: (m, emoji, on) => app.react(m, emoji, on).catch((err) => flash(`Reaction failed: ${err.message}`)),
     onJump: (id) => jumpTo(id),
-    onOpenFile: (m) => openFile(m),
+    attachment: (m) => attachmentFor(m),
     onRetry: (entry) => app.outbox.retry(entry.client_msg_id),
     onDiscard: (entry) => app.outbox.discard(entry.client_msg_id),
   });
@@ -97,6 +109,24 @@ export function createChatView(app, roomId) {
       before = node;
     }
     list.insertBefore(li, before);
+  }
+
+  function attachmentFor(m) {
+    let a = attachments.get(m.id);
+    if (a && a.fileId !== m.file_id) {
+      a.view.destroy();
+      a = null;
+    }
+    if (!a) {
+      a = { fileId: m.file_id, view: createAttachment(app.files, m) };
+      attachments.set(m.id, a);
+    }
+    return a.view.el;
+  }
+
+  function dropAttachment(messageId) {
+    attachments.get(messageId)?.view.destroy();
+    attachments.delete(messageId);
   }
 
   function renderAll() {
@@ -121,6 +151,7 @@ export function createChatView(app, roomId) {
     let mineAppended = false;
     const ids = new Set();
     for (const m of changed) {
+      if (m.deleted_at) dropAttachment(m.id);
       const isNew = !elements.has(m.seq);
       place(renderMessage(m, c), m.seq);
       ids.add(m.id);
@@ -202,6 +233,7 @@ export function createChatView(app, roomId) {
     subtitle.textContent = parts.join(' · ');
     composer.setInstructor(app.isInstructor(roomId));
     composer.setRoomName(name);
+    dropText.textContent = `Drop files to share them in ${name}`;
   }
 
   // ---- scrolling & read receipts ---------------------------------------------------------
@@ -210,6 +242,7 @@ export function createChatView(app, roomId) {
 
   function scrollToBottom(smooth) {
     scroller.scrollTo({ top: scroller.scrollHeight, behavior: smooth ? 'smooth' : 'auto' });
+    pinned = true;
     unseenBelow = 0;
     jump.hidden = true;
   }
@@ -229,7 +262,19 @@ export function createChatView(app, roomId) {
     }, 250);
   }
 
+  // Attachments change height after they are placed and upload rows shrink the list; whoever
+  // was at the bottom stays there. Only the user's own scrolling unpins: a scroll event may
+  // also come late from the browser clamping scrollTop while the list was re-rendered.
+  const resizes = typeof ResizeObserver === 'undefined' ? null : new ResizeObserver(() => {
+    if (pinned && !destroyed) scroller.scrollTop = scroller.scrollHeight;
+  });
+  for (const part of [scroller, historyStatus, list, seenBy, pendingList]) resizes?.observe(part);
+  let userScrolledAt = 0;
+  const userScrolls = () => { userScrolledAt = performance.now(); };
+  for (const type of ['wheel', 'touchmove', 'pointerdown', 'keydown']) scroller.addEventListener(type, userScrolls, { passive: true });
   scroller.addEventListener('scroll', () => {
+    if (isNearBottom()) pinned = true;
+    else if (performance.now() - userScrolledAt < 1000) pinned = false;
     if (isNearBottom()) {
       unseenBelow = 0;
       jump.hidden = true;
@@ -277,6 +322,7 @@ export function createChatView(app, roomId) {
     const m = r.byId(messageId);
     const li = m && elements.get(m.seq);
     if (!li) return flash('That message is further back in the history.');
+    pinned = false;
     li.scrollIntoView({ block: 'center', behavior: 'smooth' });
     li.classList.remove('highlight');
     void li.offsetWidth; // restart the highlight animation
@@ -312,17 +358,40 @@ export function createChatView(app, roomId) {
     }
   }
 
-  async function openFile(m) {
-    const tab = window.open('', '_blank');
-    try {
-      const { url } = await api.request('POST', `/api/files/${encodeURIComponent(m.file_id)}/signed-url`, { disposition: 'inline', expires_in: 300 });
-      if (tab) tab.location = url;
-      else location.assign(url);
-    } catch (err) {
-      tab?.close();
-      flash(`Cannot open the file: ${err.message}`);
-    }
-  }
+  // ---- dropping files ---------------------------------------------------------------------
+  // Files dragged over the chat show the drop overlay; dropped, each is uploaded and posted.
+  // A file dropped anywhere else on the page must not replace the app with the file.
+  let dragDepth = 0;
+  const carriesFiles = (ev) => [...(ev.dataTransfer?.types || [])].includes('Files');
+  const canDrop = () => !composer.el.hidden;
+  el.addEventListener('dragenter', (ev) => {
+    if (!carriesFiles(ev) || !canDrop()) return;
+    ev.preventDefault();
+    dragDepth += 1;
+    dropOverlay.hidden = false;
+  });
+  el.addEventListener('dragover', (ev) => {
+    if (!carriesFiles(ev) || !canDrop()) return;
+    ev.preventDefault();
+    ev.dataTransfer.dropEffect = 'copy';
+  });
+  el.addEventListener('dragleave', (ev) => {
+    if (!carriesFiles(ev)) return;
+    dragDepth = Math.max(0, dragDepth - 1);
+    if (!dragDepth) dropOverlay.hidden = true;
+  });
+  el.addEventListener('drop', (ev) => {
+    dragDepth = 0;
+    dropOverlay.hidden = true;
+    if (!carriesFiles(ev) || !canDrop()) return;
+    ev.preventDefault();
+    if (ev.dataTransfer.files.length) app.attach(roomId, ev.dataTransfer.files);
+  });
+  const blockStrayDrop = (ev) => {
+    if (carriesFiles(ev) && !el.contains(ev.target)) ev.preventDefault();
+  };
+  document.addEventListener('dragover', blockStrayDrop);
+  document.addEventListener('drop', blockStrayDrop);
 
   const toast = h('div', { class: 'toast', role: 'alert', hidden: true });
   el.append(toast);
@@ -389,7 +458,12 @@ export function createChatView(app, roomId) {
       destroyed = true;
       offs.forEach((off) => off());
       callActions.destroy();
+      composer.destroy();
+      resizes?.disconnect();
+      for (const id of [...attachments.keys()]) dropAttachment(id);
       document.removeEventListener('visibilitychange', onVisible);
+      document.removeEventListener('dragover', blockStrayDrop);
+      document.removeEventListener('drop', blockStrayDrop);
       clearTimeout(readTimer);
       clearTimeout(toastTimer);
     },

@@ -1,9 +1,11 @@
 // Message composer: textarea (Enter sends, Shift+Enter new line), reply preview,
-// announcement toggle for instructors, typing notices.
+// announcement toggle for instructors, typing notices, and the attach button (files chosen or
+// pasted are uploaded with a progress row each, then posted; drag-and-drop is in chat.js).
 
 import { h } from '../dom.js';
 import { icon } from '../icons.js';
 import { snippet } from './message.js';
+import { createUploadList } from './attachment.js';
 
 const MAX_BYTES = 16 * 1024;
 const encoder = new TextEncoder();
@@ -26,10 +28,23 @@ export function createComposer(app, roomId, { roomName, onSent }) {
     replyText,
     h('button', { type: 'button', class: 'icon-btn', 'aria-label': 'Cancel reply', onclick: () => setReplyTo(null) }, icon('close', { size: 16 })));
   const error = h('p', { class: 'composer-error', role: 'alert', hidden: true });
+  const fileInput = h('input', {
+    type: 'file', multiple: true, hidden: true, testid: 'attach-input', tabindex: '-1', 'aria-hidden': 'true',
+    onchange: () => {
+      if (fileInput.files.length) app.attach(roomId, fileInput.files);
+      fileInput.value = ''; // choosing the same file again must fire 'change' again
+    },
+  });
+  const attach = h('button', {
+    type: 'button', class: 'icon-btn attach-btn', testid: 'attach', 'aria-label': 'Attach files',
+    title: 'Attach files (or drop them on the chat)', onclick: () => fileInput.click(),
+  }, icon('paperclip', { size: 19 }));
+  const uploads = createUploadList(app, (e) => e.room === roomId && e.post, { label: 'Files being uploaded' });
 
   const el = h('form', { class: 'composer', onsubmit: submit, 'aria-label': 'Write a message' },
     replyBar,
-    h('div', { class: 'composer-row' }, area, send),
+    uploads.el,
+    h('div', { class: 'composer-row' }, attach, fileInput, area, send),
     h('div', { class: 'composer-foot' },
       announceLabel,
       h('span', { class: 'hint composer-hint' }, 'Enter to send · Shift+Enter for a new line'),
@@ -50,6 +65,12 @@ export function createComposer(app, roomId, { roomName, onSent }) {
     else app.typing.stop();
   });
   announce.addEventListener('change', () => el.classList.toggle('announcing', announce.checked));
+  area.addEventListener('paste', (ev) => {
+    const files = ev.clipboardData?.files;
+    if (!files?.length) return; // plain text pastes as usual
+    ev.preventDefault();
+    app.attach(roomId, files);
+  });
 
   function autosize() {
     area.style.height = 'auto';
@@ -96,5 +117,5 @@ export function createComposer(app, roomId, { roomName, onSent }) {
     area.setAttribute('aria-label', `Message ${name}`);
   }
 
-  return { el, setReplyTo, setInstructor, setRoomName, focus: () => area.focus() };
+  return { el, setReplyTo, setInstructor, setRoomName, focus: () => area.focus(), destroy: () => uploads.destroy() };
 }

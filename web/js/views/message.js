@@ -1,6 +1,8 @@
 // One chat message as a DOM element. All message text goes in through text nodes.
 //
 // ctx: {me, canModerate, lookup(id) → message|null, nameOf(userId) → string|null,
+//       attachment(m) → element (the chat view keeps one per message across re-renders, so a
+//       playing video keeps playing when its message changes),
 //       editing: {id, draft}|null, confirmingDelete: id|null,
 //       onReply(m), onStartEdit(m), onDraft(text), onSaveEdit(m, text), onCancelEdit(),
 //       onAskDelete(m), onDelete(m), onCancelDelete(), onReact(m, emoji, on), onJump(id)}
@@ -8,8 +10,10 @@
 import { h, linkify, initials, hueFor, formatTime, formatFullTime } from '../dom.js';
 import { REACTION_EMOJI } from '../app.js';
 import { icon } from '../icons.js';
+import { formatSize } from '../files.js';
 
 const SNIPPET_CHARS = 140;
+const ATTACHMENT_LABEL = { image: 'Image', video: 'Video', audio: 'Audio', file: 'File' };
 const GROUP_WINDOW_MS = 5 * 60 * 1000;
 
 const dayKey = (iso) => new Date(iso).toDateString();
@@ -91,7 +95,7 @@ export function renderMessage(m, ctx) {
     const content = h('div', { class: 'msg-content', testid: 'message-content' });
     content.append(linkify(m.content || ''));
     body.append(continued && edited ? h('div', { class: 'msg-line' }, content, edited) : content);
-    if (m.file_id) body.append(renderAttachment(m, ctx));
+    if (m.file_id) body.append(ctx.attachment(m));
   }
   if (!deleted) {
     const chips = renderReactions(m, ctx);
@@ -117,7 +121,7 @@ function renderQuote(replyId, ctx) {
   else if (original.deleted_at) text = 'message deleted';
   else {
     author = original.sender?.display_name || ctx.nameOf(original.sender?.id);
-    text = snippet(original.content) || 'Attachment';
+    text = snippet(original.content) || (original.file_id ? ATTACHMENT_LABEL[original.kind] || 'File' : '');
   }
   return h('button', {
     type: 'button', class: 'reply-quote', testid: 'reply-quote',
@@ -147,13 +151,6 @@ function renderEditor(m, ctx) {
       h('span', { class: 'hint' }, 'Enter to save · Esc to cancel'),
       h('button', { type: 'button', class: 'btn btn-ghost btn-small', onclick: () => ctx.onCancelEdit() }, 'Cancel'),
       h('button', { type: 'submit', class: 'btn btn-primary btn-small', testid: 'edit-save' }, 'Save')));
-}
-
-function renderAttachment(m, ctx) {
-  const label = { image: 'Image', audio: 'Audio', video: 'Video' }[m.kind] || 'File';
-  return h('button', {
-    type: 'button', class: 'attachment', onclick: () => ctx.onOpenFile(m),
-  }, icon('paperclip', { size: 15 }), `Open ${label.toLowerCase()}`);
 }
 
 function renderReactions(m, ctx) {
@@ -208,7 +205,13 @@ export function renderPending(entry, ctx) {
     h('div', { class: 'msg-body' },
       h('div', { class: 'msg-meta' }, h('span', { class: 'msg-author' }, ctx.me.display_name || 'You'), state),
       entry.reply_to ? renderQuote(entry.reply_to, ctx) : null,
-      h('div', { class: 'msg-content' }, entry.content),
+      entry.content ? h('div', { class: 'msg-content' }, entry.content) : null,
+      entry.file_id ? h('div', { class: 'attachment attachment-pending', testid: 'pending-attachment' },
+        h('span', { class: 'file-chip' },
+          h('span', { class: 'file-chip-icon', 'aria-hidden': 'true' }, icon('file', { size: 20 })),
+          h('span', { class: 'file-chip-text' },
+            h('span', { class: 'file-name' }, entry.file?.name || 'Attachment'),
+            entry.file ? h('span', { class: 'file-size' }, formatSize(entry.file.size)) : null))) : null,
       failed ? h('div', { class: 'pending-actions' },
         h('button', { type: 'button', class: 'btn btn-small btn-secondary', onclick: () => ctx.onRetry(entry) }, 'Retry'),
         h('button', { type: 'button', class: 'btn btn-small btn-ghost', onclick: () => ctx.onDiscard(entry) }, 'Discard')) : null)));

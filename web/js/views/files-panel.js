@@ -1,0 +1,135 @@
+// The room's Files panel (a dialog): every file of the room (GET /api/files?room=), grouped by
+// folder, each with a signed download link; upload into a folder (not posted in the chat).
+// The list reloads when an upload finishes or an attachment is posted while it is open.
+
+import * as api from '../api.js';
+import { h, formatTime, formatFullTime } from '../dom.js';
+import { icon } from '../icons.js';
+import { formatSize } from '../files.js';
+import { createUploadList, signedLink } from './attachment.js';
+
+const RELOAD_DELAY_MS = 250;
+const byName = new Intl.Collator(undefined, { numeric: true, sensitivity: 'base' });
+
+let openDialog = null;
+
+/** Open the Files panel of a room (closing any other one). */
+export function openFilesPanel(app, roomId) {
+  openDialog?.close();
+  const roomName = app.roomTitle(roomId) || 'this room';
+  const close = h('button', { type: 'button', class: 'icon-btn', testid: 'close-files', 'aria-label': 'Close', onclick: () => dialog.close() }, icon('close', { size: 18 }));
+  const folders = h('datalist', { id: 'files-folders' });
+  const folderInput = h('input', {
+    id: 'files-folder-input', testid: 'files-folder-input', list: 'files-folders', autocomplete: 'off',
+    placeholder: 'No folder (e.g. week 1/labs)', maxlength: '255',
+  });
+  const fileInput = h('input', {
+    type: 'file', multiple: true, hidden: true, testid: 'files-upload-input', tabindex: '-1', 'aria-hidden': 'true',
+    onchange: () => {
+      if (fileInput.files.length) app.uploadToFolder(roomId, folderInput.value.trim(), fileInput.files);
+      fileInput.value = '';
+    },
+  });
+  const upload = h('button', { type: 'button', class: 'btn btn-primary btn-small', testid: 'files-upload', onclick: () => fileInput.click() },
+    icon('upload', { size: 15 }), 'Upload');
+  const uploads = createUploadList(app, (e) => e.room === roomId && !e.post, { label: 'Files being uploaded to this room' });
+  const body = h('div', { class: 'files-body', testid: 'files-list' }, h('p', { class: 'files-empty muted' }, 'Loading files…'));
+  const summary = h('p', { class: 'muted' }, roomName);
+
+  const dialog = h('dialog', { class: 'modal files-modal', testid: 'files-panel', 'aria-labelledby': 'files-title' },
+    h('header', { class: 'modal-head' },
+      h('div', { class: 'modal-heading' }, h('h2', { id: 'files-title' }, 'Files'), summary),
+      close),
+    h('div', { class: 'files-controls' },
+      h('label', { for: 'files-folder-input' }, 'Upload to folder'), folderInput, folders, upload, fileInput),
+    uploads.el,
+    body);
+
+  let destroyed = false;
+  let reloadTimer = null;
+  const offs = [
+    app.uploads.on('uploaded', (ev) => { if (ev.room === roomId) reloadSoon(); }),
+    app.store.on('messages', (ev) => {
+      if (ev.room === roomId && ev.messages.some((m) => m.file_id)) reloadSoon();
+    }),
+  ];
+
+  dialog.addEventListener('close', () => {
+    destroyed = true;
+    clearTimeout(reloadTimer);
+    offs.forEach((off) => off());
+    uploads.destroy();
+    dialog.remove();
+    if (openDialog === dialog) openDialog = null;
+  });
+  dialog.addEventListener('click', (ev) => { if (ev.target === dialog) dialog.close(); }); // backdrop
+  document.body.append(dialog);
+  openDialog = dialog;
+  dialog.showModal();
+  load();
+
+  function reloadSoon() {
+    clearTimeout(reloadTimer);
+    reloadTimer = setTimeout(load, RELOAD_DELAY_MS);
+  }
+
+  async function load() {
+    let files;
+    try {
+      ({ files = [] } = await api.listFiles({ room: roomId }));
+    } catch (err) {
+      if (!destroyed) body.replaceChildren(h('p', { class: 'form-error', testid: 'files-error', role: 'alert' }, `Cannot load this room’s files: ${err.message}`));
+      return;
+    }
+    if (destroyed) return;
+    app.files.remember(files);
+    render(files);
+  }
+
+  function render(files) {
+    const groups = new Map();
+    for (const f of files) {
+      if (!groups.has(f.folder || '')) groups.set(f.folder || '', []);
+      groups.get(f.folder || '').push(f);
+    }
+    // The room's root first, then folders by name ("week 2" before "week 10").
+    const names = [...groups.keys()].sort((a, b) => (!a || !b ? Number(!!a) - Number(!!b) : byName.compare(a, b)));
+    folders.replaceChildren(...names.filter(Boolean).map((name) => h('option', { value: name })));
+    const bytes = files.reduce((n, f) => n + (f.size || 0), 0);
+    summary.textContent = files.length
+      ? `${roomName} · ${files.length} file${files.length === 1 ? '' : 's'}, ${formatSize(bytes)}`
+      : roomName;
+    if (!files.length) {
+      body.replaceChildren(h('p', { class: 'files-empty muted', testid: 'files-empty' },
+        'No files in this room yet. Upload one here, or attach it to a message.'));
+      return;
+    }
+    body.replaceChildren(...names.map((folder) => {
+      const items = groups.get(folder).sort((a, b) => byName.compare(a.name, b.name));
+      return h('section', { class: 'files-folder', testid: 'files-folder', dataset: { folder } },
+        h('header', { class: 'files-folder-head' },
+          icon('folder', { size: 16 }),
+          h('h3', { class: 'files-folder-name', testid: 'files-folder-name' }, folder ? folder.split('/').join(' / ') : 'Not in a folder'),
+          h('span', { class: 'muted files-folder-count' }, `${items.length} file${items.length === 1 ? '' : 's'}`),
+          h('button', {
+            type: 'button', class: 'btn btn-ghost btn-small files-folder-upload', testid: 'files-folder-upload',
+            title: folder ? `Upload into ${folder}` : 'Upload without a folder',
+            onclick: () => { folderInput.value = folder; fileInput.click(); },
+          }, icon('upload', { size: 14 }), 'Upload here')),
+        h('ul', { class: 'files-items' }, items.map((f) => renderFile(f))));
+    }));
+  }
+
+  function renderFile(f) {
+    const owner = app.store.room(roomId).displayName(f.owner) || (f.owner === app.me.id ? app.me.display_name : null);
+    return h('li', { class: 'files-item', testid: 'files-item', dataset: { fileId: f.id, category: f.category } },
+      signedLink(app.files, f, { class: 'files-download', testid: 'files-download', title: `Download ${f.name}` },
+        icon('file', { size: 17 }), h('span', { class: 'file-name', testid: 'file-name' }, f.name)),
+      h('span', { class: 'files-item-meta muted' },
+        h('span', { class: 'file-size', testid: 'file-size' }, formatSize(f.size)),
+        owner ? h('span', {}, owner) : null,
+        h('time', { datetime: f.created_at, title: formatFullTime(f.created_at) }, formatTime(f.created_at))));
+  }
+
+  return dialog;
+}
