@@ -1,21 +1,94 @@
-"""``python -m media_worker``: the Procfile ``worker`` line.
+"""``python -m media_worker``: the Procfile ``worker`` line (docs/RECORDING.md).
 
-Recording is a later issue; until then the worker says so and idles, so a Procfile runner
-(honcho, Heroku) keeps the process up without restarting it in a loop.
+Connects to ``SERVER_URL`` with a recorder token, registers its capacity, takes recording
+jobs, and reconnects with backoff. At start it reclaims recordings left in ``WORKER_DIR`` by a
+previous run that was killed (their files are readable up to the kill) and finishes them. On
+SIGTERM it stops its recordings, tells the server, and finishes what it can within
+``WORKER_SHUTDOWN_S``.
 """
+from __future__ import annotations
+
+import asyncio
+import json
 import logging
 import signal
-import threading
+import sys
+from pathlib import Path
+
+from media_worker.config import WorkerConfig, WorkerConfigError, load_worker_config
+
+log = logging.getLogger("podium.worker")
+
+
+def unfinished_recordings(work_dir: Path) -> list[dict]:
+    """``{id, session, room}`` of every recording directory a previous run left behind."""
+    found = []
+    for d in sorted(work_dir.glob("rec-*")):
+        events = d / "events.jsonl"
+        if (d / "done").exists() or not events.is_file():
+            continue
+        try:
+            with open(events, encoding="utf-8") as f:
+                first = json.loads(f.readline())
+        except (OSError, ValueError):
+            continue
+        if first.get("type") == "recording_started":
+            found.append({"id": str(first["recording"]), "session": str(first["session"]),
+                          "room": str(first["room"])})
+    return found
+
+
+def loopback_only() -> None:
+    """Tests: gather ICE candidates on 127.0.0.1 only, so a test call never leaves the host."""
+    import aioice.ice
+
+    aioice.ice.get_host_addresses = lambda use_ipv4=True, use_ipv6=True: ["127.0.0.1"] if use_ipv4 else []
+
+
+async def serve(config: WorkerConfig) -> None:
+    from media_worker.client import WorkerClient
+    from media_worker.job import Job
+
+    config.work_dir.mkdir(parents=True, exist_ok=True)
+    client = WorkerClient(config)
+    for rec in unfinished_recordings(config.work_dir):
+        log.info("recording %s was interrupted by a previous run; reclaiming it", rec["id"])
+        job = Job(client, rec, {}, recovered=True)
+        client.jobs[rec["id"]] = job
+        job.begin()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = asyncio.ensure_future(client.run())
+    await stop.wait()
+    log.info("stopping: %d recordings to finish", len(client.jobs))
+    jobs = list(client.jobs.values())
+    for job in jobs:
+        job.request_stop("worker_shutdown")
+    tasks = [j.task for j in jobs if j.task is not None]
+    for job in jobs:
+        await job._report("stopped", detail="worker_shutdown")
+    if tasks:
+        done, pending = await asyncio.wait(tasks, timeout=config.shutdown_s)
+        if pending:
+            log.warning("%d recordings did not finish within %.0f s; their files stay in %s for the "
+                        "next start", len(pending), config.shutdown_s, config.work_dir)
+    await client.close()
+    runner.cancel()
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    log = logging.getLogger("podium.worker")
-    log.info("media worker: no recording support exists yet; idling until stopped")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
+    try:
+        config = load_worker_config()
+    except WorkerConfigError as e:
+        sys.exit(f"worker configuration error: {e}")
+    if config.loopback_only:
+        loopback_only()
+    log.info("media worker %s → %s (capacity %d, files in %s)", config.worker_id, config.server_url,
+             config.capacity, config.work_dir)
+    asyncio.run(serve(config))
     log.info("media worker stopped")
 
 

@@ -22,6 +22,7 @@ from server.db import users as uq
 from server.deps import Deps
 from tests.dbutil import fresh_database, prepare_template
 from tests.s3server import s3_server  # noqa: F401  (session fixture: a moto S3 server on loopback)
+from tests.workerproc import worker_procs  # noqa: F401  (fixture: real media worker processes)
 from tests.wsclient import LoopbackUrls, WsClient
 
 JWT_SECRET = "test-secret-" + "k" * 40

@@ -244,8 +244,9 @@ class RtcPeer:
     ``close()`` (or let a ``PeerGroup`` do it)."""
 
     def __init__(self, ws: WsClient, *, label: str = "", media: bool = True, trickle: bool = True,
-                 fps: int = 15, width: int = 320, height: int = 240):
+                 fps: int = 15, width: int = 320, height: int = 240, tracks: Any = None):
         self.ws = ws
+        self.tracks = tracks  # callable → [video, audio] tracks for each link; default pattern + tone
         self.label = label
         self.media = media
         self.trickle = trickle
@@ -276,7 +277,8 @@ class RtcPeer:
         """``call.join`` then offer to everyone already present (not to a recorder)."""
         self.session = session
         self.joined_at = time.monotonic()
-        ack = await self.ws.request("call.join", timeout=timeout, session=session)
+        media = {"audio": self.media, "video": self.media, "screen": False}
+        ack = await self.ws.request("call.join", timeout=timeout, session=session, media=media)
         self.join_ack = ack
         self.peer_id = ack["peer_id"]
         for p in ack["participants"]:
@@ -447,7 +449,9 @@ class RtcPeer:
             link.tasks.append(asyncio.ensure_future(self._receive(link, track)))
 
         if self.media:
-            for track in (PatternVideoTrack(self.width, self.height, self.fps), ToneAudioTrack()):
+            tracks = (self.tracks() if self.tracks is not None
+                      else (PatternVideoTrack(self.width, self.height, self.fps), ToneAudioTrack()))
+            for track in tracks:
                 link.local_tracks.append(track)
                 pc.addTrack(track)
         else:  # still negotiate both kinds so the SDP looks like a browser's

@@ -98,6 +98,10 @@ export const roomSessions = (roomId, limit) => request('GET', `/api/rooms/${enc(
 export const attendance = (sessionId) => request('GET', `/api/sessions/${enc(sessionId)}/attendance`);
 export const iceServers = () => request('GET', '/api/ice-servers');
 
+// Recordings (PROTOCOL §3, docs/RECORDING.md): each asset carries fresh signed links.
+export const roomRecordings = (roomId, limit) => request('GET', `/api/rooms/${enc(roomId)}/recordings${q({ limit })}`);
+export const getRecording = (recordingId) => request('GET', `/api/recordings/${enc(recordingId)}`);
+
 /** The attendance CSV as a Blob (fetched with the bearer token; a plain link could not send it). */
 export async function attendanceCsv(sessionId) {
   const headers = { Accept: 'text/csv' };

@@ -3,7 +3,8 @@
 //   'rooms' (room list or unread counts changed), 'active' (selected room changed),
 //   'connection' (socket state), 'outbox' (pending messages changed). Live calls are in
 //   `app.calls` (call.js), file look-ups and signed links in `app.files` (files.js), uploads in
-//   `app.uploads` (uploads.js), each with events of their own.
+//   `app.uploads` (uploads.js), recordings in `app.recordings` (recordings.js), each with events
+//   of their own.
 
 import * as api from './api.js';
 import { Emitter } from './emitter.js';
@@ -15,6 +16,7 @@ import { TypingNotifier } from './typing.js';
 import { CallManager } from './call.js';
 import { FileService } from './files.js';
 import { Uploads } from './uploads.js';
+import { RecordingService } from './recordings.js';
 
 const ROOMS_REFRESH_MS = 30000;
 const USER_KEY = 'podium.user';
@@ -59,6 +61,7 @@ export class App extends Emitter {
     this.serverOffsetMs = 0; // server clock minus ours, from `hello` (signed links expire on theirs)
     this.files = new FileService({ serverOffsetMs: () => this.serverOffsetMs });
     this.uploads = new Uploads({ files: this.files, outbox: this.outbox });
+    this.recordings = new RecordingService({ socket: this.socket, serverOffsetMs: () => this.serverOffsetMs });
     this.timers = [];
     this.wire();
   }
@@ -76,6 +79,7 @@ export class App extends Emitter {
     window.removeEventListener('focus', this.onFocus);
     this.typing.stop();
     this.calls.destroy();
+    this.recordings.destroy();
     this.uploads.abortAll();
     this.files.clear();
     this.socket.stop();

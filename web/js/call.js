@@ -10,11 +10,14 @@
 //   'peer-state'   peerId      a connection's state changed (peerState())
 //   'local'                    our preview, mic, camera, screen or hand changed
 //   'notice'       notice|null {text, kind: info|warn|error, action?} for the call area
-//   'recording'    recording|null
+//   'recording'    recording|null   the call's recording (PROTOCOL §2.2): pending → recording →
+//                                   processing → ready | failed; also from the join ack
+//   'marked'       {mark, recording} an instructor marked a moment of the recording
 
 import * as api from './api.js';
 import { Emitter } from './emitter.js';
 import { Peer } from './peer.js';
+import { ACTIVE_STATUSES } from './recordings.js';
 
 const VIDEO_CONSTRAINTS = { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } };
 
@@ -38,6 +41,7 @@ export class CallManager extends Emitter {
     this.camera = false;
     this.hand = false;
     this.recording = null;
+    this.withdrawn = null; // id of a pending recording we stopped ourselves (its failure is no news)
     this.noticeValue = null;
     this.offs = [];
     this.wire();
@@ -59,6 +63,10 @@ export class CallManager extends Emitter {
     for (const type of ['rtc.offer', 'rtc.answer', 'rtc.ice']) on(type, (f) => this.ours(f) && this.onSignal(f));
     on('recording.started', (f) => this.onRecording(f.recording));
     on('recording.stopped', (f) => this.onRecording(f.recording));
+    on('recording.progress', (f) => this.onRecording({ ...f.recording, progress: f.percent }));
+    on('recording.ready', (f) => this.onRecording(f.recording));
+    on('recording.failed', (f) => this.onRecording({ ...f.recording, reason: f.recording?.reason || f.reason }));
+    on('recording.marked', (f) => this.onMarked(f));
     on('state', (state) => {
       if (state !== 'online' && this.state === 'live') this.onSocketLost();
     });
@@ -173,6 +181,9 @@ export class CallManager extends Emitter {
     this.scheduleIceRefresh(ack.ice_ttl_s);
     this.participants.clear();
     for (const p of ack.participants || []) this.participants.set(p.peer_id, p);
+    // A late joiner learns of a recording in progress from the session in the ack.
+    if (this.session.recording) this.onRecording(this.session.recording);
+    else if (this.recording && ACTIVE_STATUSES.includes(this.recording.status)) this.setRecording(null);
     this.self = {
       peer_id: this.peerId,
       user: { id: this.app.me.id, display_name: this.app.me.display_name, role: this.app.myRole(this.session.room) },
@@ -239,6 +250,7 @@ export class CallManager extends Emitter {
     this.peerId = null;
     this.hand = false;
     this.recording = null;
+    this.withdrawn = null;
     const was = this.state;
     this.state = 'idle';
     this.session = null;
@@ -446,12 +458,19 @@ export class CallManager extends Emitter {
     await this.socket.request('call.remove', { session: this.session.id, peer_id: peerId });
   }
 
+  get recordingActive() {
+    return !!this.recording && ACTIVE_STATUSES.includes(this.recording.status);
+  }
+
   async toggleRecording() {
-    const type = this.recording && ['pending', 'recording'].includes(this.recording.status) ? 'recording.stop' : 'recording.start';
+    if (!this.session) return;
+    const type = this.recordingActive ? 'recording.stop' : 'recording.start';
+    if (type === 'recording.stop' && this.recording.status === 'pending') this.withdrawn = this.recording.id;
     try {
       const data = await this.socket.request(type, { session: this.session.id });
       if (data.recording) this.onRecording(data.recording);
     } catch (err) {
+      this.withdrawn = null;
       if (err.code === 'unavailable') {
         this.notice({ text: 'Recording is not available on this server yet. The call goes on as usual.', kind: 'info' });
       } else if (err.code === 'forbidden') {
@@ -462,10 +481,41 @@ export class CallManager extends Emitter {
     }
   }
 
+  /** recording.mark {session, label} (instructors, while recording) → the mark. */
+  async addMark(label) {
+    if (!this.session) throw new Error('not in a call');
+    const { mark } = await this.socket.request('recording.mark', { session: this.session.id, label });
+    return mark;
+  }
+
   onRecording(recording) {
-    if (!recording || !this.session || String(recording.session) !== String(this.session.id)) return;
+    if (!recording?.id || !this.session || String(recording.session) !== String(this.session.id)) return;
+    const prev = this.recording && String(this.recording.id) === String(recording.id) ? this.recording : null;
+    if (prev && STATUS_RANK[recording.status] < STATUS_RANK[prev.status]) return; // older news
+    const next = { ...prev, ...recording };
+    if (recording.progress === null || recording.progress === undefined) next.progress = prev?.progress ?? null;
+    this.setRecording(next);
+    if (prev?.status === next.status) return;
+    const instructor = this.isInstructor;
+    if (next.status === 'failed' && instructor) {
+      if (this.withdrawn === next.id) {
+        this.notice({ text: 'The recording was canceled before it started.', kind: 'info', topic: 'recording' });
+      } else {
+        this.notice({ text: `Recording failed: ${next.reason || 'no reason given'}`, kind: 'error', topic: 'recording' });
+      }
+    } else if (next.status === 'ready' && instructor) {
+      this.notice({ text: 'The recording is ready.', kind: 'info', topic: 'recording', recordings: this.session.room });
+    }
+  }
+
+  setRecording(recording) {
     this.recording = recording;
     this.emit('recording', recording);
+  }
+
+  onMarked(frame) {
+    if (!this.recording || String(frame.recording) !== String(this.recording.id) || !frame.mark) return;
+    this.emit('marked', { mark: frame.mark, recording: this.recording });
   }
 
   // ---- server events ------------------------------------------------------------------------
@@ -568,6 +618,8 @@ export class CallManager extends Emitter {
     this.emit('notice', value);
   }
 }
+
+const STATUS_RANK = { pending: 0, recording: 1, processing: 2, ready: 3, failed: 3 };
 
 function joinError(err) {
   switch (err?.code) {

@@ -1,10 +1,13 @@
 // Live-call views: the call area above the chat (notices, the "Live call in progress — Join"
 // banner, the call stage with video tiles and controls), the participant list at the top of
-// the people panel, and the Start call / Attendance buttons in the chat header.
+// the people panel, and the Start call / Attendance buttons in the chat header. While the call
+// is recorded everyone sees a badge; instructors have Record/Stop and Mark.
 
 import { h, initials, hueFor } from '../dom.js';
 import { icon } from '../icons.js';
+import { formatDuration } from '../recordings.js';
 import { openAttendance } from './attendance.js';
+import { openRecordingsPanel } from './recordings-panel.js';
 
 const TILE_GAP = 10;
 const TILE_RATIO = 16 / 9;
@@ -102,7 +105,9 @@ function createNotice(app) {
     el.hidden = !n;
     if (!n) return;
     el.dataset.kind = n.kind || 'info';
-    iconSlot.replaceChildren(icon(n.kind === 'info' ? (n.muted ? 'mic-off' : 'phone') : 'warning', { size: 17 }));
+    el.dataset.topic = n.topic || 'call';
+    const infoIcon = n.muted ? 'mic-off' : n.topic === 'recording' ? 'record' : 'phone';
+    iconSlot.replaceChildren(icon(n.kind === 'info' ? infoIcon : 'warning', { size: 17 }));
     text.textContent = n.text;
     const buttons = [];
     if (n.muted && calls.inCall) {
@@ -110,6 +115,9 @@ function createNotice(app) {
     }
     if (n.ended && n.room && app.isInstructor(n.room)) {
       buttons.push(h('button', { type: 'button', class: 'link-btn', testid: 'notice-attendance', onclick: () => openAttendance(app, n.room, n.session) }, 'View attendance'));
+    }
+    if (n.recordings) {
+      buttons.push(h('button', { type: 'button', class: 'link-btn', testid: 'notice-recordings', onclick: () => openRecordingsPanel(app, n.recordings) }, 'Open recordings'));
     }
     actions.replaceChildren(...buttons);
     if (n.kind === 'info' && !n.removed) timer = setTimeout(() => { if (calls.noticeValue === n) calls.notice(null); }, 12000);
@@ -178,20 +186,25 @@ function createStage(app) {
   const title = h('h2', { class: 'stage-title' });
   const timer = h('span', { class: 'stage-timer', title: 'Time since the call started' });
   const status = h('span', { class: 'stage-status', role: 'status', 'aria-live': 'polite' });
-  const rec = h('span', { class: 'rec-chip', hidden: true }, h('span', { class: 'rec-dot' }), 'REC');
+  const recText = h('span', { class: 'rec-text' });
+  const rec = h('span', { class: 'rec-chip', testid: 'recording-badge', role: 'status', hidden: true }, h('span', { class: 'rec-dot', 'aria-hidden': 'true' }), recText);
   const expand = h('button', { type: 'button', class: 'stage-icon-btn', 'aria-pressed': 'false', onclick: () => toggleExpand() });
   const head = h('header', { class: 'stage-head' },
     h('span', { class: 'live-dot', 'aria-hidden': 'true' }), title, timer, rec, status,
     h('span', { class: 'topbar-spacer' }), expand);
 
   const grid = h('div', { class: 'tile-grid', role: 'list', 'aria-label': 'Video' });
-  const gridWrap = h('div', { class: 'tile-area' }, grid);
+  const toast = h('div', { class: 'stage-toast', testid: 'mark-toast', role: 'status', 'aria-live': 'polite', hidden: true });
+  const gridWrap = h('div', { class: 'tile-area' }, grid, toast);
 
   const micBtn = controlButton('toggle-mic', () => calls.toggleMic());
   const camBtn = controlButton('toggle-camera', () => calls.toggleCamera());
   const screenBtn = controlButton('share-screen', () => calls.toggleScreen());
   const handBtn = controlButton('raise-hand', () => calls.toggleHand());
   const recordBtn = controlButton('record-call', () => calls.toggleRecording());
+  const markBtn = controlButton('mark-recording', () => openMarkForm());
+  markBtn.el.setAttribute('aria-controls', 'mark-form');
+  markBtn.el.setAttribute('aria-expanded', 'false');
   const peopleBtn = controlButton('call-people', () => app.emit('people-toggle'));
   peopleBtn.el.classList.add('only-medium-call');
   setControl(peopleBtn, { icon: 'group', label: 'People' });
@@ -202,10 +215,24 @@ function createStage(app) {
 
   const controls = h('div', { class: 'call-controls', role: 'toolbar', 'aria-label': 'Call controls' },
     h('div', { class: 'call-controls-group' }, micBtn.el, camBtn.el, screenBtn.el, handBtn.el),
-    h('div', { class: 'call-controls-group' }, recordBtn.el, peopleBtn.el),
+    h('div', { class: 'call-controls-group' }, recordBtn.el, markBtn.el, peopleBtn.el),
     h('div', { class: 'call-controls-group' }, leaveBtn, endBtn));
 
-  const el = h('section', { class: 'call-stage', testid: 'call-stage', 'aria-label': 'Live call' }, head, gridWrap, controls);
+  // Mark: a label for this moment of the recording (chapters in the class video).
+  const markInput = h('input', {
+    id: 'mark-label-input', testid: 'mark-label-input', maxlength: '200', autocomplete: 'off', required: true,
+    placeholder: 'e.g. Newton’s second law',
+  });
+  const markError = h('span', { class: 'mark-error', testid: 'mark-error', role: 'alert' });
+  const markSave = h('button', { type: 'submit', class: 'btn btn-primary btn-small', testid: 'mark-save' }, 'Add mark');
+  const markForm = h('form', { id: 'mark-form', class: 'mark-form', testid: 'mark-form', hidden: true, 'aria-label': 'Mark this moment' },
+    h('label', { for: 'mark-label-input' }, 'Mark this moment'), markInput, markSave,
+    h('button', { type: 'button', class: 'btn btn-ghost btn-small', testid: 'mark-cancel', onclick: () => closeMarkForm() }, 'Cancel'),
+    markError);
+  markForm.addEventListener('submit', (ev) => { ev.preventDefault(); saveMark(); });
+  markForm.addEventListener('keydown', (ev) => { if (ev.key === 'Escape') { ev.preventDefault(); closeMarkForm(); } });
+
+  const el = h('section', { class: 'call-stage', testid: 'call-stage', 'aria-label': 'Live call' }, head, gridWrap, markForm, controls);
 
   // ---- tiles ------------------------------------------------------------------------------
   function syncTiles() {
@@ -299,8 +326,12 @@ function createStage(app) {
     const st = calls.state;
     status.textContent = st === 'joining' ? 'Joining…' : st === 'reconnecting' ? 'Connection lost — rejoining…' : '';
     status.dataset.state = st;
-    const recording = calls.recording && ['pending', 'recording'].includes(calls.recording.status);
-    rec.hidden = !recording;
+    const recStatus = calls.recordingActive ? calls.recording.status : null;
+    rec.hidden = !recStatus;
+    rec.dataset.status = recStatus || '';
+    rec.classList.toggle('pending', recStatus === 'pending');
+    recText.textContent = recStatus === 'pending' ? 'Starting recording…' : recStatus ? 'Recording' : '';
+    rec.title = recStatus === 'recording' ? 'This call is being recorded' : recStatus ? 'Waiting for the recorder to join' : '';
   }
 
   function renderTimer() {
@@ -341,11 +372,70 @@ function createStage(app) {
       title: calls.hand ? 'Lower your hand' : 'Raise your hand to ask a question',
     });
     const instructor = calls.isInstructor;
-    const recording = calls.recording && ['pending', 'recording'].includes(calls.recording.status);
-    setControl(recordBtn, { icon: 'record', label: recording ? 'Stop recording' : 'Record', on: !!recording, active: !!recording, disabled: !live });
+    const recording = calls.recordingActive;
+    setControl(recordBtn, {
+      icon: 'record', label: recording ? 'Stop recording' : 'Record', on: recording, active: recording, disabled: !live,
+      title: recording ? 'Stop recording this call' : 'Record this call (everyone sees that it is recorded)',
+    });
     recordBtn.el.hidden = !instructor;
+    const canMark = live && calls.recording?.status === 'recording';
+    setControl(markBtn, {
+      icon: 'bookmark', label: 'Mark', disabled: !canMark, active: !markForm.hidden,
+      title: canMark ? 'Mark this moment of the recording (a chapter in the class video)' : 'Marks can be added while recording',
+    });
+    markBtn.el.hidden = !instructor;
+    if (!canMark || !instructor) closeMarkForm();
     endBtn.hidden = !instructor;
     endBtn.disabled = !live;
+  }
+
+  function openMarkForm() {
+    if (!markForm.hidden) {
+      markInput.focus();
+      return;
+    }
+    markError.textContent = '';
+    markInput.value = '';
+    markForm.hidden = false;
+    markBtn.el.classList.add('is-active');
+    markBtn.el.setAttribute('aria-expanded', 'true');
+    markInput.focus();
+  }
+
+  function closeMarkForm() {
+    if (markForm.hidden) return;
+    markForm.hidden = true;
+    markBtn.el.classList.remove('is-active');
+    markBtn.el.setAttribute('aria-expanded', 'false');
+  }
+
+  async function saveMark() {
+    const label = markInput.value.trim();
+    if (!label) {
+      markError.textContent = 'Type a label for this moment.';
+      markInput.focus();
+      return;
+    }
+    markSave.disabled = true;
+    markError.textContent = '';
+    try {
+      await calls.addMark(label);
+      closeMarkForm();
+    } catch (err) {
+      markError.textContent = err.code === 'conflict' ? 'Marks can be added only while recording.' : `Could not add the mark: ${err.message}`;
+    } finally {
+      markSave.disabled = false;
+    }
+  }
+
+  let toastTimer = null;
+  function showMark({ mark }) {
+    const by = mark.by?.display_name;
+    const at = typeof mark.offset_s === 'number' ? ` at ${formatDuration(mark.offset_s)}` : '';
+    toast.replaceChildren(icon('bookmark', { size: 15 }), h('span', null, `${by ? `${by} marked` : 'Marked'}${at}: `, h('strong', null, mark.label)));
+    toast.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { toast.hidden = true; }, 5000);
   }
 
   async function onEnd() {
@@ -390,6 +480,7 @@ function createStage(app) {
     calls.on('peer-state', (peerId) => { const t = tiles.get(peerId); if (t) updateTile(peerId, t); }),
     calls.on('state', () => { renderHead(); renderControls(); syncTiles(); }),
     calls.on('recording', () => { renderHead(); renderControls(); }),
+    calls.on('marked', showMark),
     app.on('rooms', renderHead),
   ];
   renderHead();
@@ -403,6 +494,7 @@ function createStage(app) {
     destroy() {
       offs.forEach((off) => off());
       clearInterval(clock);
+      clearTimeout(toastTimer);
       resize.disconnect();
       document.removeEventListener('keydown', onKey);
       for (const tile of tiles.values()) tile.destroy();

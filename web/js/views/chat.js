@@ -9,6 +9,7 @@ import { createComposer } from './composer.js';
 import { createCallHeaderActions } from './call.js';
 import { createAttachment } from './attachment.js';
 import { openFilesPanel } from './files-panel.js';
+import { openRecordingsPanel } from './recordings-panel.js';
 
 const NEAR_BOTTOM_PX = 48;
 const NEAR_TOP_PX = 120;
@@ -30,17 +31,24 @@ export function createChatView(app, roomId) {
   const title = h('h2', { class: 'chat-title' });
   const subtitle = h('p', { class: 'chat-subtitle muted' });
   const callActions = createCallHeaderActions(app, roomId);
+  // The actions wrap under the title when the header is narrow; on phones Files and
+  // Recordings show only their icons (with an aria-label).
   const header = h('header', { class: 'chat-header' },
     h('div', { class: 'chat-heading' }, title, subtitle),
-    callActions.el,
-    h('button', {
-      type: 'button', class: 'btn btn-secondary btn-small', testid: 'open-files',
-      title: 'Files shared in this room', onclick: () => openFilesPanel(app, roomId),
-    }, icon('folder', { size: 16 }), 'Files'),
-    h('button', {
-      type: 'button', class: 'btn btn-secondary btn-small only-medium', testid: 'toggle-people',
-      'aria-controls': 'people-panel', onclick: () => app.emit('people-toggle'),
-    }, icon('group', { size: 16 }), 'People'));
+    h('div', { class: 'chat-header-actions' },
+      callActions.el,
+      h('button', {
+        type: 'button', class: 'btn btn-secondary btn-small', testid: 'open-files', 'aria-label': 'Files',
+        title: 'Files shared in this room', onclick: () => openFilesPanel(app, roomId),
+      }, icon('folder', { size: 16 }), h('span', { class: 'btn-label' }, 'Files')),
+      h('button', {
+        type: 'button', class: 'btn btn-secondary btn-small', testid: 'open-recordings', 'aria-label': 'Recordings',
+        title: 'Recordings of this room’s calls', onclick: () => openRecordingsPanel(app, roomId),
+      }, icon('film', { size: 16 }), h('span', { class: 'btn-label' }, 'Recordings')),
+      h('button', {
+        type: 'button', class: 'btn btn-secondary btn-small only-medium', testid: 'toggle-people',
+        'aria-controls': 'people-panel', onclick: () => app.emit('people-toggle'),
+      }, icon('group', { size: 16 }), 'People')));
 
   const historyStatus = h('div', { class: 'history-status' });
   const list = h('ol', { class: 'message-list', testid: 'message-list', 'aria-label': 'Messages' });

@@ -1,0 +1,28 @@
+"""The worker's live recording path: encoded frames from aiortc receivers, remuxed without
+decoding into one crash-safe Matroska file per track, plus the ``events.jsonl`` manifest
+(docs/RECORDING.md).
+
+Typical use by the worker's call client::
+
+    session = RecordingSession(workdir / f"rec-{rid}", recording_id=rid, session_id=sid,
+                               room_id=room)
+    session.start()
+    pc = RTCPeerConnection(config)
+    add_recvonly_transceivers(pc)
+    session.attach(peer_id, pc)          # before setLocalDescription/setRemoteDescription
+    ...                                  # offer/answer/ICE as usual
+    session.participant_joined(peer_id, user); session.chat(...); session.mark(...)
+    await session.stop("stop")           # then close the peer connections
+"""
+from media_worker.live.events import EventLog
+from media_worker.live.passthrough import (EncodedFrame, PassthroughUnsupported, ReceiverTap,
+                                           install_passthrough)
+from media_worker.live.session import STOP_REASONS, RecordingSession
+from media_worker.live.track_writer import LiveOptions, TrackWriter
+from media_worker.live.transceivers import add_recvonly_transceivers
+
+__all__ = [
+    "STOP_REASONS", "EncodedFrame", "EventLog", "LiveOptions", "PassthroughUnsupported",
+    "ReceiverTap", "RecordingSession", "TrackWriter", "add_recvonly_transceivers",
+    "install_passthrough",
+]

@@ -1,0 +1,285 @@
+// The room's Recordings panel (a dialog): every recording of the room's calls, newest first,
+// with its status (a progress bar while the worker builds the class video), duration,
+// thumbnail and downloads — the class video, the chat as WebVTT subtitles and, for
+// instructors, each participant's own file. Kept current by app.recordings (recording.*
+// events); links are signed and expire, so they are fetched again before use once stale.
+
+import { h, formatTime, formatFullTime } from '../dom.js';
+import { icon } from '../icons.js';
+import { formatSize } from '../files.js';
+import { formatDuration, participantOf } from '../recordings.js';
+
+const STATUS_TEXT = {
+  pending: 'Starting…',
+  recording: 'Recording now',
+  processing: 'Processing',
+  ready: 'Ready',
+  failed: 'Failed',
+};
+const MIN_REFRESH_MS = 1000;
+
+let openDialog = null;
+
+/** Open the Recordings panel of a room (closing any other one). */
+export function openRecordingsPanel(app, roomId) {
+  openDialog?.close();
+  const room = String(roomId);
+  const service = app.recordings;
+  const roomName = app.roomTitle(room) || 'this room';
+  const close = h('button', { type: 'button', class: 'icon-btn', testid: 'close-recordings', 'aria-label': 'Close', onclick: () => dialog.close() }, icon('close', { size: 18 }));
+  const summary = h('p', { class: 'muted' }, roomName);
+  const list = h('ul', { class: 'rec-items' });
+  const body = h('div', { class: 'rec-body', testid: 'recordings-list', 'aria-live': 'polite' },
+    h('p', { class: 'rec-empty muted' }, 'Loading recordings…'));
+  const dialog = h('dialog', { class: 'modal recordings-modal', testid: 'recordings-panel', 'aria-labelledby': 'recordings-title' },
+    h('header', { class: 'modal-head' },
+      h('div', { class: 'modal-heading' }, h('h2', { id: 'recordings-title' }, 'Recordings'), summary),
+      close),
+    body);
+
+  const items = new Map(); // recording id → item view
+  let loaded = false;
+  let destroyed = false;
+  let linkTimer = null;
+
+  const offs = [
+    service.on('change', (ev) => { if (ev.room === room && loaded) render(); }),
+    service.on('list', (ev) => { if (ev.room === room) render(); }),
+    app.on('rooms', () => { if (loaded) render(); }),
+  ];
+
+  dialog.addEventListener('close', () => {
+    destroyed = true;
+    clearTimeout(linkTimer);
+    offs.forEach((off) => off());
+    dialog.remove();
+    if (openDialog === dialog) openDialog = null;
+  });
+  dialog.addEventListener('click', (ev) => { if (ev.target === dialog) dialog.close(); }); // backdrop
+  document.body.append(dialog);
+  openDialog = dialog;
+  dialog.showModal();
+  load();
+
+  async function load() {
+    try {
+      await service.load(room);
+    } catch (err) {
+      if (!destroyed) body.replaceChildren(h('p', { class: 'form-error', testid: 'recordings-error', role: 'alert' }, `Cannot load this room’s recordings: ${err.message}`));
+      return;
+    }
+    if (destroyed) return;
+    loaded = true;
+    render();
+  }
+
+  function render() {
+    if (destroyed) return;
+    const recordings = service.list(room) || [];
+    const ready = recordings.filter((r) => r.status === 'ready').length;
+    summary.textContent = recordings.length
+      ? `${roomName} · ${recordings.length} recording${recordings.length === 1 ? '' : 's'}${ready !== recordings.length ? `, ${ready} ready` : ''}`
+      : roomName;
+    if (!recordings.length) {
+      items.clear();
+      body.replaceChildren(h('p', { class: 'rec-empty muted', testid: 'recordings-empty' },
+        app.isInstructor(room)
+          ? 'No recordings in this room yet. Press Record during a live call to make one.'
+          : 'No recordings in this room yet.'));
+      return;
+    }
+    if (list.parentNode !== body) body.replaceChildren(list);
+    const wanted = new Set(recordings.map((r) => r.id));
+    for (const [id, item] of items) {
+      if (!wanted.has(id)) {
+        item.el.remove();
+        items.delete(id);
+      }
+    }
+    recordings.forEach((rec, i) => {
+      let item = items.get(rec.id);
+      if (!item) {
+        item = createItem(app, rec.id);
+        items.set(rec.id, item);
+      }
+      item.update(rec);
+      if (list.children[i] !== item.el) list.insertBefore(item.el, list.children[i] || null);
+    });
+    scheduleLinkRefresh(recordings);
+  }
+
+  // Signed links expire: while the panel is open, fetch each recording again shortly before
+  // its links do (a click on a stale link fetches too; this keeps thumbnails and hrefs good).
+  function scheduleLinkRefresh(recordings) {
+    clearTimeout(linkTimer);
+    let first = null;
+    let due = null;
+    for (const rec of recordings) {
+      const at = service.staleAt(rec);
+      if (at !== null && (first === null || at < first)) {
+        first = at;
+        due = rec;
+      }
+    }
+    if (!due) return;
+    linkTimer = setTimeout(() => {
+      service.refresh(due.id).catch((err) => console.warn(`recording ${due.id}: cannot refresh its links`, err.code));
+    }, Math.max(MIN_REFRESH_MS, first - Date.now()));
+  }
+
+  return dialog;
+}
+
+/** One recording in the list: {el, update(recording)}; parts are updated in place. */
+function createItem(app, id) {
+  const service = app.recordings;
+  const thumb = h('div', { class: 'rec-thumb', 'aria-hidden': 'true' }, icon('film', { size: 26 }));
+  const title = h('h3', { class: 'rec-title' });
+  const status = h('span', { class: 'rec-status', testid: 'recording-status' });
+  const duration = h('span', { class: 'rec-duration', testid: 'recording-duration' });
+  const progress = h('progress', { class: 'rec-progress', testid: 'recording-progress', max: '100' });
+  const progressText = h('span', { class: 'rec-progress-text muted' });
+  const progressRow = h('div', { class: 'rec-progress-row', hidden: true }, progress, progressText);
+  const reason = h('p', { class: 'rec-reason', testid: 'recording-reason', role: 'note', hidden: true });
+  const downloads = h('div', { class: 'rec-downloads' });
+  const el = h('li', { class: 'rec-item', testid: 'recording-item', dataset: { recordingId: id } },
+    thumb,
+    h('div', { class: 'rec-main' },
+      h('div', { class: 'rec-head' }, title, status),
+      h('div', { class: 'rec-meta' }, duration),
+      progressRow,
+      reason,
+      downloads));
+  let thumbAssetId = null;
+  let downloadsKey = null;
+  const links = new Map(); // asset id → <a>
+
+  function update(rec) {
+    el.dataset.status = rec.status;
+    const when = rec.started_at || rec.requested_at;
+    title.replaceChildren(h('time', { datetime: when, title: formatFullTime(when) }, formatTime(when) || 'Recording'));
+    status.textContent = STATUS_TEXT[rec.status] || rec.status;
+    status.dataset.status = rec.status;
+    const seconds = rec.duration_s ?? rec.assets?.find((a) => a.kind === 'composite')?.duration_s;
+    duration.textContent = typeof seconds === 'number' ? formatDuration(seconds) : '';
+    duration.hidden = typeof seconds !== 'number';
+    duration.title = typeof seconds === 'number' ? `${Math.round(seconds)} seconds` : '';
+
+    const processing = rec.status === 'processing';
+    progressRow.hidden = !processing;
+    if (processing) {
+      const pct = typeof rec.progress === 'number' ? Math.max(0, Math.min(100, rec.progress)) : null;
+      if (pct === null) {
+        progress.removeAttribute('value'); // indeterminate until the first report
+        progress.dataset.percent = '';
+        progressText.textContent = 'Building the class video…';
+      } else {
+        progress.value = pct;
+        progress.dataset.percent = String(pct);
+        progressText.textContent = `Building the class video… ${pct} %`;
+      }
+    }
+    reason.hidden = rec.status !== 'failed';
+    reason.textContent = rec.status === 'failed' ? (rec.reason || 'The recording failed.') : '';
+
+    renderThumb(rec);
+    renderDownloads(rec);
+  }
+
+  function renderThumb(rec) {
+    const asset = rec.assets?.find((a) => a.kind === 'thumbnail' && (a.inline_url || a.url));
+    if (!asset) {
+      if (thumbAssetId !== null) thumb.replaceChildren(icon('film', { size: 26 }));
+      thumbAssetId = null;
+      return;
+    }
+    if (thumbAssetId === asset.id) return; // loaded already; a fresher link changes nothing
+    thumbAssetId = asset.id;
+    let retried = false;
+    const img = h('img', { src: asset.inline_url || asset.url, alt: '', testid: 'recording-thumbnail', loading: 'lazy', decoding: 'async' });
+    img.addEventListener('error', () => {
+      // Most likely an expired link: fetch the recording again once and retry.
+      if (retried) return;
+      retried = true;
+      service.refresh(id).then((fresh) => {
+        const a = fresh.assets?.find((x) => x.id === asset.id);
+        if (a) img.src = a.inline_url || a.url;
+      }, () => {});
+    });
+    thumb.replaceChildren(img);
+  }
+
+  function renderDownloads(rec) {
+    const instructor = app.isInstructor(rec.room);
+    const assets = rec.status === 'ready' ? (rec.assets || []) : [];
+    const shown = [
+      ...assets.filter((a) => a.kind === 'composite').map((a) => ({ a, testid: 'download-class-video', label: 'Class video', icon: 'video' })),
+      ...assets.filter((a) => a.kind === 'participant' && instructor).map((a) => ({ a, testid: 'download-participant', label: participantLabel(rec, a), icon: 'user' })),
+      ...assets.filter((a) => a.kind === 'chat').map((a) => ({ a, testid: 'download-chat', label: 'Chat (.vtt)', icon: 'file' })),
+    ];
+    const key = shown.map((s) => `${s.testid}:${s.a.id}:${s.label}`).join('|');
+    if (key !== downloadsKey) {
+      downloadsKey = key;
+      links.clear();
+      downloads.replaceChildren(...shown.map((s) => {
+        const a = downloadLink(s.a, s.testid, s.label, s.icon);
+        links.set(s.a.id, a);
+        return a;
+      }));
+    }
+    for (const s of shown) {
+      const a = links.get(s.a.id);
+      if (a && a.getAttribute('href') !== s.a.url) a.href = s.a.url;
+    }
+    downloads.hidden = !shown.length;
+  }
+
+  function participantLabel(rec, asset) {
+    const who = participantOf(asset);
+    const name = who ? app.store.room(rec.room).displayName(who.userId) : null;
+    const all = rec.assets.filter((x) => x.kind === 'participant' && participantOf(x)?.userId === who?.userId);
+    const part = all.length > 1 ? ` (part ${who.n + 1})` : '';
+    return name ? `${name}${part}` : asset.name;
+  }
+
+  function downloadLink(asset, testid, label, iconName) {
+    let following = false;
+    const a = h('a', {
+      href: asset.url, class: 'btn btn-secondary btn-small rec-download', testid, download: asset.name,
+      title: `Download ${asset.name}${asset.size ? ` (${formatSize(asset.size)})` : ''}`,
+      dataset: { assetId: asset.id, kind: asset.kind },
+    }, icon(iconName, { size: 15 }), h('span', { class: 'rec-download-label' }, label),
+    asset.size ? h('span', { class: 'rec-download-size' }, formatSize(asset.size)) : null);
+    const freshUrl = () => service.fresh(id).then((rec) => {
+      const current = rec.assets?.find((x) => x.id === asset.id);
+      if (!current) throw new Error('this file is no longer available');
+      a.href = current.url;
+      return current.url;
+    });
+    a.addEventListener('click', (ev) => {
+      if (following) {
+        following = false; // our own re-click with a fresh link: let it through
+        return;
+      }
+      const rec = service.get(id);
+      if (rec && !service.stale(rec)) return;
+      ev.preventDefault();
+      freshUrl().then(() => {
+        following = true;
+        a.click();
+      }, (err) => {
+        a.title = `Cannot download: ${err.message}`;
+        a.dataset.error = err.code || 'error';
+      });
+    });
+    const refreshIfStale = () => {
+      const rec = service.get(id);
+      if (rec && service.stale(rec)) freshUrl().catch(() => {});
+    };
+    a.addEventListener('pointerenter', refreshIfStale);
+    a.addEventListener('focus', refreshIfStale);
+    return a;
+  }
+
+  return { el, update };
+}
