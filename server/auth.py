@@ -76,15 +76,20 @@ WORKER_SUBJECT = "worker"
 WORKER_USER_ID = 0
 
 
-def issue_worker_token(config: Config, name: str = "Recorder", ttl_s: int = 24 * 3600) -> str:
+def mint_worker_token(secret: str, name: str = "Recorder", ttl_s: int = 24 * 3600,
+                      audience: str | None = None, issuer: str | None = None) -> str:
     """A recorder token for a media worker, minted from the shared JWT_SECRET."""
     now = int(time.time())
     claims = {"sub": WORKER_SUBJECT, "name": name, "role": "recorder", "iat": now, "exp": now + ttl_s}
-    if config.jwt_audience:
-        claims["aud"] = config.jwt_audience
-    if config.jwt_issuer:
-        claims["iss"] = config.jwt_issuer
-    return jwt.encode(claims, config.jwt_secret, algorithm="HS256")
+    if audience:
+        claims["aud"] = audience
+    if issuer:
+        claims["iss"] = issuer
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def issue_worker_token(config: Config, name: str = "Recorder", ttl_s: int = 24 * 3600) -> str:
+    return mint_worker_token(config.jwt_secret, name, ttl_s, config.jwt_audience, config.jwt_issuer)
 
 
 def verify_token(config: Config, token: str) -> Identity:
