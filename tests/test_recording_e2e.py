@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 from pathlib import Path
 
@@ -59,31 +60,43 @@ class Class:
         self.ana_tok, self.ben_tok = tokens
 
     @classmethod
-    async def start(cls, server, worker) -> "Class":
+    async def start(cls, server, worker, ben_joins: bool = True) -> "Class":
         room, [(_, a_tok), (_, b_tok)] = await room_with(server, "ana", "ben")
         ana = await RtcPeer.connect(server.ws_url, a_tok, label="ana", tracks=pattern_tracks(PHASES["ana"]))
         ben = await RtcPeer.connect(server.ws_url, b_tok, label="ben", tracks=pattern_tracks(PHASES["ben"]))
         session = (await ana.ws.request("call.start", room=room))["session"]["id"]
         await ana.join(session)
-        await ben.join(session)
-        await ben.ws.request("room.join", room=room)
-        return cls(server, ana, ben, room, session, worker, (a_tok, b_tok))
+        c = cls(server, ana, ben, room, session, worker, (a_tok, b_tok))
+        if ben_joins:
+            await c.ben_joins()
+        return c
+
+    async def ben_joins(self) -> None:
+        await self.ben.join(self.session)
+        await self.ben.ws.request("room.join", room=self.room)
+
+    async def recorder_connected(self, peer: RtcPeer) -> None:
+        """Wait until the recorder has offered to ``peer`` and their connection is up."""
+        try:
+            await peer.wait_connected([self.recorder], timeout=20)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"{peer.label} never connected to the recorder\n{self.worker.log_tail()}") from None
+
+    recorder: str | None = None
 
     async def record(self) -> tuple[str, str]:
-        """Press Record; wait until the recorder is connected to both; (recording id, recorder peer id)."""
+        """Press Record; wait until the recorder is connected to everyone in the call;
+        (recording id, recorder peer id)."""
         ack = await self.ana.ws.request("recording.start", session=self.session)
         rid = ack["recording"]["id"]
         started = await event(self.ana, "recording.started", 30, self.worker)
         assert started["recording"]["id"] == rid
-        joined = await event(self.ben, "call.participant_joined", 10, self.worker)
-        while not joined["participant"]["recorder"]:
-            joined = await event(self.ben, "call.participant_joined", 10, self.worker)
-        recorder = joined["participant"]["peer_id"]
-        for p in (self.ana, self.ben):
-            try:
-                await p.wait_connected([recorder], timeout=20)
-            except asyncio.TimeoutError:
-                raise AssertionError(f"{p.label} never connected to the recorder\n{self.worker.log_tail()}") from None
+        live = self.server.deps.calls.live[int(self.session)]
+        await wait_for(lambda: any(p.recorder for p in live.participants.values()), 10,
+                       "the recorder to join the call", self.worker.log_tail)
+        self.recorder = recorder = next(p.peer_id for p in live.participants.values() if p.recorder)
+        for p in (self.ana, self.ben) if self.ben.session else (self.ana,):
+            await self.recorder_connected(p)
         return rid, recorder
 
     async def chat(self, text: str) -> None:
@@ -126,17 +139,19 @@ def frac_distance(t: float, phase: float) -> float:
 # -- the class video ------------------------------------------------------------------------------
 async def test_worker_records_a_class_into_an_aligned_video_with_subtitles_and_chapters(
         server, worker_procs, tmp_path):
-    """Two participants sending the flash/beep pattern are recorded by a real worker process:
-    the class video decodes (H.264 + AAC), lasts the recorded span (±5 %), each participant's
+    """Two participants sending the flash/beep pattern are recorded by a real worker process
+    (the second joins after the recording started, as a newcomer): the class video decodes (H.264 + AAC), lasts the recorded span (±5 %), each participant's
     flashes sit within 80 ms of their own beeps, the chat sent while recording is a subtitle
     stream, the instructor's marks are chapters; per-participant files decode fully; the chat
     .vtt and thumbnail are there; students get only the class video, chat and thumbnail."""
     worker = worker_procs(server.base_url, JWT_SECRET, tmp_path / "work").start()
     await wait_for(lambda: "test-worker" in server.deps.recordings.workers, 30, "the worker to register",
                    worker.log_tail)
-    c = await Class.start(server, worker)
+    c = await Class.start(server, worker, ben_joins=False)
     try:
         rid, _ = await c.record()
+        await c.ben_joins()  # a newcomer: the recorder offers to them too
+        await c.recorder_connected(c.ben)
         await asyncio.sleep(2.0)
         await c.chat("Is F = ma the whole story?")
         await c.ana.ws.request("recording.mark", session=c.session, label="Questions")
@@ -317,3 +332,25 @@ async def test_web_server_restart_does_not_end_the_recording(config, worker_proc
         await http.close_all_connections()
         if second is not None:
             await second.close()
+
+
+# -- worker shutdown --------------------------------------------------------------------------------
+async def test_sigterm_stops_the_recording_and_finishes_it_before_exiting(server, worker_procs, tmp_path):
+    """SIGTERM to the worker mid-recording stops the recording (recording.stopped), and the
+    worker builds and uploads the assets before it exits (code 0): the recording is ready."""
+    worker = worker_procs(server.base_url, JWT_SECRET, tmp_path / "work").start()
+    await wait_for(lambda: "test-worker" in server.deps.recordings.workers, 30, "the worker to register",
+                   worker.log_tail)
+    c = await Class.start(server, worker)
+    try:
+        rid, _ = await c.record()
+        await asyncio.sleep(3.0)
+        worker.proc.send_signal(signal.SIGTERM)
+        stopped = await event(c.ana, "recording.stopped", 10, worker)
+        assert stopped["recording"]["id"] == rid
+        ready = await event(c.ana, "recording.ready", 60, worker)
+        assert ready["recording"]["id"] == rid and ready["recording"]["duration_s"] >= 2.5
+        assert await worker.await_exit(30) == 0, worker.log_tail()
+    finally:
+        await c.close()
+    assert not (tmp_path / "work" / f"rec-{rid}").exists()  # finished: nothing left to reclaim
