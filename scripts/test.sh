@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
-# Set up and run the whole test suite twice: on SQLite, then on PostgreSQL
-# (TEST_PG_URL, default postgresql://postgres@127.0.0.1:5432/test). Extra arguments go to pytest.
-# In CI (CI=true) an unreachable PostgreSQL is a failure, never a skip.
+# Set up and run the whole test suite twice: on SQLite (one process, no Redis), then on
+# PostgreSQL (TEST_PG_URL, default postgresql://postgres@127.0.0.1:5432/test) with the Redis bus
+# on (TEST_REDIS_URL, default redis://127.0.0.1:6379/0). Extra arguments go to pytest.
+# In CI (CI=true) an unreachable PostgreSQL or Redis is a failure, never a skip.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test || exit 1
 PG_URL="${TEST_PG_URL:-postgresql+asyncpg://postgres@127.0.0.1:5432/test}"
+REDIS_URL_="${TEST_REDIS_URL:-redis://127.0.0.1:6379/0}"
 status=0
 
 echo "=== test suite on SQLite ==="
-env -u TEST_DATABASE_URL .venv/bin/python -m pytest "$@" || status=1
+env -u TEST_DATABASE_URL -u TEST_REDIS_URL .venv/bin/python -m pytest "$@" || status=1
 
-if .venv/bin/python - "$PG_URL" <<'PY'
+if .venv/bin/python - "$PG_URL" "$REDIS_URL_" <<'PY'
 import asyncio, sys
 import asyncpg
+import redis
 async def main(url):
     conn = await asyncio.wait_for(asyncpg.connect(url.replace("+asyncpg", "")), 5)
     await conn.close()
@@ -22,14 +25,19 @@ try:
 except Exception as e:
     print(f"PostgreSQL not reachable at {sys.argv[1]}: {e!r}", file=sys.stderr)
     sys.exit(1)
+try:
+    redis.Redis.from_url(sys.argv[2], socket_connect_timeout=5).ping()
+except Exception as e:
+    print(f"Redis not reachable at {sys.argv[2]}: {e!r}", file=sys.stderr)
+    sys.exit(1)
 PY
 then
-  echo "=== test suite on PostgreSQL ==="
-  TEST_DATABASE_URL="$PG_URL" .venv/bin/python -m pytest "$@" || status=1
+  echo "=== test suite on PostgreSQL + Redis ==="
+  TEST_DATABASE_URL="$PG_URL" TEST_REDIS_URL="$REDIS_URL_" .venv/bin/python -m pytest "$@" || status=1
 elif [ "${CI:-}" = "true" ]; then
-  echo "FAIL: PostgreSQL is required in CI" >&2
+  echo "FAIL: PostgreSQL and Redis are required in CI" >&2
   status=1
 else
-  echo "WARNING: PostgreSQL pass skipped (not reachable); CI will fail on this" >&2
+  echo "WARNING: PostgreSQL + Redis pass skipped (not reachable); CI will fail on this" >&2
 fi
 exit $status

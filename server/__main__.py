@@ -39,6 +39,7 @@ async def _serve(config: Config) -> None:
     from server.shutdown import drain
 
     deps = Deps.build(config)
+    await deps.start()
     await deps.storage.check()  # an unreachable bucket stops the start with a clear reason
     await deps.calls.recover()
     await deps.recordings.recover()

@@ -74,10 +74,30 @@ class Chat:
         """Broadcast a committed batch: per room, all its ``message.new`` frames in seq order
         as one buffer, so each subscriber costs one write per batch, not one per message."""
         by_room: dict[int, list[bytes]] = {}
+        seqs: dict[int, list[tuple[int, int]]] = {}
         for room_id, wire in stored:
-            by_room.setdefault(room_id, []).append(event_frame({"type": "message.new", "message": wire}))
+            frame = event_frame({"type": "message.new", "message": wire})
+            by_room.setdefault(room_id, []).append(frame)
+            seqs.setdefault(room_id, []).append((wire["seq"], len(frame)))
         for room_id, frames in by_room.items():
-            self.registry.broadcast_frame(room_id, b"".join(frames))
+            self.registry.broadcast_frame(room_id, b"".join(frames), seqs=seqs[room_id])
+
+    async def frames_after(self, room_id: int, after: int, until: int | None) -> list[tuple[int, bytes]]:
+        """``message.new`` frames for seqs in ``(after, until]`` from SQL (gap filling)."""
+        out: list[tuple[int, bytes]] = []
+        while until is None or after < until:
+            async with self.db.read() as s:
+                rows, complete = await mq.after(s, room_id, after, MAX_SYNC)
+                wires = await self._wire(s, rows)
+            for wire in wires:
+                seq = int(wire["seq"])
+                if until is not None and seq > until:
+                    return out
+                out.append((seq, event_frame({"type": "message.new", "message": wire})))
+                after = seq
+            if complete or not wires:
+                break
+        return out
 
     # -- membership ----------------------------------------------------------------------
     async def _room_role(self, s, room_id: int, actor: Actor) -> tuple[object, str]:
@@ -191,8 +211,8 @@ class Chat:
         return codec.member_wire(user, m)
 
     def _tell_user(self, user_id: int, event: dict) -> None:
-        """Send an event to every socket of one user in this process."""
-        self.registry.send_to(self.registry.user_sockets(user_id), event_frame(event))
+        """Send an event to every socket of one user (in every process)."""
+        self.registry.send_user(user_id, event_frame(event))
 
     async def _add_member_in(self, s, actor: Actor, room_id: int, user_id: int | None,
                              username: str | None, role: str) -> tuple[object, object, dict | None]:
@@ -230,7 +250,13 @@ class Chat:
         self._tell_user(user_id, {"type": "room.removed", "room": {"id": str(room_id)}})
         for hook in self.member_removed_hooks:
             await hook(room_id, user_id)
-        # The removed user's sockets stop receiving the room at once.
+        # The removed user's sockets stop receiving the room at once (in every process).
+        self.unsubscribe_user(room_id, user_id)
+        if self.registry.bus is not None:
+            self.registry.bus.publish({"k": "unsub", "r": room_id, "u": user_id}, b"")
+
+    def unsubscribe_user(self, room_id: int, user_id: int) -> None:
+        """Unsubscribe this process's sockets of ``user_id`` from ``room_id``."""
         for conn in tuple(self.registry.user_sockets(user_id)):
             if self.registry.unsubscribe(conn, room_id):
                 self.registry.broadcast(room_id, {"type": "presence.left", "room": str(room_id),

@@ -115,6 +115,10 @@ class Config:
     upload_max_files: int = 100
     upload_max_parts: int = 120  # file parts plus form fields
     upload_max_request_bytes: int = 1024 * MB
+    # Several web processes (docs/SCALING.md): Redis carries notices between them.
+    redis_url: str | None = None
+    redis_prefix: str = "podium"
+    redis_verify_tls: bool = True
     # Recording (docs/RECORDING.md).
     recording_start_timeout_s: float = 30.0
     recording_worker_grace_s: float = 30.0
@@ -282,6 +286,9 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         file_limits=file_limits,
         file_extensions=file_extensions,
         upload_max_request_bytes=upload_max_request_bytes,
+        redis_url=env.get("REDIS_URL") or None,
+        redis_prefix=env.get("REDIS_PREFIX") or "podium",
+        redis_verify_tls=_flag(env.get("REDIS_VERIFY_TLS"), True),
         recording_start_timeout_s=recording_start_timeout_s,
         recording_worker_grace_s=recording_worker_grace_s,
         recording_max_asset_bytes=recording_max_asset_bytes,

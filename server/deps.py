@@ -48,7 +48,28 @@ class Deps:
             self.heartbeat = Heartbeat(lambda: self.sockets, self.config.heartbeat_s,
                                        self.config.heartbeat_timeout_s)
 
+    async def start(self) -> None:
+        """Start what needs the running loop: the Redis bus when ``REDIS_URL`` is set."""
+        cfg = self.config
+        if cfg.redis_url and self.registry.bus is None:
+            from server.realtime.bus import RedisBus
+            from server.realtime.room_order import RoomOrder
+
+            order = RoomOrder(self.chat.frames_after,
+                              lambda room, frame: self.registry.local_room(room, frame))
+
+            def control(h: dict) -> None:
+                if h.get("k") == "unsub":
+                    self.chat.unsubscribe_user(int(h["r"]), int(h["u"]))
+
+            bus = RedisBus(cfg.redis_url, self.registry, order, channel=f"{cfg.redis_prefix}:events",
+                           on_control=control, verify_tls=cfg.redis_verify_tls)
+            self.registry.bus, self.registry.order = bus, order
+            await bus.start()
+
     async def close(self) -> None:
+        if self.registry.bus is not None:
+            await self.registry.bus.close()
         self.heartbeat.stop()
         self.recordings.close()
         await self.calls.close()

@@ -5,7 +5,10 @@ PostgreSQL database, as ``.ci/run`` does for the second pass.
 """
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import secrets
 import socket
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +67,8 @@ def config(database_url: str, tmp_path, config_overrides, storage_settings) -> C
     values: dict[str, Any] = dict(database_url=database_url, data_dir=tmp_path, jwt_secret=JWT_SECRET,
                                   host="127.0.0.1", rate_per_s=1000.0, rate_burst=1000)
     values.update(storage_settings)
+    if os.environ.get("TEST_REDIS_URL"):  # the PostgreSQL+Redis pass of .ci/run: the bus is on
+        values.update(redis_url=os.environ["TEST_REDIS_URL"], redis_prefix="podium-test-" + secrets.token_hex(4))
     values.update(config_overrides)
     return Config(**values)
 
@@ -118,6 +123,9 @@ class LiveServer(LoopbackUrls):
 @pytest.fixture
 def deps(config: Config, io_loop):
     d = Deps.build(config)
+    io_loop.run_sync(d.start)
+    if d.registry.bus is not None:
+        io_loop.run_sync(lambda: asyncio.wait_for(d.registry.bus.connected.wait(), 10))
     yield d
     io_loop.run_sync(d.close)
 

@@ -22,6 +22,10 @@ class Connection(Protocol):
 
 class Registry:
     def __init__(self) -> None:
+        # With REDIS_URL (docs/SCALING.md): the bus publishes what is delivered here to the
+        # other processes, and ``order`` sequences message.new deliveries by seq.
+        self.bus = None
+        self.order = None
         self.connections: dict[str, Connection] = {}
         self.by_user: dict[int, set[Connection]] = {}
         self.by_room: dict[int, set[Connection]] = {}
@@ -79,6 +83,8 @@ class Registry:
         if not subs:
             del self.by_room[room]
             del self.room_users[room]
+            if self.order is not None:
+                self.order.forget(room)
         return gone
 
     def online(self, room: int) -> list[str]:
@@ -90,18 +96,47 @@ class Registry:
     # -- fan-out -------------------------------------------------------------------------
     def broadcast(self, room: int, event: dict, *, droppable: bool = False,
                   exclude_user: int | None = None) -> int:
-        """Send ``event`` to every socket subscribed to ``room``; returns deliveries."""
-        if not self.by_room.get(room):
+        """Send ``event`` to every socket subscribed to ``room`` (in every process); returns
+        local deliveries."""
+        if self.bus is None and not self.by_room.get(room):
             return 0
-        return self.broadcast_frame(room, event_frame(event), droppable=droppable, exclude_user=exclude_user)
+        frame = event_frame(event)
+        seqs = None
+        if event.get("type") == "message.new" and isinstance(event.get("message"), dict):
+            seqs = [(int(event["message"]["seq"]), len(frame))]
+        return self.broadcast_frame(room, frame, droppable=droppable, exclude_user=exclude_user, seqs=seqs)
 
     def broadcast_frame(self, room: int, frame: bytes, *, droppable: bool = False,
-                        exclude_user: int | None = None) -> int:
-        """Write already-framed bytes (one or more frames) to every subscriber of ``room``."""
+                        exclude_user: int | None = None, seqs: list[tuple[int, int]] | None = None) -> int:
+        """Write already-framed bytes (one or more frames) to every subscriber of ``room``.
+        ``seqs`` lists ``(seq, byte length)`` of each ``message.new`` frame in ``frame``."""
+        if self.bus is not None:
+            self.bus.room(room, frame, droppable, exclude_user, seqs)
+            if seqs and self.by_room.get(room):
+                items, pos = [], 0
+                for seq, length in seqs:
+                    items.append((seq, frame[pos:pos + length]))
+                    pos += length
+                self.order.offer(room, items)
+                return len(self.by_room.get(room, ()))
+        return self.local_room(room, frame, droppable=droppable, exclude_user=exclude_user)
+
+    def local_room(self, room: int, frame: bytes, *, droppable: bool = False,
+                   exclude_user: int | None = None) -> int:
+        """This process's subscribers of ``room`` only."""
         subs = self.by_room.get(room)
         if not subs:
             return 0
         return self.send_to(tuple(subs), frame, droppable=droppable, exclude_user=exclude_user)
+
+    def send_user(self, user_id: int, frame: bytes) -> int:
+        """Every socket of ``user_id``, in every process."""
+        if self.bus is not None:
+            self.bus.user(user_id, frame)
+        return self.local_user(user_id, frame)
+
+    def local_user(self, user_id: int, frame: bytes) -> int:
+        return self.send_to(self.by_user.get(user_id, ()), frame)
 
     def send_to(self, conns: Iterable[Connection], frame: bytes, *, droppable: bool = False,
                 exclude_user: int | None = None) -> int:

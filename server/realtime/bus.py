@@ -1,0 +1,214 @@
+"""Fan-out between web processes over Redis pub/sub (docs/SCALING.md, ARCHITECTURE principle 1).
+
+Without ``REDIS_URL`` nothing here runs: a process delivers to its own sockets only. With it,
+every frame a process delivers to a room's or a user's local sockets is also published on one
+channel, and every other process delivers it to *its* local sockets. Redis carries notices and
+payloads only; SQL stays the record:
+
+- ``message.new`` frames carry their seqs; each process passes them through
+  :class:`~server.realtime.room_order.RoomOrder`, which drops duplicates and fills gaps from SQL,
+  so a dropped notice delays a message but never loses it;
+- the subscriber reconnects with backoff (0.2 s doubling to 10 s) and then catches every
+  room with local subscribers up from SQL;
+- a canary published every ``CANARY_S`` must come back within ``CANARY_TIMEOUT_S``, or the
+  subscriber is considered silently dead and is reconnected (then catches up).
+
+Publishing never blocks a broadcast: frames go to a bounded queue drained by one task (which
+keeps this process's order); when Redis is unreachable the queue drops and counts, and the
+other processes catch up from SQL when they notice.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from typing import Any
+
+log = logging.getLogger("podium.bus")
+
+CHANNEL = "podium:events"
+CANARY_S = 2.0
+CANARY_TIMEOUT_S = 6.0
+QUEUE_MAX = 10_000
+BACKOFF_MIN_S, BACKOFF_MAX_S = 0.2, 10.0
+
+
+def encode(header: dict, frame: bytes) -> bytes:
+    return json.dumps(header, separators=(",", ":")).encode() + b"\n" + frame
+
+
+def decode(data: bytes) -> tuple[dict, bytes]:
+    head, _, frame = data.partition(b"\n")
+    return json.loads(head), frame
+
+
+class RedisBus:
+    """One per process. ``registry`` delivers locally; ``order`` sequences ``message.new``."""
+
+    def __init__(self, url: str, registry, order, *, channel: str = CHANNEL, on_control=None,
+                 verify_tls: bool = True):
+        self.url, self.registry, self.order, self.channel = url, registry, order, channel
+        self.on_control = on_control  # called with headers of control notices (kind "unsub")
+        self.verify_tls = verify_tls
+        self.origin = secrets.token_hex(6)
+        self._queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_MAX)
+        self._tasks: list[asyncio.Task] = []
+        self._redis: Any = None
+        self._canary_seen = time.monotonic()
+        self._resubscribe = asyncio.Event()
+        self._closing = False
+        self.connected = asyncio.Event()
+        self.stats = {"published": 0, "received": 0, "dropped": 0, "reconnects": 0, "canary_misses": 0}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        import redis.asyncio as aioredis
+
+        kw: dict = {}
+        if self.url.startswith("rediss://") and not self.verify_tls:
+            kw["ssl_cert_reqs"] = None  # Heroku Redis presents a self-signed certificate
+        self._redis = aioredis.from_url(self.url, socket_connect_timeout=2, socket_keepalive=True,
+                                        health_check_interval=10, **kw)
+        self._tasks = [asyncio.ensure_future(self._publisher()), asyncio.ensure_future(self._subscriber()),
+                       asyncio.ensure_future(self._canary())]
+
+    async def close(self) -> None:
+        # redis-py can turn a cancellation inside a command into a connection error, so the
+        # loops also check a flag, and every wait here is bounded.
+        self._closing = True
+        for t in self._tasks:
+            t.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=3)
+        if self._redis is not None:
+            try:
+                await asyncio.wait_for(self._redis.aclose(), 3)
+            except Exception:
+                pass
+
+    # -- publishing --------------------------------------------------------------------------
+    def publish(self, header: dict, frame: bytes) -> None:
+        header["o"] = self.origin
+        try:
+            self._queue.put_nowait(encode(header, frame))
+        except asyncio.QueueFull:
+            self.stats["dropped"] += 1
+
+    def room(self, room: int, frame: bytes, droppable: bool, exclude_user: int | None,
+             seqs: list[tuple[int, int]] | None) -> None:
+        h: dict = {"k": "r", "r": room}
+        if droppable:
+            h["d"] = 1
+        if exclude_user is not None:
+            h["x"] = exclude_user
+        if seqs:
+            h["s"] = seqs
+        self.publish(h, frame)
+
+    def user(self, user_id: int, frame: bytes) -> None:
+        self.publish({"k": "u", "u": user_id}, frame)
+
+    async def _publisher(self) -> None:
+        while not self._closing:
+            data = await self._queue.get()
+            batch = [data]
+            while not self._queue.empty() and len(batch) < 256:
+                batch.append(self._queue.get_nowait())
+            try:
+                if len(batch) == 1:
+                    await self._redis.publish(self.channel, batch[0])
+                else:
+                    async with self._redis.pipeline(transaction=False) as pipe:
+                        for d in batch:
+                            pipe.publish(self.channel, d)
+                        await pipe.execute()
+                self.stats["published"] += len(batch)
+            except Exception as e:
+                if self._closing:
+                    return
+                self.stats["dropped"] += len(batch)
+                log.warning("publishing %d notices to Redis failed: %s", len(batch), e)
+                await asyncio.sleep(0.2)
+
+    # -- subscribing -------------------------------------------------------------------------
+    async def _subscriber(self) -> None:
+        delay = BACKOFF_MIN_S
+        first = True
+        while not self._closing:
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(self.channel)
+                self._canary_seen = time.monotonic()
+                self._resubscribe.clear()
+                self.connected.set()
+                if not first:
+                    log.info("Redis subscription back; catching up from SQL")
+                    await self.order.catch_up_all()
+                first = False
+                delay = BACKOFF_MIN_S
+                while not self._resubscribe.is_set():
+                    msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+                    if msg is not None:
+                        self._on_message(msg["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                if self._closing:
+                    return
+                log.warning("Redis subscriber lost (%s); reconnecting in %.1f s", e, delay)
+            finally:
+                self.connected.clear()
+                try:
+                    await asyncio.wait_for(pubsub.aclose(), 2)
+                except Exception:
+                    pass
+            self.stats["reconnects"] += 1
+            await asyncio.sleep(delay)
+            delay = min(BACKOFF_MAX_S, delay * 2)
+
+    def _on_message(self, data: bytes) -> None:
+        try:
+            h, frame = decode(data)
+        except ValueError:
+            return
+        if h.get("k") == "c":
+            if h.get("o") == self.origin:
+                self._canary_seen = time.monotonic()
+            return
+        if h.get("o") == self.origin:
+            return  # our own: delivered locally already
+        self.stats["received"] += 1
+        kind = h.get("k")
+        if kind == "r":
+            room = h["r"]
+            if not self.registry.by_room.get(room):
+                return
+            seqs = h.get("s")
+            if seqs:
+                items, pos = [], 0
+                for seq, length in seqs:
+                    items.append((seq, frame[pos:pos + length]))
+                    pos += length
+                self.order.offer(room, items)
+            else:
+                self.registry.local_room(room, frame, droppable=bool(h.get("d")), exclude_user=h.get("x"))
+        elif kind == "u":
+            self.registry.local_user(h["u"], frame)
+        elif self.on_control is not None:
+            self.on_control(h)
+
+    async def _canary(self) -> None:
+        while not self._closing:
+            await asyncio.sleep(CANARY_S)
+            if not self.connected.is_set():
+                continue
+            try:
+                await self._redis.publish(self.channel, encode({"k": "c", "o": self.origin}, b""))
+            except Exception:
+                pass
+            if time.monotonic() - self._canary_seen > CANARY_TIMEOUT_S:
+                self.stats["canary_misses"] += 1
+                log.warning("no canary back from Redis for %.0f s: resubscribing", time.monotonic() - self._canary_seen)
+                self._resubscribe.set()

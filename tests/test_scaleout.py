@@ -1,0 +1,170 @@
+"""Several web processes on one PostgreSQL and one Redis (docs/SCALING.md): real server
+processes, real WebSocket clients spread across them. Runs in the PostgreSQL + Redis pass of
+.ci/run (several processes cannot share one SQLite file for writing)."""
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.dbutil import test_database_url as database_under_test
+from tests.procserver import free_port, procs  # noqa: F401  (fixture)
+from tests.wsclient import WsClient
+
+pytestmark = pytest.mark.skipif(
+    not (database_under_test() or "").startswith("postgresql") or not os.environ.get("TEST_REDIS_URL"),
+    reason="several web processes need PostgreSQL and Redis (the second pass of .ci/run)")
+
+
+class RedisServer:
+    """A private redis-server on a free loopback port, so a test can kill and restart it."""
+
+    def __init__(self, tmp: Path):
+        self.port, self.tmp, self.proc = free_port(), tmp, None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "RedisServer":
+        exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.proc = subprocess.Popen([exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--dir", str(self.tmp)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        import socket
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("redis-server did not start")
+                time.sleep(0.05)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def redis_url():
+    return os.environ["TEST_REDIS_URL"]
+
+
+def cluster(procs, redis_url: str, n: int = 3):  # noqa: F811
+    prefix = "podium-scale-" + secrets.token_hex(4)
+    return [procs.new(extra_env={"REDIS_URL": redis_url, "REDIS_PREFIX": prefix}) for _ in range(n)]
+
+
+async def class_room(servers, n_users: int) -> tuple[str, list[tuple[dict, str]]]:
+    accounts = [await servers[0].register(f"u{secrets.token_hex(3)}{i}") for i in range(n_users)]
+    room = (await servers[0].room(accounts[0][1], [u["id"] for u, _ in accounts[1:]]))["id"]
+    return room, accounts
+
+
+async def collect(client: WsClient, room: str, want: int, timeout: float) -> list[int]:
+    """Seqs of every message.new the client receives in ``room`` until it has ``want``."""
+    seqs: list[int] = []
+    deadline = time.monotonic() + timeout
+    while len(seqs) < want and time.monotonic() < deadline:
+        try:
+            ev = await client.next_event("message.new", timeout=max(0.05, deadline - time.monotonic()))
+        except asyncio.TimeoutError:
+            break
+        if ev["message"]["room"] == room:
+            seqs.append(int(ev["message"]["seq"]))
+    return seqs
+
+
+async def test_clients_on_three_processes_each_get_every_message_once(procs, redis_url):  # noqa: F811
+    """Three web processes: senders on each, receivers on each; every receiver gets every
+    message exactly once and in seq order."""
+    servers = cluster(procs, redis_url)
+    room, accounts = await class_room(servers, 6)
+    clients = []
+    for i, (_, token) in enumerate(accounts):
+        c = await WsClient.connect(servers[i % 3].ws_url, token)
+        await c.request("room.join", room=room)
+        clients.append(c)
+    per_sender = 40
+    await asyncio.sleep(0.3)  # every process's subscription is up (they start with the bus)
+
+    async def sender(c: WsClient, tag: str) -> None:
+        for k in range(per_sender):
+            await c.request("message.send", room=room, client_msg_id=f"{tag}-{k}", kind="text", content=f"{tag} {k}")
+
+    total = per_sender * 3
+    receivers = [asyncio.ensure_future(collect(c, room, total, 30)) for c in clients]
+    await asyncio.gather(*(sender(clients[i], f"s{i}") for i in range(3)))
+    results = await asyncio.gather(*receivers)
+    for i, seqs in enumerate(results):
+        assert seqs == list(range(1, total + 1)), (i, servers[i % 3].port, len(seqs), seqs[:10])
+    for c in clients:
+        c.close()
+
+
+async def test_redis_restart_mid_stream_loses_nothing(procs, tmp_path):  # noqa: F811
+    """Redis dies while messages are being sent and comes back: every client still gets every
+    message exactly once and in order (the gap is filled from SQL after the subscribers
+    reconnect)."""
+    redis = RedisServer(tmp_path).start()
+    try:
+        servers = cluster(procs, redis.url, 2)
+        room, accounts = await class_room(servers, 4)
+        clients = []
+        for i, (_, token) in enumerate(accounts):
+            c = await WsClient.connect(servers[i % 2].ws_url, token)
+            await c.request("room.join", room=room)
+            clients.append(c)
+        await asyncio.sleep(0.3)
+        total = 60
+        receivers = [asyncio.ensure_future(collect(c, room, total, 60)) for c in clients]
+        for k in range(total):
+            sender = clients[k % 2]
+            await sender.request("message.send", room=room, client_msg_id=f"m{k}", kind="text", content=str(k))
+            if k == 20:
+                redis.kill()  # notices published now are lost
+            if k == 40:
+                redis.start()
+            await asyncio.sleep(0.02)
+        results = await asyncio.gather(*receivers)
+        for i, seqs in enumerate(results):
+            assert seqs == list(range(1, total + 1)), (i, len(seqs), sorted(set(range(1, total + 1)) - set(seqs))[:10])
+        for c in clients:
+            c.close()
+    finally:
+        redis.kill()
+
+
+async def test_killed_process_clients_reconnect_elsewhere_and_lose_nothing(procs, redis_url):  # noqa: F811
+    """One web process is killed; its clients reconnect to another, sync from their last seq,
+    and have every message, while the other process's clients saw no gap."""
+    servers = cluster(procs, redis_url, 2)
+    room, accounts = await class_room(servers, 2)
+    a = await WsClient.connect(servers[0].ws_url, accounts[0][1])
+    b = await WsClient.connect(servers[1].ws_url, accounts[1][1])
+    for c in (a, b):
+        await c.request("room.join", room=room)
+    await asyncio.sleep(0.3)
+    for k in range(10):
+        await a.request("message.send", room=room, client_msg_id=f"x{k}", kind="text", content=str(k))
+    got_b = await collect(b, room, 10, 10)
+    assert got_b == list(range(1, 11))
+    servers[1].kill()
+    for k in range(10, 25):
+        await a.request("message.send", room=room, client_msg_id=f"x{k}", kind="text", content=str(k))
+    b2 = await WsClient.connect(servers[0].ws_url, accounts[1][1])
+    await b2.request("room.join", room=room)
+    synced = await b2.request("room.sync", room=room, since=got_b[-1], limit=100)
+    assert [int(m["seq"]) for m in synced["messages"]] == list(range(11, 26)) and synced["complete"]
+    for c in (a, b2):
+        c.close()
