@@ -33,15 +33,20 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
     status = handler.get_status()
     level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
     actor = getattr(handler, "actor", None)
+    seconds = handler.request.request_time()
     access_log.log(level, "%d %s %s (%s user=%s) %.2fms", status, handler.request.method,
                    handler.request.path, handler.request.remote_ip, actor.id if actor else "-",
-                   1000.0 * handler.request.request_time())
+                   1000.0 * seconds)
+    deps = getattr(handler, "deps", None)
+    if deps is not None:
+        deps.metrics.observe(type(handler).__name__, handler.request.method, status, seconds)
 
 
 def make_app(deps: Deps) -> tornado.web.Application:
     d = {"deps": deps}
     routes = [
         (r"/healthz", health.HealthHandler, d),
+        (r"/metrics", health.MetricsHandler, d),
         (r"/ws", ws.ChatSocket, d),
         (r"/api/auth/register", auth.RegisterHandler, d),
         (r"/api/auth/login", auth.LoginHandler, d),

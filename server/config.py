@@ -117,6 +117,7 @@ class Config:
     upload_max_request_bytes: int = 1024 * MB
     # Several web processes (docs/SCALING.md): Redis carries notices between them.
     redis_url: str | None = None
+    metrics_token: str | None = None
     redis_prefix: str = "podium"
     redis_verify_tls: bool = True
     # Recording (docs/RECORDING.md).
@@ -287,6 +288,7 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         file_extensions=file_extensions,
         upload_max_request_bytes=upload_max_request_bytes,
         redis_url=env.get("REDIS_URL") or None,
+        metrics_token=env.get("METRICS_TOKEN") or None,
         redis_prefix=env.get("REDIS_PREFIX") or "podium",
         redis_verify_tls=_flag(env.get("REDIS_VERIFY_TLS"), True),
         recording_start_timeout_s=recording_start_timeout_s,

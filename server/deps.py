@@ -42,6 +42,9 @@ class Deps:
     stats: dict = field(default_factory=lambda: {"dropped": 0, "overflows": 0, "rate_limited": 0})
 
     def __post_init__(self) -> None:
+        from server.metrics import Metrics
+
+        self.metrics = Metrics(self)
         if self.recordings is None:
             self.recordings = Recordings(self.db, self.registry, self.chat, self.calls, self.config)
         if self.heartbeat is None:

@@ -1,4 +1,4 @@
-"""``GET /healthz``: 200 when the database answers, 503 otherwise."""
+"""``GET /healthz``: 200 when the database answers, 503 otherwise. ``GET /metrics``: Prometheus."""
 from __future__ import annotations
 
 import asyncio
@@ -20,3 +20,23 @@ class HealthHandler(BaseHandler):
         self.send_json({"status": "ok", "connections": len(self.deps.registry.connections),
                         "shutting_down": self.deps.shutting_down},
                        503 if self.deps.shutting_down else 200)
+
+
+class MetricsHandler(BaseHandler):
+    """Prometheus text format; with ``METRICS_TOKEN`` set, only for ``Authorization: Bearer
+    <METRICS_TOKEN>`` (compared in constant time)."""
+
+    async def get(self) -> None:
+        import hmac
+
+        from server.errors import Unauthorized
+        from server.metrics import CONTENT_TYPE
+
+        token = self.deps.config.metrics_token
+        if token:
+            given = self.request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                raise Unauthorized("metrics need the METRICS_TOKEN bearer token")
+        body = await self.deps.metrics.render()
+        self.set_header("Content-Type", CONTENT_TYPE)
+        self.finish(body)

@@ -26,6 +26,7 @@ class Registry:
         # other processes, and ``order`` sequences message.new deliveries by seq.
         self.bus = None
         self.order = None
+        self.deliveries = 0  # frames written by fan-out (GET /metrics)
         self.connections: dict[str, Connection] = {}
         self.by_user: dict[int, set[Connection]] = {}
         self.by_room: dict[int, set[Connection]] = {}
@@ -147,4 +148,5 @@ class Registry:
                 continue
             conn.send_frame(frame, droppable)
             n += 1
+        self.deliveries += n
         return n
