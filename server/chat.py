@@ -6,6 +6,8 @@ broadcast (PROTOCOL §2.1, ARCHITECTURE principle 1).
 """
 from __future__ import annotations
 
+import asyncio
+
 import logging
 import uuid
 from dataclasses import dataclass
@@ -69,6 +71,7 @@ class Chat:
         self.writer = MessageWriter(db, self._broadcast_stored)
         # Called with (room_id, user_id) after a member is removed (live calls drop them).
         self.member_removed_hooks: list = []
+        self.presence = None  # server.realtime.presence.RedisPresence with REDIS_URL
 
     def _broadcast_stored(self, stored: list[tuple[int, dict]]) -> None:
         """Broadcast a committed batch: per room, all its ``message.new`` frames in seq order
@@ -259,8 +262,7 @@ class Chat:
         """Unsubscribe this process's sockets of ``user_id`` from ``room_id``."""
         for conn in tuple(self.registry.user_sockets(user_id)):
             if self.registry.unsubscribe(conn, room_id):
-                self.registry.broadcast(room_id, {"type": "presence.left", "room": str(room_id),
-                                                  "user_id": str(user_id)}, droppable=True)
+                self._went_offline(room_id, user_id)
 
     async def _system_message(self, s, room_id: int, text: str) -> dict:
         seq = await rq.next_seq(s, room_id)
@@ -276,26 +278,43 @@ class Chat:
             mem = await rq.member_users(s, room_id)
             reads = await rq.reads(s, room_id)
         first = self.registry.subscribe(conn, room_id)
-        if first:
+        if first and (self.presence is None or await self.presence.came_online(room_id, actor.id)):
             self.registry.broadcast(room_id, {"type": "presence.joined", "room": str(room_id),
                                               "user_id": str(actor.id)}, droppable=True,
                                     exclude_user=actor.id)
         return {"room": codec.room_wire(room, role, reads.get(str(actor.id), 0), len(mem)),
                 "last_seq": room.last_seq,
                 "members": mem,
-                "online": self.registry.online(room_id), "reads": reads, "my_role": role,
+                "online": await self.online(room_id), "reads": reads, "my_role": role,
                 "last_change": room.last_change}
+
+    async def online(self, room_id: int) -> list[str]:
+        if self.presence is not None:
+            return await self.presence.online(room_id)
+        return self.registry.online(room_id)
 
     def leave(self, conn, actor: Actor, room_id: int) -> None:
         if self.registry.unsubscribe(conn, room_id):
-            self.registry.broadcast(room_id, {"type": "presence.left", "room": str(room_id),
-                                              "user_id": str(actor.id)}, droppable=True)
+            self._went_offline(room_id, actor.id)
 
     def user_gone(self, actor: Actor, rooms: list[int]) -> None:
         """Tell rooms where the user has no socket left that they went offline."""
         for room_id in rooms:
-            self.registry.broadcast(room_id, {"type": "presence.left", "room": str(room_id),
-                                              "user_id": str(actor.id)}, droppable=True)
+            self._went_offline(room_id, actor.id)
+
+    def _went_offline(self, room_id: int, user_id: int) -> None:
+        """The user's last socket here left the room: tell the room, unless (with several
+        processes) the user is still online through another one."""
+        event = {"type": "presence.left", "room": str(room_id), "user_id": str(user_id)}
+        if self.presence is None:
+            self.registry.broadcast(room_id, event, droppable=True)
+            return
+
+        async def check() -> None:
+            if await self.presence.went_offline(room_id, user_id):
+                self.registry.broadcast(room_id, event, droppable=True)
+
+        asyncio.ensure_future(check())
 
     # -- messages ------------------------------------------------------------------------
     async def sync(self, actor: Actor, room_id: int, since, limit) -> dict:
@@ -446,7 +465,7 @@ class Chat:
 
     async def presence_list(self, actor: Actor, room_id: int) -> dict:
         await self.room_role(room_id, actor)
-        online = self.registry.online(room_id)
+        online = await self.online(room_id)
         return {"online": online,
                 "status": {uid: self.registry.status.get(int(uid), "online") for uid in online}}
 

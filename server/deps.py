@@ -69,8 +69,14 @@ class Deps:
                            on_control=control, verify_tls=cfg.redis_verify_tls)
             self.registry.bus, self.registry.order = bus, order
             await bus.start()
+            from server.realtime.presence import RedisPresence
+
+            self.chat.presence = RedisPresence(bus._redis, cfg.redis_prefix, self.registry, bus.origin)
+            self.chat.presence.start()
 
     async def close(self) -> None:
+        if self.chat.presence is not None:
+            await self.chat.presence.close()
         if self.registry.bus is not None:
             await self.registry.bus.close()
         self.heartbeat.stop()

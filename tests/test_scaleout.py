@@ -168,3 +168,35 @@ async def test_killed_process_clients_reconnect_elsewhere_and_lose_nothing(procs
     assert [int(m["seq"]) for m in synced["messages"]] == list(range(11, 26)) and synced["complete"]
     for c in (a, b2):
         c.close()
+
+
+async def test_presence_is_the_same_from_every_process(procs, redis_url):  # noqa: F811
+    """A user online through one process is online for clients of the others; with sockets on
+    two processes, closing one does not make them leave; closing the last one does."""
+    servers = cluster(procs, redis_url, 3)
+    room, accounts = await class_room(servers, 3)
+    (ana, a_tok), (ben, b_tok), (_, c_tok) = accounts
+    watcher = await WsClient.connect(servers[2].ws_url, c_tok)
+    await watcher.request("room.join", room=room)
+    a = await WsClient.connect(servers[0].ws_url, a_tok)
+    await a.request("room.join", room=room)
+    b1 = await WsClient.connect(servers[0].ws_url, b_tok)
+    await b1.request("room.join", room=room)
+    b2 = await WsClient.connect(servers[1].ws_url, b_tok)
+    ack = await b2.request("room.join", room=room)
+    assert set(ack["online"]) == {ana["id"], ben["id"], accounts[2][0]["id"]}
+    for srv in servers:
+        c = await WsClient.connect(srv.ws_url, c_tok)
+        listed = await c.request("presence.list", room=room)
+        assert set(listed["online"]) == {ana["id"], ben["id"], accounts[2][0]["id"]}, srv.port
+        c.close()
+    joined = [await watcher.next_event("presence.joined", timeout=5) for _ in range(2)]
+    assert sorted(e["user_id"] for e in joined) == sorted([ana["id"], ben["id"]])
+    assert await watcher.no_event("presence.joined", 0.5)  # Ben's second socket: not "joined" again
+    b1.close()
+    assert await watcher.no_event("presence.left", 1.0)  # still online through process 2
+    b2.close()
+    left = await watcher.next_event("presence.left", timeout=5)
+    assert left["user_id"] == ben["id"]
+    for c in (watcher, a):
+        c.close()

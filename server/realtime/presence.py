@@ -1,0 +1,93 @@
+"""Who is online in a room across web processes (docs/SCALING.md), kept in Redis with TTLs.
+
+One hash per room, ``<prefix>:presence:<room>``, with a field ``<user>:<process>`` per user a
+process has a socket for in that room, whose value is an expiry time. Each process refreshes
+its own fields every ``REFRESH_S`` (expiry ``TTL_S`` ahead), removes them when the user's last
+local socket leaves, and a process that dies stops refreshing, so its users drop out within
+``TTL_S``. ``presence.joined``/``presence.left`` are sent only when a user comes online in the
+first process / goes offline in the last one. Without ``REDIS_URL`` the registry's local
+counts are the whole truth and none of this runs.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+log = logging.getLogger("podium.presence")
+
+TTL_S = 30.0
+REFRESH_S = 10.0
+
+
+class RedisPresence:
+    def __init__(self, redis: Any, prefix: str, registry, origin: str):
+        self.redis, self.prefix, self.registry, self.origin = redis, prefix, registry, origin
+        self._task: asyncio.Task | None = None
+
+    def _key(self, room: int) -> str:
+        return f"{self.prefix}:presence:{room}"
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._refresh_loop())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait([self._task], timeout=2)
+
+    async def _users(self, room: int) -> dict[int, set[str]]:
+        """user → processes where the user is online in ``room`` (unexpired fields)."""
+        now = time.time()
+        raw = await self.redis.hgetall(self._key(room))
+        out: dict[int, set[str]] = {}
+        for field, expiry in raw.items():
+            user, _, origin = field.decode().partition(":")
+            if float(expiry) > now:
+                out.setdefault(int(user), set()).add(origin)
+        return out
+
+    async def online(self, room: int) -> list[str]:
+        users = set(self.registry.room_users.get(room, ()))
+        try:
+            users |= set(await self._users(room))
+        except Exception as e:  # Redis down: this process's view is still right for its sockets
+            log.warning("presence of room %s from Redis failed: %s", room, e)
+        return [str(u) for u in sorted(users)]
+
+    async def came_online(self, room: int, user: int) -> bool:
+        """Record the user here; True when no other process had them online in the room."""
+        try:
+            others = (await self._users(room)).get(user, set()) - {self.origin}
+            await self.redis.hset(self._key(room), f"{user}:{self.origin}", time.time() + TTL_S)
+            await self.redis.expire(self._key(room), int(TTL_S * 2))
+            return not others
+        except Exception as e:
+            log.warning("presence update in Redis failed: %s", e)
+            return True
+
+    async def went_offline(self, room: int, user: int) -> bool:
+        """Forget the user here; True when no other process has them online in the room."""
+        try:
+            await self.redis.hdel(self._key(room), f"{user}:{self.origin}")
+            return not ((await self._users(room)).get(user, set()) - {self.origin})
+        except Exception as e:
+            log.warning("presence update in Redis failed: %s", e)
+            return True
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_S)
+            try:
+                expiry = time.time() + TTL_S
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for room, users in list(self.registry.room_users.items()):
+                        for user in users:
+                            pipe.hset(self._key(room), f"{user}:{self.origin}", expiry)
+                        pipe.expire(self._key(room), int(TTL_S * 2))
+                    await pipe.execute()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.warning("refreshing presence in Redis failed: %s", e)
