@@ -37,14 +37,32 @@ class WorkerProcess:
         log = open(self.log_path, "ab")
         log.write(f"\n===== launch {self.launches} =====\n".encode())
         log.flush()
+        # Its own process group, so kill() also ends a post-processing child.
         self.proc = subprocess.Popen([sys.executable, "-m", "media_worker"], cwd=ROOT, env=env, stdout=log,
-                                     stderr=subprocess.STDOUT, preexec_fn=_die_with_parent())
+                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=_die_with_parent())
         log.close()
         return self
 
+    def wait_registered(self, timeout: float = 20) -> None:
+        """Block until the worker logs its registration (for tests whose server is another process)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while "registered with" not in self.log():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the media worker exited with code {self.proc.returncode}:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the media worker did not register within {timeout} s:\n{self.log_tail()}")
+            time.sleep(0.1)
+
     def kill(self) -> None:
+        """SIGKILL the worker and anything it started."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             self.proc.wait(10)
 
     def terminate(self, timeout: float = 30) -> int:

@@ -2,6 +2,7 @@
 ``{"error": {"code", "reason"}}`` with the matching status (PROTOCOL §3)."""
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -134,3 +135,35 @@ class NotFoundHandler(BaseHandler):
 
     def prepare(self) -> None:
         raise NotFound("no such endpoint")
+
+
+class StreamedUploadHandler(BaseHandler):
+    """Base of ``@stream_request_body`` handlers whose ``prepare`` sets ``self.upload`` (an
+    object with async ``feed(chunk)``, ``finish()`` and ``abort()``): refusals mid-body are
+    answered at once and abort the upload; a dropped connection aborts it."""
+
+    upload: Any = None
+
+    async def data_received(self, chunk: bytes) -> None:
+        if self.upload is None or self._finished:
+            return
+        try:
+            await self.upload.feed(chunk)
+        except Exception as e:
+            await self.upload.abort()
+            log.warning("upload to %s by user %s refused: %s", self.request.path,
+                        self.actor.id if getattr(self, "actor", None) else "-", e)
+            # Answer now; Tornado then closes the connection instead of reading the rest.
+            self._handle_request_exception(e)
+
+    def on_connection_close(self) -> None:
+        if self.upload is not None and not self._finished:
+            asyncio.ensure_future(self.upload.abort())
+
+    async def finish_upload(self) -> Any:
+        """The upload's result after the whole body; aborts it on any failure."""
+        try:
+            return await self.upload.finish()
+        except BaseException:
+            await self.upload.abort()
+            raise

@@ -2,7 +2,6 @@
 and the ``/dl/`` download endpoint (docs/FILES.md)."""
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from typing import Any
@@ -13,7 +12,7 @@ import tornado.web
 
 from server.errors import BadRequest, TooLarge
 from server.files import Files, UnsupportedMediaType
-from server.handlers.base import BaseHandler
+from server.handlers.base import BaseHandler, StreamedUploadHandler
 
 log = logging.getLogger("podium.files")
 
@@ -25,10 +24,9 @@ def files_of(handler: BaseHandler) -> Files:
 
 
 @tornado.web.stream_request_body
-class FilesHandler(BaseHandler):
+class FilesHandler(StreamedUploadHandler):
     """``POST /api/files`` (multipart, streamed) and ``GET /api/files?folder=&room=``."""
 
-    upload = None
 
     async def prepare(self) -> None:
         super().prepare()
@@ -52,30 +50,10 @@ class FilesHandler(BaseHandler):
         self.request.connection.set_max_body_size(cfg.upload_max_request_bytes)
         self.upload = files_of(self).upload(actor, m.group(1).encode("latin-1"))
 
-    async def data_received(self, chunk: bytes) -> None:
-        if self.upload is None or self._finished:
-            return
-        try:
-            await self.upload.feed(chunk)
-        except Exception as e:
-            await self.upload.abort()
-            log.warning("upload by user %s refused: %s", self.actor.id if self.actor else "-", e)
-            # Answer now; Tornado then closes the connection instead of reading the rest.
-            self._handle_request_exception(e)
-
-    def on_connection_close(self) -> None:
-        if self.upload is not None and not self._finished:
-            asyncio.ensure_future(self.upload.abort())
-
     async def post(self) -> None:
         if self._finished:
             return
-        try:
-            files = await self.upload.finish()
-        except BaseException:
-            await self.upload.abort()
-            raise
-        self.send_json({"files": files}, 201)
+        self.send_json({"files": await self.finish_upload()}, 201)
 
     async def get(self) -> None:
         actor = await self.authenticate()

@@ -1,14 +1,13 @@
 """HTTP API for recordings (PROTOCOL §2.3, §3; docs/RECORDING.md)."""
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import tornado.web
 
 from server.chat import parse_id
 from server.errors import BadRequest
-from server.handlers.base import BaseHandler
+from server.handlers.base import BaseHandler, StreamedUploadHandler
 from server.recording_library import RecordingLibrary
 
 log = logging.getLogger("podium.recordings")
@@ -54,10 +53,9 @@ class CompleteHandler(BaseHandler):
 
 
 @tornado.web.stream_request_body
-class AssetHandler(BaseHandler):
+class AssetHandler(StreamedUploadHandler):
     """``PUT /api/recordings/{id}/assets/{name}``: the raw bytes, streamed into storage."""
 
-    upload = None
 
     async def prepare(self) -> None:
         super().prepare()
@@ -73,25 +71,7 @@ class AssetHandler(BaseHandler):
                                                      self.request.headers.get("X-Worker-Id"), name,
                                                      int(length) if length is not None else None)
 
-    async def data_received(self, chunk: bytes) -> None:
-        if self.upload is None or self._finished:
-            return
-        try:
-            await self.upload.feed(chunk)
-        except Exception as e:
-            await self.upload.abort()
-            self._handle_request_exception(e)
-
-    def on_connection_close(self) -> None:
-        if self.upload is not None and not self._finished:
-            asyncio.ensure_future(self.upload.abort())
-
     async def put(self, recording_id: str, name: str) -> None:
         if self._finished:
             return
-        try:
-            stored = await self.upload.finish()
-        except BaseException:
-            await self.upload.abort()
-            raise
-        self.send_json({"asset": stored}, 201)
+        self.send_json({"asset": await self.finish_upload()}, 201)

@@ -8,10 +8,6 @@ Everything runs on loopback (the worker gathers ICE candidates on 127.0.0.1 only
 """
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -24,7 +20,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.test_call_browser import remote_video_playing
-from tests.procserver import JWT_SECRET, ROOT, ServerProcess, _die_with_parent
+from tests.procserver import JWT_SECRET, ServerProcess
+from tests.workerproc import WorkerProcess
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
 
@@ -67,66 +64,13 @@ def podium(database_url: str, tmp_path, server_env):
         srv.stop()
 
 
-class MediaWorker:
-    """``python -m media_worker`` pointed at the test server; its output goes to ``log_path``."""
-
-    def __init__(self, server: ServerProcess, work_dir: Path):
-        self.server, self.work_dir = server, work_dir
-        self.worker_id = f"browser-test-{uuid.uuid4().hex[:8]}"
-        self.log_path = work_dir.parent / f"{self.worker_id}.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> MediaWorker:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("WORKER_", "JWT_", "PODIUM_", "SERVER_URL", "DATA_DIR"))}
-        env.update(SERVER_URL=self.server.base_url, JWT_SECRET=JWT_SECRET, WORKER_ID=self.worker_id,
-                   WORKER_DIR=str(self.work_dir), WORKER_LOOPBACK_ONLY="1", WORKER_CAPACITY="2",
-                   PYTHONUNBUFFERED="1")
-        with open(self.log_path, "wb") as out:
-            # Its own process group: teardown ends the worker and its post-processing child.
-            self.proc = subprocess.Popen([sys.executable, "-m", "media_worker"], cwd=ROOT, env=env, stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True,
-                                         preexec_fn=_die_with_parent())  # noqa: PLW1509 (as procserver)
-        return self
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def log_tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log().splitlines()[-lines:])
-
-    def wait_registered(self, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while "registered with" not in self.log():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"the media worker exited with code {self.proc.returncode}:\n{self.log_tail()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the media worker did not register within {timeout} s:\n{self.log_tail()}")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait(timeout=10)
-
-
 @pytest.fixture
-def media_worker(podium: ServerProcess, tmp_path):
-    worker = MediaWorker(podium, tmp_path / "worker").start()
-    try:
-        yield worker
-    finally:
-        worker.stop()
+def media_worker(podium: ServerProcess, tmp_path, worker_procs):
+    return worker_procs(podium.base_url, JWT_SECRET, tmp_path / "worker",
+                        worker_id=f"browser-test-{uuid.uuid4().hex[:8]}").start()
 
 
-def diagnostics(podium: ServerProcess, worker: MediaWorker | None = None) -> str:
+def diagnostics(podium: ServerProcess, worker: WorkerProcess | None = None) -> str:
     """Logs for an assertion message: the worker's and the server's last lines."""
     parts = []
     if worker is not None:
