@@ -73,6 +73,7 @@ class LiveSession:
     banned: set[int] = field(default_factory=set)
     end_timer: asyncio.TimerHandle | None = None
     recording: dict | None = None  # the recording being made, as last announced
+    publish: object = None  # with REDIS_URL: (header, frame) → the other processes
 
     @property
     def id(self) -> int:
@@ -86,7 +87,13 @@ class LiveSession:
         return any(p.role == "instructor" for p in self.participants.values())
 
     def send(self, event: dict, exclude: str | None = None) -> None:
+        """To every participant, in every process (never dropped: signaling state)."""
         frame = event_frame(event)
+        self.send_local(frame, exclude)
+        if self.publish is not None:
+            self.publish({"k": "s", "s": self.id, "x": exclude}, frame)
+
+    def send_local(self, frame: bytes, exclude: str | None = None) -> None:
         for p in tuple(self.participants.values()):
             if p.peer_id != exclude:
                 p.conn.send_frame(frame)
@@ -99,7 +106,15 @@ class Calls:
         self.relays = 0
         self._tasks: set[asyncio.Task] = set()
         self.recordings = None  # server.recordings.Recordings sets itself here
+        self.directory = None  # with REDIS_URL: server.realtime.call_directory.CallDirectory
         chat.member_removed_hooks.append(self.member_removed)
+
+    def _live(self, row) -> LiveSession:
+        live = self.live.get(row.id)
+        if live is None:
+            bus = self.registry.bus
+            live = self.live[row.id] = LiveSession(row, publish=bus.publish if bus is not None else None)
+        return live
 
     def spawn(self, coro) -> None:
         """Run call bookkeeping in the background; ``close()`` waits for it."""
@@ -111,11 +126,16 @@ class Calls:
     async def recover(self) -> None:
         """After a restart: close intervals left open by the previous process and give every
         live session the usual grace to get an instructor back before it ends."""
+        keep: set[str] = set()
+        if self.directory is not None:  # other processes' participants are not orphans
+            async with self.db.read() as s:
+                for row in await cq.live_sessions(s):
+                    keep |= set(await self.directory.entries(row.id))
         async with self.db.write() as s:
-            closed = await cq.close_orphaned_intervals(s, codec.utcnow())
+            closed = await cq.close_orphaned_intervals(s, codec.utcnow(), keep)
             rows = await cq.live_sessions(s)
         for row in rows:
-            live = self.live.setdefault(row.id, LiveSession(row))
+            live = self._live(row)
             self._schedule_end_check(live)
         if closed or rows:
             log.info("recovered %d live sessions, closed %d orphaned intervals", len(rows), closed)
@@ -138,7 +158,7 @@ class Calls:
             raise NotFound("no such session")
         if row.ended_at is not None:
             raise Conflict("the call has ended")
-        return self.live.setdefault(session_id, LiveSession(row))
+        return self._live(row)
 
     async def _require_instructor(self, actor: Actor, room_id: int) -> None:
         if actor.role == "recorder" or await self.chat.room_role(room_id, actor) != "instructor":
@@ -165,7 +185,7 @@ class Calls:
                 raise
             return {"session": session_wire(existing)}
         self.registry.broadcast(room_id, {"type": "message.new", "message": note})
-        live = self.live.setdefault(row.id, LiveSession(row))
+        live = self._live(row)
         # If the instructor who started it never joins, it ends like an abandoned call.
         self._schedule_end_check(live)
         wire = session_wire(live.row)
@@ -209,6 +229,8 @@ class Calls:
             if role == "instructor" and live.end_timer:
                 live.end_timer.cancel()
                 live.end_timer = None
+            if self.directory is not None:
+                await self.directory.put(session_id, me.wire())
             live.send({"type": "call.participant_joined", "session": str(session_id),
                        "participant": me.wire()}, exclude=me.peer_id)
             log.info("session %s: peer %s (user %s, %s) joined", session_id, me.peer_id, actor.id, role)
@@ -216,8 +238,17 @@ class Calls:
                 await self.recordings.recorder_joined(conn, session_id)
         servers, ttl = ice_servers(self.config, actor.id)
         return {"session": session_wire(live.row, live.recording), "peer_id": me.peer_id,
-                "participants": [p.wire() for p in live.participants.values() if p is not me],
+                "participants": await self._others(live, me.peer_id),
                 "ice_servers": servers, "ice_ttl_s": ttl}
+
+    async def _others(self, live: LiveSession, me: str) -> list[dict]:
+        """Everyone else in the call: from every process with REDIS_URL, else this one."""
+        if self.directory is None:
+            return [p.wire() for p in live.participants.values() if p.peer_id != me]
+        local = {p.peer_id: p.wire() for p in live.participants.values()}
+        everyone = {pid: wire for pid, (wire, _) in (await self.directory.entries(live.id)).items()}
+        everyone.update(local)  # this process's view of its own participants is the freshest
+        return [w for pid, w in everyone.items() if pid != me]
 
     async def leave(self, conn, session_id: int) -> None:
         live = self.live.get(session_id)
@@ -253,6 +284,8 @@ class Calls:
         if p.interval_id is not None:
             async with self.db.write() as s:
                 await cq.close_interval(s, p.interval_id, codec.utcnow())
+        if self.directory is not None:
+            await self.directory.remove(live.id, peer_id)
         live.send({"type": "call.participant_left", "session": str(live.id), "peer_id": peer_id})
         log.info("session %s: peer %s (user %s) left", live.id, peer_id, p.user_id)
         if p.role == "instructor":
@@ -265,9 +298,21 @@ class Calls:
         def check() -> None:
             live.end_timer = None
             if not live.has_instructor() and live.id in self.live:
-                self.spawn(self._end_logged(live, "no instructor left"))
+                self.spawn(self._end_unless_instructor_elsewhere(live))
 
         live.end_timer = asyncio.get_running_loop().call_later(self.config.call_end_grace_s, check)
+
+    async def _end_unless_instructor_elsewhere(self, live: LiveSession) -> None:
+        """With several processes the instructor may be connected to another one."""
+        if self.directory is not None:
+            try:
+                entries = await self.directory.entries(live.id)
+            except Exception:
+                log.exception("session %s: reading participants from Redis failed; keeping the call", live.id)
+                return
+            if any(wire["user"]["role"] == "instructor" for wire, _ in entries.values()):
+                return
+        await self._end_logged(live, "no instructor left")
 
     async def _end_logged(self, live: LiveSession, why: str) -> None:
         try:
@@ -296,21 +341,29 @@ class Calls:
             await self.recordings.call_ended(live.id)
         event = {"type": "call.ended", "session": session_wire(live.row)}
         frame = event_frame(event)
-        targets = set(self.registry.by_room.get(live.room_id, ())) | {p.conn for p in live.participants.values()}
-        self.registry.send_to(targets, frame)
+        self.registry.broadcast_frame(live.room_id, frame)  # the room, in every process
+        in_room = self.registry.by_room.get(live.room_id, set())
+        self.registry.send_to({p.conn for p in live.participants.values() if p.conn not in in_room}, frame)
         for p in live.participants.values():
             p.conn.sessions.discard(live.id)
         live.participants.clear()
+        if live.publish is not None:
+            live.publish({"k": "se", "s": live.id}, frame)
+        if self.directory is not None:
+            await self.directory.clear(live.id)
         log.info("session %s ended (%s)", live.id, why)
 
     # -- signaling -----------------------------------------------------------------------
-    def relay(self, conn, kind: str, msg: dict) -> None:
+    async def relay(self, conn, kind: str, msg: dict) -> None:
         live, me = self._me(conn, msg)
         to = msg.get("to")
         if not isinstance(to, str):
             raise BadRequest("to must be a peer_id")
         target = live.participants.get(to)
-        if target is None or to == me.peer_id:
+        remote = False
+        if target is None and self.directory is not None and to != me.peer_id:
+            remote = to in await self.directory.entries(live.id)  # held by another process
+        if (target is None and not remote) or to == me.peer_id:
             raise Forbidden("the target is not a participant of this session")
         negotiation_id = msg.get("negotiation_id")
         if negotiation_id is not None and (not isinstance(negotiation_id, (str, int)) or isinstance(negotiation_id, bool)
@@ -329,7 +382,10 @@ class Calls:
             if not isinstance(sdp, str) or not sdp or len(sdp) > MAX_SDP_BYTES:
                 raise BadRequest("sdp must be a non-empty SDP string")
             event["sdp"] = sdp
-        target.conn.send_frame(event_frame(event))  # never droppable: signaling must arrive
+        if remote:
+            live.publish({"k": "p", "c": to}, event_frame(event))
+        else:
+            target.conn.send_frame(event_frame(event))  # never droppable: signaling must arrive
         self.relays += 1
 
     def _me(self, conn, msg: dict) -> tuple[LiveSession, Participant]:
@@ -341,21 +397,25 @@ class Calls:
         return live, me
 
     # -- state and controls --------------------------------------------------------------
-    def media(self, conn, msg: dict) -> dict:
+    async def media(self, conn, msg: dict) -> dict:
         live, me = self._me(conn, msg)
         changes = {k: msg[k] for k in MEDIA_KINDS if k in msg}
         if not changes or not all(isinstance(v, bool) for v in changes.values()):
             raise BadRequest("send at least one of audio, video, screen as a boolean")
         me.media.update(changes)
+        if self.directory is not None:
+            await self.directory.put(live.id, me.wire())
         live.send({"type": "call.media_changed", "session": str(live.id), "participant": me.wire()})
         return {"participant": me.wire()}
 
-    def hand(self, conn, msg: dict) -> dict:
+    async def hand(self, conn, msg: dict) -> dict:
         live, me = self._me(conn, msg)
         raised = msg.get("raised")
         if not isinstance(raised, bool):
             raise BadRequest("raised must be a boolean")
         me.hand = raised
+        if self.directory is not None:
+            await self.directory.put(live.id, me.wire())
         live.send({"type": "call.hand_changed", "session": str(live.id), "participant": me.wire()})
         return {"participant": me.wire()}
 
@@ -382,6 +442,31 @@ class Calls:
             p.conn.send_frame(frame)
             await self._drop(live, p.peer_id)
         log.info("session %s: user %s removed by %s", live.id, target.user_id, actor.id)
+
+    def on_bus(self, h: dict, frame: bytes) -> None:
+        """Call notices from other processes: a session broadcast (``s``), a frame for one of
+        our participants (``p``), a session that ended (``se``)."""
+        kind = h.get("k")
+        if kind == "p":
+            conn = self.registry.connections.get(h.get("c"))
+            if conn is not None:
+                conn.send_frame(frame)
+            return
+        live = self.live.get(h.get("s"))
+        if live is None:
+            return
+        if kind == "s":
+            live.send_local(frame, h.get("x"))
+        elif kind == "se":
+            self.live.pop(live.id, None)
+            if live.end_timer:
+                live.end_timer.cancel()
+            in_room = self.registry.by_room.get(live.room_id, set())
+            for p in live.participants.values():
+                if p.conn not in in_room:  # room subscribers had it with the room's broadcast
+                    p.conn.send_frame(frame)  # call.ended
+                p.conn.sessions.discard(live.id)
+            live.participants.clear()  # their intervals were closed with the session
 
     # -- REST ----------------------------------------------------------------------------
     async def sessions(self, actor: Actor, room_id: int, limit: int) -> dict:

@@ -61,9 +61,11 @@ class Deps:
             order = RoomOrder(self.chat.frames_after,
                               lambda room, frame: self.registry.local_room(room, frame))
 
-            def control(h: dict) -> None:
+            def control(h: dict, frame: bytes) -> None:
                 if h.get("k") == "unsub":
                     self.chat.unsubscribe_user(int(h["r"]), int(h["u"]))
+                elif h.get("k") in ("s", "p", "se"):
+                    self.calls.on_bus(h, frame)
 
             bus = RedisBus(cfg.redis_url, self.registry, order, channel=f"{cfg.redis_prefix}:events",
                            on_control=control, verify_tls=cfg.redis_verify_tls)
@@ -73,10 +75,16 @@ class Deps:
 
             self.chat.presence = RedisPresence(bus._redis, cfg.redis_prefix, self.registry, bus.origin)
             self.chat.presence.start()
+            from server.realtime.call_directory import CallDirectory
+
+            self.calls.directory = CallDirectory(bus._redis, cfg.redis_prefix, bus.origin)
+            await self.calls.directory.start()
 
     async def close(self) -> None:
         if self.chat.presence is not None:
             await self.chat.presence.close()
+        if self.calls.directory is not None:
+            await self.calls.directory.close()
         if self.registry.bus is not None:
             await self.registry.bus.close()
         self.heartbeat.stop()

@@ -77,12 +77,13 @@ class Recordings:
     def _announce(self, row: Recording, event: dict) -> None:
         """To the room's open sockets and the call's participants (each once)."""
         frame = event_frame(event)
-        targets = set(self.registry.by_room.get(row.room_id, ()))
+        self.registry.broadcast_frame(row.room_id, frame)  # the room, in every process
+        in_room = self.registry.by_room.get(row.room_id, set())
         live = self.calls.live.get(row.session_id)
         if live is not None:
-            targets |= {p.conn for p in live.participants.values() if not p.recorder}
             live.recording = recording_wire(row) if row.status in rq.ACTIVE else None
-        self.registry.send_to(targets, frame)
+            self.registry.send_to({p.conn for p in live.participants.values()
+                                   if not p.recorder and p.conn not in in_room}, frame)
 
     def _timer(self, recording_id: int, delay: float, why: str) -> None:
         self._cancel_timer(recording_id)

@@ -251,6 +251,7 @@ async def test_worker_reported_failure_and_self_stop(server):
     assert e.value.frame["code"] == "forbidden"
 
 
+@pytest.mark.parametrize("config_overrides", [{"recording_start_timeout_s": 60.0}])  # no timeouts mid-test
 async def test_capacity_and_least_loaded_dispatch(server):
     """Jobs go to the worker with the most free capacity; when every worker is full a job
     waits (pending, no offer) and is offered as soon as a job ends."""

@@ -200,3 +200,36 @@ async def test_presence_is_the_same_from_every_process(procs, redis_url):  # noq
     assert left["user_id"] == ben["id"]
     for c in (watcher, a):
         c.close()
+
+
+async def test_two_peers_on_different_processes_complete_a_call(procs, redis_url):  # noqa: F811
+    """Two aiortc peers connected to different web processes join one call: each sees the
+    other in its join ack or as a newcomer, their offers, answers and ICE cross processes, and
+    real media flows both ways; leaving is seen across processes too."""
+    from tests.rtcpeer import RtcPeer
+
+    servers = cluster(procs, redis_url, 2)
+    room, accounts = await class_room(servers, 2)
+    (_, a_tok), (_, b_tok) = accounts
+    ana = await RtcPeer.connect(servers[0].ws_url, a_tok, label="ana")
+    ben = await RtcPeer.connect(servers[1].ws_url, b_tok, label="ben")
+    try:
+        session = (await ana.ws.request("call.start", room=room))["session"]["id"]
+        await ana.join(session)
+        ack = await ben.join(session)
+        assert [p["peer_id"] for p in ack["participants"]] == [ana.peer_id]  # held by the other process
+        await ben.wait_connected([ana.peer_id], timeout=20)
+        await ana.wait_connected([ben.peer_id], timeout=20)
+        link = await ben.wait_media(ana.peer_id, video=10, audio=10, timeout=20)
+        assert link.video_frames >= 10
+        link = await ana.wait_media(ben.peer_id, video=10, audio=10, timeout=20)
+        assert link.video_frames >= 10
+        await ben.ws.request("call.hand", session=session, raised=True)
+        changed = await ana.next_event("call.hand_changed", timeout=5)
+        assert changed["participant"]["peer_id"] == ben.peer_id and changed["participant"]["hand"]
+        await ben.leave()
+        left = await ana.next_event("call.participant_left", timeout=5)
+        assert left["peer_id"] == ben.peer_id
+    finally:
+        await ana.close()
+        await ben.close()

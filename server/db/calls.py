@@ -58,10 +58,13 @@ async def close_interval(s: AsyncSession, interval_id: int, at: datetime) -> Non
                     .values(left_at=at))
 
 
-async def close_orphaned_intervals(s: AsyncSession, at: datetime) -> int:
-    """Close intervals left open by a process that died (single-process deployments)."""
-    res = await s.execute(update(AttendanceInterval).where(AttendanceInterval.left_at.is_(None))
-                          .values(left_at=at))
+async def close_orphaned_intervals(s: AsyncSession, at: datetime, keep_peers: set[str] = frozenset()) -> int:
+    """Close intervals left open by a process that died, except those of ``keep_peers``
+    (participants other live processes still hold)."""
+    stmt = update(AttendanceInterval).where(AttendanceInterval.left_at.is_(None))
+    if keep_peers:
+        stmt = stmt.where(AttendanceInterval.peer_id.not_in(sorted(keep_peers)))
+    res = await s.execute(stmt.values(left_at=at))
     return res.rowcount
 
 

@@ -443,7 +443,7 @@ async def _call_end(sock: ChatSocket, msg: dict) -> dict:
 
 
 async def _relay(sock: ChatSocket, msg: dict) -> dict:
-    sock.deps.calls.relay(sock, msg["type"], msg)
+    await sock.deps.calls.relay(sock, msg["type"], msg)
     return {}
 
 
@@ -453,12 +453,12 @@ for _kind in SIGNALS:
 
 @op("call.media")
 async def _call_media(sock: ChatSocket, msg: dict) -> dict:
-    return sock.deps.calls.media(sock, msg)
+    return await sock.deps.calls.media(sock, msg)
 
 
 @op("call.hand")
 async def _call_hand(sock: ChatSocket, msg: dict) -> dict:
-    return sock.deps.calls.hand(sock, msg)
+    return await sock.deps.calls.hand(sock, msg)
 
 
 @op("call.mute")

@@ -50,10 +50,12 @@ class RedisBus:
     def __init__(self, url: str, registry, order, *, channel: str = CHANNEL, on_control=None,
                  verify_tls: bool = True):
         self.url, self.registry, self.order, self.channel = url, registry, order, channel
-        self.on_control = on_control  # called with headers of control notices (kind "unsub")
+        self.on_control = on_control  # called with (header, frame) of other notices (calls, "unsub")
         self.verify_tls = verify_tls
         self.origin = secrets.token_hex(6)
-        self._queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_MAX)
+        self._queue: asyncio.Queue[tuple[bytes, int | None]] = asyncio.Queue(QUEUE_MAX)
+        self._lost_rooms: set[int] = set()  # rooms whose notices could not be published
+        self._pub_delay = BACKOFF_MIN_S
         self._tasks: list[asyncio.Task] = []
         self._redis: Any = None
         self._canary_seen = time.monotonic()
@@ -91,10 +93,13 @@ class RedisBus:
     # -- publishing --------------------------------------------------------------------------
     def publish(self, header: dict, frame: bytes) -> None:
         header["o"] = self.origin
+        room = header.get("r") if header.get("k") == "r" else None
         try:
-            self._queue.put_nowait(encode(header, frame))
+            self._queue.put_nowait((encode(header, frame), room))
         except asyncio.QueueFull:
             self.stats["dropped"] += 1
+            if room is not None:
+                self._lost_rooms.add(room)
 
     def room(self, room: int, frame: bytes, droppable: bool, exclude_user: int | None,
              seqs: list[tuple[int, int]] | None) -> None:
@@ -112,25 +117,39 @@ class RedisBus:
 
     async def _publisher(self) -> None:
         while not self._closing:
-            data = await self._queue.get()
-            batch = [data]
+            item = await self._queue.get()
+            batch = [item]
             while not self._queue.empty() and len(batch) < 256:
                 batch.append(self._queue.get_nowait())
+            if self._lost_rooms:  # tell the others to read what they missed from SQL
+                lost = sorted(self._lost_rooms)
+                batch.insert(0, (encode({"k": "gap", "o": self.origin, "rooms": lost}, b""), None))
+                self._lost_rooms.clear()
             try:
-                if len(batch) == 1:
-                    await self._redis.publish(self.channel, batch[0])
-                else:
-                    async with self._redis.pipeline(transaction=False) as pipe:
-                        for d in batch:
-                            pipe.publish(self.channel, d)
-                        await pipe.execute()
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for data, _ in batch:
+                        pipe.publish(self.channel, data)
+                    await pipe.execute()
                 self.stats["published"] += len(batch)
+                if self._pub_delay > BACKOFF_MIN_S:
+                    log.info("publishing to Redis works again")
+                self._pub_delay = BACKOFF_MIN_S
             except Exception as e:
                 if self._closing:
                     return
                 self.stats["dropped"] += len(batch)
-                log.warning("publishing %d notices to Redis failed: %s", len(batch), e)
-                await asyncio.sleep(0.2)
+                # Lost notices are recovered from SQL: the next batch that gets through says
+                # which rooms to catch up.
+                self._lost_rooms.update(room for _, room in batch if room is not None)
+                for data, _ in batch:
+                    if data.startswith(b'{"k":"gap"'):
+                        self._lost_rooms.update(decode(data)[0].get("rooms", []))
+                if self._pub_delay == BACKOFF_MIN_S:
+                    log.warning("publishing %d notices to Redis failed: %s (retrying with backoff)", len(batch), e)
+                await asyncio.sleep(self._pub_delay)
+                self._pub_delay = min(BACKOFF_MAX_S / 2, self._pub_delay * 2)
+                if self._lost_rooms and self._queue.empty():
+                    self._queue.put_nowait((encode({"k": "noop", "o": self.origin}, b""), None))
 
     # -- subscribing -------------------------------------------------------------------------
     async def _subscriber(self) -> None:
@@ -181,6 +200,13 @@ class RedisBus:
             return  # our own: delivered locally already
         self.stats["received"] += 1
         kind = h.get("k")
+        if kind == "noop":
+            return
+        if kind == "gap":
+            for room in h.get("rooms", []):
+                if self.registry.by_room.get(room):
+                    asyncio.ensure_future(self.order.catch_up(room))
+            return
         if kind == "r":
             room = h["r"]
             if not self.registry.by_room.get(room):
@@ -197,7 +223,7 @@ class RedisBus:
         elif kind == "u":
             self.registry.local_user(h["u"], frame)
         elif self.on_control is not None:
-            self.on_control(h)
+            self.on_control(h, frame)
 
     async def _canary(self) -> None:
         while not self._closing:

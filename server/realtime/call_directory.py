@@ -1,0 +1,86 @@
+"""Live-call participants across web processes (docs/SCALING.md), in Redis.
+
+Each process keeps its own participants in memory (``server.calls``); with ``REDIS_URL`` it
+also lists them in one hash per session, ``<prefix>:call:<session>``, field ``peer_id`` →
+``{"p": participant wire, "o": process}``. A process announces itself alive with a key that
+expires after ``ALIVE_TTL_S`` and is refreshed every ``ALIVE_EVERY_S``; entries of a process
+that is not alive are ignored (and removed), so a killed process's participants vanish from
+every join ack within seconds. Frames for one participant go to the process that holds its
+socket through the bus (``server.realtime.bus``).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+log = logging.getLogger("podium.calls")
+
+ALIVE_TTL_S = 15
+ALIVE_EVERY_S = 5.0
+
+
+class CallDirectory:
+    def __init__(self, redis: Any, prefix: str, origin: str):
+        self.redis, self.prefix, self.origin = redis, prefix, origin
+        self._task: asyncio.Task | None = None
+
+    def _key(self, session: int) -> str:
+        return f"{self.prefix}:call:{session}"
+
+    def _alive_key(self, origin: str) -> str:
+        return f"{self.prefix}:alive:{origin}"
+
+    async def start(self) -> None:
+        await self.redis.set(self._alive_key(self.origin), 1, ex=ALIVE_TTL_S)
+        self._task = asyncio.ensure_future(self._alive_loop())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait([self._task], timeout=2)
+        try:
+            await asyncio.wait_for(self.redis.delete(self._alive_key(self.origin)), 2)
+        except Exception:
+            pass
+
+    async def _alive_loop(self) -> None:
+        while True:
+            await asyncio.sleep(ALIVE_EVERY_S)
+            try:
+                await self.redis.set(self._alive_key(self.origin), 1, ex=ALIVE_TTL_S)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.warning("refreshing this process's liveness in Redis failed: %s", e)
+
+    async def put(self, session: int, wire: dict) -> None:
+        key = self._key(session)
+        await self.redis.hset(key, wire["peer_id"], json.dumps({"p": wire, "o": self.origin}))
+        await self.redis.expire(key, 24 * 3600)
+
+    async def remove(self, session: int, peer_id: str) -> None:
+        await self.redis.hdel(self._key(session), peer_id)
+
+    async def clear(self, session: int) -> None:
+        await self.redis.delete(self._key(session))
+
+    async def entries(self, session: int) -> dict[str, tuple[dict, str]]:
+        """peer_id → (participant wire, process) for participants of live processes."""
+        raw = await self.redis.hgetall(self._key(session))
+        items = {k.decode(): json.loads(v) for k, v in raw.items()}
+        origins = sorted({e["o"] for e in items.values()})
+        alive = {}
+        if origins:
+            flags = await self.redis.mget([self._alive_key(o) for o in origins])
+            alive = {o: f is not None for o, f in zip(origins, flags)}
+        out, dead = {}, []
+        for peer_id, e in items.items():
+            if alive.get(e["o"]):
+                out[peer_id] = (e["p"], e["o"])
+            else:
+                dead.append(peer_id)
+        if dead:
+            await self.redis.hdel(self._key(session), *dead)
+        return out
