@@ -43,8 +43,10 @@ class Deps:
 
     def __post_init__(self) -> None:
         from server.metrics import Metrics
+        from server.realtime.turn_budget import TurnBudget
 
         self.metrics = Metrics(self)
+        self.transfer_budget = TurnBudget()
         if self.recordings is None:
             self.recordings = Recordings(self.db, self.registry, self.chat, self.calls, self.config)
         if self.heartbeat is None:

@@ -13,6 +13,7 @@ import tornado.web
 from server.errors import BadRequest, TooLarge
 from server.files import Files, UnsupportedMediaType
 from server.handlers.base import BaseHandler, StreamedUploadHandler
+from server.realtime.turn_budget import SLICE
 
 log = logging.getLogger("podium.files")
 
@@ -202,11 +203,16 @@ class DownloadHandler(BaseHandler):
             self.finish()
             return
         stream = await self.deps.storage.open_range(f.storage_key, start, end)
+        budget = self.deps.transfer_budget
         async with stream:
             try:
                 async for chunk in stream:
-                    self.write(chunk)
-                    await self.flush()
+                    # Slices within a per-turn budget shared by all downloads, so chat and
+                    # signaling get the loop between slices (server/realtime/turn_budget.py).
+                    for i in range(0, len(chunk), SLICE):
+                        await budget.take(min(SLICE, len(chunk) - i))
+                        self.write(chunk[i:i + SLICE])
+                        await self.flush()
             except tornado.iostream.StreamClosedError:
                 return  # the client went away; nothing to answer
         self.finish()
