@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 
 SLICE = 256 * 1024  # bytes a download writes per take
-BUDGET = 512 * 1024  # bytes all downloads together may write per loop turn
+BUDGET = 256 * 1024  # bytes all downloads together may write per loop turn
 
 
 class TurnBudget:
