@@ -420,6 +420,8 @@ def main() -> None:
             for child in work.iterdir():
                 if child != out:
                     shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
+            if out.parent != work:
+                work.rmdir()
     report(args, results, time.monotonic() - t_start)
 
 
