@@ -101,9 +101,15 @@ def browser(template_db):
 
 
 @pytest.fixture
-def podium(database_url: str, tmp_path):
+def server_env() -> dict[str, str]:
+    """Extra environment of the server process; a test module overrides it to change settings."""
+    return {}
+
+
+@pytest.fixture
+def podium(database_url: str, tmp_path, server_env):
     """A real ``python -m server`` on a free port over a fresh migrated database."""
-    srv = ServerProcess(database_url, tmp_path)
+    srv = ServerProcess(database_url, tmp_path, extra_env=server_env)
     srv.start()
     try:
         yield srv

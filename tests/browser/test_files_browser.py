@@ -22,7 +22,6 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import Account, Api
-from tests.procserver import ServerProcess
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
 
@@ -50,17 +49,6 @@ RECORD_PROGRESS = """() => {
 def server_env() -> dict[str, str]:
     """Environment for the server process; a small image limit, to provoke a 413."""
     return {"FILE_MAX_MB_IMAGE": str(IMAGE_LIMIT_MB)}
-
-
-@pytest.fixture
-def podium(database_url: str, tmp_path, server_env):
-    """The real server, as in conftest, with ``server_env``."""
-    srv = ServerProcess(database_url, tmp_path, extra_env=server_env)
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="session")

@@ -48,23 +48,6 @@ RECORD_PANEL = """() => {
 
 
 @pytest.fixture
-def server_env() -> dict[str, str]:
-    """Extra environment of the server process (each test parametrises its own)."""
-    return {}
-
-
-@pytest.fixture
-def podium(database_url: str, tmp_path, server_env):
-    """The real server, as in conftest, with ``server_env``."""
-    srv = ServerProcess(database_url, tmp_path, extra_env=server_env)
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture
 def media_worker(podium: ServerProcess, tmp_path, worker_procs):
     return worker_procs(podium.base_url, JWT_SECRET, tmp_path / "worker",
                         worker_id=f"browser-test-{uuid.uuid4().hex[:8]}").start()
