@@ -98,6 +98,9 @@ class LiveSession:
             if p.peer_id != exclude:
                 p.conn.send_frame(frame)
 
+    def participants_of(self, user_id: int) -> list[Participant]:
+        return [p for p in self.participants.values() if p.user_id == user_id and not p.recorder]
+
 
 class Calls:
     def __init__(self, db: Database, registry: Registry, chat: Chat, config: Config):
@@ -204,7 +207,8 @@ class Calls:
             role = "recorder"
         else:
             role = await self.chat.room_role(live.room_id, actor)
-            if actor.id in live.banned:
+            if actor.id in live.banned or (self.directory is not None
+                                           and await self.directory.banned(session_id, actor.id)):
                 raise Forbidden("you were removed from this call")
         me = live.participants.get(conn.connection_id)
         if me is None:
@@ -237,7 +241,10 @@ class Calls:
             if role == "recorder" and self.recordings is not None:
                 await self.recordings.recorder_joined(conn, session_id)
         servers, ttl = ice_servers(self.config, actor.id)
-        return {"session": session_wire(live.row, live.recording), "peer_id": me.peer_id,
+        recording = live.recording
+        if self.directory is not None and self.recordings is not None:  # may be known only elsewhere
+            recording = await self.recordings.current(session_id)
+        return {"session": session_wire(live.row, recording), "peer_id": me.peer_id,
                 "participants": await self._others(live, me.peer_id),
                 "ice_servers": servers, "ice_ttl_s": ttl}
 
@@ -419,33 +426,63 @@ class Calls:
         live.send({"type": "call.hand_changed", "session": str(live.id), "participant": me.wire()})
         return {"participant": me.wire()}
 
-    async def _target(self, actor: Actor, msg: dict) -> tuple[LiveSession, Participant]:
+    async def _target(self, actor: Actor, msg: dict) -> tuple[LiveSession, str, dict]:
+        """The session, and the target participant's peer_id and wire (it may be connected to
+        another process)."""
         live = await self._load(parse_id(msg.get("session"), "session"))
         await self._require_instructor(actor, live.room_id)
-        target = live.participants.get(msg.get("peer_id")) if isinstance(msg.get("peer_id"), str) else None
-        if target is None:
-            raise NotFound("no such participant in this session")
-        return live, target
+        peer_id = msg.get("peer_id")
+        if not isinstance(peer_id, str):
+            raise BadRequest("peer_id must be a participant's peer_id")
+        target = live.participants.get(peer_id)
+        if target is not None:
+            return live, peer_id, target.wire()
+        if self.directory is not None:
+            entry = (await self.directory.entries(live.id)).get(peer_id)
+            if entry is not None:
+                return live, peer_id, entry[0]
+        raise NotFound("no such participant in this session")
 
     async def mute(self, actor: Actor, msg: dict) -> None:
-        live, target = await self._target(actor, msg)
-        target.conn.send_frame(event_frame({"type": "call.mute_requested", "session": str(live.id),
-                                            "by": str(actor.id)}))
+        live, peer_id, _ = await self._target(actor, msg)
+        frame = event_frame({"type": "call.mute_requested", "session": str(live.id), "by": str(actor.id)})
+        target = live.participants.get(peer_id)
+        if target is not None:
+            target.conn.send_frame(frame)
+        else:
+            live.publish({"k": "p", "c": peer_id}, frame)
 
     async def remove(self, actor: Actor, msg: dict) -> None:
-        live, target = await self._target(actor, msg)
-        if target.recorder:
+        """Remove a user from the call — every device of theirs, in every process — and keep
+        them out of it until it ends."""
+        live, _, wire = await self._target(actor, msg)
+        if wire["recorder"]:
             raise BadRequest("stop the recording instead of removing the recorder")
-        live.banned.add(target.user_id)
+        user_id = int(wire["user"]["id"])
         frame = event_frame({"type": "call.removed", "session": str(live.id), "by": str(actor.id)})
-        for p in [p for p in live.participants.values() if p.user_id == target.user_id]:
+        if self.directory is not None:
+            await self.directory.ban(live.id, user_id)
+            live.publish({"k": "ban", "s": live.id, "u": user_id}, frame)
+        await self._remove_local(live, user_id, frame)
+        log.info("session %s: user %s removed by %s", live.id, user_id, actor.id)
+
+    async def _remove_local(self, live: LiveSession, user_id: int, frame: bytes) -> None:
+        live.banned.add(user_id)
+        for p in live.participants_of(user_id):
             p.conn.send_frame(frame)
             await self._drop(live, p.peer_id)
-        log.info("session %s: user %s removed by %s", live.id, target.user_id, actor.id)
+
+    def send_outside_room(self, live: LiveSession, frame: bytes) -> None:
+        """To this process's participants who are not subscribed to the call's room (room
+        subscribers get the room's broadcast)."""
+        in_room = self.registry.by_room.get(live.room_id, set())
+        self.registry.send_to({p.conn for p in live.participants.values()
+                               if not p.recorder and p.conn not in in_room}, frame)
 
     def on_bus(self, h: dict, frame: bytes) -> None:
-        """Call notices from other processes: a session broadcast (``s``), a frame for one of
-        our participants (``p``), a session that ended (``se``)."""
+        """Call notices from other processes: a session broadcast (``s``; with ``nr`` only to
+        participants outside the room), a frame for one of our participants (``p``), a user
+        removed from the call (``ban``), a session that ended (``se``)."""
         kind = h.get("k")
         if kind == "p":
             conn = self.registry.connections.get(h.get("c"))
@@ -456,7 +493,12 @@ class Calls:
         if live is None:
             return
         if kind == "s":
-            live.send_local(frame, h.get("x"))
+            if h.get("nr"):
+                self.send_outside_room(live, frame)
+            else:
+                live.send_local(frame, h.get("x"))
+        elif kind == "ban":
+            self.spawn(self._remove_local(live, int(h["u"]), frame))
         elif kind == "se":
             self.live.pop(live.id, None)
             if live.end_timer:

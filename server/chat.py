@@ -466,6 +466,8 @@ class Chat:
     async def presence_list(self, actor: Actor, room_id: int) -> dict:
         await self.room_role(room_id, actor)
         online = await self.online(room_id)
+        if self.presence is not None:
+            return {"online": online, "status": await self.presence.statuses(online)}
         return {"online": online,
                 "status": {uid: self.registry.status.get(int(uid), "online") for uid in online}}
 
@@ -473,6 +475,8 @@ class Chat:
         if status not in ("online", "away", "busy"):
             raise BadRequest("status must be online, away or busy")
         self.registry.status[actor.id] = status
+        if self.presence is not None:
+            await self.presence.set_status(actor.id, status)
         async with self.db.read() as s:
             rooms = [r.id for r, *_ in await rq.rooms_for_user(s, actor.id)]
         for room_id in rooms:

@@ -64,10 +64,14 @@ class Deps:
                               lambda room, frame: self.registry.local_room(room, frame))
 
             def control(h: dict, frame: bytes) -> None:
-                if h.get("k") == "unsub":
+                kind = h.get("k")
+                if kind == "unsub":  # a member removed from a room, through another process
                     self.chat.unsubscribe_user(int(h["r"]), int(h["u"]))
-                elif h.get("k") in ("s", "p", "se"):
+                    self.calls.spawn(self.calls.member_removed(int(h["r"]), int(h["u"])))
+                elif kind in ("s", "p", "se", "ban"):
                     self.calls.on_bus(h, frame)
+                elif kind == "w":
+                    self.recordings.on_bus(h, frame)
 
             bus = RedisBus(cfg.redis_url, self.registry, order, channel=f"{cfg.redis_prefix}:events",
                            on_control=control, verify_tls=cfg.redis_verify_tls)
@@ -81,6 +85,10 @@ class Deps:
 
             self.calls.directory = CallDirectory(bus._redis, cfg.redis_prefix, bus.origin)
             await self.calls.directory.start()
+            from server.realtime.worker_directory import WorkerDirectory
+
+            self.recordings.directory = WorkerDirectory(bus._redis, cfg.redis_prefix, bus.origin,
+                                                        self.calls.directory)
 
     async def close(self) -> None:
         if self.chat.presence is not None:

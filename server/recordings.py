@@ -64,6 +64,8 @@ class Recordings:
         self.workers: dict[str, Worker] = {}
         self.progress: dict[int, int] = {}
         self._timers: dict[int, asyncio.TimerHandle] = {}  # start timeout / worker grace
+        self.directory = None  # with REDIS_URL: server.realtime.worker_directory.WorkerDirectory
+        self._worker_origin: dict[str, str] = {}  # worker_id → process, as last read from the directory
         calls.recordings = self
 
     # -- helpers ---------------------------------------------------------------------------
@@ -75,22 +77,25 @@ class Recordings:
         return row
 
     def _announce(self, row: Recording, event: dict) -> None:
-        """To the room's open sockets and the call's participants (each once)."""
+        """To the room's open sockets and the call's participants (each once), in every process."""
         frame = event_frame(event)
         self.registry.broadcast_frame(row.room_id, frame)  # the room, in every process
-        in_room = self.registry.by_room.get(row.room_id, set())
         live = self.calls.live.get(row.session_id)
         if live is not None:
             live.recording = recording_wire(row) if row.status in rq.ACTIVE else None
-            self.registry.send_to({p.conn for p in live.participants.values()
-                                   if not p.recorder and p.conn not in in_room}, frame)
+            self.calls.send_outside_room(live, frame)
+        if self.registry.bus is not None:  # participants of other processes not in the room
+            self.registry.bus.publish({"k": "s", "s": row.session_id, "nr": 1}, frame)
 
-    def _timer(self, recording_id: int, delay: float, why: str) -> None:
+    def _timer(self, recording_id: int, delay: float, why: str, check: str) -> None:
+        """Fail the recording after ``delay`` unless, then, ``check`` says it is fine:
+        ``start`` — a worker has joined the call (it is no longer pending); ``grace`` — the
+        worker it was given to is registered (through any process)."""
         self._cancel_timer(recording_id)
 
         def fire() -> None:
             self._timers.pop(recording_id, None)
-            self.calls.spawn(self.fail(recording_id, why, only_if_unheld=True))
+            self.calls.spawn(self.fail(recording_id, why, check=check))
 
         self._timers[recording_id] = asyncio.get_running_loop().call_later(delay, fire)
 
@@ -101,6 +106,73 @@ class Recordings:
 
     def holder(self, recording_id: int) -> Worker | None:
         return next((w for w in self.workers.values() if recording_id in w.jobs), None)
+
+    def _to_worker(self, worker_id: str | None, event: dict | None, add: int | None = None,
+                   drop: int | None = None) -> None:
+        """Send ``event`` to a worker and/or give it (``add``) or release (``drop``) a job, in
+        whichever process holds its socket."""
+        if worker_id is None:
+            return
+        worker = self.workers.get(worker_id)
+        frame = event_frame(event) if event is not None else b""
+        if worker is not None:
+            self._worker_jobs(worker, add, drop)
+            if frame:
+                worker.conn.send_frame(frame)
+        elif self.registry.bus is not None:
+            h: dict = {"k": "w", "w": worker_id}
+            if worker_id in self._worker_origin:
+                h["t"] = self._worker_origin[worker_id]  # the process that listed it
+            if add is not None:
+                h["add"] = add
+            if drop is not None:
+                h["drop"] = drop
+            self.registry.bus.publish(h, frame)
+
+    def _worker_jobs(self, worker: Worker, add: int | None, drop: int | None) -> None:
+        if add is not None:
+            worker.jobs.add(add)
+        if drop is not None and drop in worker.jobs:
+            worker.jobs.discard(drop)
+            self.calls.spawn(self._dispatch_waiting())  # its capacity is free again
+        if add is not None or drop is not None:
+            self._list_worker(worker)
+
+    def _list_worker(self, worker: Worker) -> None:
+        if self.directory is not None:
+            self.calls.spawn(self._directory_call(self.directory.put(worker.worker_id, worker.capacity,
+                                                                     len(worker.jobs))))
+
+    @staticmethod
+    async def _directory_call(coro) -> None:
+        try:
+            await coro
+        except Exception as e:  # Redis down: the other processes see a stale load for a while
+            log.warning("updating the worker directory in Redis failed: %s", e)
+
+    def on_bus(self, h: dict, frame: bytes) -> None:
+        """``w`` notices from other processes: a frame and/or a job change for one of our workers."""
+        worker = self.workers.get(h.get("w"))
+        if worker is None:
+            if h.get("add") is not None and h.get("t") == self.registry.bus.origin:
+                # It was listed here but left meanwhile: offer the job again.
+                self.calls.spawn(self._unclaim(int(h["add"]), h.get("w")))
+            return
+        self._worker_jobs(worker, h.get("add"), h.get("drop"))
+        if frame:
+            worker.conn.send_frame(frame)
+
+    async def _unclaim(self, recording_id: int, worker_id: str | None) -> None:
+        async with self.db.write() as s:
+            row = await rq.transition(s, recording_id, ("pending",), claimed_by=worker_id, worker_id=None)
+        if row is not None:
+            await self._dispatch_waiting()
+
+    async def current(self, session_id: int) -> dict | None:
+        """The session's recording being asked for or made (pending, recording), from SQL."""
+        async with self.db.read() as s:
+            row = await rq.active_for_session(s, session_id)
+        return recording_wire(row) if row is not None else None
 
     # -- instructor controls -----------------------------------------------------------------
     async def start(self, actor: Actor, session_id: int) -> dict:
@@ -121,7 +193,8 @@ class Recordings:
         live.recording = recording_wire(row)
         log.info("recording %s of session %s requested by user %s", row.id, session_id, actor.id)
         self._timer(row.id, self.config.recording_start_timeout_s,
-                    f"no recording worker joined the call within {self.config.recording_start_timeout_s:g} s")
+                    f"no recording worker joined the call within {self.config.recording_start_timeout_s:g} s",
+                    "start")
         await self._dispatch(row)
         return {"recording": recording_wire(row)}
 
@@ -145,10 +218,7 @@ class Recordings:
                                           duration_s=duration)
         if stopped is None:
             return recording_wire(await self._get(row.id))
-        worker = self.holder(row.id)
-        if worker is not None:
-            worker.conn.send_frame(event_frame({"type": "recording.stop", "recording": str(row.id),
-                                                "reason": reason}))
+        self._to_worker(stopped.worker_id, {"type": "recording.stop", "recording": str(row.id), "reason": reason})
         wire = recording_wire(stopped)
         self._announce(stopped, {"type": "recording.stopped", "recording": wire})
         log.info("recording %s stopped (%s) after %.1f s", row.id, reason, duration or 0)
@@ -174,9 +244,7 @@ class Recordings:
         wire = {"label": mark.label, "at": codec.iso(mark.at), "offset_s": _offset(row, mark.at),
                 "by": {"id": str(actor.id), "display_name": actor.display_name}}
         self._announce(row, {"type": "recording.marked", "recording": str(row.id), "mark": wire})
-        worker = self.holder(row.id)
-        if worker is not None:
-            worker.conn.send_frame(event_frame({"type": "recording.mark", "recording": str(row.id), "mark": wire}))
+        self._to_worker(row.worker_id, {"type": "recording.mark", "recording": str(row.id), "mark": wire})
         return {"mark": wire}
 
     # -- workers ---------------------------------------------------------------------------
@@ -198,6 +266,8 @@ class Recordings:
         worker = Worker(conn, worker_id, capacity)
         conn.worker = worker
         self.workers[worker_id] = worker
+        if self.directory is not None:
+            await self._directory_call(self.directory.put(worker_id, capacity, 0))
         kept = []
         for rid in held:
             try:
@@ -211,6 +281,8 @@ class Recordings:
                 if row.status != "pending":
                     self._cancel_timer(rid)
                 kept.append(str(rid))
+        if kept:
+            self._list_worker(worker)
         log.info("worker %s registered (capacity %d, holding %s)", worker_id, capacity, kept or "nothing")
         self.calls.spawn(self._dispatch_waiting())
         return {"worker_id": worker_id, "recordings": kept}
@@ -221,29 +293,44 @@ class Recordings:
         if worker is None or self.workers.get(worker.worker_id) is not worker:
             return
         del self.workers[worker.worker_id]
+        if self.directory is not None:
+            await self._directory_call(self.directory.remove(worker.worker_id))
         grace = self.config.recording_worker_grace_s
         for rid in worker.jobs:
-            self._timer(rid, grace, f"the recording worker disconnected and did not come back within {grace:g} s")
+            self._timer(rid, grace, f"the recording worker disconnected and did not come back within {grace:g} s",
+                        "grace")
         if worker.jobs:
             log.warning("worker %s disconnected holding recordings %s", worker.worker_id, sorted(worker.jobs))
 
+    async def _free_workers(self) -> dict[str, int]:
+        """worker_id → free capacity, of this process's workers and (with REDIS_URL) the others'."""
+        free = {}
+        if self.directory is not None:
+            try:
+                entries = await self.directory.entries()
+                self._worker_origin = {w: e["o"] for w, e in entries.items()}
+                free = {w: e["capacity"] - e["jobs"] for w, e in entries.items()}
+            except Exception as e:
+                log.warning("reading the worker directory from Redis failed: %s", e)
+        free.update({w.worker_id: w.free for w in self.workers.values()})  # ours: exact
+        return {w: n for w, n in free.items() if n > 0}
+
     async def _dispatch(self, row: Recording) -> bool:
-        """Offer a pending recording to the worker with the most free capacity."""
-        candidates = [w for w in self.workers.values() if w.free > 0]
-        if not candidates:
+        """Offer a pending recording to the worker with the most free capacity (any process)."""
+        free = await self._free_workers()
+        if not free:
             log.info("recording %s waits for a worker with free capacity", row.id)
             return False
-        worker = max(candidates, key=lambda w: w.free)
-        async with self.db.write() as s:
-            taken = await rq.transition(s, row.id, ("pending",), worker_id=worker.worker_id)
+        worker_id = max(free, key=lambda w: (free[w], w in self.workers))
+        async with self.db.write() as s:  # first claim wins, whichever process makes it
+            taken = await rq.transition(s, row.id, ("pending",), claimed_by=None, worker_id=worker_id)
         if taken is None:
             return False
-        worker.jobs.add(row.id)
         live = self.calls.live.get(row.session_id)
-        session = session_wire(live.row, live.recording) if live else None
-        worker.conn.send_frame(event_frame({"type": "recording.job", "recording": recording_wire(taken),
-                                            "session": session}))
-        log.info("recording %s offered to worker %s", row.id, worker.worker_id)
+        session = session_wire(live.row) if live else None
+        self._to_worker(worker_id, {"type": "recording.job", "recording": recording_wire(taken), "session": session},
+                        add=row.id)
+        log.info("recording %s offered to worker %s", row.id, worker_id)
         return True
 
     async def _dispatch_waiting(self) -> None:
@@ -307,33 +394,42 @@ class Recordings:
             return None
         self._cancel_timer(recording_id)
         self.progress.pop(recording_id, None)
-        worker = self.holder(recording_id)
-        if worker is not None:
-            worker.jobs.discard(recording_id)
-            worker.conn.send_frame(event_frame({"type": "recording.stop", "recording": str(recording_id),
-                                                "reason": "failed"}))
-            self.calls.spawn(self._dispatch_waiting())  # its capacity is free again
+        self._to_worker(row.worker_id, {"type": "recording.stop", "recording": str(recording_id), "reason": "failed"},
+                        drop=recording_id)
         self._announce(row, {"type": "recording.failed", "recording": recording_wire(row), "reason": reason})
         log.warning("recording %s failed: %s", recording_id, reason)
         return row
 
-    async def fail(self, recording_id: int, reason: str, only_if_unheld: bool = False) -> None:
-        if only_if_unheld:
-            worker = self.holder(recording_id)
+    async def fail(self, recording_id: int, reason: str, check: str | None = None) -> None:
+        """Fail a recording; with ``check`` (see ``_timer``) only if that check still fails."""
+        if check == "start":
+            await self._fail(recording_id, reason, ("pending",))
+            return
+        if check == "grace":
             async with self.db.read() as s:
                 row = await rq.get(s, recording_id)
-            # A pending job counts as held only once its worker has joined (status recording).
-            if row is None or (worker is not None and row.status != "pending"):
+            if row is None or row.status not in rq.UNFINISHED:
+                return
+            if row.worker_id is not None and row.status != "pending" and await self._registered(row.worker_id):
                 return
         await self._fail(recording_id, reason)
+
+    async def _registered(self, worker_id: str) -> bool:
+        """Whether the worker is connected to this process or (with REDIS_URL) another one."""
+        if worker_id in self.workers:
+            return True
+        if self.directory is None:
+            return False
+        try:
+            return worker_id in await self.directory.entries()
+        except Exception as e:  # Redis down: do not fail a recording we cannot see the worker of
+            log.warning("reading the worker directory from Redis failed: %s", e)
+            return True
 
     async def completed(self, recording_id: int, row: Recording) -> None:
         """The worker finished: release the job and announce ``recording.ready``."""
         self.progress.pop(recording_id, None)
-        worker = self.holder(recording_id)
-        if worker is not None:
-            worker.jobs.discard(recording_id)
-        self.calls.spawn(self._dispatch_waiting())
+        self._to_worker(row.worker_id, None, drop=recording_id)
         self._announce(row, {"type": "recording.ready", "recording": recording_wire(row)})
 
     async def recover(self) -> None:
@@ -342,7 +438,8 @@ class Recordings:
             rows = await rq.unfinished(s)
         grace = self.config.recording_worker_grace_s
         for row in rows:
-            self._timer(row.id, grace, f"no recording worker came back for it within {grace:g} s of a restart")
+            self._timer(row.id, grace, f"no recording worker came back for it within {grace:g} s of a restart",
+                        "grace")
         if rows:
             log.info("waiting for workers to reclaim recordings %s", [r.id for r in rows])
 

@@ -723,7 +723,8 @@ async def test_protocol_errors_do_not_close_the_socket(server):
     a, ack = await joined(server, a_tok, session)
     assert await error_code(a, "call.join") == "bad_request"
     assert await error_code(a, "rtc.offer", session=session, to=None, sdp=SDP) == "bad_request"
-    assert await error_code(a, "call.mute", session=session) == "not_found"
+    assert await error_code(a, "call.mute", session=session) == "bad_request"
+    assert await error_code(a, "call.mute", session=session, peer_id="nobody") == "not_found"
     with pytest.raises(ProtocolError):
         await a.request("call.leave", session="not-a-number")
     assert (await a.request("call.hand", session=session, raised=True))["participant"]["hand"] is True

@@ -16,6 +16,7 @@ import pytest
 
 from tests.dbutil import test_database_url as database_under_test
 from tests.procserver import free_port, procs  # noqa: F401  (fixture)
+from tests.workerproc import worker_procs  # noqa: F401  (fixture)
 from tests.wsclient import WsClient
 
 pytestmark = pytest.mark.skipif(
@@ -60,9 +61,9 @@ def redis_url():
     return os.environ["TEST_REDIS_URL"]
 
 
-def cluster(procs, redis_url: str, n: int = 3):  # noqa: F811
+def cluster(procs, redis_url: str, n: int = 3, **env: str):  # noqa: F811
     prefix = "podium-scale-" + secrets.token_hex(4)
-    return [procs.new(extra_env={"REDIS_URL": redis_url, "REDIS_PREFIX": prefix}) for _ in range(n)]
+    return [procs.new(extra_env={"REDIS_URL": redis_url, "REDIS_PREFIX": prefix, **env}) for _ in range(n)]
 
 
 async def class_room(servers, n_users: int) -> tuple[str, list[tuple[dict, str]]]:
@@ -233,3 +234,143 @@ async def test_two_peers_on_different_processes_complete_a_call(procs, redis_url
     finally:
         await ana.close()
         await ben.close()
+
+
+async def test_instructor_controls_reach_participants_on_other_processes(procs, redis_url):  # noqa: F811
+    """Mute and remove work on a participant connected to another process; the removed user
+    cannot rejoin through any process; someone removed from the room leaves the call in
+    every process."""
+    servers = cluster(procs, redis_url, 3)
+    room, accounts = await class_room(servers, 3)
+    (_, a_tok), (ben, b_tok), (cat, c_tok) = accounts
+    ana = await WsClient.connect(servers[0].ws_url, a_tok)
+    b1 = await WsClient.connect(servers[1].ws_url, b_tok)
+    c1 = await WsClient.connect(servers[2].ws_url, c_tok)
+    session = (await ana.request("call.start", room=room))["session"]["id"]
+    await ana.request("call.join", session=session)
+    b_peer = (await b1.request("call.join", session=session))["peer_id"]
+    c_peer = (await c1.request("call.join", session=session))["peer_id"]
+
+    await ana.request("call.mute", session=session, peer_id=b_peer)
+    muted = await b1.next_event("call.mute_requested", timeout=5)
+    assert muted["session"] == session
+
+    await ana.request("call.remove", session=session, peer_id=b_peer)
+    removed = await b1.next_event("call.removed", timeout=5)
+    assert removed["session"] == session
+    left = await ana.next_event("call.participant_left", timeout=5)
+    assert left["peer_id"] == b_peer
+    for srv in servers:  # banned everywhere, not just where the removal happened
+        again = await WsClient.connect(srv.ws_url, b_tok)
+        err = await again.request_raw("call.join", session=session)
+        assert err["type"] == "error" and err["code"] == "forbidden", (srv.port, err)
+        again.close()
+
+    status, _ = await servers[0].http("DELETE", f"/api/rooms/{room}/members/{cat['id']}", a_tok)
+    assert status in (200, 204), status
+    gone = await c1.next_event("call.removed", timeout=5)
+    assert gone["reason"] == "removed from the room"
+    left = await ana.next_event("call.participant_left", timeout=5)
+    assert left["peer_id"] == c_peer
+    ack = await ana.request("call.join", session=session)
+    assert ack["participants"] == []
+    for c in (ana, b1, c1):
+        c.close()
+
+
+async def test_status_set_through_one_process_is_seen_through_the_others(procs, redis_url):  # noqa: F811
+    """presence.status set on one process is listed by every process, and cleared once the
+    user's last socket (anywhere) closes."""
+    servers = cluster(procs, redis_url, 2)
+    room, accounts = await class_room(servers, 2)
+    (ana, a_tok), (_, b_tok) = accounts
+    a1 = await WsClient.connect(servers[0].ws_url, a_tok)
+    await a1.request("room.join", room=room)
+    a2 = await WsClient.connect(servers[1].ws_url, a_tok)
+    await a2.request("room.join", room=room)
+    watcher = await WsClient.connect(servers[1].ws_url, b_tok)
+    await watcher.request("room.join", room=room)
+    await a1.request("presence.status", status="busy")
+    changed = await watcher.next_event("presence.status", timeout=5)
+    assert changed["user_id"] == ana["id"] and changed["status"] == "busy"
+    for srv in servers:
+        c = await WsClient.connect(srv.ws_url, b_tok)
+        listed = await c.request("presence.list", room=room)
+        assert listed["status"][ana["id"]] == "busy", srv.port
+        c.close()
+    a1.close()
+    await asyncio.sleep(0.3)
+    listed = await watcher.request("presence.list", room=room)
+    assert listed["status"][ana["id"]] == "busy"  # still connected through process 2
+    a2.close()
+    await watcher.next_event("presence.left", timeout=5)
+    a3 = await WsClient.connect(servers[0].ws_url, a_tok)
+    await a3.request("room.join", room=room)
+    listed = await watcher.request("presence.list", room=room)
+    assert listed["status"][ana["id"]] == "online"
+    for c in (watcher, a3):
+        c.close()
+
+
+async def test_worker_on_one_process_records_a_call_held_by_the_other_two(procs, redis_url, worker_procs,  # noqa: F811
+                                                                       tmp_path):
+    """A media worker connected to process 1 records a call whose participants are on
+    processes 2 and 3: the job, its signaling, the instructor's mark and stop all cross
+    processes, and the class video is ready with both participants and the mark as a chapter.
+    The start timeout (5 s) runs out in the process that asked while the recording is being
+    made elsewhere, and must not fail it."""
+    import av
+    from tornado.httpclient import AsyncHTTPClient
+
+    from tests.patterntracks import pattern_tracks
+    from tests.procserver import JWT_SECRET
+    from tests.rtcpeer import RtcPeer
+
+    servers = cluster(procs, redis_url, 3, RECORDING_START_TIMEOUT_S="5")
+    worker = worker_procs(servers[0].base_url, JWT_SECRET, tmp_path / "work").start()
+    await asyncio.get_running_loop().run_in_executor(None, worker.wait_registered)
+    room, accounts = await class_room(servers, 2)
+    (_, a_tok), (_, b_tok) = accounts
+    ana = await RtcPeer.connect(servers[1].ws_url, a_tok, label="ana", tracks=pattern_tracks(0.0))
+    ben = await RtcPeer.connect(servers[2].ws_url, b_tok, label="ben", tracks=pattern_tracks(0.4))
+    try:
+        session = (await ana.ws.request("call.start", room=room))["session"]["id"]
+        await ana.join(session)
+        await ben.join(session)
+        await ben.ws.request("room.join", room=room)  # Ben hears recording.* as a room member, Ana as a participant
+        rid = (await ana.ws.request("recording.start", session=session))["recording"]["id"]
+        for peer in (ana, ben):
+            started = await peer.next_event("recording.started", timeout=30)
+            assert started["recording"]["id"] == rid, worker.log_tail()
+        deadline = time.monotonic() + 20
+        while not (recorders := [p for p in ana.links if p != ben.peer_id]):
+            assert time.monotonic() < deadline, worker.log_tail()
+            await asyncio.sleep(0.05)
+        for peer in (ana, ben):
+            await peer.wait_connected(recorders, timeout=20)
+        await asyncio.sleep(2.0)
+        await ana.ws.request("recording.mark", session=session, label="Across processes")
+        await asyncio.sleep(4.0)  # past the start timeout
+        stopped = await ana.ws.request("recording.stop", session=session)
+        assert stopped["recording"]["status"] == "processing"
+        ready = await ana.next_event("recording.ready", timeout=120)
+        assert ready["recording"]["id"] == rid, worker.log_tail()
+    finally:
+        await ana.close()
+        await ben.close()
+    status, body = await servers[2].http("GET", f"/api/recordings/{rid}", a_tok)
+    assert status == 200 and body["recording"]["status"] == "ready", body
+    assets = body["recording"]["assets"]
+    assert sorted(a["kind"] for a in assets if a["kind"] in ("participant", "composite")) == \
+        ["composite", "participant", "participant"], assets
+    composite = next(a for a in assets if a["kind"] == "composite")
+    from urllib.parse import urlsplit
+    link = urlsplit(composite["url"])  # a signed link: any process serves it
+    resp = await AsyncHTTPClient().fetch(f"{servers[1].base_url}{link.path}?{link.query}", request_timeout=60)
+    path = tmp_path / "class.mp4"
+    path.write_bytes(resp.body)
+    with av.open(str(path)) as f:
+        assert f.streams.video and f.streams.audio
+        chapters = [ch["metadata"].get("title") for ch in f.chapters()]
+    assert "Across processes" in chapters, chapters
+    assert "registered with" in worker.log()

@@ -39,10 +39,17 @@ async def for_room(s: AsyncSession, room_id: int, limit: int) -> list[Recording]
     return list((await s.execute(q)).scalars())
 
 
-async def transition(s: AsyncSession, recording_id: int, from_: tuple[str, ...], **values) -> Recording | None:
-    """Set ``values`` if the recording is in one of ``from_``; the updated row or None."""
-    res = await s.execute(update(Recording).where(Recording.id == recording_id, Recording.status.in_(from_))
-                          .values(**values))
+_ANY = object()
+
+
+async def transition(s: AsyncSession, recording_id: int, from_: tuple[str, ...], *, claimed_by=_ANY,
+                     **values) -> Recording | None:
+    """Set ``values`` if the recording is in one of ``from_`` (and, with ``claimed_by``, is
+    given to that worker — None: to none); the updated row or None."""
+    cond = [Recording.id == recording_id, Recording.status.in_(from_)]
+    if claimed_by is not _ANY:
+        cond.append(Recording.worker_id.is_(None) if claimed_by is None else Recording.worker_id == claimed_by)
+    res = await s.execute(update(Recording).where(*cond).values(**values))
     if res.rowcount != 1:
         return None
     return await get(s, recording_id)

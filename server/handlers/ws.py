@@ -137,7 +137,8 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
             return
         self.actor = actor
         self.user_id = actor.id
-        self.deps.registry.add(self)
+        if self.deps.registry.add(self) and self.deps.chat.presence is not None:
+            self.deps.calls.spawn(self.deps.chat.presence.user_here(self.user_id))
         self.log.info("connected (%s, role %s)", user["username"], actor.role)
         hello = {"type": "hello", "user": user,
                  "connection_id": self.connection_id, "server_time": codec.iso(codec.utcnow()),
@@ -306,6 +307,8 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         left, gone = self.deps.registry.remove(self)
         self.deps.chat.user_gone(self.actor, left)
         if gone:
+            if self.deps.chat.presence is not None:
+                self.deps.calls.spawn(self.deps.chat.presence.user_gone(self.user_id))
             self.deps.limiter.forget(self.user_id)
             self.deps.signal_limiter.forget(self.user_id)
         self.log.info("disconnected (code %s)", self.close_code)

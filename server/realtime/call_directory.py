@@ -64,17 +64,30 @@ class CallDirectory:
         await self.redis.hdel(self._key(session), peer_id)
 
     async def clear(self, session: int) -> None:
-        await self.redis.delete(self._key(session))
+        await self.redis.delete(self._key(session), f"{self._key(session)}:banned")
+
+    async def ban(self, session: int, user: int) -> None:
+        """Someone removed from a call may not rejoin it through any process."""
+        key = f"{self._key(session)}:banned"
+        await self.redis.sadd(key, user)
+        await self.redis.expire(key, 24 * 3600)
+
+    async def banned(self, session: int, user: int) -> bool:
+        return bool(await self.redis.sismember(f"{self._key(session)}:banned", user))
+
+    async def alive(self, origins) -> dict[str, bool]:
+        """Which of these processes are alive (refreshed their key within ``ALIVE_TTL_S``)."""
+        origins = sorted(set(origins))
+        if not origins:
+            return {}
+        flags = await self.redis.mget([self._alive_key(o) for o in origins])
+        return {o: f is not None for o, f in zip(origins, flags)}
 
     async def entries(self, session: int) -> dict[str, tuple[dict, str]]:
         """peer_id → (participant wire, process) for participants of live processes."""
         raw = await self.redis.hgetall(self._key(session))
         items = {k.decode(): json.loads(v) for k, v in raw.items()}
-        origins = sorted({e["o"] for e in items.values()})
-        alive = {}
-        if origins:
-            flags = await self.redis.mget([self._alive_key(o) for o in origins])
-            alive = {o: f is not None for o, f in zip(origins, flags)}
+        alive = await self.alive(e["o"] for e in items.values())
         out, dead = {}, []
         for peer_id, e in items.items():
             if alive.get(e["o"]):

@@ -7,6 +7,11 @@ local socket leaves, and a process that dies stops refreshing, so its users drop
 ``TTL_S``. ``presence.joined``/``presence.left`` are sent only when a user comes online in the
 first process / goes offline in the last one. Without ``REDIS_URL`` the registry's local
 counts are the whole truth and none of this runs.
+
+A user's status (``presence.status``: away, busy) lives in ``<prefix>:user:<user>``, field
+``status``, next to a field per process that has a socket of the user (an expiry time, like
+the room fields). The status is cleared when the user's last socket anywhere closes, as in
+one process.
 """
 from __future__ import annotations
 
@@ -76,6 +81,53 @@ class RedisPresence:
             log.warning("presence update in Redis failed: %s", e)
             return True
 
+    def _user_key(self, user: int) -> str:
+        return f"{self.prefix}:user:{user}"
+
+    async def user_here(self, user: int) -> None:
+        """The user's first socket in this process."""
+        try:
+            await self._touch_user(self.redis, user, time.time() + TTL_S)
+        except Exception as e:
+            log.warning("presence update in Redis failed: %s", e)
+
+    async def _touch_user(self, redis, user: int, expiry: float) -> None:
+        await redis.hset(self._user_key(user), self.origin, expiry)
+        await redis.expire(self._user_key(user), int(TTL_S * 2))
+
+    async def user_gone(self, user: int) -> None:
+        """The user's last socket in this process closed: clear their status if it was their
+        last socket anywhere."""
+        key = self._user_key(user)
+        try:
+            await self.redis.hdel(key, self.origin)
+            now = time.time()
+            fields = await self.redis.hgetall(key)
+            if not any(f != b"status" and float(v) > now for f, v in fields.items()):
+                await self.redis.delete(key)
+        except Exception as e:
+            log.warning("presence update in Redis failed: %s", e)
+
+    async def set_status(self, user: int, status: str) -> None:
+        key = self._user_key(user)
+        if status == "online":
+            await self.redis.hdel(key, "status")
+        else:
+            await self.redis.hset(key, "status", status)
+            await self._touch_user(self.redis, user, time.time() + TTL_S)
+
+    async def statuses(self, users: list[str]) -> dict[str, str]:
+        """user id → status (``online`` unless set) for these users, whichever process set it."""
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for u in users:
+                    pipe.hget(self._user_key(int(u)), "status")
+                found = await pipe.execute()
+        except Exception as e:
+            log.warning("statuses from Redis failed: %s", e)
+            found = [None] * len(users)
+        return {u: (v.decode() if v else "online") for u, v in zip(users, found)}
+
     async def _refresh_loop(self) -> None:
         while True:
             await asyncio.sleep(REFRESH_S)
@@ -86,6 +138,9 @@ class RedisPresence:
                         for user in users:
                             pipe.hset(self._key(room), f"{user}:{self.origin}", expiry)
                         pipe.expire(self._key(room), int(TTL_S * 2))
+                    for user in list(self.registry.by_user):
+                        pipe.hset(self._user_key(user), self.origin, expiry)
+                        pipe.expire(self._user_key(user), int(TTL_S * 2))
                     await pipe.execute()
             except asyncio.CancelledError:
                 raise
