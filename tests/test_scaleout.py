@@ -374,3 +374,36 @@ async def test_worker_on_one_process_records_a_call_held_by_the_other_two(procs,
         chapters = [ch["metadata"].get("title") for ch in f.chapters()]
     assert "Across processes" in chapters, chapters
     assert "registered with" in worker.log()
+
+
+async def test_a_silent_subscriber_is_noticed_by_the_canary_and_catches_up(procs, redis_url):  # noqa: F811
+    """Process 2's Redis subscription goes silent (open, but nothing arrives — a stuck NAT):
+    no error tells it, but its canary does not come back, it resubscribes and catches up
+    from SQL, so its client gets every message sent meanwhile, in order."""
+    from tests.tcpproxy import SilencingProxy
+
+    redis_port = int(redis_url.split("://", 1)[1].split("/")[0].rsplit(":", 1)[1])
+    proxy = SilencingProxy(redis_port)
+    try:
+        prefix = "podium-scale-" + secrets.token_hex(4)
+        a_srv = procs.new(extra_env={"REDIS_URL": redis_url, "REDIS_PREFIX": prefix})
+        b_srv = procs.new(extra_env={"REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0", "REDIS_PREFIX": prefix})
+        room, accounts = await class_room([a_srv, b_srv], 2)
+        a = await WsClient.connect(a_srv.ws_url, accounts[0][1])
+        b = await WsClient.connect(b_srv.ws_url, accounts[1][1])
+        for c in (a, b):
+            await c.request("room.join", room=room)
+        await asyncio.sleep(0.3)
+        await a.request("message.send", room=room, client_msg_id="m0", kind="text", content="before")
+        assert await collect(b, room, 1, 5) == [1]
+        assert proxy.silence_subscribers() >= 1
+        total = 10
+        for k in range(1, total):
+            await a.request("message.send", room=room, client_msg_id=f"m{k}", kind="text", content=str(k))
+        got = await collect(b, room, total - 1, 20)  # canary timeout 6 s + resubscribe + catch-up
+        assert got == list(range(2, total + 1)), (got, b_srv.log_tail())
+        assert "no canary back from Redis" in b_srv.log
+        a.close()
+        b.close()
+    finally:
+        proxy.close()

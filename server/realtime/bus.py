@@ -71,7 +71,7 @@ class RedisBus:
         kw: dict = {}
         if self.url.startswith("rediss://") and not self.verify_tls:
             kw["ssl_cert_reqs"] = None  # Heroku Redis presents a self-signed certificate
-        self._redis = aioredis.from_url(self.url, socket_connect_timeout=2, socket_keepalive=True,
+        self._redis = aioredis.from_url(self.url, socket_connect_timeout=2, socket_timeout=5, socket_keepalive=True,
                                         health_check_interval=10, **kw)
         self._tasks = [asyncio.ensure_future(self._publisher()), asyncio.ensure_future(self._subscriber()),
                        asyncio.ensure_future(self._canary())]
