@@ -16,7 +16,6 @@ import itertools
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from typing import Any
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
+from tests.ports import free_port, listens_on  # noqa: F401  (free_port is imported from here too)
 from tests.wsclient import LoopbackUrls
 
 
@@ -54,12 +54,6 @@ def _die_with_parent():
 
 
 _PREEXEC = _die_with_parent() if sys.platform.startswith("linux") else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def process_env(database_url: str, data_dir: Path, port: int | None = None,
@@ -149,12 +143,16 @@ class ServerProcess(LoopbackUrls):
         raise RuntimeError(f"server exited with code {self.proc.returncode} before it was ready:\n"
                            f"{self.log_tail()}")
 
+    def _owns_port(self) -> bool:
+        """The 200 came from our process, not from another server that took the port."""
+        return self.proc is not None and listens_on(self.proc.pid, self.port)
+
     def start(self, timeout: float = 30) -> "ServerProcess":
         """Launch and block until ``/healthz`` answers 200 (for use before any client runs)."""
         self.launch()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._check_alive() and self._health() == 200:
+            if self._check_alive() and self._health() == 200 and self._owns_port():
                 return self
             time.sleep(0.05)
         raise TimeoutError(f"server not healthy within {timeout} s:\n{self.log_tail()}")
@@ -169,7 +167,7 @@ class ServerProcess(LoopbackUrls):
                 continue
             try:
                 resp = await client.fetch(self.base_url + "/healthz", raise_error=False, request_timeout=2)
-                if resp.code == 200:
+                if resp.code == 200 and self._owns_port():
                     return self
             except OSError:
                 pass

@@ -3,13 +3,14 @@ subprocess (``python -m moto.server``) once per test session, with a fresh bucke
 from __future__ import annotations
 
 import secrets
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 
 import pytest
+
+from tests.ports import free_port, listens_on
 
 ACCESS_KEY, SECRET_KEY, REGION = "podium-test-key", "podium-test-secret", "us-east-1"
 
@@ -36,28 +37,26 @@ class S3Server:
                 "s3_secret_access_key": SECRET_KEY, "s3_addressing_style": "path"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _start_moto(log) -> tuple[subprocess.Popen, int]:
+    """moto on a free port, retried if another process takes the port first."""
+    for _ in range(3):
+        port = free_port()
+        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < deadline:
+            if listens_on(proc.pid, port):
+                return proc, port
+            time.sleep(0.1)
+        proc.kill()
+        proc.wait(10)
+    raise RuntimeError(f"moto S3 server did not start (see {log.name})")
 
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
-    port = _free_port()
     log = open(tmp_path_factory.mktemp("moto") / "moto.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"moto S3 server did not start (see {log.name})")
-            time.sleep(0.1)
+    proc, port = _start_moto(log)
     try:
         yield S3Server(f"http://127.0.0.1:{port}")
     finally:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.dbutil import test_database_url as database_under_test
+from tests.ports import listens_on
 from tests.procserver import free_port, procs  # noqa: F401  (fixture)
 from tests.workerproc import worker_procs  # noqa: F401  (fixture)
 from tests.wsclient import WsClient
@@ -40,15 +41,11 @@ class RedisServer:
                                       "--appendonly", "no", "--dir", str(self.tmp)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
-        import socket
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return self
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("redis-server did not start")
-                time.sleep(0.05)
+        while not listens_on(self.proc.pid, self.port):  # ours, not another server on the port
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+        return self
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
