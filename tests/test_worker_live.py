@@ -247,7 +247,9 @@ async def test_call_is_recorded_without_transcoding(tmp_path, codec):
     assert_monotonic(times)
     wall = stop_wall - started["p1-video-0"]["t"]
     duration = times[-1] + 1 / FPS
-    assert abs(duration - wall) <= 0.1 * wall, (duration, wall)
+    # ±10 % plus 0.5 s: on a loaded machine the sender's first (key)frame can reach the worker
+    # a few hundred ms late while the media clock runs on; a timescale error is 2× or more.
+    assert abs(duration - wall) <= 0.1 * wall + 0.5, (duration, wall)
     assert abs(ended["p1-video-0"]["duration_s"] - duration) < 0.05
     assert abs(len(times) - FPS * duration) <= 0.2 * FPS * duration, (len(times), duration)
     sizes = [(f[2], f[3]) for f in v["frames"]]
@@ -266,7 +268,7 @@ async def test_call_is_recorded_without_transcoding(tmp_path, codec):
     assert_monotonic([f[0] for f in a["frames"]])
     audio_s = sum(f[1] for f in a["frames"]) / 48000
     wall = stop_wall - started["p1-audio-0"]["t"]
-    assert abs(audio_s - wall) <= 0.1 * wall, (audio_s, wall)
+    assert abs(audio_s - wall) <= 0.1 * wall + 0.5, (audio_s, wall)
 
 
 async def test_keyframe_is_requested_when_joining_mid_gop(tmp_path):
