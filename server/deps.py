@@ -89,6 +89,7 @@ class Deps:
 
             self.recordings.directory = WorkerDirectory(bus._redis, cfg.redis_prefix, bus.origin,
                                                         self.calls.directory)
+            self.recordings.start_sweeping()
 
     async def close(self) -> None:
         if self.chat.presence is not None:

@@ -66,6 +66,8 @@ class Recordings:
         self._timers: dict[int, asyncio.TimerHandle] = {}  # start timeout / worker grace
         self.directory = None  # with REDIS_URL: server.realtime.worker_directory.WorkerDirectory
         self._worker_origin: dict[str, str] = {}  # worker_id → process, as last read from the directory
+        self._missing_since: dict[int, float] = {}  # sweep: recording → when its worker was first missed
+        self._sweeper: asyncio.Task | None = None
         calls.recordings = self
 
     # -- helpers ---------------------------------------------------------------------------
@@ -443,10 +445,55 @@ class Recordings:
         if rows:
             log.info("waiting for workers to reclaim recordings %s", [r.id for r in rows])
 
+    def start_sweeping(self) -> None:
+        """With several processes: the timers above live in the process that set them, and die
+        with it. Every process also sweeps the unfinished recordings now and then, so one whose
+        worker is gone for longer than the grace, or that no worker took within the start
+        timeout, fails even if the process that was watching it was killed."""
+        if self._sweeper is None:
+            self._sweeper = asyncio.ensure_future(self._sweep_loop())
+
+    async def _sweep_loop(self) -> None:
+        every = max(1.0, min(self.config.recording_worker_grace_s, self.config.recording_start_timeout_s) / 2)
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("sweeping unfinished recordings failed")
+
+    async def sweep(self) -> None:
+        async with self.db.read() as s:
+            rows = await rq.unfinished(s)
+        now, wall = asyncio.get_running_loop().time(), codec.utcnow()
+        registered = set(self.workers)
+        if self.directory is not None:
+            registered |= set(await self.directory.entries())
+        start_timeout, grace = self.config.recording_start_timeout_s, self.config.recording_worker_grace_s
+        seen = set()
+        for row in rows:
+            if row.status == "pending":
+                if (wall - row.requested_at).total_seconds() > start_timeout + grace:
+                    await self._fail(row.id, f"no recording worker joined the call within {start_timeout:g} s",
+                                     ("pending",))
+                continue
+            if row.worker_id in registered:
+                continue
+            seen.add(row.id)
+            first = self._missing_since.setdefault(row.id, now)
+            if now - first > grace:
+                await self.fail(row.id, f"the recording worker disconnected and did not come back within {grace:g} s",
+                                check="grace")
+        self._missing_since = {rid: t for rid, t in self._missing_since.items() if rid in seen}
+
     def close(self) -> None:
         for t in self._timers.values():
             t.cancel()
         self._timers.clear()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
 
 
 def _offset(row: Recording, at: datetime) -> float:

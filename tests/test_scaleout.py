@@ -404,3 +404,31 @@ async def test_a_silent_subscriber_is_noticed_by_the_canary_and_catches_up(procs
         b.close()
     finally:
         proxy.close()
+
+
+async def test_recording_fails_clearly_when_the_process_holding_its_worker_dies(procs, redis_url, worker_procs,  # noqa: F811
+                                                                              tmp_path):
+    """The web process a recording's worker is connected to is killed and the worker cannot
+    come back (it only knows that process): the surviving process notices — the dead
+    process's timers died with it — and fails the recording with a reason the instructor
+    sees, instead of leaving it "recording" forever."""
+    from tests.procserver import JWT_SECRET
+    from tests.rtcpeer import RtcPeer
+
+    servers = cluster(procs, redis_url, 2, RECORDING_WORKER_GRACE_S="3")
+    worker = worker_procs(servers[0].base_url, JWT_SECRET, tmp_path / "work").start()
+    await asyncio.get_running_loop().run_in_executor(None, worker.wait_registered)
+    room, accounts = await class_room(servers, 1)
+    ana = await RtcPeer.connect(servers[1].ws_url, accounts[0][1], label="ana")
+    try:
+        session = (await ana.ws.request("call.start", room=room))["session"]["id"]
+        await ana.join(session)
+        rid = (await ana.ws.request("recording.start", session=session))["recording"]["id"]
+        await ana.next_event("recording.started", timeout=30)
+        servers[0].kill()
+        failed = await ana.next_event("recording.failed", timeout=45)  # liveness TTL 15 s + grace 3 s
+        assert failed["recording"]["id"] == rid and "worker" in failed["reason"], failed
+        status, body = await servers[1].http("GET", f"/api/recordings/{rid}", accounts[0][1])
+        assert body["recording"]["status"] == "failed", body
+    finally:
+        await ana.close()
