@@ -102,6 +102,27 @@ class Chat:
                 break
         return out
 
+    async def change_frames_after(self, room_id: int, since: int) -> tuple[list[bytes], int]:
+        """The current state of every message of the room changed after change number
+        ``since`` (``message.updated``/``message.deleted`` frames, in change order), and the
+        change number that state covers (catching up after missed notices)."""
+        frames: list[bytes] = []
+        upto = since
+        while True:
+            async with self.db.read() as s:
+                room = await rq.get_room(s, room_id)
+                if room is None:
+                    return frames, upto
+                rows, complete = await mq.changed_since(s, room_id, since, room.last_seq, MAX_SYNC)
+                wires = await self._wire(s, rows)
+            upto = max(upto, room.last_change, *(m.change_seq for m, _ in rows))
+            for wire in wires:
+                kind = "message.deleted" if wire.get("deleted_at") else "message.updated"
+                frames.append(event_frame({"type": kind, "message": wire}))
+            if complete or not rows:
+                return frames, upto
+            since = rows[-1][0].change_seq
+
     # -- membership ----------------------------------------------------------------------
     async def _room_role(self, s, room_id: int, actor: Actor) -> tuple[object, str]:
         room = await rq.get_room(s, room_id)
@@ -278,6 +299,8 @@ class Chat:
             mem = await rq.member_users(s, room_id)
             reads = await rq.reads(s, room_id)
         first = self.registry.subscribe(conn, room_id)
+        if self.registry.changes is not None and len(self.registry.by_room.get(room_id, ())) == 1:
+            self.registry.changes.baseline(room_id, room.last_change)  # the room's first local socket
         if first and (self.presence is None or await self.presence.came_online(room_id, actor.id)):
             self.registry.broadcast(room_id, {"type": "presence.joined", "room": str(room_id),
                                               "user_id": str(actor.id)}, droppable=True,
@@ -409,7 +432,7 @@ class Chat:
             msg.change_seq = await rq.next_change(s, msg.room_id)
             await s.flush()
             wire = (await self._wire(s, [(msg, name)]))[0]
-        self.registry.broadcast(msg.room_id, {"type": "message.updated", "message": wire})
+        self.registry.broadcast(msg.room_id, {"type": "message.updated", "message": wire}, change=msg.change_seq)
         return wire
 
     async def delete(self, actor: Actor, message_id: int) -> dict:
@@ -424,7 +447,7 @@ class Chat:
                 msg.change_seq = await rq.next_change(s, msg.room_id)
                 await s.flush()
             wire = (await self._wire(s, [(msg, name)]))[0]
-        self.registry.broadcast(msg.room_id, {"type": "message.deleted", "message": wire})
+        self.registry.broadcast(msg.room_id, {"type": "message.deleted", "message": wire}, change=msg.change_seq)
         return wire
 
     async def react(self, actor: Actor, message_id: int, emoji, on) -> dict:
@@ -437,10 +460,11 @@ class Chat:
             if msg.deleted_at is not None:
                 raise Conflict("the message is deleted")
             await mq.set_reaction(s, message_id, actor.id, emoji, on, codec.utcnow())
-            await mq.mark_changed(s, message_id, await rq.next_change(s, msg.room_id))
+            change = await rq.next_change(s, msg.room_id)
+            await mq.mark_changed(s, message_id, change)
             reactions = (await mq.reactions_for(s, [message_id])).get(message_id, {})
         data = {"room": str(msg.room_id), "message_id": str(message_id), "reactions": reactions}
-        self.registry.broadcast(msg.room_id, {"type": "message.reaction", **data})
+        self.registry.broadcast(msg.room_id, {"type": "message.reaction", **data}, change=change)
         return {"message_id": str(message_id), "reactions": reactions}
 
     async def read(self, actor: Actor, room_id: int, seq) -> dict:

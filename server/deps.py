@@ -60,8 +60,12 @@ class Deps:
             from server.realtime.bus import RedisBus
             from server.realtime.room_order import RoomOrder
 
+            from server.realtime.change_order import ChangeOrder
+
             order = RoomOrder(self.chat.frames_after,
                               lambda room, frame: self.registry.local_room(room, frame))
+            self.registry.changes = ChangeOrder(self.chat.change_frames_after,
+                                                lambda room, frame: self.registry.local_room(room, frame))
 
             def control(h: dict, frame: bytes) -> None:
                 kind = h.get("k")

@@ -54,7 +54,8 @@ class _Live:
             for name, value in bus.stats.items():
                 yield c(f"podium_bus_{name}", f"Redis bus: {name.replace('_', ' ')}", value=value)
             yield g("podium_bus_connected", "Redis subscription up", value=1 if bus.connected.is_set() else 0)
-            yield c("podium_bus_gaps_filled", "Gaps in message.new filled from SQL", value=d.registry.order.gaps_filled)
+            yield c("podium_bus_gaps_filled", "Gaps in message.new and message changes filled from SQL",
+                    value=d.registry.order.gaps_filled + d.registry.changes.gaps_filled)
 
 
 class Metrics:

@@ -432,3 +432,52 @@ async def test_recording_fails_clearly_when_the_process_holding_its_worker_dies(
         assert body["recording"]["status"] == "failed", body
     finally:
         await ana.close()
+
+
+async def test_edits_deletions_and_reactions_made_while_redis_is_down_still_arrive(procs, tmp_path):  # noqa: F811
+    """Redis is down while a message is edited, another deleted and a third reacted to through
+    process 1: once Redis is back, the client on process 2 gets each message's current state
+    (from SQL), and later changes flow as usual."""
+    redis = RedisServer(tmp_path).start()
+    try:
+        servers = cluster(procs, redis.url, 2)
+        room, accounts = await class_room(servers, 2)
+        a = await WsClient.connect(servers[0].ws_url, accounts[0][1])
+        b = await WsClient.connect(servers[1].ws_url, accounts[1][1])
+        for c in (a, b):
+            await c.request("room.join", room=room)
+        await asyncio.sleep(0.3)
+        ids = []
+        for k in range(3):
+            ids.append((await a.request("message.send", room=room, client_msg_id=f"m{k}", kind="text",
+                                        content=f"draft {k}"))["message"]["id"])
+        assert await collect(b, room, 3, 5) == [1, 2, 3]
+        redis.kill()
+        await a.request("message.edit", message_id=ids[0], content="final 0")
+        await a.request("message.delete", message_id=ids[1])
+        await a.request("message.react", message_id=ids[2], emoji="👍", on=True)
+        redis.start()
+        seen: dict[str, dict] = {}
+        deadline = time.monotonic() + 30
+        while len(seen) < 3 and time.monotonic() < deadline:
+            try:
+                ev = await b.next_event(timeout=max(0.05, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                break
+            if ev["type"] in ("message.updated", "message.deleted"):
+                seen[ev["message"]["id"]] = ev
+            elif ev["type"] == "message.reaction":
+                seen[ev["message_id"]] = ev
+        assert set(seen) == set(ids), seen
+        assert seen[ids[0]]["message"]["content"] == "final 0"
+        assert seen[ids[1]]["type"] == "message.deleted"
+        r = seen[ids[2]]
+        reactions = r["message"]["reactions"] if r["type"] == "message.updated" else r["reactions"]
+        assert reactions == {"👍": [accounts[0][0]["id"]]}, r
+        await a.request("message.edit", message_id=ids[0], content="after")  # the live path again
+        ev = await b.next_event("message.updated", timeout=10)
+        assert ev["message"]["content"] == "after"
+        a.close()
+        b.close()
+    finally:
+        redis.kill()

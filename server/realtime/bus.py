@@ -102,7 +102,7 @@ class RedisBus:
                 self._lost_rooms.add(room)
 
     def room(self, room: int, frame: bytes, droppable: bool, exclude_user: int | None,
-             seqs: list[tuple[int, int]] | None) -> None:
+             seqs: list[tuple[int, int]] | None, change: int | None = None) -> None:
         h: dict = {"k": "r", "r": room}
         if droppable:
             h["d"] = 1
@@ -110,6 +110,8 @@ class RedisBus:
             h["x"] = exclude_user
         if seqs:
             h["s"] = seqs
+        if change is not None:
+            h["c"] = change
         self.publish(h, frame)
 
     def user(self, user_id: int, frame: bytes) -> None:
@@ -165,6 +167,7 @@ class RedisBus:
                 if not first:
                     log.info("Redis subscription back; catching up from SQL")
                     await self.order.catch_up_all()
+                    await self.registry.changes.catch_up_all()
                 first = False
                 delay = BACKOFF_MIN_S
                 while not self._resubscribe.is_set():
@@ -206,13 +209,16 @@ class RedisBus:
             for room in h.get("rooms", []):
                 if self.registry.by_room.get(room):
                     asyncio.ensure_future(self.order.catch_up(room))
+                    asyncio.ensure_future(self.registry.changes.catch_up(room))
             return
         if kind == "r":
             room = h["r"]
             if not self.registry.by_room.get(room):
                 return
             seqs = h.get("s")
-            if seqs:
+            if h.get("c") is not None:
+                self.registry.changes.offer(room, int(h["c"]), frame)
+            elif seqs:
                 items, pos = [], 0
                 for seq, length in seqs:
                     items.append((seq, frame[pos:pos + length]))

@@ -26,6 +26,7 @@ class Registry:
         # other processes, and ``order`` sequences message.new deliveries by seq.
         self.bus = None
         self.order = None
+        self.changes = None  # server.realtime.change_order.ChangeOrder: edits, deletions, reactions
         self.deliveries = 0  # frames written by fan-out (GET /metrics)
         self.connections: dict[str, Connection] = {}
         self.by_user: dict[int, set[Connection]] = {}
@@ -86,6 +87,7 @@ class Registry:
             del self.room_users[room]
             if self.order is not None:
                 self.order.forget(room)
+                self.changes.forget(room)
         return gone
 
     def online(self, room: int) -> list[str]:
@@ -96,7 +98,7 @@ class Registry:
 
     # -- fan-out -------------------------------------------------------------------------
     def broadcast(self, room: int, event: dict, *, droppable: bool = False,
-                  exclude_user: int | None = None) -> int:
+                  exclude_user: int | None = None, change: int | None = None) -> int:
         """Send ``event`` to every socket subscribed to ``room`` (in every process); returns
         local deliveries."""
         if self.bus is None and not self.by_room.get(room):
@@ -105,14 +107,21 @@ class Registry:
         seqs = None
         if event.get("type") == "message.new" and isinstance(event.get("message"), dict):
             seqs = [(int(event["message"]["seq"]), len(frame))]
-        return self.broadcast_frame(room, frame, droppable=droppable, exclude_user=exclude_user, seqs=seqs)
+        return self.broadcast_frame(room, frame, droppable=droppable, exclude_user=exclude_user, seqs=seqs,
+                                    change=change)
 
     def broadcast_frame(self, room: int, frame: bytes, *, droppable: bool = False,
-                        exclude_user: int | None = None, seqs: list[tuple[int, int]] | None = None) -> int:
+                        exclude_user: int | None = None, seqs: list[tuple[int, int]] | None = None,
+                        change: int | None = None) -> int:
         """Write already-framed bytes (one or more frames) to every subscriber of ``room``.
-        ``seqs`` lists ``(seq, byte length)`` of each ``message.new`` frame in ``frame``."""
+        ``seqs`` lists ``(seq, byte length)`` of each ``message.new`` frame in ``frame``;
+        ``change`` is the room's change number of a message edit, deletion or reaction."""
         if self.bus is not None:
-            self.bus.room(room, frame, droppable, exclude_user, seqs)
+            self.bus.room(room, frame, droppable, exclude_user, seqs, change)
+            if change is not None:
+                if self.by_room.get(room):
+                    self.changes.offer(room, change, frame)
+                return len(self.by_room.get(room, ()))
             if seqs and self.by_room.get(room):
                 items, pos = [], 0
                 for seq, length in seqs:
