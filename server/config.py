@@ -120,6 +120,7 @@ class Config:
     metrics_token: str | None = None
     redis_prefix: str = "podium"
     redis_verify_tls: bool = True
+    redis_max_connections: int = 16
     # Recording (docs/RECORDING.md).
     recording_start_timeout_s: float = 30.0
     recording_worker_grace_s: float = 30.0
@@ -235,8 +236,11 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         recording_start_timeout_s = float(env.get("RECORDING_START_TIMEOUT_S", "30"))
         recording_worker_grace_s = float(env.get("RECORDING_WORKER_GRACE_S", "30"))
         recording_max_asset_bytes = int(float(env.get("RECORDING_MAX_ASSET_MB", "8000")) * MB)
+        redis_max_connections = int(env.get("REDIS_MAX_CONNECTIONS", "16"))
     except ValueError as e:
         raise ConfigError(f"malformed number in environment: {e}") from None
+    if not 4 <= redis_max_connections <= 1000:
+        raise ConfigError("REDIS_MAX_CONNECTIONS must be from 4 to 1000")
     if signed_url_max_ttl_s <= 0 or upload_max_request_bytes <= 0:
         raise ConfigError("SIGNED_URL_MAX_TTL_S and UPLOAD_MAX_REQUEST_MB must be positive")
     s3_addressing_style = (env.get("S3_ADDRESSING_STYLE") or "auto").lower()
@@ -291,6 +295,7 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         metrics_token=env.get("METRICS_TOKEN") or None,
         redis_prefix=env.get("REDIS_PREFIX") or "podium",
         redis_verify_tls=_flag(env.get("REDIS_VERIFY_TLS"), True),
+        redis_max_connections=redis_max_connections,
         recording_start_timeout_s=recording_start_timeout_s,
         recording_worker_grace_s=recording_worker_grace_s,
         recording_max_asset_bytes=recording_max_asset_bytes,

@@ -78,7 +78,8 @@ class Deps:
                     self.recordings.on_bus(h, frame)
 
             bus = RedisBus(cfg.redis_url, self.registry, order, channel=f"{cfg.redis_prefix}:events",
-                           on_control=control, verify_tls=cfg.redis_verify_tls)
+                           on_control=control, verify_tls=cfg.redis_verify_tls,
+                           max_connections=cfg.redis_max_connections)
             self.registry.bus, self.registry.order = bus, order
             await bus.start()
             from server.realtime.presence import RedisPresence

@@ -481,3 +481,38 @@ async def test_edits_deletions_and_reactions_made_while_redis_is_down_still_arri
         b.close()
     finally:
         redis.kill()
+
+
+async def test_a_hundred_sockets_closing_at_once_leave_presence_right(procs, redis_url):  # noqa: F811
+    """120 users close their sockets on one process at the same moment (a laptop lid, a
+    proxy restart): every presence update waits for a Redis connection from the bounded pool
+    instead of failing with "Too many connections", so the watcher on the other process
+    sees every one of them leave."""
+    servers = cluster(procs, redis_url, 2)
+    n = 120
+    accounts = [await servers[0].register(f"p{secrets.token_hex(3)}{i}") for i in range(n + 1)]
+    room = (await servers[0].room(accounts[0][1], [u["id"] for u, _ in accounts[1:]]))["id"]
+    watcher = await WsClient.connect(servers[1].ws_url, accounts[0][1])
+    await watcher.request("room.join", room=room)
+    clients = []
+    for _, token in accounts[1:]:
+        c = await WsClient.connect(servers[0].ws_url, token)
+        await c.request("room.join", room=room)
+        clients.append(c)
+    listed = await watcher.request("presence.list", room=room)
+    assert len(listed["online"]) == n + 1
+    for c in clients:
+        c.close()
+    left = set()
+    deadline = time.monotonic() + 30
+    while len(left) < n and time.monotonic() < deadline:
+        try:
+            ev = await watcher.next_event("presence.left", timeout=max(0.05, deadline - time.monotonic()))
+        except asyncio.TimeoutError:
+            break
+        left.add(ev["user_id"])
+    assert left == {u["id"] for u, _ in accounts[1:]}, (len(left), servers[0].log_tail())
+    assert "Too many connections" not in servers[0].log
+    listed = await watcher.request("presence.list", room=room)
+    assert listed["online"] == [accounts[0][0]["id"]]
+    watcher.close()

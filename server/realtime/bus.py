@@ -48,10 +48,10 @@ class RedisBus:
     """One per process. ``registry`` delivers locally; ``order`` sequences ``message.new``."""
 
     def __init__(self, url: str, registry, order, *, channel: str = CHANNEL, on_control=None,
-                 verify_tls: bool = True):
+                 verify_tls: bool = True, max_connections: int = 16):
         self.url, self.registry, self.order, self.channel = url, registry, order, channel
         self.on_control = on_control  # called with (header, frame) of other notices (calls, "unsub")
-        self.verify_tls = verify_tls
+        self.verify_tls, self.max_connections = verify_tls, max_connections
         self.origin = secrets.token_hex(6)
         self._queue: asyncio.Queue[tuple[bytes, int | None]] = asyncio.Queue(QUEUE_MAX)
         self._lost_rooms: set[int] = set()  # rooms whose notices could not be published
@@ -71,8 +71,14 @@ class RedisBus:
         kw: dict = {}
         if self.url.startswith("rediss://") and not self.verify_tls:
             kw["ssl_cert_reqs"] = None  # Heroku Redis presents a self-signed certificate
-        self._redis = aioredis.from_url(self.url, socket_connect_timeout=2, socket_timeout=5, socket_keepalive=True,
-                                        health_check_interval=10, **kw)
+        # A bounded pool whose callers wait for a free connection (up to 5 s) instead of failing
+        # with "Too many connections" when a thousand sockets close at once (presence updates).
+        # One connection is held by the subscription; every other use returns it at once.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self.url, max_connections=self.max_connections, timeout=5, socket_connect_timeout=2,
+            socket_timeout=5, socket_keepalive=True, health_check_interval=10, **kw)
+        self._redis = aioredis.Redis(connection_pool=pool)
+        self._pool = pool
         self._tasks = [asyncio.ensure_future(self._publisher()), asyncio.ensure_future(self._subscriber()),
                        asyncio.ensure_future(self._canary())]
 
@@ -87,6 +93,7 @@ class RedisBus:
         if self._redis is not None:
             try:
                 await asyncio.wait_for(self._redis.aclose(), 3)
+                await asyncio.wait_for(self._pool.disconnect(), 3)
             except Exception:
                 pass
 
