@@ -19,6 +19,9 @@ from typing import Awaitable, Callable
 
 log = logging.getLogger("podium.bus")
 
+GAP_WAIT_S = 0.05  # how long a gap may close by itself before it is read from SQL
+GAP_POLL_S = 0.002
+
 # (seq, frame) pairs; ``fetch(room, after, until)`` → frames for seqs in (after, until], ascending.
 Fetch = Callable[[int, int, int | None], Awaitable[list[tuple[int, bytes]]]]
 Deliver = Callable[[int, bytes], None]
@@ -65,9 +68,22 @@ class RoomOrder:
         self.last[room] = last
         return last, rest
 
+    async def _gap_closes(self, room: int, last: int) -> None:
+        """Wait up to ``GAP_WAIT_S`` for the seq after ``last`` to arrive by itself.
+
+        Most gaps are not losses but a race: another process's batch, committed just after
+        ours, comes back through Redis before this process has broadcast its own. Reading SQL
+        for messages that are a few milliseconds away costs more than the whole delivery."""
+        deadline = asyncio.get_running_loop().time() + GAP_WAIT_S
+        while asyncio.get_running_loop().time() < deadline:
+            if any(seq == last + 1 for seq, _ in self._filling[room]):
+                return
+            await asyncio.sleep(GAP_POLL_S)
+
     async def _fill(self, room: int, last: int) -> None:
         try:
             while self._filling[room]:
+                await self._gap_closes(room, last)
                 held, self._filling[room] = self._filling[room], []
                 first = min((seq for seq, _ in held if seq > last), default=None)
                 if first is None:

@@ -1,0 +1,43 @@
+"""RoomOrder (server/realtime/room_order.py): message.new deliveries in seq order across
+processes; a gap that closes by itself (another process's batch overtaking our own broadcast)
+is not read from SQL, a real gap is."""
+from __future__ import annotations
+
+import asyncio
+
+from server.realtime.room_order import GAP_WAIT_S, RoomOrder
+
+
+def make(log: dict[int, bytes]):
+    out, reads = [], []
+
+    async def fetch(room: int, after: int, until: int | None):
+        reads.append((after, until))
+        return [(s, f) for s, f in sorted(log.items()) if s > after and (until is None or s <= until)]
+
+    order = RoomOrder(fetch, lambda room, frame: out.extend(frame.decode().rstrip(";").split(";")))
+    return order, out, reads
+
+
+def frame(seq: int) -> tuple[int, bytes]:
+    return seq, f"m{seq};".encode()
+
+
+async def test_a_gap_that_closes_by_itself_is_not_read_from_sql():
+    order, out, reads = make({s: frame(s)[1] for s in range(1, 6)})
+    order.offer(1, [frame(1)])
+    order.offer(1, [frame(4), frame(5)])  # the other process's batch, through Redis
+    await asyncio.sleep(0.005)
+    order.offer(1, [frame(2), frame(3)])  # our own, broadcast a moment later
+    await asyncio.sleep(GAP_WAIT_S + 0.05)
+    assert out == ["m1", "m2", "m3", "m4", "m5"] and reads == []
+
+
+async def test_a_real_gap_is_read_from_sql_after_the_wait():
+    order, out, reads = make({s: frame(s)[1] for s in range(1, 6)})
+    order.offer(1, [frame(1)])
+    order.offer(1, [frame(4)])  # 2 and 3 were lost with a Redis notice
+    await asyncio.sleep(GAP_WAIT_S + 0.05)
+    assert out == ["m1", "m2", "m3", "m4"] and reads == [(1, 3)]
+    order.offer(1, [frame(3), frame(5)])  # a late duplicate is dropped
+    assert out[-1] == "m5" and out.count("m3") == 1
