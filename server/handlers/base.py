@@ -147,6 +147,10 @@ class StreamedUploadHandler(BaseHandler):
     async def data_received(self, chunk: bytes) -> None:
         if self.upload is None or self._finished:
             return
+        # Parsing, hashing and storing a chunk is CPU on the event loop: like downloads, uploads
+        # share one per-loop-turn byte budget, so chat gets a turn between slices however many
+        # uploads run (Tornado reads no more of this body until we return).
+        await self.deps.transfer_budget.take(len(chunk))
         try:
             await self.upload.feed(chunk)
         except Exception as e:

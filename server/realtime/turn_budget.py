@@ -1,4 +1,5 @@
-"""A per-loop-turn byte budget shared by every bulk transfer of the process (downloads).
+"""A per-loop-turn byte budget shared by every bulk transfer of the process (downloads and,
+since bench/files measured chat p99 433 ms during 8 parallel uploads, uploads).
 
 Large downloads share the event loop with chat. Left alone, each active download pushes a whole
 storage chunk (1 MiB) through its socket per loop turn, so with 8 downloads one turn moves
