@@ -69,6 +69,13 @@ async def class_room(servers, n_users: int) -> tuple[str, list[tuple[dict, str]]
     return room, accounts
 
 
+async def in_room(server, token: str, room: str) -> WsClient:
+    """A client of ``server`` that has joined ``room``."""
+    c = await WsClient.connect(server.ws_url, token)
+    await c.request("room.join", room=room)
+    return c
+
+
 async def collect(client: WsClient, room: str, want: int, timeout: float) -> list[int]:
     """Seqs of every message.new the client receives in ``room`` until it has ``want``."""
     seqs: list[int] = []
@@ -90,8 +97,7 @@ async def test_clients_on_three_processes_each_get_every_message_once(procs, red
     room, accounts = await class_room(servers, 6)
     clients = []
     for i, (_, token) in enumerate(accounts):
-        c = await WsClient.connect(servers[i % 3].ws_url, token)
-        await c.request("room.join", room=room)
+        c = await in_room(servers[i % 3], token, room)
         clients.append(c)
     per_sender = 40
     await asyncio.sleep(0.3)  # every process's subscription is up (they start with the bus)
@@ -120,8 +126,7 @@ async def test_redis_restart_mid_stream_loses_nothing(procs, tmp_path):  # noqa:
         room, accounts = await class_room(servers, 4)
         clients = []
         for i, (_, token) in enumerate(accounts):
-            c = await WsClient.connect(servers[i % 2].ws_url, token)
-            await c.request("room.join", room=room)
+            c = await in_room(servers[i % 2], token, room)
             clients.append(c)
         await asyncio.sleep(0.3)
         total = 60
@@ -148,10 +153,7 @@ async def test_killed_process_clients_reconnect_elsewhere_and_lose_nothing(procs
     and have every message, while the other process's clients saw no gap."""
     servers = cluster(procs, redis_url, 2)
     room, accounts = await class_room(servers, 2)
-    a = await WsClient.connect(servers[0].ws_url, accounts[0][1])
-    b = await WsClient.connect(servers[1].ws_url, accounts[1][1])
-    for c in (a, b):
-        await c.request("room.join", room=room)
+    a, b = await in_room(servers[0], accounts[0][1], room), await in_room(servers[1], accounts[1][1], room)
     await asyncio.sleep(0.3)
     for k in range(10):
         await a.request("message.send", room=room, client_msg_id=f"x{k}", kind="text", content=str(k))
@@ -160,8 +162,7 @@ async def test_killed_process_clients_reconnect_elsewhere_and_lose_nothing(procs
     servers[1].kill()
     for k in range(10, 25):
         await a.request("message.send", room=room, client_msg_id=f"x{k}", kind="text", content=str(k))
-    b2 = await WsClient.connect(servers[0].ws_url, accounts[1][1])
-    await b2.request("room.join", room=room)
+    b2 = await in_room(servers[0], accounts[1][1], room)
     synced = await b2.request("room.sync", room=room, since=got_b[-1], limit=100)
     assert [int(m["seq"]) for m in synced["messages"]] == list(range(11, 26)) and synced["complete"]
     for c in (a, b2):
@@ -174,12 +175,9 @@ async def test_presence_is_the_same_from_every_process(procs, redis_url):  # noq
     servers = cluster(procs, redis_url, 3)
     room, accounts = await class_room(servers, 3)
     (ana, a_tok), (ben, b_tok), (_, c_tok) = accounts
-    watcher = await WsClient.connect(servers[2].ws_url, c_tok)
-    await watcher.request("room.join", room=room)
-    a = await WsClient.connect(servers[0].ws_url, a_tok)
-    await a.request("room.join", room=room)
-    b1 = await WsClient.connect(servers[0].ws_url, b_tok)
-    await b1.request("room.join", room=room)
+    watcher = await in_room(servers[2], c_tok, room)
+    a = await in_room(servers[0], a_tok, room)
+    b1 = await in_room(servers[0], b_tok, room)
     b2 = await WsClient.connect(servers[1].ws_url, b_tok)
     ack = await b2.request("room.join", room=room)
     assert set(ack["online"]) == {ana["id"], ben["id"], accounts[2][0]["id"]}
@@ -281,12 +279,9 @@ async def test_status_set_through_one_process_is_seen_through_the_others(procs, 
     servers = cluster(procs, redis_url, 2)
     room, accounts = await class_room(servers, 2)
     (ana, a_tok), (_, b_tok) = accounts
-    a1 = await WsClient.connect(servers[0].ws_url, a_tok)
-    await a1.request("room.join", room=room)
-    a2 = await WsClient.connect(servers[1].ws_url, a_tok)
-    await a2.request("room.join", room=room)
-    watcher = await WsClient.connect(servers[1].ws_url, b_tok)
-    await watcher.request("room.join", room=room)
+    a1 = await in_room(servers[0], a_tok, room)
+    a2 = await in_room(servers[1], a_tok, room)
+    watcher = await in_room(servers[1], b_tok, room)
     await a1.request("presence.status", status="busy")
     changed = await watcher.next_event("presence.status", timeout=5)
     assert changed["user_id"] == ana["id"] and changed["status"] == "busy"
@@ -301,8 +296,7 @@ async def test_status_set_through_one_process_is_seen_through_the_others(procs, 
     assert listed["status"][ana["id"]] == "busy"  # still connected through process 2
     a2.close()
     await watcher.next_event("presence.left", timeout=5)
-    a3 = await WsClient.connect(servers[0].ws_url, a_tok)
-    await a3.request("room.join", room=room)
+    a3 = await in_room(servers[0], a_tok, room)
     listed = await watcher.request("presence.list", room=room)
     assert listed["status"][ana["id"]] == "online"
     for c in (watcher, a3):
@@ -386,10 +380,7 @@ async def test_a_silent_subscriber_is_noticed_by_the_canary_and_catches_up(procs
         a_srv = procs.new(extra_env={"REDIS_URL": redis_url, "REDIS_PREFIX": prefix})
         b_srv = procs.new(extra_env={"REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0", "REDIS_PREFIX": prefix})
         room, accounts = await class_room([a_srv, b_srv], 2)
-        a = await WsClient.connect(a_srv.ws_url, accounts[0][1])
-        b = await WsClient.connect(b_srv.ws_url, accounts[1][1])
-        for c in (a, b):
-            await c.request("room.join", room=room)
+        a, b = await in_room(a_srv, accounts[0][1], room), await in_room(b_srv, accounts[1][1], room)
         await asyncio.sleep(0.3)
         await a.request("message.send", room=room, client_msg_id="m0", kind="text", content="before")
         assert await collect(b, room, 1, 5) == [1]
@@ -442,10 +433,7 @@ async def test_edits_deletions_and_reactions_made_while_redis_is_down_still_arri
     try:
         servers = cluster(procs, redis.url, 2)
         room, accounts = await class_room(servers, 2)
-        a = await WsClient.connect(servers[0].ws_url, accounts[0][1])
-        b = await WsClient.connect(servers[1].ws_url, accounts[1][1])
-        for c in (a, b):
-            await c.request("room.join", room=room)
+        a, b = await in_room(servers[0], accounts[0][1], room), await in_room(servers[1], accounts[1][1], room)
         await asyncio.sleep(0.3)
         ids = []
         for k in range(3):
@@ -492,12 +480,10 @@ async def test_a_hundred_sockets_closing_at_once_leave_presence_right(procs, red
     n = 120
     accounts = [await servers[0].register(f"p{secrets.token_hex(3)}{i}") for i in range(n + 1)]
     room = (await servers[0].room(accounts[0][1], [u["id"] for u, _ in accounts[1:]]))["id"]
-    watcher = await WsClient.connect(servers[1].ws_url, accounts[0][1])
-    await watcher.request("room.join", room=room)
+    watcher = await in_room(servers[1], accounts[0][1], room)
     clients = []
     for _, token in accounts[1:]:
-        c = await WsClient.connect(servers[0].ws_url, token)
-        await c.request("room.join", room=room)
+        c = await in_room(servers[0], token, room)
         clients.append(c)
     listed = await watcher.request("presence.list", room=room)
     assert len(listed["online"]) == n + 1
