@@ -12,41 +12,14 @@
 // the socket.io protocol. Every loop is bounded in count and time and the process exits by itself.
 'use strict';
 const fs = require('fs');
-const crypto = require('crypto');
-const { performance } = require('perf_hooks');
+const { now, startHarness, makeContent, contentTime, withTimeout, percentiles } = require('../harness_common');
 const WebSocket = require('ws');
 const { io } = require('socket.io-client');
 
 const cfg = JSON.parse(process.argv[2]);
 const seed = cfg.seed ? JSON.parse(fs.readFileSync(cfg.seed, 'utf8')) : null;
-const runTag = crypto.randomBytes(4).toString('hex');
-const HARD_DEADLINE_S = cfg.hard_deadline_s || 300;
-const CONTENT_BYTES = 100;
-const now = () => performance.now();
+const runTag = startHarness(cfg);
 
-const hardTimer = setTimeout(() => {
-  process.stdout.write(JSON.stringify({ error: `harness hard deadline (${HARD_DEADLINE_S} s) reached` }) + '\n');
-  process.exit(2);
-}, HARD_DEADLINE_S * 1000);
-hardTimer.unref();
-
-// Content: "<m|w>|<send time, ms since this process started>|" padded to ~100 bytes.
-const PAD = 'x'.repeat(CONTENT_BYTES);
-function makeContent(tag) {
-  const head = `${tag}|${now().toFixed(3)}|`;
-  return head + PAD.slice(head.length);
-}
-function contentTime(content) {
-  return parseFloat(content.slice(2));
-}
-
-function withTimeout(promise, ms, what) {
-  let t;
-  return Promise.race([
-    promise.finally(() => clearTimeout(t)),
-    new Promise((_, rej) => { t = setTimeout(() => rej(new Error(`${what} timed out after ${ms} ms`)), ms); }),
-  ]);
-}
 
 // --- clients -------------------------------------------------------------------------------
 class PodiumClient {
@@ -151,13 +124,6 @@ async function openMany(count, tokenOf, roomOf, concurrency, setup) {
   return { clients: clients.filter(Boolean), failed, firstError };
 }
 
-function percentiles(arr, n) {
-  if (n === 0) return { p50: null, p90: null, p99: null, max: null };
-  const a = Float64Array.from(arr.subarray ? arr.subarray(0, n) : arr.slice(0, n)).sort();
-  const q = (p) => a[Math.min(n - 1, Math.floor(p * n))];
-  const r = (x) => Math.round(x * 100) / 100;
-  return { p50: r(q(0.5)), p90: r(q(0.9)), p99: r(q(0.99)), max: r(a[n - 1]) };
-}
 
 function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 
