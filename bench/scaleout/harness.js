@@ -252,7 +252,7 @@ async function fanout() {
   if (subs.failed) throw new Error(`${subs.failed} subscribers failed: ${subs.firstError}`);
   const pubs = [];
   for (let j = 0; j < nPub; j++) {
-    const p = makeClient('ws', urls[j % urls.length], seed.publisher.token, `p${j}`);
+    const p = makeClient('ws', urls[cfg.publishers_on_first ? 0 : j % urls.length], seed.publisher.token, `p${j}`);
     await withTimeout(p.open(), 20000, 'publisher open');
     pubs.push(p);
   }

@@ -312,6 +312,7 @@ def run_fanout(config: str, args, work: Path, profile_dir: Path | None) -> dict:
 
         cfg = {"scenario": "fanout", "urls": [s.url for s in servers], "seed": str(seed), "subs": args.subs,
                "publishers": args.publishers, "messages": args.messages, "window": args.window,
+               "publishers_on_first": args.publishers_on == "first",
                "client": args.client, "timeout_s": args.timeout, "hard_deadline_s": int(args.timeout + 90)}
         res = benchlib.run_harness(HERE / "harness.js", cfg, args.timeout + 100, on_phase)
         if "error" in res:
@@ -633,6 +634,10 @@ def main() -> None:
             sp.add_argument("--configs", default="1p,1p+redis,2p+redis")
             sp.add_argument("--subs", type=int, default=200)
             sp.add_argument("--publishers", type=int, default=2, help="split over the processes like subscribers")
+            sp.add_argument("--publishers-on", choices=("split", "first"), default="split",
+                            help="split: publisher j on process j mod P (each process commits its own "
+                                 "publishers' messages); first: every publisher on process 1, as when one "
+                                 "instructor broadcasts to a class spread over the processes")
             sp.add_argument("--messages", type=int, default=5000)
             sp.add_argument("--window", type=int, default=50, help="unacked messages in total over the publishers")
             sp.add_argument("--client", choices=("raw", "ws"), default="raw",
@@ -681,7 +686,7 @@ def main() -> None:
                   f"wall {meta['wall_s']} s; load average at the start of each run {starts}, at end "
                   f"{meta['loadavg_end']:.2f}")
             if args.cmd == "fanout":
-                print(f"N={args.subs} subscribers in one room, {args.publishers} publishers, {args.messages} messages, "
+                print(f"N={args.subs} subscribers in one room, {args.publishers} publishers ({args.publishers_on}), {args.messages} messages, "
                       f"window {args.window}, client {args.client}; medians of {args.runs} run(s)\n")
                 print(fanout_report(results, args))
                 if args.profile:
