@@ -197,7 +197,10 @@ def test_dropped_student_rejoins_and_removed_student_cannot(api, open_page):
     expect(a.get_by_test_id("video-tile")).to_have_count(1)  # the server dropped Ben's socket
     call.ben_ctx.set_offline(False)
     expect(a.get_by_test_id("video-tile")).to_have_count(2, timeout=15_000)
-    assert b.evaluate("() => podium.app.calls.peerId") != old_peer
+    # Ana sees Ben's new participant as soon as the server announces it, a moment before Ben's
+    # own client has the join ack with its new peer id.
+    b.wait_for_function("old => podium.app.calls.peerId && podium.app.calls.peerId !== old", arg=old_peer,
+                        timeout=10_000)
     remote_video_playing(a)
     remote_video_playing(b)
 
