@@ -266,7 +266,7 @@ class Calls:
     async def member_removed(self, room_id: int, user_id: int) -> None:
         """Someone removed from a room leaves its live call at once (and is told why)."""
         for live in [lv for lv in self.live.values() if lv.room_id == room_id]:
-            gone = [p for p in live.participants.values() if p.user_id == user_id and not p.recorder]
+            gone = live.participants_of(user_id)
             frame = event_frame({"type": "call.removed", "session": str(live.id), "by": None,
                                  "reason": "removed from the room"})
             for p in gone:
@@ -349,11 +349,7 @@ class Calls:
         event = {"type": "call.ended", "session": session_wire(live.row)}
         frame = event_frame(event)
         self.registry.broadcast_frame(live.room_id, frame)  # the room, in every process
-        in_room = self.registry.by_room.get(live.room_id, set())
-        self.registry.send_to({p.conn for p in live.participants.values() if p.conn not in in_room}, frame)
-        for p in live.participants.values():
-            p.conn.sessions.discard(live.id)
-        live.participants.clear()
+        self._ended_locally(live, frame)
         if live.publish is not None:
             live.publish({"k": "se", "s": live.id}, frame)
         if self.directory is not None:
@@ -472,12 +468,20 @@ class Calls:
             p.conn.send_frame(frame)
             await self._drop(live, p.peer_id)
 
-    def send_outside_room(self, live: LiveSession, frame: bytes) -> None:
+    def send_outside_room(self, live: LiveSession, frame: bytes, recorders: bool = False) -> None:
         """To this process's participants who are not subscribed to the call's room (room
-        subscribers get the room's broadcast)."""
+        subscribers get the room's broadcast); recorders only with ``recorders``."""
         in_room = self.registry.by_room.get(live.room_id, set())
         self.registry.send_to({p.conn for p in live.participants.values()
-                               if not p.recorder and p.conn not in in_room}, frame)
+                               if (recorders or not p.recorder) and p.conn not in in_room}, frame)
+
+    def _ended_locally(self, live: LiveSession, frame: bytes) -> None:
+        """``call.ended`` to this process's participants outside the room, who then leave it
+        (their intervals were closed with the session)."""
+        self.send_outside_room(live, frame, recorders=True)
+        for p in live.participants.values():
+            p.conn.sessions.discard(live.id)
+        live.participants.clear()
 
     def on_bus(self, h: dict, frame: bytes) -> None:
         """Call notices from other processes: a session broadcast (``s``; with ``nr`` only to
@@ -503,12 +507,7 @@ class Calls:
             self.live.pop(live.id, None)
             if live.end_timer:
                 live.end_timer.cancel()
-            in_room = self.registry.by_room.get(live.room_id, set())
-            for p in live.participants.values():
-                if p.conn not in in_room:  # room subscribers had it with the room's broadcast
-                    p.conn.send_frame(frame)  # call.ended
-                p.conn.sessions.discard(live.id)
-            live.participants.clear()  # their intervals were closed with the session
+            self._ended_locally(live, frame)
 
     # -- REST ----------------------------------------------------------------------------
     async def sessions(self, actor: Actor, room_id: int, limit: int) -> dict:

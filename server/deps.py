@@ -58,14 +58,11 @@ class Deps:
         cfg = self.config
         if cfg.redis_url and self.registry.bus is None:
             from server.realtime.bus import RedisBus
+            from server.realtime.change_order import ChangeOrder
             from server.realtime.room_order import RoomOrder
 
-            from server.realtime.change_order import ChangeOrder
-
-            order = RoomOrder(self.chat.frames_after,
-                              lambda room, frame: self.registry.local_room(room, frame))
-            self.registry.changes = ChangeOrder(self.chat.change_frames_after,
-                                                lambda room, frame: self.registry.local_room(room, frame))
+            order = RoomOrder(self.chat.frames_after, self.registry.local_room)
+            self.registry.changes = ChangeOrder(self.chat.change_frames_after, self.registry.local_room)
 
             def control(h: dict, frame: bytes) -> None:
                 kind = h.get("k")

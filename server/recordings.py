@@ -106,9 +106,6 @@ class Recordings:
         if t is not None:
             t.cancel()
 
-    def holder(self, recording_id: int) -> Worker | None:
-        return next((w for w in self.workers.values() if recording_id in w.jobs), None)
-
     def _to_worker(self, worker_id: str | None, event: dict | None, add: int | None = None,
                    drop: int | None = None) -> None:
         """Send ``event`` to a worker and/or give it (``add``) or release (``drop``) a job, in
@@ -194,9 +191,7 @@ class Recordings:
             return {"recording": recording_wire(existing)}
         live.recording = recording_wire(row)
         log.info("recording %s of session %s requested by user %s", row.id, session_id, actor.id)
-        self._timer(row.id, self.config.recording_start_timeout_s,
-                    f"no recording worker joined the call within {self.config.recording_start_timeout_s:g} s",
-                    "start")
+        self._timer(row.id, self.config.recording_start_timeout_s, self._no_worker_joined(), "start")
         await self._dispatch(row)
         return {"recording": recording_wire(row)}
 
@@ -299,21 +294,38 @@ class Recordings:
             await self._directory_call(self.directory.remove(worker.worker_id))
         grace = self.config.recording_worker_grace_s
         for rid in worker.jobs:
-            self._timer(rid, grace, f"the recording worker disconnected and did not come back within {grace:g} s",
-                        "grace")
+            self._timer(rid, grace, self._worker_left(), "grace")
         if worker.jobs:
             log.warning("worker %s disconnected holding recordings %s", worker.worker_id, sorted(worker.jobs))
 
+    def _no_worker_joined(self) -> str:
+        return f"no recording worker joined the call within {self.config.recording_start_timeout_s:g} s"
+
+    def _worker_left(self) -> str:
+        return (f"the recording worker disconnected and did not come back within "
+                f"{self.config.recording_worker_grace_s:g} s")
+
+    async def _directory_entries(self) -> dict[str, dict] | None:
+        """Every live process's workers (``{}`` without REDIS_URL); None when Redis cannot be read."""
+        if self.directory is None:
+            return {}
+        try:
+            entries = await self.directory.entries()
+        except Exception as e:
+            log.warning("reading the worker directory from Redis failed: %s", e)
+            return None
+        self._worker_origin = {w: e["o"] for w, e in entries.items()}
+        return entries
+
+    async def _registered_workers(self) -> set[str] | None:
+        """Workers connected to this process or (with REDIS_URL) another; None when unknown."""
+        entries = await self._directory_entries()
+        return None if entries is None else set(entries) | set(self.workers)
+
     async def _free_workers(self) -> dict[str, int]:
         """worker_id → free capacity, of this process's workers and (with REDIS_URL) the others'."""
-        free = {}
-        if self.directory is not None:
-            try:
-                entries = await self.directory.entries()
-                self._worker_origin = {w: e["o"] for w, e in entries.items()}
-                free = {w: e["capacity"] - e["jobs"] for w, e in entries.items()}
-            except Exception as e:
-                log.warning("reading the worker directory from Redis failed: %s", e)
+        entries = await self._directory_entries() or {}
+        free = {w: e["capacity"] - e["jobs"] for w, e in entries.items()}
         free.update({w.worker_id: w.free for w in self.workers.values()})  # ours: exact
         return {w: n for w, n in free.items() if n > 0}
 
@@ -417,16 +429,12 @@ class Recordings:
         await self._fail(recording_id, reason)
 
     async def _registered(self, worker_id: str) -> bool:
-        """Whether the worker is connected to this process or (with REDIS_URL) another one."""
+        """Whether the worker is connected to this process or (with REDIS_URL) another one.
+        When Redis cannot be read: yes (do not fail a recording we cannot see the worker of)."""
         if worker_id in self.workers:
             return True
-        if self.directory is None:
-            return False
-        try:
-            return worker_id in await self.directory.entries()
-        except Exception as e:  # Redis down: do not fail a recording we cannot see the worker of
-            log.warning("reading the worker directory from Redis failed: %s", e)
-            return True
+        registered = await self._registered_workers()
+        return registered is None or worker_id in registered
 
     async def completed(self, recording_id: int, row: Recording) -> None:
         """The worker finished: release the job and announce ``recording.ready``."""
@@ -468,24 +476,22 @@ class Recordings:
         async with self.db.read() as s:
             rows = await rq.unfinished(s)
         now, wall = asyncio.get_running_loop().time(), codec.utcnow()
-        registered = set(self.workers)
-        if self.directory is not None:
-            registered |= set(await self.directory.entries())
+        registered = await self._registered_workers()
+        if registered is None:
+            return  # Redis cannot be read: fail nothing we cannot see
         start_timeout, grace = self.config.recording_start_timeout_s, self.config.recording_worker_grace_s
         seen = set()
         for row in rows:
             if row.status == "pending":
                 if (wall - row.requested_at).total_seconds() > start_timeout + grace:
-                    await self._fail(row.id, f"no recording worker joined the call within {start_timeout:g} s",
-                                     ("pending",))
+                    await self._fail(row.id, self._no_worker_joined(), ("pending",))
                 continue
             if row.worker_id in registered:
                 continue
             seen.add(row.id)
             first = self._missing_since.setdefault(row.id, now)
             if now - first > grace:
-                await self.fail(row.id, f"the recording worker disconnected and did not come back within {grace:g} s",
-                                check="grace")
+                await self.fail(row.id, self._worker_left(), check="grace")
         self._missing_since = {rid: t for rid, t in self._missing_since.items() if rid in seen}
 
     def close(self) -> None:

@@ -87,13 +87,13 @@ class RedisPresence:
     async def user_here(self, user: int) -> None:
         """The user's first socket in this process."""
         try:
-            await self._touch_user(self.redis, user, time.time() + TTL_S)
+            await self._touch_user(user)
         except Exception as e:
             log.warning("presence update in Redis failed: %s", e)
 
-    async def _touch_user(self, redis, user: int, expiry: float) -> None:
-        await redis.hset(self._user_key(user), self.origin, expiry)
-        await redis.expire(self._user_key(user), int(TTL_S * 2))
+    async def _touch_user(self, user: int) -> None:
+        await self.redis.hset(self._user_key(user), self.origin, time.time() + TTL_S)
+        await self.redis.expire(self._user_key(user), int(TTL_S * 2))
 
     async def user_gone(self, user: int) -> None:
         """The user's last socket in this process closed: clear their status if it was their
@@ -114,7 +114,7 @@ class RedisPresence:
             await self.redis.hdel(key, "status")
         else:
             await self.redis.hset(key, "status", status)
-            await self._touch_user(self.redis, user, time.time() + TTL_S)
+            await self._touch_user(user)
 
     async def statuses(self, users: list[str]) -> dict[str, str]:
         """user id → status (``online`` unless set) for these users, whichever process set it."""
