@@ -19,11 +19,12 @@ function startHarness(cfg) {
   return crypto.randomBytes(4).toString('hex');
 }
 
-// Content: "<m|w>|<send time, ms since this process started>|" padded to ~100 bytes.
+// Content: "<m|w>|<send time>|" padded to ~100 bytes; the send time is `at` (default: ms since
+// this process started).
 const CONTENT_BYTES = 100;
 const PAD = 'x'.repeat(CONTENT_BYTES);
-function makeContent(tag) {
-  const head = `${tag}|${now().toFixed(3)}|`;
+function makeContent(tag, at = now()) {
+  const head = `${tag}|${at.toFixed(3)}|`;
   return head + PAD.slice(head.length);
 }
 function contentTime(content) {

@@ -322,23 +322,29 @@ class Recordings:
         entries = await self._directory_entries()
         return None if entries is None else set(entries) | set(self.workers)
 
-    async def _free_workers(self) -> dict[str, int]:
-        """worker_id → free capacity, of this process's workers and (with REDIS_URL) the others'."""
+    async def _free_workers(self) -> dict[str, tuple[int, int]]:
+        """worker_id → (free, capacity) of this process's workers and (with REDIS_URL) the
+        others', most free first. Free counts are as last published: the claim checks in SQL."""
         entries = await self._directory_entries() or {}
-        free = {w: e["capacity"] - e["jobs"] for w, e in entries.items()}
-        free.update({w.worker_id: w.free for w in self.workers.values()})  # ours: exact
-        return {w: n for w, n in free.items() if n > 0}
+        pool = {w: (e["capacity"] - e["jobs"], e["capacity"]) for w, e in entries.items()}
+        pool.update({w.worker_id: (w.free, w.capacity) for w in self.workers.values()})  # ours: exact
+        order = sorted(pool, key=lambda w: (pool[w][0], w in self.workers), reverse=True)
+        return {w: pool[w] for w in order if pool[w][0] > 0}
 
     async def _dispatch(self, row: Recording) -> bool:
-        """Offer a pending recording to the worker with the most free capacity (any process)."""
-        free = await self._free_workers()
-        if not free:
+        """Offer a pending recording to the worker with the most free capacity (any process).
+        The claim is one transaction that counts the worker's recordings in SQL, so two
+        processes dispatching at once neither both take the recording nor overfill a worker."""
+        for worker_id, (_, capacity) in (await self._free_workers()).items():
+            async with self.db.write() as s:
+                taken = await rq.claim(s, row.id, worker_id, capacity)
+                current = taken or await rq.get(s, row.id)
+            if taken is not None:
+                break
+            if current is None or current.status != "pending" or current.worker_id is not None:
+                return False  # claimed through another process meanwhile, or no longer pending
+        else:
             log.info("recording %s waits for a worker with free capacity", row.id)
-            return False
-        worker_id = max(free, key=lambda w: (free[w], w in self.workers))
-        async with self.db.write() as s:  # first claim wins, whichever process makes it
-            taken = await rq.transition(s, row.id, ("pending",), claimed_by=None, worker_id=worker_id)
-        if taken is None:
             return False
         live = self.calls.live.get(row.session_id)
         session = session_wire(live.row) if live else None

@@ -9,9 +9,10 @@
 //
 // fanout: N subscribers in one room, spread round-robin over the urls; P publishers (not
 //   subscribed), also round-robin, each sending messages/P with window/P unacked. Subscribers
-//   use `client`: "raw" (default: a minimal RFC 6455 client on net.Socket that scans each frame
-//   for its type and send time without JSON.parse, so the load generator costs as little CPU
-//   per delivery as possible) or "ws" (the `ws` package, as bench/fanout does).
+//   use `client`: "c" (bench/scaleout/subs.c, built by run.py: every subscriber socket in one
+//   epoll loop, ~0.1 µs of CPU per delivery), "raw" (a minimal RFC 6455 client on net.Socket that
+//   scans each frame for its type and send time without JSON.parse, ~1 µs) or "ws" (the `ws`
+//   package, as bench/fanout does).
 // soak: `conns` connections (the `ws` package, every frame JSON.parsed and checked), connection
 //   i in idle room floor(i / room_size) on urls[i % urls.length]; each room gets `rate`
 //   messages/s from a random member, each preceded by typing {active:true} and followed by
@@ -21,6 +22,8 @@
 const fs = require('fs');
 const net = require('net');
 const crypto = require('crypto');
+const { spawn } = require('child_process');
+const readline = require('readline');
 const { now, startHarness, makeContent, withTimeout, percentiles } = require('../harness_common');
 const WebSocket = require('ws');
 
@@ -220,6 +223,106 @@ async function openMany(count, make, roomOf, concurrency) {
   return { clients, failed, firstError };
 }
 
+// Each publisher sends perPub messages with at most winPer unacked, send times from `clock`,
+// until `deadline` (on that clock). Resolves with the ack latencies and counts.
+async function publish(pubs, room, perPub, winPer, clock, deadline) {
+  const out = { ackLat: [], acked: 0, errors: 0, firstErr: null };
+  await Promise.all(pubs.map((pub) => new Promise((resolve) => {
+    let inFlight = 0; let sent = 0;
+    const pump = () => {
+      while (inFlight < winPer && sent < perPub && clock() < deadline) {
+        inFlight++; sent++;
+        const ts = clock();
+        pub.send(room, makeContent('m', ts)).then((r) => {
+          out.ackLat.push(clock() - ts); inFlight--;
+          if (r.ok) out.acked++; else { out.errors++; if (!out.firstErr) out.firstErr = r.code; }
+          if (sent >= perPub && inFlight === 0) resolve(); else pump();
+        });
+      }
+      if (inFlight === 0) resolve();
+    };
+    pump();
+  })));
+  return out;
+}
+
+// --- C subscribers (client "c") -----------------------------------------------------------------
+// Spawns cfg.c_subs (subs.c) with the spec on stdin; resolves .ready, .warm and .result from its
+// stdout lines. Send times in this mode are CLOCK_MONOTONIC ms (monoNow), which C reads too.
+const monoNow = () => Number(process.hrtime.bigint()) / 1e6;
+function spawnCSubs(urls, tokens, room, warm, messages, timeoutMs, concurrency) {
+  const child = spawn(cfg.c_subs, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = [`${tokens.length} ${warm} ${messages} ${timeoutMs} ${concurrency}`, JSON.stringify(room)];
+  tokens.forEach((tok, i) => {
+    const u = new URL(urls[i % urls.length]);
+    lines.push(`${u.hostname} ${u.port} ${i % urls.length} ${encodeURIComponent(tok)}`);
+  });
+  child.stdin.end(lines.join('\n') + '\n');
+  const waiters = {};
+  const promise = (name) => new Promise((resolve, reject) => { waiters[name] = { resolve, reject }; });
+  const out = { child, ready: promise('READY'), warm: promise('WARM'), result: promise('result') };
+  const fail = (e) => { for (const w of Object.values(waiters)) w.reject(e); };
+  readline.createInterface({ input: child.stdout }).on('line', (line) => {
+    if (line === 'READY' || line === 'WARM') { waiters[line].resolve(); return; }
+    const r = JSON.parse(line);
+    if (r.error) fail(new Error(`subs: ${r.error}`)); else waiters.result.resolve(r);
+  });
+  child.on('exit', (code) => fail(new Error(`subs exited with ${code}`)));
+  for (const p of [out.ready, out.warm, out.result]) p.catch(() => {});
+  return out;
+}
+
+async function fanoutC() {
+  const urls = cfg.urls; const nSubs = cfg.subs; const nPub = cfg.publishers || urls.length;
+  const room = seed.rooms.fanout;
+  const total = cfg.messages; const perPub = Math.ceil(total / nPub);
+  const winPer = Math.max(1, Math.round((cfg.window || 50) / nPub));
+  const warm = cfg.warmup ?? 20;
+  const timeoutMs = (cfg.timeout_s || 120) * 1000;
+  phase('open_start');
+  const tOpen = now();
+  const subs = spawnCSubs(urls, seed.subs.slice(0, nSubs), room, warm, perPub * nPub, timeoutMs, cfg.concurrency || 50);
+  try {
+    await withTimeout(subs.ready, 120000, 'C subscribers open');
+    const openS = (now() - tOpen) / 1000;
+    phase('open_end');
+    const pubs = [];
+    for (let j = 0; j < nPub; j++) {
+      const p = makeClient('ws', urls[cfg.publishers_on_first ? 0 : j % urls.length], seed.publisher.token, `p${j}`);
+      await withTimeout(p.open(), 20000, 'publisher open');
+      pubs.push(p);
+    }
+    for (let i = 0; i < warm; i++) await pubs[i % nPub].send(room, makeContent('w'));
+    await withTimeout(subs.warm, 20000, 'warm-up deliveries');
+    await sleep(300);
+    phase('start');
+    const t0 = monoNow();
+    const { ackLat, acked, errors, firstErr } = await publish(pubs, room, perPub, winPer, monoNow, t0 + timeoutMs);
+    const sendEnd = monoNow();
+    const r = await withTimeout(subs.result, timeoutMs + 10000, 'C subscribers result');
+    const complete = r.deliveries >= r.expected;
+    const elapsed = ((complete ? r.last_delivery_ms : monoNow()) - t0) / 1000;
+    phase('end');
+    const cpuS = clientCpuS() + r.cpu_s;
+    for (const p of pubs) p.close();
+    return {
+      subscribers: nSubs, publishers: nPub, processes: urls.length, client: 'c',
+      messages: perPub * nPub, acked, errors, first_error: firstErr, unexpected_closes: r.unexpected_closes,
+      unparsed: r.unparsed, deliveries: r.deliveries, expected: r.expected, complete,
+      deliveries_per_url: r.deliveries_per_url,
+      open_s: Math.round(openS * 100) / 100, elapsed_s: Math.round(elapsed * 1000) / 1000,
+      send_s: Math.round(sendEnd - t0) / 1000,
+      deliveries_per_s: Math.round(r.deliveries / elapsed),
+      latency_ms: r.latency_ms, ack_ms: percentiles(ackLat, ackLat.length),
+      client_cpu_s: Math.round(cpuS * 100) / 100,
+      subs_cpu_s: r.cpu_s, subs_sys_s: r.sys_s,
+      frames_per_read: r.reads ? Math.round(r.deliveries / r.reads * 100) / 100 : null,
+    };
+  } finally {
+    subs.child.kill('SIGKILL');
+  }
+}
+
 // --- fan-out ------------------------------------------------------------------------------------
 async function fanout() {
   const urls = cfg.urls; const nSubs = cfg.subs; const nPub = cfg.publishers || urls.length;
@@ -266,28 +369,12 @@ async function fanout() {
   if (warmDelivered < n * warm) throw new Error(`warm-up: ${warmDelivered} of ${n * warm} deliveries`);
   await sleep(300);
 
-  const ackLat = []; let acked = 0; let errors = 0; let firstErr = null;
   const expected = n * perPub * nPub;
   const reads0 = subs.clients.reduce((a, c) => a + (c.reads || 0), 0);
   const timeoutMs = (cfg.timeout_s || 120) * 1000;
   phase('start');
   const t0 = now();
-  await Promise.all(pubs.map((pub) => new Promise((resolve) => {
-    let inFlight = 0; let sent = 0;
-    const pump = () => {
-      while (inFlight < winPer && sent < perPub && now() - t0 < timeoutMs) {
-        inFlight++; sent++;
-        const ts = now();
-        pub.send(room, makeContent('m')).then((r) => {
-          ackLat.push(now() - ts); inFlight--;
-          if (r.ok) acked++; else { errors++; if (!firstErr) firstErr = r.code; }
-          if (sent >= perPub && inFlight === 0) resolve(); else pump();
-        });
-      }
-      if (inFlight === 0) resolve();
-    };
-    pump();
-  })));
+  const { ackLat, acked, errors, firstErr } = await publish(pubs, room, perPub, winPer, now, t0 + timeoutMs);
   const sendEnd = now();
   while (delivered < expected && now() - t0 < timeoutMs) await sleep(2);
   const elapsed = ((delivered >= expected ? lastDelivery : now()) - t0) / 1000;
@@ -471,7 +558,7 @@ async function soak() {
 (async () => {
   let result;
   try {
-    if (cfg.scenario === 'fanout') result = await fanout();
+    if (cfg.scenario === 'fanout') result = await (cfg.client === 'c' ? fanoutC() : fanout());
     else if (cfg.scenario === 'soak') result = await soak();
     else throw new Error(`unknown scenario ${cfg.scenario}`);
   } catch (e) {

@@ -243,6 +243,13 @@ def ensure_deps() -> None:
     benchlib.ensure_deps(HERE, ("ws",), "psutil", ROOT / "bench" / "requirements.txt")
 
 
+def build_c_subs(work: Path) -> Path:
+    """Compile subs.c (the C subscriber client) into the run's temp dir; gcc is on every machine here."""
+    out = work / "subs"
+    subprocess.run(["gcc", "-O2", "-Wall", "-o", str(out), str(HERE / "subs.c")], check=True)
+    return out
+
+
 def raise_nofile() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = hard if hard != resource.RLIM_INFINITY else 65536
@@ -313,7 +320,7 @@ def run_fanout(config: str, args, work: Path, profile_dir: Path | None) -> dict:
         cfg = {"scenario": "fanout", "urls": [s.url for s in servers], "seed": str(seed), "subs": args.subs,
                "publishers": args.publishers, "messages": args.messages, "window": args.window,
                "publishers_on_first": args.publishers_on == "first",
-               "client": args.client, "timeout_s": args.timeout, "hard_deadline_s": int(args.timeout + 90)}
+               "client": args.client, "c_subs": str(work / "subs"), "timeout_s": args.timeout, "hard_deadline_s": int(args.timeout + 90)}
         res = benchlib.run_harness(HERE / "harness.js", cfg, args.timeout + 100, on_phase)
         if "error" in res:
             return res
@@ -429,6 +436,12 @@ def fanout_report(results: dict, args) -> str:
                          + (f"  -> target >= 1.6x {'MET' if r >= 1.6 else 'NOT MET'}" if base == "1p+redis" else ""))
             if ceil.get("2p+redis") and ceil.get(base):
                 lines.append(f"   ceiling ratio: {ceil['2p+redis'] / ceil[base]:.2f}x")
+            # What this run used per delivery, all of it (web process, harness, PostgreSQL,
+            # Redis, kernel), but not other programs' load: no layout of two processes can do
+            # better on 2 cores than 2 / that, unless it spends less per delivery than one.
+            own = med([r["machine_busy_cores"] - r["other_cores"] for r in ok(base)])
+            lines.append(f"   machine bound: {(os.cpu_count() or 2) / own:.2f}x ({CONFIG_LABELS[base]} kept "
+                         f"{own:.2f} cores busy with web process, harness, PostgreSQL and Redis)")
             per_run = [a["deliveries_per_s"] / b["deliveries_per_s"] for a, b in zip(results["2p+redis"], results[base])
                        if "error" not in a and "error" not in b]
             if per_run:
@@ -640,8 +653,9 @@ def main() -> None:
                                  "instructor broadcasts to a class spread over the processes")
             sp.add_argument("--messages", type=int, default=5000)
             sp.add_argument("--window", type=int, default=50, help="unacked messages in total over the publishers")
-            sp.add_argument("--client", choices=("raw", "ws"), default="raw",
-                            help="subscriber client: raw (minimal, cheapest per delivery) or ws (bench/fanout's)")
+            sp.add_argument("--client", choices=("c", "raw", "ws"), default="c",
+                            help="subscriber client: c (subs.c, ~0.1 us per delivery), raw (minimal Node "
+                                 "client, ~1 us) or ws (bench/fanout's, ~6 us)")
             sp.add_argument("--timeout", type=float, default=120)
             sp.add_argument("--max-other", type=float, default=0.4,
                             help="run a configuration again when other processes took more cores than this")
@@ -671,6 +685,8 @@ def main() -> None:
             "cpus": os.cpu_count(), "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                                                               capture_output=True, text=True).stdout.strip()}
     results: dict = {}
+    if args.cmd == "fanout" and args.client == "c":
+        build_c_subs(work)
     try:
         results = fanout_main(args, work, meta) if args.cmd == "fanout" else soak_main(args, work, meta)
     finally:

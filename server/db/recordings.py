@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import File, Message, Recording, RecordingAsset, RecordingMark, User
@@ -53,6 +53,21 @@ async def transition(s: AsyncSession, recording_id: int, from_: tuple[str, ...],
     if res.rowcount != 1:
         return None
     return await get(s, recording_id)
+
+
+async def claim(s: AsyncSession, recording_id: int, worker_id: str, capacity: int) -> Recording | None:
+    """Give a pending, unclaimed recording to ``worker_id`` if that worker holds fewer than
+    ``capacity`` unfinished recordings; the updated row, or None (claimed meanwhile, no longer
+    pending, or the worker is full). What a worker holds is counted here, in SQL, under a lock
+    on the worker's id for the rest of the transaction (PostgreSQL: an advisory lock; SQLite
+    has one writer), so processes dispatching at the same moment cannot overfill a worker."""
+    if s.bind.dialect.name == "postgresql":
+        await s.execute(select(func.pg_advisory_xact_lock(func.hashtext("podium.worker:" + worker_id))))
+    held = (await s.execute(select(func.count()).select_from(Recording)
+                            .where(Recording.worker_id == worker_id, Recording.status.in_(UNFINISHED)))).scalar_one()
+    if held >= capacity:
+        return None
+    return await transition(s, recording_id, ("pending",), claimed_by=None, worker_id=worker_id)
 
 
 async def assets(s: AsyncSession, recording_ids: list[int]) -> dict[int, list[tuple[RecordingAsset, File]]]:
