@@ -436,12 +436,16 @@ def fanout_report(results: dict, args) -> str:
                          + (f"  -> target >= 1.6x {'MET' if r >= 1.6 else 'NOT MET'}" if base == "1p+redis" else ""))
             if ceil.get("2p+redis") and ceil.get(base):
                 lines.append(f"   ceiling ratio: {ceil['2p+redis'] / ceil[base]:.2f}x")
-            # What this run used per delivery, all of it (web process, harness, PostgreSQL,
-            # Redis, kernel), but not other programs' load: no layout of two processes can do
-            # better on 2 cores than 2 / that, unless it spends less per delivery than one.
-            own = med([r["machine_busy_cores"] - r["other_cores"] for r in ok(base)])
-            lines.append(f"   machine bound: {(os.cpu_count() or 2) / own:.2f}x ({CONFIG_LABELS[base]} kept "
-                         f"{own:.2f} cores busy with web process, harness, PostgreSQL and Redis)")
+            # The most two processes could deliver on this machine, relative to one: the CPU
+            # per delivery of the two web processes (as measured) plus that of everything else
+            # the one-process run kept busy for its deliveries (harness, PostgreSQL, Redis; not
+            # other programs' load), times the one-process rate, must fit in the machine's cores.
+            rate1 = meds[base]
+            rest = med([r["machine_busy_cores"] - r["other_cores"] - sum(r["server_cores_per_proc"]) for r in ok(base)])
+            web2 = med([r["server_us_per_delivery"] for r in ok("2p+redis")]) * rate1 / 1e6
+            bound = (os.cpu_count() or 2) / (web2 + rest)
+            lines.append(f"   machine bound: {bound:.2f}x (at {CONFIG_LABELS[base]}'s rate two processes' web CPU would be "
+                         f"{web2:.2f} cores and harness + PostgreSQL + Redis {rest:.2f})")
             per_run = [a["deliveries_per_s"] / b["deliveries_per_s"] for a, b in zip(results["2p+redis"], results[base])
                        if "error" not in a and "error" not in b]
             if per_run:
