@@ -1,4 +1,4 @@
-"""Pieces shared by the benchmark drivers ``bench/fanout/run.py`` and ``bench/calls/run.py``.
+"""Pieces shared by the benchmark drivers (``bench/*/run.py``).
 
 Standard library only (psutil is imported where it is used), so the drivers can import this
 before they re-exec themselves under the project venv.
@@ -124,14 +124,41 @@ class Server:
         return t.user + t.system
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, signal.SIGTERM, self.stop_timeout)
         self.logf.close()
+
+
+def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 10) -> None:
+    """Send ``sig`` to a child that is still running and wait; SIGKILL it after ``timeout`` s."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class Profiler:
+    """py-spy record (raw collapsed stacks, all threads) of one process until ``finish``; the
+    project venv's py-spy (bench/requirements.txt). BENCH_PYSPY_ARGS adds arguments."""
+
+    def __init__(self, pid: int, out: Path, seconds: int = 600, rate: int = 100):
+        self.out = out
+        self.proc = subprocess.Popen([str(Path(PY).parent / "py-spy"), "record", "--pid", str(pid), "--format", "raw",
+                                      "-o", str(out), "-r", str(rate), "-d", str(seconds), "--nonblocking", "--threads",
+                                      *os.environ.get("BENCH_PYSPY_ARGS", "").split()],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def finish(self, top: int = 25) -> str:
+        """Stop recording; the ``top`` functions by inclusive and self time (bench/fanout/pyspy_top.py)."""
+        stop_process(self.proc, signal.SIGINT, 20)
+        if not self.out.exists():
+            return "(no profile written)"
+        if not top:
+            return ""
+        return subprocess.run([PY, str(ROOT / "bench" / "fanout" / "pyspy_top.py"), str(self.out), "--top", str(top)],
+                              capture_output=True, text=True).stdout
 
 
 def machine_busy_s() -> float:

@@ -13,9 +13,11 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from server.auth import issue_worker_token
+from server.db import recordings as rq
 from tests.test_calls import calls_settle, call_room, joined  # noqa: F401  (autouse settle fixture)
 from tests.test_files import fetch
 from tests.test_rest import assert_error
+from tests.test_worker_claim import pending_recordings
 from tests.wsclient import ProtocolError
 
 
@@ -275,6 +277,23 @@ async def test_capacity_and_least_loaded_dispatch(server):
     assert await w1.no_event("recording.job", 0.3) and await w2.no_event("recording.job", 0.05)
     await w1.request("worker.status", recording=r1, state="failed", detail="test")  # frees w1
     assert (await w1.next_event("recording.job"))["recording"]["id"] == r3
+
+
+async def test_a_worker_full_in_sql_passes_the_job_to_the_next(server):
+    """The claim counts a worker's recordings in SQL: a worker this process believes free but
+    whose slots SQL shows taken (as when other processes have just given it jobs and the
+    worker directory has not caught up) is skipped, and the next worker with room gets the job."""
+    session, [(_, tok), _] = await call_room(server, "ins", "stu")
+    a, _ = await joined(server, tok, session)
+    w1, _, _ = await worker(server, "w1", capacity=2)  # the most free as this process sees it
+    w2, _, _ = await worker(server, "w2", capacity=1)
+    db = server.deps.db
+    for rid in await pending_recordings(db, 2, tag="elsewhere"):
+        async with db.write() as s:
+            assert await rq.claim(s, rid, "w1", 2)
+    rid = (await a.request("recording.start", session=session))["recording"]["id"]
+    assert (await w2.next_event("recording.job"))["recording"]["id"] == rid
+    assert await w1.no_event("recording.job", 0.3)
 
 
 async def test_worker_only_operations_are_guarded(server):

@@ -29,7 +29,6 @@ import os
 import platform
 import resource
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -151,14 +150,14 @@ def harness(cfg: dict, timeout: float, server: "Server | None" = None, profile: 
     cfg = dict(cfg, hard_deadline_s=int(timeout))
     cpu: dict[str, tuple[float, float, float]] = {}
     threads: dict[str, dict[str, float]] = {}
-    prof: list[Profiler] = []
+    prof: list[benchlib.Profiler] = []
 
     def on_phase(name: str) -> None:
         if server is not None:
             cpu[name] = (server.cpu_s(), machine_busy_s(), time.monotonic())
             threads[name] = server.thread_cpu()
             if profile is not None and name == "start":
-                prof.append(Profiler(server.proc.pid, profile, 600))
+                prof.append(benchlib.Profiler(server.proc.pid, profile, 600))
             if prof and name == "end":
                 profile.with_name(profile.stem + "-top.txt").write_text(prof[0].finish())
 
@@ -183,32 +182,6 @@ def harness(cfg: dict, timeout: float, server: "Server | None" = None, profile: 
                                            for k in threads["start"]}
 
     return benchlib.run_harness(HERE / "harness.js", cfg, timeout + 15, on_phase, on_exit, on_result)
-
-
-class Profiler:
-    """py-spy record (raw collapsed stacks) on a server pid for the length of one run."""
-
-    def __init__(self, pid: int, out: Path, seconds: int):
-        self.out = out
-        spy = Path(PY).parent / "py-spy"
-        self.proc = subprocess.Popen([str(spy), "record", "--pid", str(pid), "--format", "raw", "-o", str(out),
-                                      "-r", "100", "-d", str(seconds), "--nonblocking", "--threads",
-                                      *os.environ.get("BENCH_PYSPY_ARGS", "").split()],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def finish(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if not self.out.exists():
-            return "(no profile written)"
-        top = subprocess.run([PY, str(HERE / "pyspy_top.py"), str(self.out), "--top", "25"], capture_output=True,
-                             text=True)
-        return top.stdout
 
 
 # --- scenarios --------------------------------------------------------------------------------

@@ -231,7 +231,7 @@ async def phase(fn, server_pid: int | None, probe, chat_rate: float, profile: Pa
     stop = asyncio.Event()
     sender = asyncio.ensure_future(probe.run(stop, chat_rate, max_s=900))
     await asyncio.sleep(0.3)  # the probe is sending before the load starts
-    prof = Profiler(server_pid, profile) if profile is not None and server_pid else None
+    prof = benchlib.Profiler(server_pid, profile, 600, rate=200) if profile is not None and server_pid else None
     if prof:
         await asyncio.sleep(0.5)  # attached before the load starts
     procs = clients.tree(server_pid) if server_pid else []
@@ -245,7 +245,7 @@ async def phase(fn, server_pid: int | None, probe, chat_rate: float, profile: Pa
         t1 = time.perf_counter()
         mem = sampler.stop() if sampler else {}
         if prof:
-            prof.finish()
+            prof.finish(top=0)
         stop.set()
         await sender
     wall = t1 - t0
@@ -261,25 +261,6 @@ async def phase(fn, server_pid: int | None, probe, chat_rate: float, profile: Pa
         out["mb_s"] = round(out["bytes"] / out["seconds"] / MB, 1)
         out["server_cpu_s_per_gb"] = round(server_cpu / (out["bytes"] / 1e9), 3) if server_pid else None
     return out
-
-
-class Profiler:
-    """py-spy record (raw collapsed stacks, all threads) of one process for the length of a phase."""
-
-    def __init__(self, pid: int, out: Path):
-        self.out = out
-        self.proc = subprocess.Popen([str(Path(PY).parent / "py-spy"), "record", "--pid", str(pid), "--format", "raw",
-                                      "-o", str(out), "-r", "200", "-d", "600", "--nonblocking", "--threads"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def finish(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 def upload_many(port: int, token: str, src: Path, size: int, n: int, digest: str) -> dict:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import importlib.util
 import json
 import os
 import resource
@@ -163,13 +162,7 @@ class Web:
         return out
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(8)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        benchlib.stop_process(self.proc, signal.SIGTERM, 8)
         self.logf.close()
         if self in LIVE:
             LIVE.remove(self)
@@ -285,15 +278,6 @@ def wait_quiet(max_wait: float, below: float) -> dict:
     return {"loadavg_before_wait": round(start, 2), "loadavg_start": round(now, 2), "waited_s": round(waited)}
 
 
-def load_fanout_profiler():
-    """bench/fanout/run.py's py-spy Profiler (imported from the file: this script is also run.py)."""
-    spec = importlib.util.spec_from_file_location("fanout_run", ROOT / "bench" / "fanout" / "run.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.Profiler
-
-
-# --- fan-out ----------------------------------------------------------------------------------
 def run_fanout(config: str, args, work: Path, profile_dir: Path | None) -> dict:
     nproc, with_redis = CONFIGS[config]
     url, seed = fresh_db(args.db, work, ["--subs", str(args.subs), "--fanout-members", str(args.subs),
@@ -310,8 +294,7 @@ def run_fanout(config: str, args, work: Path, profile_dir: Path | None) -> dict:
                            pg_backends_cpu(args.db))
             splits[name] = [s.cpu_split() for s in servers]
             if profile_dir is not None and name == "start":
-                Profiler = load_fanout_profiler()
-                profs.extend(Profiler(s.proc.pid, profile_dir / f"{config}-{i}.txt", 300)
+                profs.extend(benchlib.Profiler(s.proc.pid, profile_dir / f"{config}-{i}.txt", 300)
                              for i, s in enumerate(servers))
             if profs and name == "end":
                 for i, p in enumerate(profs):
@@ -497,8 +480,7 @@ def soak_main(args, work: Path, meta: dict) -> dict:
         if name == "start":
             th.start()
             if args.profile:
-                Profiler = load_fanout_profiler()
-                profs.extend(Profiler(s.proc.pid, work / f"soak-{i}.txt", int(duration) + 5)
+                profs.extend(benchlib.Profiler(s.proc.pid, work / f"soak-{i}.txt", int(duration) + 5)
                              for i, s in enumerate(servers))
         elif name == "traffic_end" and profs:
             for i, p in enumerate(profs):
