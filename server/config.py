@@ -11,6 +11,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode
 
 from server.signing import parse_signing_keys
 
@@ -34,10 +35,19 @@ class ConfigError(RuntimeError):
 
 def normalise_database_url(url: str) -> str:
     """Rewrite Heroku-style ``postgres://`` / ``postgresql://`` URLs for asyncpg, and plain
-    ``sqlite://`` for aiosqlite."""
+    ``sqlite://`` for aiosqlite. asyncpg takes libpq's ``sslmode`` as ``ssl`` (SQLAlchemy
+    passes query parameters to it as keywords), so ``?sslmode=require`` becomes ``?ssl=require``."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+asyncpg://" + url[len(prefix):]
+            url = "postgresql+asyncpg://" + url[len(prefix):]
+    if url.startswith("postgresql+asyncpg://") and "?" in url:
+        base, query = url.split("?", 1)
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if "ssl" not in {k for k, _ in pairs}:
+            pairs = [("ssl" if k == "sslmode" else k, v) for k, v in pairs]
+        else:
+            pairs = [(k, v) for k, v in pairs if k != "sslmode"]
+        return f"{base}?{urlencode(pairs)}" if pairs else base
     if url.startswith("sqlite://") and not url.startswith("sqlite+"):
         return "sqlite+aiosqlite://" + url[len("sqlite://"):]
     return url

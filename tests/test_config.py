@@ -8,13 +8,16 @@ import stat
 import pytest
 
 from server.config import ConfigError, load_config, normalise_database_url
+from tests.dbutil import test_database_url as configured_database_url
 
 SECRET = "s" * 32
 
 
 @pytest.mark.parametrize("url,expected", [
     ("postgres://u:p@db.example:5432/podium", "postgresql+asyncpg://u:p@db.example:5432/podium"),
-    ("postgresql://u:p@db.example/podium?sslmode=require", "postgresql+asyncpg://u:p@db.example/podium?sslmode=require"),
+    ("postgresql://u:p@db.example/podium?sslmode=require", "postgresql+asyncpg://u:p@db.example/podium?ssl=require"),
+    ("postgres://u:p@h/d?sslmode=verify-full&application_name=x", "postgresql+asyncpg://u:p@h/d?ssl=verify-full&application_name=x"),
+    ("postgresql+asyncpg://u@h/d?ssl=require&sslmode=disable", "postgresql+asyncpg://u@h/d?ssl=require"),
     ("postgresql+asyncpg://u@h/d", "postgresql+asyncpg://u@h/d"),
     ("sqlite:///data/podium.db", "sqlite+aiosqlite:///data/podium.db"),
     ("sqlite+aiosqlite:///x.db", "sqlite+aiosqlite:///x.db"),
@@ -22,6 +25,22 @@ SECRET = "s" * 32
 def test_normalise_database_url(url, expected):
     """Heroku-style postgres:// and postgresql:// URLs become asyncpg URLs; sqlite:// becomes aiosqlite."""
     assert normalise_database_url(url) == expected
+
+
+@pytest.mark.skipif(not (configured_database_url() or "").startswith("postgresql"), reason="needs PostgreSQL")
+async def test_a_libpq_sslmode_url_connects():
+    """DATABASE_URL as hosted PostgreSQL services hand it out (``postgres://…?sslmode=…``)
+    connects: asyncpg refuses ``sslmode`` as a keyword ("unexpected keyword argument")."""
+    from sqlalchemy import text
+
+    from server.db.engine import Database
+    url = configured_database_url().replace("postgresql+asyncpg://", "postgres://", 1) + "?sslmode=disable"
+    db = Database(normalise_database_url(url))
+    try:
+        async with db.read() as s:
+            assert (await s.execute(text("SELECT 1"))).scalar_one() == 1
+    finally:
+        await db.close()
 
 
 def test_load_config_normalises_database_url(tmp_path):
