@@ -10,7 +10,7 @@
 // fanout: N subscribers in one room, spread round-robin over the urls; P publishers (not
 //   subscribed), also round-robin, each sending messages/P with window/P unacked. Subscribers
 //   use `client`: "c" (bench/scaleout/subs.c, built by run.py: every subscriber socket in one
-//   epoll loop, ~0.1 µs of CPU per delivery), "raw" (a minimal RFC 6455 client on net.Socket that
+//   epoll loop, ~0.26 µs of CPU per delivery), "raw" (a minimal RFC 6455 client on net.Socket that
 //   scans each frame for its type and send time without JSON.parse, ~1 µs) or "ws" (the `ws`
 //   package, as bench/fanout does).
 // soak: `conns` connections (the `ws` package, every frame JSON.parsed and checked), connection
@@ -223,6 +223,29 @@ async function openMany(count, make, roomOf, concurrency) {
   return { clients, failed, firstError };
 }
 
+// The fan-out's parameters from cfg: P publishers each send perPub messages with winPer unacked.
+function fanoutParams() {
+  const urls = cfg.urls; const nPub = cfg.publishers || urls.length; const total = cfg.messages;
+  return {
+    urls, nSubs: cfg.subs, nPub, room: seed.rooms.fanout, total, perPub: Math.ceil(total / nPub),
+    winPer: Math.max(1, Math.round((cfg.window || 50) / nPub)), warm: cfg.warmup ?? 20,
+    timeoutMs: (cfg.timeout_s || 120) * 1000,
+  };
+}
+
+// Open the publishers (round-robin over the urls, or all on the first) and send the warm-up
+// messages (tag "w", not counted: JITs, SQL caches, connection pools, the Redis path).
+async function openPublishers({ urls, nPub, room, warm }) {
+  const pubs = [];
+  for (let j = 0; j < nPub; j++) {
+    const p = makeClient('ws', urls[cfg.publishers_on_first ? 0 : j % urls.length], seed.publisher.token, `p${j}`);
+    await withTimeout(p.open(), 20000, 'publisher open');
+    pubs.push(p);
+  }
+  for (let i = 0; i < warm; i++) await pubs[i % nPub].send(room, makeContent('w'));
+  return pubs;
+}
+
 // Each publisher sends perPub messages with at most winPer unacked, send times from `clock`,
 // until `deadline` (on that clock). Resolves with the ack latencies and counts.
 async function publish(pubs, room, perPub, winPer, clock, deadline) {
@@ -273,12 +296,8 @@ function spawnCSubs(urls, tokens, room, warm, messages, timeoutMs, concurrency) 
 }
 
 async function fanoutC() {
-  const urls = cfg.urls; const nSubs = cfg.subs; const nPub = cfg.publishers || urls.length;
-  const room = seed.rooms.fanout;
-  const total = cfg.messages; const perPub = Math.ceil(total / nPub);
-  const winPer = Math.max(1, Math.round((cfg.window || 50) / nPub));
-  const warm = cfg.warmup ?? 20;
-  const timeoutMs = (cfg.timeout_s || 120) * 1000;
+  const params = fanoutParams();
+  const { urls, nSubs, nPub, room, perPub, winPer, warm, timeoutMs } = params;
   phase('open_start');
   const tOpen = now();
   const subs = spawnCSubs(urls, seed.subs.slice(0, nSubs), room, warm, perPub * nPub, timeoutMs, cfg.concurrency || 50);
@@ -286,13 +305,7 @@ async function fanoutC() {
     await withTimeout(subs.ready, 120000, 'C subscribers open');
     const openS = (now() - tOpen) / 1000;
     phase('open_end');
-    const pubs = [];
-    for (let j = 0; j < nPub; j++) {
-      const p = makeClient('ws', urls[cfg.publishers_on_first ? 0 : j % urls.length], seed.publisher.token, `p${j}`);
-      await withTimeout(p.open(), 20000, 'publisher open');
-      pubs.push(p);
-    }
-    for (let i = 0; i < warm; i++) await pubs[i % nPub].send(room, makeContent('w'));
+    const pubs = await openPublishers(params);
     await withTimeout(subs.warm, 20000, 'warm-up deliveries');
     await sleep(300);
     phase('start');
@@ -325,10 +338,8 @@ async function fanoutC() {
 
 // --- fan-out ------------------------------------------------------------------------------------
 async function fanout() {
-  const urls = cfg.urls; const nSubs = cfg.subs; const nPub = cfg.publishers || urls.length;
-  const room = seed.rooms.fanout;
-  const total = cfg.messages; const perPub = Math.ceil(total / nPub);
-  const winPer = Math.max(1, Math.round((cfg.window || 50) / nPub));
+  const params = fanoutParams();
+  const { urls, nSubs, nPub, room, total, perPub, winPer, warm, timeoutMs } = params;
   const lat = new Float64Array(nSubs * total);
   let delivered = 0; let warmDelivered = 0; let lastDelivery = 0; let bad = 0;
   const perUrl = new Array(urls.length).fill(0);
@@ -353,17 +364,8 @@ async function fanout() {
   const openS = (now() - tOpen) / 1000;
   phase('open_end');
   if (subs.failed) throw new Error(`${subs.failed} subscribers failed: ${subs.firstError}`);
-  const pubs = [];
-  for (let j = 0; j < nPub; j++) {
-    const p = makeClient('ws', urls[cfg.publishers_on_first ? 0 : j % urls.length], seed.publisher.token, `p${j}`);
-    await withTimeout(p.open(), 20000, 'publisher open');
-    pubs.push(p);
-  }
+  const pubs = await openPublishers(params);
   const n = nSubs;
-
-  // Warm-up (not counted): JITs, SQL caches, connection pools, the Redis path.
-  const warm = cfg.warmup ?? 20;
-  for (let i = 0; i < warm; i++) await pubs[i % nPub].send(room, makeContent('w'));
   const warmDeadline = now() + 20000;
   while (warmDelivered < n * warm && now() < warmDeadline) await sleep(5);
   if (warmDelivered < n * warm) throw new Error(`warm-up: ${warmDelivered} of ${n * warm} deliveries`);
@@ -371,7 +373,6 @@ async function fanout() {
 
   const expected = n * perPub * nPub;
   const reads0 = subs.clients.reduce((a, c) => a + (c.reads || 0), 0);
-  const timeoutMs = (cfg.timeout_s || 120) * 1000;
   phase('start');
   const t0 = now();
   const { ackLat, acked, errors, firstErr } = await publish(pubs, room, perPub, winPer, now, t0 + timeoutMs);
