@@ -70,26 +70,22 @@ def issue_token(config: Config, user_id: int, name: str, role: str, ttl_s: int |
 
 
 # A media worker's own token (docs/RECORDING.md): ``sub`` is this word instead of a user id,
-# ``role`` is ``recorder``. It stands for a service, not a person, so no user row backs it; it
-# must be signed with JWT_SECRET (an LMS's key cannot mint one).
+# ``role`` is ``recorder``. It stands for a service, not a person, so no user row backs it. It
+# verifies with WORKER_SECRET alone (HS256): no user token (JWT_SECRET) and no token of an LMS's
+# key can act as a worker, and a worker's secret cannot mint a user token.
 WORKER_SUBJECT = "worker"
 WORKER_USER_ID = 0
 
 
-def mint_worker_token(secret: str, name: str = "Recorder", ttl_s: int = 24 * 3600,
-                      audience: str | None = None, issuer: str | None = None) -> str:
-    """A recorder token for a media worker, minted from the shared JWT_SECRET."""
+def issue_worker_token(config: Config, name: str = "Recorder", ttl_s: int = 24 * 3600) -> str:
+    """A worker token as a media worker mints it from WORKER_SECRET (tests and ``token``)."""
     now = int(time.time())
     claims = {"sub": WORKER_SUBJECT, "name": name, "role": "recorder", "iat": now, "exp": now + ttl_s}
-    if audience:
-        claims["aud"] = audience
-    if issuer:
-        claims["iss"] = issuer
-    return jwt.encode(claims, secret, algorithm="HS256")
-
-
-def issue_worker_token(config: Config, name: str = "Recorder", ttl_s: int = 24 * 3600) -> str:
-    return mint_worker_token(config.jwt_secret, name, ttl_s, config.jwt_audience, config.jwt_issuer)
+    if config.jwt_audience:
+        claims["aud"] = config.jwt_audience
+    if config.jwt_issuer:
+        claims["iss"] = config.jwt_issuer
+    return jwt.encode(claims, config.worker_secret, algorithm="HS256")
 
 
 def verify_token(config: Config, token: str) -> Identity:
@@ -101,6 +97,9 @@ def verify_token(config: Config, token: str) -> Identity:
     except jwt.PyJWTError as e:
         raise Unauthorized(f"malformed token: {e}") from None
     alg = header.get("alg")
+    options = {"require": ["exp", "sub"], "verify_aud": config.jwt_audience is not None}
+    if alg == "HS256" and _unverified_subject(token) == WORKER_SUBJECT:
+        return _verify_worker(config, token, options)
     if alg not in config.jwt_algorithms:
         raise Unauthorized("token algorithm not accepted")
     if alg.startswith("HS"):
@@ -109,22 +108,39 @@ def verify_token(config: Config, token: str) -> Identity:
         key = config.jwt_public_key
     else:
         raise Unauthorized("no public key configured for this algorithm")
-    options = {"require": ["exp", "sub"], "verify_aud": config.jwt_audience is not None}
     try:
         claims = jwt.decode(token, key, algorithms=[alg], options=options,
                             audience=config.jwt_audience, issuer=config.jwt_issuer, leeway=5)
     except jwt.PyJWTError as e:
         raise Unauthorized(f"invalid token: {e}") from None
     role = claims.get("role", "student")
-    if role not in ("instructor", "student", "admin", "recorder"):
-        raise Unauthorized("unknown role in token")
+    if role not in ("instructor", "student", "admin"):
+        raise Unauthorized("unknown role in token" if role != "recorder" else
+                           "recorder tokens are minted from WORKER_SECRET by media workers only")
     if claims["sub"] == WORKER_SUBJECT:
-        if role != "recorder" or not alg.startswith("HS"):
-            raise Unauthorized("worker tokens carry role recorder and are signed with JWT_SECRET")
-        return Identity(user_id=WORKER_USER_ID, name=str(claims.get("name") or "Recorder"), role=role,
-                        claims=claims)
+        raise Unauthorized("worker tokens are signed with WORKER_SECRET")
     try:
         user_id = int(claims["sub"])
     except (TypeError, ValueError):
         raise Unauthorized("token subject is not a Podium user id") from None
     return Identity(user_id=user_id, name=str(claims.get("name", "")), role=role, claims=claims)
+
+
+def _unverified_subject(token: str) -> object:
+    try:
+        return jwt.decode(token, options={"verify_signature": False}).get("sub")
+    except jwt.PyJWTError:
+        return None
+
+
+def _verify_worker(config: Config, token: str, options: dict) -> Identity:
+    """A media worker's token: HS256 with WORKER_SECRET, role recorder."""
+    try:
+        claims = jwt.decode(token, config.worker_secret, algorithms=["HS256"], options=options,
+                            audience=config.jwt_audience, issuer=config.jwt_issuer, leeway=5)
+    except jwt.PyJWTError as e:
+        raise Unauthorized(f"invalid worker token: {e}") from None
+    if claims.get("role") != "recorder":
+        raise Unauthorized("worker tokens carry role recorder")
+    return Identity(user_id=WORKER_USER_ID, name=str(claims.get("name") or "Recorder"), role="recorder",
+                    claims=claims)

@@ -71,6 +71,8 @@ class Config:
     database_url: str = "sqlite+aiosqlite:///./data/podium.db"
     production: bool = False
     jwt_secret: str = ""
+    # The media workers' own credential (WORKER_SECRET): worker tokens verify with it alone.
+    worker_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     jwt_public_key: str | None = None
     jwt_algorithms: tuple[str, ...] = ("HS256",)
     jwt_audience: str | None = None
@@ -149,7 +151,7 @@ def _dev_secrets(data_dir: Path) -> dict[str, str]:
     else:
         stored = {}
     changed = False
-    for name in ("jwt_secret", "signing_key"):
+    for name in ("jwt_secret", "signing_key", "worker_secret"):
         if not stored.get(name):
             stored[name] = secrets.token_urlsafe(48)
             changed = True
@@ -265,6 +267,15 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         raise ConfigError("SIGNING_KEYS is required when PODIUM_ENV=production")
     else:
         signing_keys = (("dev", _dev_secrets(data_dir)["signing_key"].encode()),)
+    worker_secret = env.get("WORKER_SECRET", "")
+    if not worker_secret:
+        if production:
+            raise ConfigError("WORKER_SECRET is required when PODIUM_ENV=production")
+        worker_secret = _dev_secrets(data_dir)["worker_secret"]
+    if len(worker_secret.encode()) < 32:
+        raise ConfigError("WORKER_SECRET must be at least 32 bytes")
+    if worker_secret == jwt_secret:
+        raise ConfigError("WORKER_SECRET must differ from JWT_SECRET")
     file_limits, file_extensions = _file_settings(env)
     return Config(
         port=port,
@@ -273,6 +284,7 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         database_url=database_url,
         production=production,
         jwt_secret=jwt_secret,
+        worker_secret=worker_secret,
         jwt_public_key=public_key,
         jwt_algorithms=algorithms,
         jwt_audience=env.get("JWT_AUDIENCE") or None,

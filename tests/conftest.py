@@ -29,6 +29,7 @@ from tests.workerproc import worker_procs  # noqa: F401  (fixture: real media wo
 from tests.wsclient import LoopbackUrls, WsClient
 
 JWT_SECRET = "test-secret-" + "k" * 40
+WORKER_SECRET = "test-worker-secret-" + "w" * 40
 _PASSWORD_HASH: list[str] = []
 
 
@@ -64,7 +65,7 @@ def storage_settings() -> dict[str, Any]:
 
 @pytest.fixture
 def config(database_url: str, tmp_path, config_overrides, storage_settings) -> Config:
-    values: dict[str, Any] = dict(database_url=database_url, data_dir=tmp_path, jwt_secret=JWT_SECRET,
+    values: dict[str, Any] = dict(database_url=database_url, data_dir=tmp_path, jwt_secret=JWT_SECRET, worker_secret=WORKER_SECRET,
                                   host="127.0.0.1", rate_per_s=1000.0, rate_burst=1000)
     values.update(storage_settings)
     if os.environ.get("TEST_REDIS_URL"):  # the PostgreSQL+Redis pass of .ci/run: the bus is on

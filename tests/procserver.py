@@ -33,8 +33,9 @@ from tests.wsclient import LoopbackUrls
 
 ROOT = Path(__file__).resolve().parent.parent
 JWT_SECRET = "proc-test-secret-" + "p" * 40
+WORKER_SECRET = "proc-test-worker-secret-" + "q" * 40
 # Variables of the caller's environment that would change what the subprocess does.
-_SCRUB = ("PODIUM_ENV", "DATABASE_URL", "DATA_DIR", "PORT", "HOST", "JWT_SECRET", "JWT_PUBLIC_KEY",
+_SCRUB = ("PODIUM_ENV", "DATABASE_URL", "DATA_DIR", "PORT", "HOST", "JWT_SECRET", "WORKER_SECRET", "JWT_PUBLIC_KEY",
           "JWT_ALGORITHMS", "JWT_AUDIENCE", "JWT_ISSUER", "ALLOW_SIGNUP", "LOG_JSON", "REDIS_URL",
           "RATE_LIMIT_PER_S", "RATE_LIMIT_BURST", "HEARTBEAT_S")
 
@@ -64,6 +65,7 @@ def process_env(database_url: str, data_dir: Path, port: int | None = None,
         "DATABASE_URL": database_url,
         "DATA_DIR": str(data_dir),
         "JWT_SECRET": JWT_SECRET,
+        "WORKER_SECRET": WORKER_SECRET,
         "HOST": "127.0.0.1",
         "RATE_LIMIT_PER_S": "100000",
         "RATE_LIMIT_BURST": "100000",

@@ -85,7 +85,7 @@ def test_production_requires_jwt_secret(tmp_path):
         load_config({"PODIUM_ENV": "production", "DATA_DIR": str(tmp_path)})
     assert not (tmp_path / "secrets.json").exists()
     cfg = load_config({"PODIUM_ENV": "production", "DATA_DIR": str(tmp_path), "JWT_SECRET": SECRET,
-                       "SIGNING_KEYS": SIGNING_KEYS})
+                       "SIGNING_KEYS": SIGNING_KEYS, "WORKER_SECRET": "w" * 32})
     assert cfg.production and cfg.jwt_secret == SECRET
 
 
@@ -154,3 +154,21 @@ def test_lists_flags_and_numbers(tmp_path):
     assert load_config(base).allow_signup is True and load_config(base).jwt_audience is None
     with pytest.raises(ConfigError):
         load_config(base | {"PORT": "eighty"})
+
+
+def test_worker_secret_generated_in_dev_required_in_production(tmp_path):
+    """WORKER_SECRET: dev persists a generated one beside jwt_secret (the worker reads it there);
+    production without it, one under 32 bytes or one equal to JWT_SECRET is a ConfigError."""
+    dev = load_config({"DATA_DIR": str(tmp_path)})
+    stored = json.loads((tmp_path / "secrets.json").read_text())
+    assert stored["worker_secret"] == dev.worker_secret != dev.jwt_secret
+    assert load_config({"DATA_DIR": str(tmp_path)}).worker_secret == dev.worker_secret
+    prod = {"PODIUM_ENV": "production", "DATA_DIR": str(tmp_path / "p"), "JWT_SECRET": SECRET,
+            "SIGNING_KEYS": SIGNING_KEYS}
+    with pytest.raises(ConfigError, match="WORKER_SECRET"):
+        load_config(prod)
+    with pytest.raises(ConfigError, match="WORKER_SECRET"):
+        load_config({**prod, "WORKER_SECRET": "w" * 31})
+    with pytest.raises(ConfigError, match="WORKER_SECRET"):
+        load_config({**prod, "WORKER_SECRET": SECRET})
+    assert load_config({**prod, "WORKER_SECRET": "w" * 32}).worker_secret == "w" * 32

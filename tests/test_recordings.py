@@ -65,8 +65,10 @@ async def start_recording(session, a, w):
     return ack["recording"]["id"]
 
 
-def test_worker_token_is_a_virtual_recorder_signed_with_the_shared_secret(server):
-    """A worker token (sub "worker") is accepted only with role recorder and HS256."""
+def test_worker_token_verifies_with_worker_secret_only(server):
+    """A worker token (sub "worker", role recorder) verifies with WORKER_SECRET alone: the same
+    claims signed with JWT_SECRET, a recorder-role user token and a non-recorder worker token
+    are refused."""
     import jwt
 
     from server.auth import verify_token
@@ -75,9 +77,12 @@ def test_worker_token_is_a_virtual_recorder_signed_with_the_shared_secret(server
     cfg = server.deps.config
     ident = verify_token(cfg, issue_worker_token(cfg, "Rec 1"))
     assert (ident.user_id, ident.role, ident.name) == (0, "recorder", "Rec 1")
-    bad = jwt.encode({"sub": "worker", "role": "instructor", "exp": 2**31}, cfg.jwt_secret, algorithm="HS256")
-    with pytest.raises(Unauthorized):
-        verify_token(cfg, bad)
+    for claims, key in (({"sub": "worker", "role": "instructor", "exp": 2**31}, cfg.worker_secret),
+                        ({"sub": "worker", "role": "recorder", "exp": 2**31}, cfg.jwt_secret),
+                        ({"sub": "1", "role": "recorder", "exp": 2**31}, cfg.jwt_secret),
+                        ({"sub": "1", "role": "admin", "exp": 2**31}, cfg.worker_secret)):
+        with pytest.raises(Unauthorized):
+            verify_token(cfg, jwt.encode(claims, key, algorithm="HS256"))
 
 
 async def test_full_lifecycle_with_marks_progress_assets_and_links(server):
