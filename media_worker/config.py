@@ -1,14 +1,17 @@
 """The worker's configuration, read once from the environment (docs/RECORDING.md, "Running
-workers")."""
+workers"). Nothing here imports the server: the worker may run on another machine and knows
+Podium only by ``SERVER_URL`` and its own credential (``WORKER_SECRET`` or ``WORKER_TOKEN``)."""
 from __future__ import annotations
 
 import json
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from server.auth import mint_worker_token
+from media_worker.credential import WorkerCredential
+
+MIN_SECRET_BYTES = 32  # the server refuses a shorter WORKER_SECRET, so no token from it would pass
 
 
 class WorkerConfigError(RuntimeError):
@@ -21,11 +24,7 @@ class WorkerConfig:
     worker_id: str  # stable across restarts, so a restarted worker reclaims its recordings
     capacity: int
     work_dir: Path
-    token: str | None = None  # WORKER_TOKEN; else minted from jwt_secret on every connect
-    jwt_secret: str | None = None
-    jwt_audience: str | None = None
-    jwt_issuer: str | None = None
-    name: str = "Recorder"
+    credential: WorkerCredential = field(default_factory=WorkerCredential)
     keep_files: bool = False
     loopback_only: bool = False  # tests: gather ICE candidates on 127.0.0.1 only
     shutdown_s: float = 25.0
@@ -35,25 +34,45 @@ class WorkerConfig:
         return self.server_url.replace("https://", "wss://", 1).replace("http://", "ws://", 1) + "/ws"
 
     def current_token(self) -> str:
-        if self.token:
-            return self.token
-        return mint_worker_token(self.jwt_secret, self.name, 24 * 3600, self.jwt_audience, self.jwt_issuer)
+        """The recorder token to present now (see ``WorkerCredential.current_token``)."""
+        return self.credential.current_token()
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "true", "yes")
+
+
+def load_credential(env: dict[str, str]) -> WorkerCredential:
+    """``WORKER_TOKEN`` as given, else a credential minting from ``WORKER_SECRET``; in
+    development (not ``PODIUM_ENV=production``) without either, the ``worker_secret`` the web
+    process generated in ``$DATA_DIR/secrets.json`` on its first start. ``JWT_SECRET`` is never
+    read: the server accepts worker tokens signed with ``WORKER_SECRET`` only. Raises
+    :class:`WorkerConfigError` naming ``WORKER_SECRET`` when there is no credential."""
+    production = env.get("PODIUM_ENV", "").lower() == "production"
+    token = env.get("WORKER_TOKEN") or None
+    secret = env.get("WORKER_SECRET") or None
+    if token is None and secret is None:
+        if production:
+            raise WorkerConfigError("WORKER_SECRET (or WORKER_TOKEN) is required when PODIUM_ENV=production")
+        secrets_file = Path(env.get("DATA_DIR") or "data") / "secrets.json"
+        try:
+            secret = json.loads(secrets_file.read_text(encoding="utf-8"))["worker_secret"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise WorkerConfigError(f"no WORKER_SECRET or WORKER_TOKEN, and no worker_secret in "
+                                    f"{secrets_file} (start the web process once first)") from None
+        if not isinstance(secret, str) or not secret:
+            raise WorkerConfigError(f"{secrets_file} has an empty worker_secret")
+    if token is None and len(secret.encode()) < MIN_SECRET_BYTES:
+        raise WorkerConfigError(f"WORKER_SECRET must be at least {MIN_SECRET_BYTES} bytes")
+    return WorkerCredential(token=token, secret=secret, name=env.get("WORKER_NAME") or "Recorder",
+                            audience=env.get("JWT_AUDIENCE") or None, issuer=env.get("JWT_ISSUER") or None)
 
 
 def load_worker_config(env: dict[str, str] | None = None) -> WorkerConfig:
+    """The configuration from ``env`` (default: ``os.environ``); raises :class:`WorkerConfigError`
+    with a message naming the variable at fault."""
     env = dict(os.environ if env is None else env)
-    production = env.get("PODIUM_ENV", "").lower() == "production"
-    token = env.get("WORKER_TOKEN") or None
-    secret = env.get("JWT_SECRET") or None
-    if token is None and secret is None:
-        if production:
-            raise WorkerConfigError("set WORKER_TOKEN or JWT_SECRET for the worker")
-        secrets_file = Path(env.get("DATA_DIR", "data")) / "secrets.json"
-        try:  # development: the secret the web process generated on its first start
-            secret = json.loads(secrets_file.read_text())["jwt_secret"]
-        except (OSError, ValueError, KeyError):
-            raise WorkerConfigError(f"no WORKER_TOKEN or JWT_SECRET, and no {secrets_file} yet "
-                                    "(start the web process once first)") from None
+    credential = load_credential(env)
     try:
         capacity = int(env.get("WORKER_CAPACITY", "4"))
         shutdown_s = float(env.get("WORKER_SHUTDOWN_S", "25"))
@@ -67,9 +86,6 @@ def load_worker_config(env: dict[str, str] | None = None) -> WorkerConfig:
     worker_id = env.get("WORKER_ID") or env.get("DYNO") or socket.gethostname()
     return WorkerConfig(
         server_url=server_url, worker_id=worker_id[:64], capacity=capacity,
-        work_dir=Path(env.get("WORKER_DIR") or Path(env.get("DATA_DIR", "data")) / "worker"),
-        token=token, jwt_secret=secret, jwt_audience=env.get("JWT_AUDIENCE") or None,
-        jwt_issuer=env.get("JWT_ISSUER") or None, name=env.get("WORKER_NAME") or "Recorder",
-        keep_files=env.get("WORKER_KEEP_FILES", "").lower() in ("1", "true", "yes"),
-        loopback_only=env.get("WORKER_LOOPBACK_ONLY", "").lower() in ("1", "true", "yes"),
-        shutdown_s=shutdown_s)
+        work_dir=Path(env.get("WORKER_DIR") or Path(env.get("DATA_DIR") or "data") / "worker"),
+        credential=credential, keep_files=_truthy(env.get("WORKER_KEEP_FILES")),
+        loopback_only=_truthy(env.get("WORKER_LOOPBACK_ONLY")), shutdown_s=shutdown_s)

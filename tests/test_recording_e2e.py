@@ -20,7 +20,7 @@ from tornado.httpserver import HTTPServer
 
 from server.app import make_app
 from server.deps import Deps
-from tests.conftest import JWT_SECRET, LiveServer
+from tests.conftest import LiveServer
 from tests.mediapattern import beep_times, decode_audio_mono, flash_times
 from tests.patterntracks import pattern_tracks
 from tests.rtcpeer import RtcPeer
@@ -144,7 +144,7 @@ async def test_worker_records_a_class_into_an_aligned_video_with_subtitles_and_c
     flashes sit within 80 ms of their own beeps, the chat sent while recording is a subtitle
     stream, the instructor's marks are chapters; per-participant files decode fully; the chat
     .vtt and thumbnail are there; students get only the class video, chat and thumbnail."""
-    worker = worker_procs(server.base_url, JWT_SECRET, tmp_path / "work").start()
+    worker = worker_procs(server.base_url, server.deps.config.worker_secret, tmp_path / "work").start()
     await wait_for(lambda: "test-worker" in server.deps.recordings.workers, 30, "the worker to register",
                    worker.log_tail)
     c = await Class.start(server, worker, ben_joins=False)
@@ -239,7 +239,7 @@ async def test_sigkill_mid_recording_leaves_readable_files_and_is_recovered(serv
     the recording and finishes it from what was written: ready, with a class video as long as
     what was recorded before the kill."""
     work = tmp_path / "work"
-    worker = worker_procs(server.base_url, JWT_SECRET, work).start()
+    worker = worker_procs(server.base_url, server.deps.config.worker_secret, work).start()
     await wait_for(lambda: "test-worker" in server.deps.recordings.workers, 30, "the worker to register",
                    worker.log_tail)
     c = await Class.start(server, worker)
@@ -284,7 +284,7 @@ async def test_web_server_restart_does_not_end_the_recording(config, worker_proc
     http = HTTPServer(make_app(deps), xheaders=True)
     http.add_sockets([sock])
     server = LiveServer(deps, port)
-    worker = worker_procs(server.base_url, JWT_SECRET, tmp_path / "work").start()
+    worker = worker_procs(server.base_url, server.deps.config.worker_secret, tmp_path / "work").start()
     await wait_for(lambda: "test-worker" in deps.recordings.workers, 30, "the worker to register", worker.log_tail)
     c = await Class.start(server, worker)
     second = None
@@ -338,7 +338,7 @@ async def test_web_server_restart_does_not_end_the_recording(config, worker_proc
 async def test_sigterm_stops_the_recording_and_finishes_it_before_exiting(server, worker_procs, tmp_path):
     """SIGTERM to the worker mid-recording stops the recording (recording.stopped), and the
     worker builds and uploads the assets before it exits (code 0): the recording is ready."""
-    worker = worker_procs(server.base_url, JWT_SECRET, tmp_path / "work").start()
+    worker = worker_procs(server.base_url, server.deps.config.worker_secret, tmp_path / "work").start()
     await wait_for(lambda: "test-worker" in server.deps.recordings.workers, 30, "the worker to register",
                    worker.log_tail)
     c = await Class.start(server, worker)

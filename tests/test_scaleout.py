@@ -314,11 +314,11 @@ async def test_worker_on_one_process_records_a_call_held_by_the_other_two(procs,
     from tornado.httpclient import AsyncHTTPClient
 
     from tests.patterntracks import pattern_tracks
-    from tests.procserver import JWT_SECRET
+    from tests.procserver import WORKER_SECRET
     from tests.rtcpeer import RtcPeer
 
     servers = cluster(procs, redis_url, 3, RECORDING_START_TIMEOUT_S="5")
-    worker = worker_procs(servers[0].base_url, JWT_SECRET, tmp_path / "work").start()
+    worker = worker_procs(servers[0].base_url, WORKER_SECRET, tmp_path / "work").start()
     await asyncio.get_running_loop().run_in_executor(None, worker.wait_registered)
     room, accounts = await class_room(servers, 2)
     (_, a_tok), (_, b_tok) = accounts
@@ -403,11 +403,11 @@ async def test_recording_fails_clearly_when_the_process_holding_its_worker_dies(
     come back (it only knows that process): the surviving process notices — the dead
     process's timers died with it — and fails the recording with a reason the instructor
     sees, instead of leaving it "recording" forever."""
-    from tests.procserver import JWT_SECRET
+    from tests.procserver import WORKER_SECRET
     from tests.rtcpeer import RtcPeer
 
     servers = cluster(procs, redis_url, 2, RECORDING_WORKER_GRACE_S="3")
-    worker = worker_procs(servers[0].base_url, JWT_SECRET, tmp_path / "work").start()
+    worker = worker_procs(servers[0].base_url, WORKER_SECRET, tmp_path / "work").start()
     await asyncio.get_running_loop().run_in_executor(None, worker.wait_registered)
     room, accounts = await class_room(servers, 1)
     ana = await RtcPeer.connect(servers[1].ws_url, accounts[0][1], label="ana")

@@ -18,9 +18,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class WorkerProcess:
-    def __init__(self, server_url: str, jwt_secret: str, work_dir: Path, worker_id: str = "test-worker",
+    def __init__(self, server_url: str, worker_secret: str, work_dir: Path, worker_id: str = "test-worker",
                  capacity: int = 2, extra_env: dict | None = None):
-        self.server_url, self.jwt_secret = server_url, jwt_secret
+        """``worker_secret`` is the test server's ``WORKER_SECRET`` (its ``config.worker_secret``)."""
+        self.server_url, self.worker_secret = server_url, worker_secret
         self.work_dir, self.worker_id, self.capacity = Path(work_dir), worker_id, capacity
         self.extra_env = extra_env or {}
         self.proc: subprocess.Popen | None = None
@@ -30,7 +31,7 @@ class WorkerProcess:
     def start(self) -> "WorkerProcess":
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("WORKER_", "JWT_", "PODIUM_", "SERVER_URL", "DATA_DIR"))}
-        env.update(SERVER_URL=self.server_url, JWT_SECRET=self.jwt_secret, WORKER_ID=self.worker_id,
+        env.update(SERVER_URL=self.server_url, WORKER_SECRET=self.worker_secret, WORKER_ID=self.worker_id,
                    WORKER_DIR=str(self.work_dir), WORKER_CAPACITY=str(self.capacity),
                    WORKER_LOOPBACK_ONLY="1", WORKER_SHUTDOWN_S="20", PYTHONUNBUFFERED="1", **self.extra_env)
         self.launches += 1

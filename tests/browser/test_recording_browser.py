@@ -20,7 +20,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.test_call_browser import remote_video_playing
-from tests.procserver import JWT_SECRET, ServerProcess
+from tests.procserver import WORKER_SECRET, ServerProcess
 from tests.workerproc import WorkerProcess
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
@@ -49,7 +49,7 @@ RECORD_PANEL = """() => {
 
 @pytest.fixture
 def media_worker(podium: ServerProcess, tmp_path, worker_procs):
-    return worker_procs(podium.base_url, JWT_SECRET, tmp_path / "worker",
+    return worker_procs(podium.base_url, WORKER_SECRET, tmp_path / "worker",
                         worker_id=f"browser-test-{uuid.uuid4().hex[:8]}").start()
 
 
