@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.cmd == "migrate":
         migrate(config)
     elif args.cmd == "users":
-        from server.errors import BadRequest
+        from server.kernel.errors import BadRequest
         from server.handlers.auth import check_credentials
         try:
             check_credentials(args.username, args.password)

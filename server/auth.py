@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import jwt
 
 from server.config import Config
-from server.errors import Unauthorized
+from server.kernel.errors import Unauthorized
 
 # scrypt parameters (RFC 7914 recommends N=2^14, r=8, p=1 for interactive logins): ~16 MiB.
 _N, _R, _P, _DKLEN = 2**14, 8, 1, 32

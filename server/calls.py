@@ -17,14 +17,16 @@ from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 
+from server.kernel.clock import iso, utcnow
 from server import codec
-from server.chat import Actor, Chat, parse_id
+from server.kernel.actor import Actor, parse_id
+from server.chat import Chat
 from server.config import Config
 from server.db import calls as cq
 from server.db.engine import Database
-from server.errors import BadRequest, Conflict, Forbidden, NotFound
+from server.kernel.errors import BadRequest, Conflict, Forbidden, NotFound
 from server.ice import ice_servers
-from server.realtime.frames import event_frame
+from server.kernel.frames import event_frame
 from server.realtime.registry import Registry
 
 log = logging.getLogger("podium.calls")
@@ -36,7 +38,7 @@ MAX_NEGOTIATION_ID = 64
 
 def session_wire(session, recording: dict | None = None) -> dict:
     return {"id": str(session.id), "room": str(session.room_id), "started_by": str(session.started_by),
-            "started_at": codec.iso(session.started_at), "ended_at": codec.iso(session.ended_at),
+            "started_at": iso(session.started_at), "ended_at": iso(session.ended_at),
             "recording": recording}
 
 
@@ -62,7 +64,7 @@ class Participant:
     def wire(self) -> dict:
         return {"peer_id": self.peer_id,
                 "user": {"id": str(self.user_id), "display_name": self.display_name, "role": self.role},
-                "joined_at": codec.iso(self.joined_at), "media": dict(self.media), "hand": self.hand,
+                "joined_at": iso(self.joined_at), "media": dict(self.media), "hand": self.hand,
                 "recorder": self.recorder}
 
 
@@ -135,7 +137,7 @@ class Calls:
                 for row in await cq.live_sessions(s):
                     keep |= set(await self.directory.entries(row.id))
         async with self.db.write() as s:
-            closed = await cq.close_orphaned_intervals(s, codec.utcnow(), keep)
+            closed = await cq.close_orphaned_intervals(s, utcnow(), keep)
             rows = await cq.live_sessions(s)
         for row in rows:
             live = self._live(row)
@@ -178,7 +180,7 @@ class Calls:
                 existing = await cq.live_session_for_room(s, room_id)
                 if existing is not None:
                     return {"session": session_wire(existing)}
-                row = await cq.create_session(s, room_id, actor.id, codec.utcnow())
+                row = await cq.create_session(s, room_id, actor.id, utcnow())
                 note = await self.chat._system_message(s, room_id, f"{actor.display_name} started a call")
         except IntegrityError:
             # Another instructor started one at the same moment (one live call per room).
@@ -212,7 +214,7 @@ class Calls:
                 raise Forbidden("you were removed from this call")
         me = live.participants.get(conn.connection_id)
         if me is None:
-            now = codec.utcnow()
+            now = utcnow()
             interval_id = None
             if role != "recorder":
                 async with self.db.write() as s:
@@ -290,7 +292,7 @@ class Calls:
         p.conn.sessions.discard(live.id)
         if p.interval_id is not None:
             async with self.db.write() as s:
-                await cq.close_interval(s, p.interval_id, codec.utcnow())
+                await cq.close_interval(s, p.interval_id, utcnow())
         if self.directory is not None:
             await self.directory.remove(live.id, peer_id)
         live.send({"type": "call.participant_left", "session": str(live.id), "peer_id": peer_id})
@@ -337,7 +339,7 @@ class Calls:
             return
         if live.end_timer:
             live.end_timer.cancel()
-        now = codec.utcnow()
+        now = utcnow()
         minutes = max(1, round((now - live.row.started_at).total_seconds() / 60))
         async with self.db.write() as s:
             await cq.end_session(s, live.id, now)
@@ -534,7 +536,7 @@ class Calls:
                 raise NotFound("no such session")
             role = await self.chat.room_role(row.room_id, actor)
             stays = await cq.intervals(s, session_id)
-        end = row.ended_at or codec.utcnow()
+        end = row.ended_at or utcnow()
         span = max((end - row.started_at).total_seconds(), 0.0)
         people: dict[int, dict] = {}
         for interval, user in stays:
@@ -542,7 +544,7 @@ class Calls:
                 continue
             entry = people.setdefault(user.id, {"user": codec.user_wire(user), "intervals": [], "_spans": []})
             left = interval.left_at or end
-            entry["intervals"].append({"joined_at": codec.iso(interval.joined_at), "left_at": codec.iso(interval.left_at)})
+            entry["intervals"].append({"joined_at": iso(interval.joined_at), "left_at": iso(interval.left_at)})
             entry["_spans"].append((interval.joined_at, left))
         attendees = []
         for entry in people.values():
@@ -564,7 +566,7 @@ class Calls:
             for iv in a["intervals"]:
                 joined = datetime.fromisoformat(iv["joined_at"].rstrip("Z"))
                 left = datetime.fromisoformat((iv["left_at"] or data["session"]["ended_at"] or
-                                               codec.iso(codec.utcnow())).rstrip("Z"))
+                                               iso(utcnow())).rstrip("Z"))
                 w.writerow([a["user"]["id"], _cell(a["user"]["username"]), _cell(a["user"]["display_name"]),
                             iv["joined_at"], iv["left_at"] or "", round((left - joined).total_seconds(), 1),
                             a["total_s"], a["percent"]])

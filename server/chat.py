@@ -10,10 +10,11 @@ import asyncio
 
 import logging
 import uuid
-from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 
+from server.kernel.actor import Actor, bounded_int, parse_id
+from server.kernel.clock import iso, utcnow
 from server import codec
 from server.config import Config
 from server.db import messages as mq
@@ -21,9 +22,9 @@ from server.db import rooms as rq
 from server.db import users as uq
 from server.db.engine import Database
 from server.db.models import MESSAGE_KINDS, ROOM_KINDS, ROOM_ROLES
-from server.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge
+from server.kernel.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge
 from server.message_writer import MessageWriter, SendRequest
-from server.realtime.frames import event_frame
+from server.kernel.frames import event_frame
 from server.realtime.registry import Registry
 
 log = logging.getLogger("podium.chat")
@@ -31,38 +32,6 @@ log = logging.getLogger("podium.chat")
 CLIENT_KINDS = tuple(k for k in MESSAGE_KINDS if k != "system")
 MAX_SYNC = 500
 MAX_EMOJI_LEN = 32
-
-
-@dataclass(frozen=True)
-class Actor:
-    """The authenticated caller."""
-
-    id: int
-    display_name: str
-    role: str  # global role: instructor | student | admin | recorder
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
-
-
-def parse_id(value, what: str = "id") -> int:
-    """Wire ids are strings of digits; anything else is a bad request."""
-    if isinstance(value, bool) or value is None:
-        raise BadRequest(f"{what} is required")
-    if isinstance(value, int) and 0 < value < 2**62:
-        return value
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 19:
-        return int(value)
-    raise BadRequest(f"{what} must be an id string")
-
-
-def _bounded_int(value, what: str, lo: int, hi: int, default: int | None = None) -> int:
-    if value is None and default is not None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise BadRequest(f"{what} must be an integer in {lo}..{hi}")
-    return value
 
 
 class Chat:
@@ -289,7 +258,7 @@ class Chat:
         seq = await rq.next_seq(s, room_id)
         msg = await mq.insert_message(s, room_id=room_id, seq=seq, sender_id=None, kind="system",
                                       content=text, client_msg_id=f"sys-{uuid.uuid4().hex}",
-                                      file_id=None, reply_to=None, created_at=codec.utcnow())
+                                      file_id=None, reply_to=None, created_at=utcnow())
         return codec.message_wire(msg, "Podium")
 
     # -- socket subscriptions -------------------------------------------------------------
@@ -341,8 +310,8 @@ class Chat:
 
     # -- messages ------------------------------------------------------------------------
     async def sync(self, actor: Actor, room_id: int, since, limit) -> dict:
-        since = _bounded_int(since, "since", 0, 2**62, default=0)
-        limit = _bounded_int(limit, "limit", 1, MAX_SYNC, default=100)
+        since = bounded_int(since, "since", 0, 2**62, default=0)
+        limit = bounded_int(limit, "limit", 1, MAX_SYNC, default=100)
         async with self.db.read() as s:
             room, _ = await self._room_role(s, room_id, actor)
             rows, complete = await mq.after(s, room_id, since, limit)
@@ -352,11 +321,11 @@ class Chat:
     async def changes(self, actor: Actor, room_id: int, since, upto, limit) -> dict:
         """Messages up to seq ``upto`` edited, deleted or re-reacted after change number
         ``since`` (what a reconnecting client missed besides new messages)."""
-        since = _bounded_int(since, "since", 0, 2**62, default=0)
-        limit = _bounded_int(limit, "limit", 1, MAX_SYNC, default=100)
+        since = bounded_int(since, "since", 0, 2**62, default=0)
+        limit = bounded_int(limit, "limit", 1, MAX_SYNC, default=100)
         async with self.db.read() as s:
             room, _ = await self._room_role(s, room_id, actor)
-            upto = _bounded_int(upto, "upto", 0, 2**62, default=room.last_seq)
+            upto = bounded_int(upto, "upto", 0, 2**62, default=room.last_seq)
             rows, complete = await mq.changed_since(s, room_id, since, upto, limit)
             out = await self._wire(s, rows)
         last = rows[-1][0].change_seq if rows and not complete else room.last_change
@@ -428,7 +397,7 @@ class Chat:
                 raise Conflict("the message is deleted")
             msg = await s.merge(msg)
             msg.content = content
-            msg.edited_at = codec.utcnow()
+            msg.edited_at = utcnow()
             msg.change_seq = await rq.next_change(s, msg.room_id)
             await s.flush()
             wire = (await self._wire(s, [(msg, name)]))[0]
@@ -442,7 +411,7 @@ class Chat:
                 raise Forbidden("only the author or a room instructor deletes a message")
             msg = await s.merge(msg)
             if msg.deleted_at is None:
-                msg.deleted_at = codec.utcnow()
+                msg.deleted_at = utcnow()
                 msg.content = ""
                 msg.change_seq = await rq.next_change(s, msg.room_id)
                 await s.flush()
@@ -459,7 +428,7 @@ class Chat:
             msg, _, _ = await self._load_for_change(s, actor, message_id)
             if msg.deleted_at is not None:
                 raise Conflict("the message is deleted")
-            await mq.set_reaction(s, message_id, actor.id, emoji, on, codec.utcnow())
+            await mq.set_reaction(s, message_id, actor.id, emoji, on, utcnow())
             change = await rq.next_change(s, msg.room_id)
             await mq.mark_changed(s, message_id, change)
             reactions = (await mq.reactions_for(s, [message_id])).get(message_id, {})
@@ -468,7 +437,7 @@ class Chat:
         return {"message_id": str(message_id), "reactions": reactions}
 
     async def read(self, actor: Actor, room_id: int, seq) -> dict:
-        seq = _bounded_int(seq, "seq", 0, 2**62)
+        seq = bounded_int(seq, "seq", 0, 2**62)
         async with self.db.write() as s:
             room, _ = await self._room_role(s, room_id, actor)
             stored = await rq.set_read(s, room_id, actor.id, min(seq, room.last_seq))
@@ -521,7 +490,7 @@ class Chat:
         async with self.db.read() as s:
             await self._room_role(s, room_id, actor)
             stats = await mq.statistics(s, room_id)
-        stats["first"] = codec.iso(stats["first"]) if stats["first"] else None
-        stats["last"] = codec.iso(stats["last"]) if stats["last"] else None
+        stats["first"] = iso(stats["first"]) if stats["first"] else None
+        stats["last"] = iso(stats["last"]) if stats["last"] else None
         stats["room"] = str(room_id)
         return stats

@@ -1,25 +1,7 @@
-"""Wire shapes (PROTOCOL.md): the one place that turns rows into JSON-ready dicts."""
+"""Wire shapes (PROTOCOL.md) of rows every feature shows: users, rooms, members, messages."""
 from __future__ import annotations
 
-import json
-from datetime import datetime, timezone
-
-from server.errors import BadRequest
-
-
-def utcnow() -> datetime:
-    """Naive UTC now with millisecond precision (what the database stores)."""
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-def iso(dt: datetime | None) -> str | None:
-    """ISO-8601 UTC with milliseconds: ``2026-11-21T10:20:30.123Z``."""
-    if dt is None:
-        return None
-    if dt.tzinfo is not None:
-        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+from server.kernel.clock import iso
 
 
 def user_wire(user) -> dict:
@@ -55,42 +37,3 @@ def message_wire(msg, sender_name: str | None, reactions: dict[str, list[str]] |
         "deleted_at": iso(msg.deleted_at),
         "reactions": reactions or {},
     }
-
-
-def decode_json_object(raw: str | bytes) -> dict:
-    """Parse a client JSON object; raise BadRequest for anything the database or UTF-8 could
-    not hold (NUL characters, lone surrogates) as well as for malformed JSON."""
-    try:
-        obj = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("not valid JSON") from None
-    except RecursionError:
-        raise BadRequest("JSON nested too deeply") from None
-    if not isinstance(obj, dict):
-        raise BadRequest("must be a JSON object")
-    text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
-    lowered = text.lower()
-    # Escapes are the only way NULs and lone surrogates get in; only then walk the object.
-    if "\\u0000" in lowered or "\\ud" in lowered:
-        try:
-            _check_strings(obj)
-        except RecursionError:
-            raise BadRequest("JSON nested too deeply") from None
-    return obj
-
-
-def _check_strings(value) -> None:
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise BadRequest("NUL characters are not allowed")
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            raise BadRequest("strings must be valid Unicode (no lone surrogates)") from None
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            _check_strings(k)
-            _check_strings(v)
-    elif isinstance(value, list):
-        for v in value:
-            _check_strings(v)

@@ -9,10 +9,10 @@ import unicodedata
 
 import filetype
 
-from server.codec import iso
+from server.kernel.clock import iso
 from server.config import Config
 from server.db.models import File
-from server.errors import BadRequest, PodiumError
+from server.kernel.errors import BadRequest, PodiumError
 
 MAX_NAME_CHARS = 200
 MAX_FOLDER_CHARS = 255

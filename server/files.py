@@ -8,12 +8,12 @@ import time
 from datetime import datetime, timezone
 
 from server import signing
-from server.chat import Actor, parse_id
-from server.codec import iso, utcnow
+from server.kernel.actor import Actor, parse_id
+from server.kernel.clock import iso, utcnow
 from server.config import FILE_CATEGORIES, Config
 from server.db import files as fq
 from server.db.models import File
-from server.errors import BadRequest, Forbidden, NotFound
+from server.kernel.errors import BadRequest, Forbidden, NotFound
 from server.file_rules import (
     INLINE_SAFE,
     UnsupportedMediaType,

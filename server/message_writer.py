@@ -22,11 +22,12 @@ from typing import Callable
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from server.kernel.clock import utcnow
 from server import codec
 from server.db import messages as mq
 from server.db.engine import Database
 from server.db.models import File, Membership, Message, Room, User
-from server.errors import BadRequest, Forbidden, NotFound
+from server.kernel.errors import BadRequest, Forbidden, NotFound
 
 log = logging.getLogger("podium.writer")
 
@@ -252,7 +253,7 @@ class MessageWriter:
                 if req.file_id is not None and files[req.file_id][1] is None:
                     attach[req.file_id] = req.room_id
 
-        now = codec.utcnow()
+        now = utcnow()
         seqs: dict[int, int] = {}
         by_room: dict[int, list[int]] = {}
         for i in fresh:

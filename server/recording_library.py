@@ -15,12 +15,13 @@ import re
 import time
 from datetime import datetime, timezone
 
-from server import codec, signing
-from server.chat import Actor
+from server.kernel.clock import iso, utcnow
+from server import signing
+from server.kernel.actor import Actor
 from server.db import files as fq
 from server.db import recordings as rq
 from server.db.models import ASSET_KINDS, File, Recording
-from server.errors import BadRequest, Conflict, Forbidden, TooLarge
+from server.kernel.errors import BadRequest, Conflict, Forbidden, TooLarge
 from server.file_rules import INLINE_SAFE, new_file_id
 from server.recordings import STUDENT_ASSET_KINDS, recording_wire
 from server.storage import StorageError, Writer, new_key
@@ -65,7 +66,7 @@ class RecordingLibrary:
         wire = {"id": str(asset.id), "kind": asset.kind, "name": asset.name, "file_id": f.id,
                 "content_type": f.content_type, "size": f.size, "duration_s": asset.duration_s,
                 "url": base + path,
-                "expires_at": codec.iso(datetime.fromtimestamp(exp, timezone.utc).replace(tzinfo=None))}
+                "expires_at": iso(datetime.fromtimestamp(exp, timezone.utc).replace(tzinfo=None))}
         if f.content_type in INLINE_SAFE:  # for <video>/<img> in the page
             inline, _ = signing.signed_path(keys, f.id, f.name, "inline", ttl, cfg.signed_url_max_ttl_s, now)
             wire["inline_url"] = base + inline
@@ -90,7 +91,7 @@ class RecordingLibrary:
             raise Forbidden("only instructors and workers read a recording's timeline")
         if row.started_at is None:
             return {"recording": recording_wire(row), "chat": [], "marks": []}
-        end = row.stopped_at or codec.utcnow()
+        end = row.stopped_at or utcnow()
         async with self.db.read() as s:
             chat = await rq.chat_between(s, row.room_id, row.started_at, end)
             marks = await rq.marks(s, row.id)
@@ -179,7 +180,7 @@ class AssetUpload:
         ctype, category = ASSET_TYPES[ext]
         f = File(id=new_file_id(), owner_id=self.row.requested_by, room_id=None, folder=f"recordings/{self.row.id}",
                  name=self.name, storage_key=self.key, content_type=ctype, category=category, size=self.size,
-                 sha256=self.sha.hexdigest(), created_at=codec.utcnow())
+                 sha256=self.sha.hexdigest(), created_at=utcnow())
         replaced = None
         try:
             async with self.lib.db.write() as s:
@@ -187,7 +188,7 @@ class AssetUpload:
                 if old is not None:
                     replaced = await fq.get_file(s, old.file_id)
                     await rq.drop_asset(s, old.id)
-                    await fq.mark_deleted(s, old.file_id, codec.utcnow())
+                    await fq.mark_deleted(s, old.file_id, utcnow())
                 await fq.add_files(s, [f])
                 await rq.add_asset(s, self.row.id, self.name, f.id)
         except BaseException:

@@ -21,15 +21,16 @@ from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 
-from server import codec
+from server.kernel.clock import iso, utcnow
 from server.calls import session_wire
-from server.chat import Actor, Chat
+from server.kernel.actor import Actor
+from server.chat import Chat
 from server.config import Config
 from server.db import recordings as rq
 from server.db.engine import Database
 from server.db.models import Recording
-from server.errors import BadRequest, Conflict, Forbidden, NotFound
-from server.realtime.frames import event_frame
+from server.kernel.errors import BadRequest, Conflict, Forbidden, NotFound
+from server.kernel.frames import event_frame
 from server.realtime.registry import Registry
 
 log = logging.getLogger("podium.recordings")
@@ -41,8 +42,8 @@ STUDENT_ASSET_KINDS = ("composite", "chat", "thumbnail")
 
 def recording_wire(row: Recording, assets: list[dict] | None = None, progress: int | None = None) -> dict:
     return {"id": str(row.id), "session": str(row.session_id), "room": str(row.room_id), "status": row.status,
-            "requested_at": codec.iso(row.requested_at), "started_at": codec.iso(row.started_at),
-            "stopped_at": codec.iso(row.stopped_at), "duration_s": row.duration_s,
+            "requested_at": iso(row.requested_at), "started_at": iso(row.started_at),
+            "stopped_at": iso(row.stopped_at), "duration_s": row.duration_s,
             "assets": assets or [], "reason": row.reason, "progress": progress}
 
 
@@ -182,7 +183,7 @@ class Recordings:
                 existing = await rq.active_for_session(s, session_id)
                 if existing is not None:
                     return {"recording": recording_wire(existing)}
-                row = await rq.create(s, session_id, live.room_id, actor.id, codec.utcnow())
+                row = await rq.create(s, session_id, live.room_id, actor.id, utcnow())
         except IntegrityError:  # another instructor pressed Record at the same moment
             async with self.db.read() as s:
                 existing = await rq.active_for_session(s, session_id)
@@ -208,7 +209,7 @@ class Recordings:
         if row.status == "pending":
             failed = await self._fail(row.id, "stopped before recording began", ("pending",))
             return recording_wire(failed or row)
-        now = codec.utcnow()
+        now = utcnow()
         duration = max(0.0, (now - row.started_at).total_seconds()) if row.started_at else None
         async with self.db.write() as s:
             stopped = await rq.transition(s, row.id, ("recording",), status="processing", stopped_at=now,
@@ -237,8 +238,8 @@ class Recordings:
             row = await rq.active_for_session(s, session_id)
             if row is None or row.status != "recording":
                 raise Conflict("marks can be set only while recording")
-            mark = await rq.add_mark(s, row.id, codec.utcnow(), label.strip(), actor.id)
-        wire = {"label": mark.label, "at": codec.iso(mark.at), "offset_s": _offset(row, mark.at),
+            mark = await rq.add_mark(s, row.id, utcnow(), label.strip(), actor.id)
+        wire = {"label": mark.label, "at": iso(mark.at), "offset_s": _offset(row, mark.at),
                 "by": {"id": str(actor.id), "display_name": actor.display_name}}
         self._announce(row, {"type": "recording.marked", "recording": str(row.id), "mark": wire})
         self._to_worker(row.worker_id, {"type": "recording.mark", "recording": str(row.id), "mark": wire})
@@ -369,7 +370,7 @@ class Recordings:
             row = await rq.active_for_session(s, session_id)
             if row is None or row.id not in worker.jobs or row.status != "pending":
                 return
-            row = await rq.transition(s, row.id, ("pending",), status="recording", started_at=codec.utcnow())
+            row = await rq.transition(s, row.id, ("pending",), status="recording", started_at=utcnow())
         if row is None:
             return
         self._cancel_timer(row.id)
@@ -481,7 +482,7 @@ class Recordings:
     async def sweep(self) -> None:
         async with self.db.read() as s:
             rows = await rq.unfinished(s)
-        now, wall = asyncio.get_running_loop().time(), codec.utcnow()
+        now, wall = asyncio.get_running_loop().time(), utcnow()
         registered = await self._registered_workers()
         if registered is None:
             return  # Redis cannot be read: fail nothing we cannot see

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 from urllib.parse import quote, urlencode
 
-from .errors import Forbidden
+from server.kernel.errors import Forbidden
 
 DISPOSITIONS = ("attachment", "inline")
 MIN_SECRET_BYTES = 32

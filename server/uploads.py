@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from server.chat import Actor, parse_id
-from server.codec import utcnow
+from server.kernel.actor import Actor, parse_id
+from server.kernel.clock import utcnow
 from server.db import files as fq
 from server.db.models import File
-from server.errors import BadRequest, PodiumError, TooLarge
+from server.kernel.errors import BadRequest, PodiumError, TooLarge
 from server.file_rules import (
     CONTENT_TYPES,
     MAX_FIELD_BYTES,

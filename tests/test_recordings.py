@@ -72,7 +72,7 @@ def test_worker_token_verifies_with_worker_secret_only(server):
     import jwt
 
     from server.auth import verify_token
-    from server.errors import Unauthorized
+    from server.kernel.errors import Unauthorized
 
     cfg = server.deps.config
     ident = verify_token(cfg, issue_worker_token(cfg, "Rec 1"))

@@ -4,7 +4,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
-from server.errors import Forbidden
+from server.kernel.errors import Forbidden
 from server.signing import (
     ExpiredSignature,
     InvalidSignature,

@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from server import codec
+from server.kernel.clock import utcnow
 from server.db import recordings as rq
 from server.db.engine import Database
 from server.db.models import CallSession, Room, User
@@ -20,7 +20,7 @@ needs_pg = pytest.mark.skipif(not (configured_database_url() or "").startswith("
 
 async def pending_recordings(db: Database, n: int, tag: str = "a") -> list[int]:
     """``n`` pending recordings, each of a live call in a room of its own."""
-    now = codec.utcnow()
+    now = utcnow()
     async with db.write() as s:
         user = User(username=f"teacher-{tag}", display_name="Teacher", role="instructor", created_at=now)
         s.add(user)

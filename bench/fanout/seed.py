@@ -31,7 +31,7 @@ ROOT = Path(os.environ.get("PODIUM_SRC") or Path(__file__).resolve().parents[2])
 sys.path.insert(0, str(ROOT))
 
 from server.auth import issue_token  # noqa: E402
-from server.codec import utcnow  # noqa: E402
+from server.kernel.clock import utcnow  # noqa: E402
 from server.config import load_config  # noqa: E402
 from server.db import rooms as rq  # noqa: E402
 from server.db.engine import Database  # noqa: E402

@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.codec import utcnow
+from server.kernel.clock import utcnow
 from server.db.models import Membership, ReadPosition, Room, User
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.codec import utcnow
+from server.kernel.clock import utcnow
 from server.db.models import User
 
 

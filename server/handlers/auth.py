@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from server import codec
 from server.auth import hash_password, issue_token, verify_password
 from server.db import users as uq
-from server.errors import BadRequest, Conflict, Forbidden, Unauthorized
+from server.kernel.errors import BadRequest, Conflict, Forbidden, Unauthorized
 from server.handlers.base import BaseHandler
 
 USERNAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{1,31}")  # fullmatch: "$" would allow a trailing newline

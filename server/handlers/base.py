@@ -9,12 +9,13 @@ from typing import Any
 
 import tornado.web
 
+from server.kernel.jsonbody import decode_json_object
 from server import codec
 from server.auth import WORKER_USER_ID, Identity, verify_token
-from server.chat import Actor, parse_id
+from server.kernel.actor import Actor, parse_id
 from server.db import users as uq
 from server.deps import Deps
-from server.errors import BadRequest, NotFound, PodiumError, Unauthorized
+from server.kernel.errors import BadRequest, NotFound, PodiumError, Unauthorized
 
 log = logging.getLogger("podium.http")
 
@@ -80,7 +81,7 @@ class BaseHandler(tornado.web.RequestHandler):
         if self.request.body and not ctype.startswith("application/json"):
             raise PodiumError("Content-Type must be application/json", "unsupported_media_type")
         try:
-            return codec.decode_json_object(self.request.body or b"{}")
+            return decode_json_object(self.request.body or b"{}")
         except BadRequest as e:
             raise BadRequest(f"body {e.reason}") from None
 

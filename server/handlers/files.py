@@ -10,7 +10,7 @@ from urllib.parse import quote
 import tornado.iostream
 import tornado.web
 
-from server.errors import BadRequest, TooLarge
+from server.kernel.errors import BadRequest, TooLarge
 from server.files import Files, UnsupportedMediaType
 from server.handlers.base import BaseHandler, StreamedUploadHandler
 from server.realtime.turn_budget import SLICE

@@ -29,7 +29,7 @@ class MetricsHandler(BaseHandler):
     async def get(self) -> None:
         import hmac
 
-        from server.errors import Unauthorized
+        from server.kernel.errors import Unauthorized
         from server.metrics import CONTENT_TYPE
 
         token = self.deps.config.metrics_token

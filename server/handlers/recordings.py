@@ -5,8 +5,8 @@ import logging
 
 import tornado.web
 
-from server.chat import parse_id
-from server.errors import BadRequest
+from server.kernel.actor import parse_id
+from server.kernel.errors import BadRequest
 from server.handlers.base import BaseHandler, StreamedUploadHandler
 from server.recording_library import RecordingLibrary
 

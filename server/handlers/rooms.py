@@ -1,8 +1,8 @@
 """Rooms, members and messages over REST (PROTOCOL §3 "Rooms and messages")."""
 from __future__ import annotations
 
-from server.chat import parse_id
-from server.errors import BadRequest
+from server.kernel.actor import parse_id
+from server.kernel.errors import BadRequest
 from server.handlers.base import BaseHandler
 
 

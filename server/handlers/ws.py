@@ -19,14 +19,15 @@ import tornado.httputil
 import tornado.websocket
 from tornado.iostream import SSLIOStream, StreamClosedError
 
-from server import codec
+from server.kernel.clock import iso, utcnow
+from server.kernel.jsonbody import decode_json_object
 from server.auth import verify_token
 from server.calls import session_wire
-from server.chat import Actor, parse_id
+from server.kernel.actor import Actor, parse_id
 from server.deps import Deps
-from server.errors import BadRequest, PodiumError, RateLimited, Unauthorized
+from server.kernel.errors import BadRequest, PodiumError, RateLimited, Unauthorized
 from server.handlers.base import load_actor, origin_allowed
-from server.realtime.frames import event_frame
+from server.kernel.frames import event_frame
 
 log = logging.getLogger("podium.ws")
 
@@ -141,7 +142,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
             self.deps.calls.spawn(self.deps.chat.presence.user_here(self.user_id))
         self.log.info("connected (%s, role %s)", user["username"], actor.role)
         hello = {"type": "hello", "user": user,
-                 "connection_id": self.connection_id, "server_time": codec.iso(codec.utcnow()),
+                 "connection_id": self.connection_id, "server_time": iso(utcnow()),
                  "heartbeat_s": self.deps.config.heartbeat_s}
         self.send_frame(event_frame(hello))
         if req_id is not None:
@@ -241,7 +242,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         if isinstance(raw, bytes):
             raise BadRequest("binary frames are not accepted")
         try:
-            msg = codec.decode_json_object(raw)
+            msg = decode_json_object(raw)
         except BadRequest as e:
             raise BadRequest(f"frame {e.reason}") from None
         req_id = msg.get("id")

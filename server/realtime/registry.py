@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Iterable, Protocol
 
-from server.realtime.frames import event_frame
+from server.kernel.frames import event_frame
 
 log = logging.getLogger("podium.registry")
 
