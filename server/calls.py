@@ -27,6 +27,7 @@ from server.db.engine import Database
 from server.kernel.errors import BadRequest, Conflict, Forbidden, NotFound
 from server.ice import ice_servers
 from server.kernel.frames import event_frame
+from server.realtime.notices import PeerFrame, SessionBan, SessionEnded, SessionFrame
 from server.realtime.registry import Registry
 
 log = logging.getLogger("podium.calls")
@@ -93,7 +94,7 @@ class LiveSession:
         frame = event_frame(event)
         self.send_local(frame, exclude)
         if self.publish is not None:
-            self.publish({"k": "s", "s": self.id, "x": exclude}, frame)
+            self.publish(SessionFrame(self.id, exclude), frame)
 
     def send_local(self, frame: bytes, exclude: str | None = None) -> None:
         for p in tuple(self.participants.values()):
@@ -353,7 +354,7 @@ class Calls:
         self.registry.broadcast_frame(live.room_id, frame)  # the room, in every process
         self._ended_locally(live, frame)
         if live.publish is not None:
-            live.publish({"k": "se", "s": live.id}, frame)
+            live.publish(SessionEnded(live.id), frame)
         if self.directory is not None:
             await self.directory.clear(live.id)
         log.info("session %s ended (%s)", live.id, why)
@@ -388,7 +389,7 @@ class Calls:
                 raise BadRequest("sdp must be a non-empty SDP string")
             event["sdp"] = sdp
         if remote:
-            live.publish({"k": "p", "c": to}, event_frame(event))
+            live.publish(PeerFrame(to), event_frame(event))
         else:
             target.conn.send_frame(event_frame(event))  # never droppable: signaling must arrive
         self.relays += 1
@@ -448,7 +449,7 @@ class Calls:
         if target is not None:
             target.conn.send_frame(frame)
         else:
-            live.publish({"k": "p", "c": peer_id}, frame)
+            live.publish(PeerFrame(peer_id), frame)
 
     async def remove(self, actor: Actor, msg: dict) -> None:
         """Remove a user from the call — every device of theirs, in every process — and keep
@@ -460,7 +461,7 @@ class Calls:
         frame = event_frame({"type": "call.removed", "session": str(live.id), "by": str(actor.id)})
         if self.directory is not None:
             await self.directory.ban(live.id, user_id)
-            live.publish({"k": "ban", "s": live.id, "u": user_id}, frame)
+            live.publish(SessionBan(live.id, user_id), frame)
         await self._remove_local(live, user_id, frame)
         log.info("session %s: user %s removed by %s", live.id, user_id, actor.id)
 
@@ -485,31 +486,40 @@ class Calls:
             p.conn.sessions.discard(live.id)
         live.participants.clear()
 
-    def on_bus(self, h: dict, frame: bytes) -> None:
-        """Call notices from other processes: a session broadcast (``s``; with ``nr`` only to
-        participants outside the room), a frame for one of our participants (``p``), a user
-        removed from the call (``ban``), a session that ended (``se``)."""
-        kind = h.get("k")
-        if kind == "p":
-            conn = self.registry.connections.get(h.get("c"))
-            if conn is not None:
-                conn.send_frame(frame)
-            return
-        live = self.live.get(h.get("s"))
+    def register_notices(self, router) -> None:
+        """Call notices from other processes: a session broadcast, a frame for one of our
+        participants, a user removed from the call, a session that ended."""
+        router.on(SessionFrame, self._on_session_frame)
+        router.on(PeerFrame, self._on_peer_frame)
+        router.on(SessionBan, self._on_ban)
+        router.on(SessionEnded, self._on_ended)
+
+    def _on_peer_frame(self, n: PeerFrame, frame: bytes) -> None:
+        conn = self.registry.connections.get(n.connection)
+        if conn is not None:
+            conn.send_frame(frame)
+
+    def _on_session_frame(self, n: SessionFrame, frame: bytes) -> None:
+        live = self.live.get(n.session)
         if live is None:
             return
-        if kind == "s":
-            if h.get("nr"):
-                self.send_outside_room(live, frame)
-            else:
-                live.send_local(frame, h.get("x"))
-        elif kind == "ban":
-            self.spawn(self._remove_local(live, int(h["u"]), frame))
-        elif kind == "se":
-            self.live.pop(live.id, None)
-            if live.end_timer:
-                live.end_timer.cancel()
-            self._ended_locally(live, frame)
+        if n.outside_room:
+            self.send_outside_room(live, frame)
+        else:
+            live.send_local(frame, n.exclude)
+
+    def _on_ban(self, n: SessionBan, frame: bytes) -> None:
+        live = self.live.get(n.session)
+        if live is not None:
+            self.spawn(self._remove_local(live, n.user, frame))
+
+    def _on_ended(self, n: SessionEnded, frame: bytes) -> None:
+        live = self.live.pop(n.session, None)
+        if live is None:
+            return
+        if live.end_timer:
+            live.end_timer.cancel()
+        self._ended_locally(live, frame)
 
     # -- REST ----------------------------------------------------------------------------
     async def sessions(self, actor: Actor, room_id: int, limit: int) -> dict:

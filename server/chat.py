@@ -25,6 +25,7 @@ from server.db.models import MESSAGE_KINDS, ROOM_KINDS, ROOM_ROLES
 from server.kernel.errors import BadRequest, Conflict, Forbidden, NotFound, TooLarge
 from server.message_writer import MessageWriter, SendRequest
 from server.kernel.frames import event_frame
+from server.realtime.notices import MemberRemoved
 from server.realtime.registry import Registry
 
 log = logging.getLogger("podium.chat")
@@ -246,7 +247,7 @@ class Chat:
         # The removed user's sockets stop receiving the room at once (in every process).
         self.unsubscribe_user(room_id, user_id)
         if self.registry.bus is not None:
-            self.registry.bus.publish({"k": "unsub", "r": room_id, "u": user_id}, b"")
+            self.registry.bus.publish(MemberRemoved(room_id, user_id))
 
     def unsubscribe_user(self, room_id: int, user_id: int) -> None:
         """Unsubscribe this process's sockets of ``user_id`` from ``room_id``."""

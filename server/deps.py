@@ -59,23 +59,23 @@ class Deps:
         if cfg.redis_url and self.registry.bus is None:
             from server.realtime.bus import RedisBus
             from server.realtime.change_order import ChangeOrder
+            from server.realtime.notices import MemberRemoved, NoticeRouter, WorkerNotice
             from server.realtime.room_order import RoomOrder
 
             order = RoomOrder(self.chat.frames_after, self.registry.local_room)
             self.registry.changes = ChangeOrder(self.chat.change_frames_after, self.registry.local_room)
 
-            def control(h: dict, frame: bytes) -> None:
-                kind = h.get("k")
-                if kind == "unsub":  # a member removed from a room, through another process
-                    self.chat.unsubscribe_user(int(h["r"]), int(h["u"]))
-                    self.calls.spawn(self.calls.member_removed(int(h["r"]), int(h["u"])))
-                elif kind in ("s", "p", "se", "ban"):
-                    self.calls.on_bus(h, frame)
-                elif kind == "w":
-                    self.recordings.on_bus(h, frame)
+            router = NoticeRouter()
 
+            def member_removed(n: MemberRemoved, frame: bytes) -> None:  # through another process
+                self.chat.unsubscribe_user(n.room, n.user)
+                self.calls.spawn(self.calls.member_removed(n.room, n.user))
+
+            router.on(MemberRemoved, member_removed)
+            self.calls.register_notices(router)
+            router.on(WorkerNotice, self.recordings.on_worker_notice)
             bus = RedisBus(cfg.redis_url, self.registry, order, channel=f"{cfg.redis_prefix}:events",
-                           on_control=control, verify_tls=cfg.redis_verify_tls,
+                           router=router, verify_tls=cfg.redis_verify_tls,
                            max_connections=cfg.redis_max_connections)
             self.registry.bus, self.registry.order = bus, order
             await bus.start()

@@ -31,6 +31,7 @@ from server.db.engine import Database
 from server.db.models import Recording
 from server.kernel.errors import BadRequest, Conflict, Forbidden, NotFound
 from server.kernel.frames import event_frame
+from server.realtime.notices import SessionFrame, WorkerNotice
 from server.realtime.registry import Registry
 
 log = logging.getLogger("podium.recordings")
@@ -88,7 +89,7 @@ class Recordings:
             live.recording = recording_wire(row) if row.status in rq.ACTIVE else None
             self.calls.send_outside_room(live, frame)
         if self.registry.bus is not None:  # participants of other processes not in the room
-            self.registry.bus.publish({"k": "s", "s": row.session_id, "nr": 1}, frame)
+            self.registry.bus.publish(SessionFrame(row.session_id, outside_room=True), frame)
 
     def _timer(self, recording_id: int, delay: float, why: str, check: str) -> None:
         """Fail the recording after ``delay`` unless, then, ``check`` says it is fine:
@@ -120,14 +121,8 @@ class Recordings:
             if frame:
                 worker.conn.send_frame(frame)
         elif self.registry.bus is not None:
-            h: dict = {"k": "w", "w": worker_id}
-            if worker_id in self._worker_origin:
-                h["t"] = self._worker_origin[worker_id]  # the process that listed it
-            if add is not None:
-                h["add"] = add
-            if drop is not None:
-                h["drop"] = drop
-            self.registry.bus.publish(h, frame)
+            # ``target``: the process that listed the worker
+            self.registry.bus.publish(WorkerNotice(worker_id, self._worker_origin.get(worker_id), add, drop), frame)
 
     def _worker_jobs(self, worker: Worker, add: int | None, drop: int | None) -> None:
         if add is not None:
@@ -150,15 +145,15 @@ class Recordings:
         except Exception as e:  # Redis down: the other processes see a stale load for a while
             log.warning("updating the worker directory in Redis failed: %s", e)
 
-    def on_bus(self, h: dict, frame: bytes) -> None:
-        """``w`` notices from other processes: a frame and/or a job change for one of our workers."""
-        worker = self.workers.get(h.get("w"))
+    def on_worker_notice(self, n: WorkerNotice, frame: bytes) -> None:
+        """From another process: a frame and/or a job change for one of our workers."""
+        worker = self.workers.get(n.worker)
         if worker is None:
-            if h.get("add") is not None and h.get("t") == self.registry.bus.origin:
+            if n.add is not None and n.target == self.registry.bus.origin:
                 # It was listed here but left meanwhile: offer the job again.
-                self.calls.spawn(self._unclaim(int(h["add"]), h.get("w")))
+                self.calls.spawn(self._unclaim(n.add, n.worker))
             return
-        self._worker_jobs(worker, h.get("add"), h.get("drop"))
+        self._worker_jobs(worker, n.add, n.drop)
         if frame:
             worker.conn.send_frame(frame)
 

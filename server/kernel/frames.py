@@ -31,3 +31,13 @@ def text_frame(payload: bytes) -> bytes:
 
 def event_frame(event: dict) -> bytes:
     return text_frame(encode(event))
+
+
+def split_frames(frame: bytes, seqs: list) -> list[tuple[int, bytes]]:
+    """``(seq, frame)`` of each ``message.new`` frame in a buffer of several, given their
+    ``(seq, byte length)`` in order."""
+    items, pos = [], 0
+    for seq, length in seqs:
+        items.append((seq, frame[pos:pos + length]))
+        pos += length
+    return items

@@ -20,11 +20,15 @@ other processes catch up from SQL when they notice.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 import time
 from typing import Any
+
+from server.kernel.frames import split_frames
+from server.realtime import notices
+from server.realtime.notices import (BadNotice, Canary, Noop, Notice, NoticeRouter, RoomFrame, RoomsGap,
+                                     UserFrame)
 
 log = logging.getLogger("podium.bus")
 
@@ -35,25 +39,17 @@ QUEUE_MAX = 10_000
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.2, 10.0
 
 
-def encode(header: dict, frame: bytes) -> bytes:
-    return json.dumps(header, separators=(",", ":")).encode() + b"\n" + frame
-
-
-def decode(data: bytes) -> tuple[dict, bytes]:
-    head, _, frame = data.partition(b"\n")
-    return json.loads(head), frame
-
-
 class RedisBus:
     """One per process. ``registry`` delivers locally; ``order`` sequences ``message.new``."""
 
-    def __init__(self, url: str, registry, order, *, channel: str = CHANNEL, on_control=None,
+    def __init__(self, url: str, registry, order, *, channel: str = CHANNEL, router: NoticeRouter | None = None,
                  verify_tls: bool = True, max_connections: int = 16):
         self.url, self.registry, self.order, self.channel = url, registry, order, channel
-        self.on_control = on_control  # called with (header, frame) of other notices (calls, "unsub")
+        self.router = router or NoticeRouter()  # features' notices (calls, recordings, rooms)
         self.verify_tls, self.max_connections = verify_tls, max_connections
         self.origin = secrets.token_hex(6)
-        self._queue: asyncio.Queue[tuple[bytes, int | None]] = asyncio.Queue(QUEUE_MAX)
+        # (encoded notice, its room when a RoomFrame, the rooms it names when a RoomsGap)
+        self._queue: asyncio.Queue[tuple[bytes, int | None, list[int]]] = asyncio.Queue(QUEUE_MAX)
         self._lost_rooms: set[int] = set()  # rooms whose notices could not be published
         self._pub_delay = BACKOFF_MIN_S
         self._tasks: list[asyncio.Task] = []
@@ -94,15 +90,16 @@ class RedisBus:
             try:
                 await asyncio.wait_for(self._redis.aclose(), 3)
                 await asyncio.wait_for(self._pool.disconnect(), 3)
-            except Exception:
-                pass
+            except Exception as e:  # closing anyway: a dead Redis must not hold up shutdown
+                log.debug("closing the Redis connections: %r", e)
 
     # -- publishing --------------------------------------------------------------------------
-    def publish(self, header: dict, frame: bytes) -> None:
-        header["o"] = self.origin
-        room = header.get("r") if header.get("k") == "r" else None
+    def publish(self, notice: Notice, frame: bytes = b"") -> None:
+        """Queue ``notice`` (and the frame it carries) for the other processes; never blocks."""
+        notice.origin = self.origin
+        room = notice.room if type(notice) is RoomFrame else None
         try:
-            self._queue.put_nowait((encode(header, frame), room))
+            self._queue.put_nowait((notices.encode(notice, frame), room, []))
         except asyncio.QueueFull:
             self.stats["dropped"] += 1
             if room is not None:
@@ -110,19 +107,10 @@ class RedisBus:
 
     def room(self, room: int, frame: bytes, droppable: bool, exclude_user: int | None,
              seqs: list[tuple[int, int]] | None, change: int | None = None) -> None:
-        h: dict = {"k": "r", "r": room}
-        if droppable:
-            h["d"] = 1
-        if exclude_user is not None:
-            h["x"] = exclude_user
-        if seqs:
-            h["s"] = seqs
-        if change is not None:
-            h["c"] = change
-        self.publish(h, frame)
+        self.publish(RoomFrame(room, droppable, exclude_user, seqs or None, change), frame)
 
     def user(self, user_id: int, frame: bytes) -> None:
-        self.publish({"k": "u", "u": user_id}, frame)
+        self.publish(UserFrame(user_id), frame)
 
     async def _publisher(self) -> None:
         while not self._closing:
@@ -132,11 +120,11 @@ class RedisBus:
                 batch.append(self._queue.get_nowait())
             if self._lost_rooms:  # tell the others to read what they missed from SQL
                 lost = sorted(self._lost_rooms)
-                batch.insert(0, (encode({"k": "gap", "o": self.origin, "rooms": lost}, b""), None))
+                batch.insert(0, (notices.encode(RoomsGap(lost, self.origin)), None, lost))
                 self._lost_rooms.clear()
             try:
                 async with self._redis.pipeline(transaction=False) as pipe:
-                    for data, _ in batch:
+                    for data, _, _ in batch:
                         pipe.publish(self.channel, data)
                     await pipe.execute()
                 self.stats["published"] += len(batch)
@@ -149,16 +137,15 @@ class RedisBus:
                 self.stats["dropped"] += len(batch)
                 # Lost notices are recovered from SQL: the next batch that gets through says
                 # which rooms to catch up.
-                self._lost_rooms.update(room for _, room in batch if room is not None)
-                for data, _ in batch:
-                    if data.startswith(b'{"k":"gap"'):
-                        self._lost_rooms.update(decode(data)[0].get("rooms", []))
+                self._lost_rooms.update(room for _, room, _ in batch if room is not None)
+                for _, _, gap_rooms in batch:
+                    self._lost_rooms.update(gap_rooms)
                 if self._pub_delay == BACKOFF_MIN_S:
                     log.warning("publishing %d notices to Redis failed: %s (retrying with backoff)", len(batch), e)
                 await asyncio.sleep(self._pub_delay)
                 self._pub_delay = min(BACKOFF_MAX_S / 2, self._pub_delay * 2)
                 if self._lost_rooms and self._queue.empty():
-                    self._queue.put_nowait((encode({"k": "noop", "o": self.origin}, b""), None))
+                    self._queue.put_nowait((notices.encode(Noop(self.origin)), None, []))
 
     # -- subscribing -------------------------------------------------------------------------
     async def _subscriber(self) -> None:
@@ -191,52 +178,48 @@ class RedisBus:
                 self.connected.clear()
                 try:
                     await asyncio.wait_for(pubsub.aclose(), 2)
-                except Exception:
-                    pass
+                except Exception as e:  # the connection is being replaced anyway
+                    log.debug("closing a dead subscription: %r", e)
             self.stats["reconnects"] += 1
             await asyncio.sleep(delay)
             delay = min(BACKOFF_MAX_S, delay * 2)
 
     def _on_message(self, data: bytes) -> None:
         try:
-            h, frame = decode(data)
-        except ValueError:
+            notice, frame = notices.decode(data)
+        except BadNotice as e:
+            log.warning("%s", e)
             return
-        if h.get("k") == "c":
-            if h.get("o") == self.origin:
+        kind = type(notice)
+        if kind is Canary:
+            if notice.origin == self.origin:
                 self._canary_seen = time.monotonic()
             return
-        if h.get("o") == self.origin:
+        if notice.origin == self.origin:
             return  # our own: delivered locally already
         self.stats["received"] += 1
-        kind = h.get("k")
-        if kind == "noop":
+        if kind is Noop:
             return
-        if kind == "gap":
-            for room in h.get("rooms", []):
+        if kind is RoomsGap:
+            for room in notice.rooms:
                 if self.registry.by_room.get(room):
                     asyncio.ensure_future(self.order.catch_up(room))
                     asyncio.ensure_future(self.registry.changes.catch_up(room))
             return
-        if kind == "r":
-            room = h["r"]
+        if kind is RoomFrame:
+            room = notice.room
             if not self.registry.by_room.get(room):
                 return
-            seqs = h.get("s")
-            if h.get("c") is not None:
-                self.registry.changes.offer(room, int(h["c"]), frame)
-            elif seqs:
-                items, pos = [], 0
-                for seq, length in seqs:
-                    items.append((seq, frame[pos:pos + length]))
-                    pos += length
-                self.order.offer(room, items)
+            if notice.change is not None:
+                self.registry.changes.offer(room, notice.change, frame)
+            elif notice.seqs:
+                self.order.offer(room, split_frames(frame, notice.seqs))
             else:
-                self.registry.local_room(room, frame, droppable=bool(h.get("d")), exclude_user=h.get("x"))
-        elif kind == "u":
-            self.registry.local_user(h["u"], frame)
-        elif self.on_control is not None:
-            self.on_control(h, frame)
+                self.registry.local_room(room, frame, droppable=notice.droppable, exclude_user=notice.exclude_user)
+        elif kind is UserFrame:
+            self.registry.local_user(notice.user, frame)
+        elif not self.router.route(notice, frame):
+            log.debug("no handler for %s", kind.__name__)
 
     async def _canary(self) -> None:
         while not self._closing:
@@ -244,10 +227,11 @@ class RedisBus:
             if not self.connected.is_set():
                 continue
             try:
-                await self._redis.publish(self.channel, encode({"k": "c", "o": self.origin}, b""))
-            except Exception:
-                pass
+                await self._redis.publish(self.channel, notices.encode(Canary(self.origin)))
+            except Exception as e:  # a canary that cannot be sent comes back late: that is the alarm
+                log.debug("publishing the canary failed: %r", e)
             if time.monotonic() - self._canary_seen > CANARY_TIMEOUT_S:
                 self.stats["canary_misses"] += 1
                 log.warning("no canary back from Redis for %.0f s: resubscribing", time.monotonic() - self._canary_seen)
                 self._resubscribe.set()
+

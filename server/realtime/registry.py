@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Iterable, Protocol
 
-from server.kernel.frames import event_frame
+from server.kernel.frames import event_frame, split_frames
 
 log = logging.getLogger("podium.registry")
 
@@ -123,11 +123,7 @@ class Registry:
                     self.changes.offer(room, change, frame)
                 return len(self.by_room.get(room, ()))
             if seqs and self.by_room.get(room):
-                items, pos = [], 0
-                for seq, length in seqs:
-                    items.append((seq, frame[pos:pos + length]))
-                    pos += length
-                self.order.offer(room, items)
+                self.order.offer(room, split_frames(frame, seqs))
                 return len(self.by_room.get(room, ()))
         return self.local_room(room, frame, droppable=droppable, exclude_user=exclude_user)
 

@@ -1,0 +1,1 @@
+"""Tests of server/realtime: transport, dispatch, notices, registry, ordering."""
