@@ -1,0 +1,16 @@
+"""Reading events.jsonl (media_worker/post/manifest.py)."""
+from __future__ import annotations
+
+from media_worker.post.manifest import load_manifest
+
+
+def test_manifest_skips_truncated_and_malformed_lines(tmp_path):
+    """Complete lines are kept whatever surrounds them; broken ones are counted."""
+    (tmp_path / "events.jsonl").write_text(
+        '{"t": 10.0, "type": "recording_started", "recording": "1"}\n'
+        'garbage\n'
+        '{"t": 11.5, "type": "mark", "label": "A"}\n'
+        '{"t": 12.0, "type": "chat", "seq": 1, "user": {"id": "u", "disp')
+    m = load_manifest(tmp_path)
+    assert m.skipped_lines == 2 and m.stopped_s is None
+    assert [(mk.t_s, mk.label) for mk in m.marks] == [(1.5, "A")]
