@@ -71,7 +71,7 @@ def _hard_exit() -> None:
 
 
 async def _add_user(config: Config, username: str, password: str, role: str, display: str | None) -> None:
-    from server.auth import hash_password
+    from server.accounts.passwords import hash_password
     from server.db import users as uq
     from server.db.engine import Database
 
@@ -93,7 +93,7 @@ async def _add_user(config: Config, username: str, password: str, role: str, dis
 
 
 async def _token(config: Config, username: str, ttl: int | None) -> None:
-    from server.auth import issue_token
+    from server.accounts.tokens import issue_token
     from server.db import users as uq
     from server.db.engine import Database
 
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
         migrate(config)
     elif args.cmd == "users":
         from server.kernel.errors import BadRequest
-        from server.handlers.auth import check_credentials
+        from server.accounts.wire import check_credentials
         try:
             check_credentials(args.username, args.password)
         except BadRequest as e:

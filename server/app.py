@@ -6,7 +6,8 @@ import logging
 import tornado.web
 
 from server.deps import Deps
-from server.handlers import auth, calls, files, health, recordings, rooms, ws
+from server.accounts import handlers as accounts
+from server.handlers import calls, files, health, recordings, rooms, ws
 from server.handlers.base import NotFoundHandler
 
 ID = r"([^/]+)"
@@ -48,10 +49,10 @@ def make_app(deps: Deps) -> tornado.web.Application:
         (r"/healthz", health.HealthHandler, d),
         (r"/metrics", health.MetricsHandler, d),
         (r"/ws", ws.ChatSocket, d),
-        (r"/api/auth/register", auth.RegisterHandler, d),
-        (r"/api/auth/login", auth.LoginHandler, d),
-        (r"/api/me", auth.MeHandler, d),
-        (r"/api/users", auth.UsersHandler, d),
+        (r"/api/auth/register", accounts.RegisterHandler, d),
+        (r"/api/auth/login", accounts.LoginHandler, d),
+        (r"/api/me", accounts.MeHandler, d),
+        (r"/api/users", accounts.UsersHandler, d),
         (r"/api/rooms", rooms.RoomsHandler, d),
         (rf"/api/rooms/{ID}", rooms.RoomHandler, d),
         (rf"/api/rooms/{ID}/members", rooms.MembersHandler, d),

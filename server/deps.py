@@ -5,6 +5,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from server.accounts.service import Accounts
 from server.calls import Calls
 from server.chat import Chat
 from server.config import Config
@@ -37,6 +38,7 @@ class Deps:
     storage: Storage = None  # type: ignore[assignment]
     signing: SigningKeys = None  # type: ignore[assignment]
     heartbeat: Heartbeat = None  # type: ignore[assignment]
+    accounts: Accounts = None  # type: ignore[assignment]
     shutting_down: bool = False
     sockets: set = field(default_factory=set)  # every open /ws socket, authenticated or not
     stats: dict = field(default_factory=lambda: {"dropped": 0, "overflows": 0, "rate_limited": 0})
@@ -119,4 +121,4 @@ class Deps:
                    storage=storage_from_url(storage_url, Path.cwd(), s3_options(config)), signing=signing,
                    limiter=RateLimiter(config.rate_per_s, config.rate_burst),
                    signal_limiter=RateLimiter(config.signal_rate_per_s, config.signal_burst),
-                   calls=Calls(db, registry, chat, config))
+                   calls=Calls(db, registry, chat, config), accounts=Accounts(config, db))

@@ -19,7 +19,8 @@ from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
 from server.app import make_app
-from server.auth import hash_password, issue_token
+from server.accounts.passwords import hash_password
+from server.accounts.tokens import issue_token
 from server.config import Config
 from server.db import users as uq
 from server.deps import Deps

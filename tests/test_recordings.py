@@ -12,7 +12,7 @@ import json
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-from server.auth import issue_worker_token
+from server.accounts.tokens import issue_worker_token
 from server.db import recordings as rq
 from tests.test_calls import calls_settle, call_room, joined  # noqa: F401  (autouse settle fixture)
 from tests.test_files import fetch
@@ -71,7 +71,7 @@ def test_worker_token_verifies_with_worker_secret_only(server):
     are refused."""
     import jwt
 
-    from server.auth import verify_token
+    from server.accounts.tokens import verify_token
     from server.kernel.errors import Unauthorized
 
     cfg = server.deps.config

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(os.environ.get("PODIUM_SRC") or Path(__file__).resolve().parents[2])
 sys.path.insert(0, str(ROOT))
 
-from server.auth import issue_token  # noqa: E402
+from server.accounts.tokens import issue_token  # noqa: E402
 from server.kernel.clock import utcnow  # noqa: E402
 from server.config import load_config  # noqa: E402
 from server.db import rooms as rq  # noqa: E402

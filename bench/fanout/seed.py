@@ -7,7 +7,7 @@ set exactly as the server will see them (``run.py`` does this):
         [--idle-room-size 100] [--senders 50]
 
 Rows are inserted with the server's own models and storage functions; tokens are minted with
-``server.auth.issue_token`` so the server accepts them. Layout:
+``server.accounts.tokens.issue_token`` so the server accepts them. Layout:
 
 * ``bench-pub`` (instructor): the publisher, creator of every room.
 * ``sub00001`` … (students): subscribers. The first ``--fanout-members`` are members of the
@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(os.environ.get("PODIUM_SRC") or Path(__file__).resolve().parents[2])
 sys.path.insert(0, str(ROOT))
 
-from server.auth import issue_token  # noqa: E402
+from server.accounts.tokens import issue_token  # noqa: E402
 from server.kernel.clock import utcnow  # noqa: E402
 from server.config import load_config  # noqa: E402
 from server.db import rooms as rq  # noqa: E402

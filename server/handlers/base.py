@@ -10,27 +10,11 @@ from typing import Any
 import tornado.web
 
 from server.kernel.jsonbody import decode_json_object
-from server import codec
-from server.auth import WORKER_USER_ID, Identity, verify_token
 from server.kernel.actor import Actor, parse_id
-from server.db import users as uq
 from server.deps import Deps
 from server.kernel.errors import BadRequest, NotFound, PodiumError, Unauthorized
 
 log = logging.getLogger("podium.http")
-
-
-async def load_actor(deps: Deps, ident: Identity) -> tuple[Actor, dict]:
-    """The actor and user wire a verified token speaks for; a media worker's token (no user
-    row) is the virtual recorder user 0. Unauthorized when the user no longer exists."""
-    if ident.user_id == WORKER_USER_ID and ident.role == "recorder":
-        user = {"id": str(WORKER_USER_ID), "username": "recorder", "display_name": ident.name, "role": "recorder"}
-        return Actor(WORKER_USER_ID, ident.name, "recorder"), user
-    async with deps.db.read() as s:
-        row = await uq.get_user(s, ident.user_id)
-    if row is None:
-        raise Unauthorized("unknown user")
-    return Actor(row.id, row.display_name, ident.role), codec.user_wire(row) | {"role": ident.role}
 
 
 def origin_allowed(deps: Deps, origin: str, host: str) -> bool:
@@ -72,7 +56,7 @@ class BaseHandler(tornado.web.RequestHandler):
         header = self.request.headers.get("Authorization", "")
         if not header.startswith("Bearer "):
             raise Unauthorized("missing bearer token")
-        self.actor, _ = await load_actor(self.deps, verify_token(self.deps.config, header[7:].strip()))
+        self.actor, _ = await self.deps.accounts.authenticate(header[7:].strip())
         return self.actor
 
     # -- JSON ------------------------------------------------------------------------------

@@ -21,12 +21,11 @@ from tornado.iostream import SSLIOStream, StreamClosedError
 
 from server.kernel.clock import iso, utcnow
 from server.kernel.jsonbody import decode_json_object
-from server.auth import verify_token
 from server.calls import session_wire
 from server.kernel.actor import Actor, parse_id
 from server.deps import Deps
 from server.kernel.errors import BadRequest, PodiumError, RateLimited, Unauthorized
-from server.handlers.base import load_actor, origin_allowed
+from server.handlers.base import origin_allowed
 from server.kernel.frames import event_frame
 
 log = logging.getLogger("podium.ws")
@@ -127,7 +126,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
 
     async def _authenticate(self, token: Any, req_id: str | None) -> None:
         try:
-            actor, user = await load_actor(self.deps, verify_token(self.deps.config, token))
+            actor, user = await self.deps.accounts.authenticate(token)
         except Unauthorized as e:
             self.log.info("auth failed: %s", e.reason)
             self.close(CLOSE_UNAUTHORIZED, e.reason[:120])

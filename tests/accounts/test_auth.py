@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
-from server.auth import verify_password
+from server.accounts.passwords import verify_password
 from server.db import users as uq
 from tests.conftest import JWT_SECRET
 from tests.wsclient import ProtocolError, WsClient

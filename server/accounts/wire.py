@@ -1,0 +1,61 @@
+"""Accounts on the wire (PROTOCOL §1): sign-up and login bodies parsed into typed values, and
+the ``{token, user}`` answer."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from server.codec import user_wire
+from server.kernel.errors import BadRequest
+
+USERNAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{1,31}")  # fullmatch: "$" would allow a trailing newline
+SIGNUP_ROLES = ("student", "instructor")  # admin and recorder come only from the CLI or an LMS
+
+
+@dataclass(frozen=True)
+class Registration:
+    username: str
+    password: str
+    display_name: str
+    role: str
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str
+
+
+def check_credentials(username, password) -> tuple[str, str]:
+    """``(lower-cased username, password)`` fit for a new account; BadRequest otherwise."""
+    if not isinstance(username, str) or not USERNAME_RE.fullmatch(username.lower()):
+        raise BadRequest("username must be 2-32 characters: letters, digits, . _ -")
+    if not isinstance(password, str) or not 8 <= len(password) <= 256:
+        raise BadRequest("password must be 8-256 characters")
+    return username.lower(), password
+
+
+def parse_registration(body: dict) -> Registration:
+    """``{username, password, display_name?, role?}``; the display name defaults to the
+    username and sign-up picks only student (default) or instructor."""
+    username, password = check_credentials(body.get("username"), body.get("password"))
+    display = body.get("display_name") or username
+    if not isinstance(display, str) or not display.strip() or len(display) > 128:
+        raise BadRequest("display_name must be 1-128 characters")
+    role = body.get("role", "student")
+    if role not in SIGNUP_ROLES:
+        raise BadRequest("role must be student or instructor")
+    return Registration(username, password, display.strip(), role)
+
+
+def parse_login(body: dict) -> Credentials:
+    """``{username, password}`` as given (an unknown username is the service's answer)."""
+    username, password = body.get("username"), body.get("password")
+    if not isinstance(username, str) or not isinstance(password, str) or len(password) > 256:
+        raise BadRequest("username and password are required")
+    return Credentials(username, password)
+
+
+def session_wire(token: str, user) -> dict:
+    """The answer to sign-up and login."""
+    return {"token": token, "user": user_wire(user)}
