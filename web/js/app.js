@@ -2,7 +2,7 @@
 // events into store updates, and offers the actions views call. Views listen to:
 //   'rooms' (room list or unread counts changed), 'active' (selected room changed),
 //   'connection' (socket state), 'outbox' (pending messages changed). Live calls are in
-//   `app.calls` (call.js), file look-ups and signed links in `app.files` (files.js), uploads in
+//   `app.calls` (call/session.js), file look-ups and signed links in `app.files` (files.js), uploads in
 //   `app.uploads` (uploads.js), recordings in `app.recordings` (recordings.js), each with events
 //   of their own.
 
@@ -13,7 +13,7 @@ import { Store } from './store.js';
 import { Outbox } from './outbox.js';
 import { RoomSync } from './sync.js';
 import { TypingNotifier } from './typing.js';
-import { CallManager } from './call.js';
+import { CallManager } from './call/session.js';
 import { FileService } from './files.js';
 import { Uploads } from './uploads.js';
 import { RecordingService } from './recordings.js';
@@ -57,7 +57,7 @@ export class App extends Emitter {
       onMessages: (roomId, messages) => this.afterMessages(roomId, messages),
     });
     this.typing = new TypingNotifier((room, active) => this.socket.send('typing', { room, active }));
-    this.calls = new CallManager(this); // live calls: banner, stage, peers (call.js)
+    this.calls = new CallManager(this); // live calls: banner, stage, peers (call/session.js)
     this.serverOffsetMs = 0; // server clock minus ours, from `hello` (signed links expire on theirs)
     this.files = new FileService({ serverOffsetMs: () => this.serverOffsetMs });
     this.uploads = new Uploads({ files: this.files, outbox: this.outbox });

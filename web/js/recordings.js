@@ -13,7 +13,7 @@ import * as api from './api.js';
 import { Emitter } from './emitter.js';
 
 // Status order: an event older than what we know (a progress frame after ready) never undoes it.
-const RANK = { pending: 0, recording: 1, processing: 2, ready: 3, failed: 3 };
+export const STATUS_RANK = { pending: 0, recording: 1, processing: 2, ready: 3, failed: 3 };
 // A link with less than this left is fetched again before use (clock skew, a slow click).
 const LINK_MARGIN_MS = 60_000;
 
@@ -155,7 +155,7 @@ export class RecordingService extends Emitter {
     const id = String(wire.id);
     const prev = this.byId.get(id);
     let rec;
-    if (prev && RANK[wire.status] < RANK[prev.status]) {
+    if (prev && STATUS_RANK[wire.status] < STATUS_RANK[prev.status]) {
       rec = prev; // stale news
     } else {
       rec = { ...prev, ...wire, id, room: String(wire.room ?? prev?.room ?? '') };

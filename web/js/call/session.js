@@ -1,0 +1,413 @@
+// Live calls (app.calls): the call state machine — start, join, leave, end, rejoin after a reconnect — and the participants.
+//
+// PROTOCOL §2.2. Which rooms have a live session is in live.js; this tab's camera, microphone
+// and screen in devices.js; the connections (one Peer per remote participant) in mesh.js; the
+// call's recording in recording.js; the words of notices in notices.js. CallManager ties them
+// together and is what views and tests use (`podium.app.calls`: `.peers`, `.peerId`,
+// `.session`, `.recording`).
+//
+// Events (via on()):
+//   'live'         {room}      a room's live session appeared, changed or ended (liveSession())
+//   'state'        state       idle → joining → live (→ reconnecting → live) → idle
+//   'participants'             someone joined/left or changed media or hand (participants, self)
+//   'stream'       peerId      a remote participant's MediaStream changed (streamOf())
+//   'peer-state'   peerId      a connection's state changed (peerState())
+//   'local'                    our preview, mic, camera, screen or hand changed
+//   'notice'       notice|null {text, kind: info|warn|error, action?} for the call area
+//   'recording'    recording|null   the call's recording (PROTOCOL §2.2): pending → recording →
+//                                   processing → ready | failed; also from the join ack
+//   'marked'       {mark, recording} an instructor marked a moment of the recording
+
+import { Emitter } from '../emitter.js';
+import { LiveSessions } from './live.js';
+import { LocalMedia } from './devices.js';
+import { Mesh } from './mesh.js';
+import { CallRecording } from './recording.js';
+import * as text from './notices.js';
+
+export class CallManager extends Emitter {
+  constructor(app) {
+    super();
+    this.app = app;
+    this.socket = app.socket;
+    this.lives = new LiveSessions((room) => this.emit('live', { room }));
+    this.devices = new LocalMedia(this);
+    this.mesh = new Mesh(this);
+    this.callRecording = new CallRecording(this);
+    this.state = 'idle';
+    this.session = null;
+    this.peerId = null;
+    this.self = null; // our own participant object
+    this.participants = new Map(); // peer_id → participant (everyone else)
+    this.hand = false;
+    this.noticeValue = null;
+    this.offs = [];
+    this.wire();
+  }
+
+  // ---- wiring ---------------------------------------------------------------------------
+
+  wire() {
+    const s = this.socket;
+    const on = (type, fn) => this.offs.push(s.on(type, fn));
+    const rec = this.callRecording;
+    on('call.started', (f) => this.setLive(f.session));
+    on('call.ended', (f) => this.onEnded(f.session));
+    on('call.participant_joined', (f) => this.ours(f) && this.upsertParticipant(f.participant));
+    on('call.participant_left', (f) => this.ours(f) && this.dropParticipant(f.peer_id));
+    on('call.media_changed', (f) => this.ours(f) && this.upsertParticipant(f.participant));
+    on('call.hand_changed', (f) => this.ours(f) && this.upsertParticipant(f.participant));
+    on('call.mute_requested', (f) => this.ours(f) && this.onMuteRequested(f));
+    on('call.removed', (f) => this.ours(f) && this.onRemoved(f));
+    for (const type of ['rtc.offer', 'rtc.answer', 'rtc.ice']) on(type, (f) => this.ours(f) && this.mesh.onSignal(f));
+    on('recording.started', (f) => rec.apply(f.recording));
+    on('recording.stopped', (f) => rec.apply(f.recording));
+    on('recording.progress', (f) => rec.apply({ ...f.recording, progress: f.percent }));
+    on('recording.ready', (f) => rec.apply(f.recording));
+    on('recording.failed', (f) => rec.apply({ ...f.recording, reason: f.recording?.reason || f.reason }));
+    on('recording.marked', (f) => rec.onMarked(f));
+    on('state', (state) => {
+      if (state !== 'online' && this.state === 'live') this.onSocketLost();
+    });
+    on('hello', () => {
+      if (this.state === 'reconnecting') this.rejoin();
+    });
+    this.offs.push(this.app.on('active', (roomId) => { if (roomId) this.refreshLive(roomId); }));
+    this.onPageHide = () => { if (this.state === 'live') this.socket.send('call.leave', { session: this.session.id }); };
+    window.addEventListener('pagehide', this.onPageHide);
+  }
+
+  destroy() {
+    this.teardown();
+    this.offs.forEach((off) => off());
+    window.removeEventListener('pagehide', this.onPageHide);
+  }
+
+  /** Is this frame about the session we are in? */
+  ours(frame) {
+    const id = typeof frame.session === 'object' ? frame.session?.id : frame.session;
+    return !!this.session && String(id) === String(this.session.id) && this.state !== 'idle';
+  }
+
+  // ---- live sessions per room (live.js) ---------------------------------------------------
+
+  liveSession(roomId) {
+    return this.lives.get(roomId);
+  }
+
+  setLive(session, options) {
+    this.lives.set(session, options);
+  }
+
+  /** GET /api/rooms/{id}/sessions: is a call live there? */
+  refreshLive(roomId) {
+    return this.lives.refresh(roomId);
+  }
+
+  /** The socket (re)subscribed to a room: from now on its call events reach us. */
+  roomJoined(roomId) {
+    if (String(roomId) === String(this.app.activeRoomId)) this.refreshLive(roomId);
+  }
+
+  onEnded(session) {
+    if (!session) return;
+    const mine = this.session && String(session.id) === String(this.session.id);
+    this.setLive({ ...session, ended_at: session.ended_at || new Date().toISOString() });
+    if (mine && this.state !== 'idle') {
+      const room = this.session.room;
+      this.teardown();
+      this.notice({ text: text.ENDED, kind: 'info', room, session: session.id, ended: true });
+    }
+  }
+
+  // ---- joining and leaving ----------------------------------------------------------------
+
+  get inCall() {
+    return this.state !== 'idle';
+  }
+
+  /** call.start (instructors; anyone in a group room), then join the session. */
+  async start(roomId) {
+    const { session } = await this.socket.request('call.start', { room: roomId });
+    this.setLive(session);
+    await this.join(session);
+    return session;
+  }
+
+  async join(session) {
+    if (this.inCall) {
+      if (String(this.session.id) === String(session.id)) return;
+      await this.leave();
+    }
+    this.notice(null);
+    this.session = session;
+    this.setState('joining');
+    try {
+      await this.devices.acquire();
+      if (this.state !== 'joining') return; // left while the browser asked for devices
+      const ack = await this.socket.request('call.join', { session: session.id, media: this.mediaState() });
+      this.applyJoin(ack);
+    } catch (err) {
+      this.teardown();
+      this.notice({ text: text.joinError(err), kind: 'error' });
+      throw err;
+    }
+  }
+
+  applyJoin(ack) {
+    this.session = ack.session || this.session;
+    this.setLive(this.session);
+    this.peerId = ack.peer_id;
+    this.mesh.setIceServers(ack.ice_servers, ack.ice_ttl_s);
+    this.participants.clear();
+    for (const p of ack.participants || []) this.participants.set(p.peer_id, p);
+    this.callRecording.joined(this.session);
+    this.self = {
+      peer_id: this.peerId,
+      user: { id: this.app.me.id, display_name: this.app.me.display_name, role: this.app.myRole(this.session.room) },
+      media: this.mediaState(),
+      hand: this.hand,
+      recorder: false,
+    };
+    this.setState('live');
+    this.sendMedia(this.mediaState());
+    if (this.hand) this.socket.request('call.hand', { session: this.session.id, raised: true }).catch(() => {});
+    // We are the newcomer: we offer to everyone already here, except the recorder.
+    for (const p of this.participants.values()) if (!p.recorder) this.mesh.peerFor(p.peer_id, { offerer: true });
+    this.emit('participants');
+  }
+
+  /** Leave the call (the session goes on for the others). */
+  async leave() {
+    if (!this.inCall) return;
+    const session = this.session;
+    const wasLive = this.state === 'live';
+    this.teardown();
+    if (wasLive && this.socket.online) {
+      await this.socket.request('call.leave', { session: session.id }).catch((err) => console.warn('call.leave', err.code));
+    }
+  }
+
+  /** End the call for everyone (instructors). */
+  async end() {
+    if (!this.session) return;
+    await this.socket.request('call.end', { session: this.session.id });
+  }
+
+  teardown() {
+    this.mesh.stop();
+    this.participants.clear();
+    this.devices.stop();
+    this.self = null;
+    this.peerId = null;
+    this.hand = false;
+    this.callRecording.reset();
+    const was = this.state;
+    this.state = 'idle';
+    this.session = null;
+    if (was !== 'idle') {
+      this.emit('state', 'idle');
+      this.emit('participants');
+      this.emit('local');
+    }
+  }
+
+  onSocketLost() {
+    // The server drops a participant whose socket closes; the others close their side. We
+    // keep our camera and microphone and join again (with a new peer_id) on the next hello.
+    this.mesh.closeAll();
+    this.participants.clear();
+    this.setState('reconnecting');
+    this.emit('participants');
+  }
+
+  async rejoin() {
+    if (this.state !== 'reconnecting' || !this.session) return;
+    try {
+      const ack = await this.socket.request('call.join', { session: this.session.id, media: this.mediaState() });
+      if (this.state !== 'reconnecting') return;
+      this.applyJoin(ack);
+    } catch (err) {
+      if (err.code === 'offline' || err.code === 'disconnected' || err.code === 'timeout') return; // next hello
+      const room = this.session.room;
+      const ended = err.code === 'conflict' || err.code === 'not_found';
+      this.teardown();
+      if (ended) this.setLive({ ...this.session, room, ended_at: new Date().toISOString() });
+      this.notice({ text: ended ? text.ENDED_WHILE_OFFLINE : text.joinError(err), kind: ended ? 'info' : 'error', room });
+    }
+  }
+
+  // ---- our media and hand (devices.js) ------------------------------------------------------
+
+  get local() {
+    return this.devices.local;
+  }
+
+  get preview() {
+    return this.devices.preview;
+  }
+
+  get mic() {
+    return this.devices.mic;
+  }
+
+  get camera() {
+    return this.devices.camera;
+  }
+
+  mediaState() {
+    return this.devices.state();
+  }
+
+  /** call.media: tell the others what we send now (`fields`: audio, video, screen). */
+  sendMedia(fields) {
+    if (this.state !== 'live') return;
+    if (this.self) this.self.media = { ...this.self.media, ...fields };
+    this.emit('participants');
+    this.socket.request('call.media', { session: this.session.id, ...fields })
+      .then((data) => { if (data.participant && this.self) this.self = { ...this.self, ...data.participant }; this.emit('participants'); })
+      .catch((err) => console.warn('call.media', err.code));
+  }
+
+  setMic(on) {
+    this.devices.setMic(on);
+  }
+
+  toggleMic() {
+    this.devices.setMic(!this.devices.mic);
+  }
+
+  setCamera(on) {
+    this.devices.setCamera(on);
+  }
+
+  toggleCamera() {
+    this.devices.setCamera(!this.devices.camera);
+  }
+
+  toggleScreen() {
+    return this.devices.toggleScreen();
+  }
+
+  stopScreen() {
+    return this.devices.stopScreen();
+  }
+
+  async toggleHand() {
+    if (this.state !== 'live') return;
+    const raised = !this.hand;
+    this.hand = raised;
+    if (this.self) this.self.hand = raised;
+    this.emit('local');
+    this.emit('participants');
+    try {
+      const data = await this.socket.request('call.hand', { session: this.session.id, raised });
+      if (data.participant && this.self) this.self = { ...this.self, ...data.participant };
+    } catch (err) {
+      this.hand = !raised;
+      if (this.self) this.self.hand = !raised;
+      this.notice({ text: text.handFailed(raised, err), kind: 'error' });
+    }
+    this.emit('local');
+    this.emit('participants');
+  }
+
+  // ---- the call's recording (recording.js) --------------------------------------------------
+
+  get recording() {
+    return this.callRecording.current;
+  }
+
+  get recordingActive() {
+    return this.callRecording.active;
+  }
+
+  toggleRecording() {
+    return this.callRecording.toggle();
+  }
+
+  /** recording.mark {session, label} (instructors, while recording) → the mark. */
+  addMark(label) {
+    return this.callRecording.mark(label);
+  }
+
+  // ---- instructor controls ------------------------------------------------------------------
+
+  get isInstructor() {
+    return !!this.session && this.app.isInstructor(this.session.room);
+  }
+
+  async muteParticipant(peerId) {
+    await this.socket.request('call.mute', { session: this.session.id, peer_id: peerId });
+  }
+
+  async removeParticipant(peerId) {
+    await this.socket.request('call.remove', { session: this.session.id, peer_id: peerId });
+  }
+
+  // ---- participants and connections (mesh.js) ------------------------------------------------
+
+  get peers() {
+    return this.mesh.peers;
+  }
+
+  upsertParticipant(p) {
+    if (!p?.peer_id) return;
+    if (p.peer_id === this.peerId) {
+      // Our own state as the server sees it; our device state stays the truth for media.
+      this.self = { ...this.self, ...p, media: this.self?.media || p.media };
+      this.emit('participants');
+      return;
+    }
+    this.participants.set(p.peer_id, { ...this.participants.get(p.peer_id), ...p });
+    this.emit('participants');
+  }
+
+  dropParticipant(peerId) {
+    this.participants.delete(peerId);
+    this.mesh.drop(peerId);
+    this.emit('participants');
+  }
+
+  nameOfUser(userId) {
+    for (const p of this.participants.values()) if (String(p.user?.id) === String(userId)) return p.user.display_name;
+    const room = this.session && this.app.store.room(this.session.room);
+    return room?.displayName(String(userId)) || 'An instructor';
+  }
+
+  onMuteRequested(frame) {
+    const by = this.nameOfUser(frame.by);
+    const wasOn = this.mic;
+    this.setMic(false);
+    this.notice({ text: text.mutedBy(by, wasOn), kind: 'info', muted: true });
+  }
+
+  onRemoved(frame) {
+    const by = this.nameOfUser(frame.by);
+    const room = this.session.room;
+    this.teardown();
+    this.notice({ text: text.removedBy(by), kind: 'error', room, removed: true });
+  }
+
+  streamOf(peerId) {
+    return this.mesh.streamOf(peerId);
+  }
+
+  peerState(peerId) {
+    return this.mesh.stateOf(peerId);
+  }
+
+  // ---- helpers ------------------------------------------------------------------------------
+
+  setState(state) {
+    if (this.state === state) return;
+    this.state = state;
+    this.emit('state', state);
+  }
+
+  /** Show a notice in the call area (null hides it); see notices.js for the words. */
+  notice(value) {
+    this.noticeValue = value;
+    this.emit('notice', value);
+  }
+}
