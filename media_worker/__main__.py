@@ -9,32 +9,33 @@ SIGTERM it stops its recordings, tells the server, and finishes what it can with
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import signal
 import sys
 from pathlib import Path
 
 from media_worker.config import WorkerConfig, WorkerConfigError, load_worker_config
+from media_worker.live.events import EVENTS_FILE, read_first_event
 
 log = logging.getLogger("podium.worker")
 
 
 def unfinished_recordings(work_dir: Path) -> list[dict]:
-    """``{id, session, room}`` of every recording directory a previous run left behind."""
+    """``{id, session, room}`` of every recording directory a previous run left behind. A
+    directory whose manifest cannot be read is logged and left alone (nothing to reclaim it by)."""
     found = []
     for d in sorted(work_dir.glob("rec-*")):
-        events = d / "events.jsonl"
+        events = d / EVENTS_FILE
         if (d / "done").exists() or not events.is_file():
             continue
         try:
-            with open(events, encoding="utf-8") as f:
-                first = json.loads(f.readline())
-        except (OSError, ValueError):
-            continue
-        if first.get("type") == "recording_started":
+            first = read_first_event(events)
+            if first.get("type") != "recording_started":
+                raise ValueError("it does not start with recording_started")
             found.append({"id": str(first["recording"]), "session": str(first["session"]),
                           "room": str(first["room"])})
+        except (OSError, ValueError, KeyError) as e:
+            log.warning("%s cannot be reclaimed: unreadable %s (%s)", d, EVENTS_FILE, e)
     return found
 
 
@@ -68,7 +69,7 @@ async def serve(config: WorkerConfig) -> None:
         job.request_stop("worker_shutdown")
     tasks = [j.task for j in jobs if j.task is not None]
     for job in jobs:
-        await job._report("stopped", detail="worker_shutdown")
+        await job.report_status("stopped", detail="worker_shutdown")
     if tasks:
         done, pending = await asyncio.wait(tasks, timeout=config.shutdown_s)
         if pending:

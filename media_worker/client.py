@@ -124,6 +124,7 @@ class WorkerClient:
             try:
                 frame = json.loads(raw)
             except ValueError:
+                log.warning("ignoring a frame that is not JSON: %r", raw[:100])
                 continue
             if frame.get("type") in ("ack", "error") and frame.get("id") in self._pending:
                 fut = self._pending.pop(frame["id"])
@@ -163,13 +164,13 @@ class WorkerClient:
             if job is not None:
                 job.request_stop(ev.get("reason") or "stop")
             return
-        if kind in ("hello", "recording.mark"):  # marks reach the manifest from the timeline
-            return
         session = ev.get("session")
         session_id = session.get("id") if isinstance(session, dict) else session
-        for job in self.jobs.values():
-            if job.session_id == str(session_id):
-                job.on_event(ev)
+        jobs = [job for job in self.jobs.values() if session_id is not None and job.session_id == str(session_id)]
+        if not jobs:  # not for a call we record (chat and marks reach the manifest from SQL)
+            log.debug("ignoring %s", kind)
+        for job in jobs:
+            job.on_event(ev)
 
     def job_done(self, recording_id: str) -> None:
         self.jobs.pop(recording_id, None)

@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
-from aiortc.sdp import candidate_from_sdp
-
-from media_worker.live import RecordingSession, add_recvonly_transceivers
+from media_worker.live import RecordingSession
+from media_worker.live.events import EVENTS_FILE, EventLog, recording_started_at
+from media_worker.peers import ReceivePeers
 from media_worker.post.child import postprocess
+from media_worker.timeline import timeline_events
 from media_worker.upload import complete, fetch_timeline, upload_asset
 
 log = logging.getLogger("podium.worker.job")
@@ -30,28 +29,22 @@ log = logging.getLogger("podium.worker.job")
 PROGRESS_EVERY_S = 1.0
 
 
-def append_timeline(directory: Path, timeline: dict) -> int:
-    """Append the chat and marks of the recorded span to ``events.jsonl``, placed on the
-    worker's clock: ``t = recording_started.t + offset`` (offsets are on the server's clock,
-    so no clock agreement is needed). Returns how many lines were added."""
-    path = directory / "events.jsonl"
-    with open(path, encoding="utf-8") as f:
-        first = json.loads(f.readline())
-    if first.get("type") != "recording_started":
-        raise ValueError(f"{path} does not start with recording_started")
-    t0 = float(first["t"])
-    lines = [{"t": t0 + m["offset_s"], "type": "chat", "seq": m["seq"], "user": m["user"], "text": m["text"]}
-             for m in timeline.get("chat", []) if m.get("kind", "text") in ("text", "announcement")]
-    lines += [{"t": t0 + k["offset_s"], "type": "mark", "label": k["label"], "by": k["by"]}
-              for k in timeline.get("marks", [])]
-    with open(path, "a", encoding="utf-8") as f:
-        for line in sorted(lines, key=lambda x: x["t"]):
-            f.write(json.dumps(line, ensure_ascii=False) + "\n")
-        f.flush()
-    return len(lines)
+def append_timeline(directory: Path, timeline: dict) -> tuple[int, int]:
+    """Append the chat and marks of the server's ``timeline`` to ``events.jsonl`` through
+    :class:`EventLog`, placed on the worker's clock (``t = recording_started.t + offset``).
+    Returns (events added, malformed entries left out). Raises ``OSError`` / ``ValueError``
+    when the manifest is missing or does not start with ``recording_started``."""
+    path = directory / EVENTS_FILE
+    events, skipped = timeline_events(timeline, recording_started_at(path))
+    with EventLog(path) as log_:
+        return log_.append_dated(events), skipped
 
 
 class Job:
+    """One recording, from ``begin()`` to its outcome: ``done`` (assets uploaded, recording
+    complete) or ``failed`` (reported to the server with a reason). Its peer connections are
+    a :class:`ReceivePeers` it owns and closes whatever happens."""
+
     def __init__(self, client, recording: dict, session: dict, recovered: bool = False):
         self.client, self.config = client, client.config
         self.recording_id = str(recording["id"])
@@ -60,14 +53,12 @@ class Job:
         self.directory = self.config.work_dir / f"rec-{self.recording_id}"
         self.recovered = recovered
         self.rec: RecordingSession | None = None
-        self.peers: dict[str, RTCPeerConnection] = {}
-        self.ice_servers: list[dict] = []
+        self.peers = ReceivePeers(f"recording {self.recording_id}", on_ended=self._participant_left)
         self.peer_id: str | None = None
         self.stop_reason: str | None = None
         self._stop = asyncio.Event()
         self._negotiations = itertools.count(1)
         self._join_task: asyncio.Task | None = None
-        self._early_ice: dict[str, list] = {}
         self.task: asyncio.Task | None = None
 
     # -- control -----------------------------------------------------------------------------
@@ -96,7 +87,7 @@ class Job:
                 await self.client.connected.wait()
                 self.stop_reason = self.stop_reason or "worker_restarted"
                 if self.stop_reason != "failed":
-                    await self._report("stopped", detail="worker_restarted")
+                    await self.report_status("stopped", detail="worker_restarted")
             else:
                 await self._record()
             if self.stop_reason == "failed":
@@ -111,16 +102,20 @@ class Job:
             raise
         except Exception as e:
             log.exception("recording %s failed", self.recording_id)
-            await self._report("failed", detail=str(e)[:300] or type(e).__name__)
+            await self.report_status("failed", detail=str(e)[:300] or type(e).__name__)
             outcome = "failed"
         finally:
-            await self._close_peers()
+            await self.peers.close_all()
             self.client.job_done(self.recording_id)
         if outcome == "done" and not self.config.keep_files:
-            shutil.rmtree(self.directory, ignore_errors=True)
+            shutil.rmtree(self.directory, onerror=self._removal_failed)
         elif self.directory.exists():
             (self.directory / "done").write_text(outcome)  # not reclaimed at the next start
             log.info("recording %s: files kept in %s", self.recording_id, self.directory)
+
+    def _removal_failed(self, _func, path: str, exc_info) -> None:
+        # The assets are uploaded: a file left behind costs disk space, not the recording.
+        log.warning("recording %s: could not remove %s: %s", self.recording_id, path, exc_info[1])
 
     async def _record(self) -> None:
         self.rec = RecordingSession(self.directory, recording_id=self.recording_id,
@@ -130,12 +125,12 @@ class Job:
         await self._stop.wait()
         reason = self.stop_reason if self.stop_reason in ("stop", "call_ended", "worker_shutdown") else "stop"
         await self.rec.stop(reason)
-        await self._close_peers()
+        await self.peers.close_all()
         if self.peer_id is not None:
             try:
                 await self.client.request("call.leave", session=self.session_id, timeout=5)
-            except Exception:
-                pass  # the call may have ended already
+            except Exception as e:  # the call may have ended already, or the socket dropped
+                log.info("recording %s: call.leave failed (%s); nothing to undo", self.recording_id, e)
         log.info("recording %s stopped (%s)", self.recording_id, self.stop_reason)
 
     def _spawn_join(self) -> None:
@@ -151,28 +146,23 @@ class Job:
             if getattr(e, "code", None) in ("conflict", "not_found", "forbidden"):
                 self.request_stop("call_ended")
             return
-        self.peer_id, self.ice_servers = ack["peer_id"], ack.get("ice_servers", [])
+        self.peer_id = ack["peer_id"]
+        self.peers.set_ice_servers(ack.get("ice_servers", []))
         present = {p["peer_id"]: p for p in ack.get("participants", []) if not p.get("recorder")}
-        for peer_id, pc in list(self.peers.items()):
+        for peer_id in self.peers.ids():
             # Gone while we were away. A connection that still carries media is kept (after a
             # web-server restart the peer ids are new but the media path is not): it ends when
             # the browser closes it.
-            if peer_id not in present and pc.connectionState != "connected":
+            if peer_id not in present and self.peers.state(peer_id) != "connected":
                 await self._drop_peer(peer_id)
         for peer_id, participant in present.items():
             if peer_id not in self.peers:
                 await self._add_peer(participant)
 
-    # -- peers -------------------------------------------------------------------------------
-    def _rtc_config(self) -> RTCConfiguration:
-        servers = []
-        for s in self.ice_servers:
-            urls = s.get("urls")
-            if urls:
-                servers.append(RTCIceServer(urls=urls, username=s.get("username"), credential=s.get("credential")))
-        return RTCConfiguration(iceServers=servers)
-
+    # -- participants --------------------------------------------------------------------------
     async def _add_peer(self, participant: dict) -> None:
+        """Log the participant in the manifest, open a recvonly connection to them and send
+        the offer through the server."""
         if self.rec is None or self._stop.is_set():
             return
         peer_id = participant["peer_id"]
@@ -180,34 +170,19 @@ class Job:
         media = participant.get("media") or {}
         if any(media.values()):  # all-false is also what a client that never says looks like
             self.rec.media(peer_id, media)
-        pc = RTCPeerConnection(self._rtc_config())
-        self.peers[peer_id] = pc
-        add_recvonly_transceivers(pc)
-        self.rec.attach(peer_id, pc)
-
-        @pc.on("connectionstatechange")
-        async def on_state() -> None:
-            if pc.connectionState in ("failed", "closed") and self.peers.get(peer_id) is pc:
-                log.info("recording %s: connection to %s %s", self.recording_id, peer_id, pc.connectionState)
-                await self._drop_peer(peer_id)
-
-        await pc.setLocalDescription(await pc.createOffer())
-        self.client.send({"type": "rtc.offer", "session": self.session_id, "to": peer_id,
-                          "sdp": pc.localDescription.sdp,
+        rec = self.rec
+        sdp = await self.peers.open(peer_id, lambda pc: rec.attach(peer_id, pc))
+        self.client.send({"type": "rtc.offer", "session": self.session_id, "to": peer_id, "sdp": sdp,
                           "negotiation_id": f"rec{self.recording_id}-{next(self._negotiations)}"})
 
     async def _drop_peer(self, peer_id: str) -> None:
-        pc = self.peers.pop(peer_id, None)
-        self._early_ice.pop(peer_id, None)
+        if peer_id in self.peers:
+            self._participant_left(peer_id)
+            await self.peers.close(peer_id)
+
+    def _participant_left(self, peer_id: str) -> None:
         if self.rec is not None and not self.rec.stopped:
             self.rec.participant_left(peer_id)
-        if pc is not None:
-            await pc.close()
-
-    async def _close_peers(self) -> None:
-        for peer_id in list(self.peers):
-            pc = self.peers.pop(peer_id)
-            await pc.close()
 
     def on_event(self, ev: dict) -> None:
         asyncio.ensure_future(self._on_event(ev))
@@ -226,28 +201,20 @@ class Job:
                 if p["peer_id"] in self.peers:
                     self.rec.media(p["peer_id"], p.get("media") or {})
             elif kind == "rtc.answer":
-                pc = self.peers.get(ev.get("from"))
-                if pc is not None and pc.signalingState == "have-local-offer":
-                    await pc.setRemoteDescription(RTCSessionDescription(sdp=ev["sdp"], type="answer"))
-                    for c in self._early_ice.pop(ev.get("from"), []):
-                        await pc.addIceCandidate(c)
+                await self.peers.answer(ev.get("from"), ev["sdp"])
             elif kind == "rtc.ice":
-                peer_id, cand = ev.get("from"), ev.get("candidate")
-                pc = self.peers.get(peer_id)
-                if pc is not None and isinstance(cand, dict) and cand.get("candidate"):
-                    c = candidate_from_sdp(cand["candidate"].split(":", 1)[-1])
-                    c.sdpMid, c.sdpMLineIndex = cand.get("sdpMid"), cand.get("sdpMLineIndex")
-                    if pc.remoteDescription is None:  # trickled ahead of its answer: keep it
-                        self._early_ice.setdefault(peer_id, []).append(c)
-                    else:
-                        await pc.addIceCandidate(c)
+                await self.peers.add_candidate(ev.get("from"), ev.get("candidate"))
             elif kind in ("call.ended", "call.removed"):
                 self.request_stop("call_ended")
+            else:
+                log.debug("recording %s: ignoring %s", self.recording_id, kind)
         except Exception:
             log.exception("recording %s: handling %s failed", self.recording_id, kind)
 
     # -- after the stop ------------------------------------------------------------------------
-    async def _report(self, state: str, **fields: Any) -> None:
+    async def report_status(self, state: str, **fields: Any) -> None:
+        """``worker.status {recording, state, …}``; a failure to report is logged, not raised
+        (the server's grace and sweep settle a recording whose worker went quiet)."""
         try:
             await self.client.request("worker.status", recording=self.recording_id, state=state, timeout=10, **fields)
         except Exception as e:
@@ -255,7 +222,9 @@ class Job:
 
     async def _finish(self) -> None:
         timeline = await fetch_timeline(self.config, self.recording_id)
-        added = append_timeline(self.directory, timeline)
+        added, malformed = append_timeline(self.directory, timeline)
+        if malformed:
+            log.warning("recording %s: %d malformed timeline entries left out", self.recording_id, malformed)
         log.info("recording %s: %d chat lines and marks added; post-processing", self.recording_id, added)
         last = [0.0, -1]
 

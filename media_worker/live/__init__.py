@@ -2,7 +2,8 @@
 decoding into one crash-safe Matroska file per track, plus the ``events.jsonl`` manifest
 (docs/RECORDING.md).
 
-Typical use by the worker's call client::
+Typical use by the worker's job (``media_worker/job.py``, whose peer connections come from
+``media_worker/peers.py``)::
 
     session = RecordingSession(workdir / f"rec-{rid}", recording_id=rid, session_id=sid,
                                room_id=room)
@@ -11,8 +12,9 @@ Typical use by the worker's call client::
     add_recvonly_transceivers(pc)
     session.attach(peer_id, pc)          # before setLocalDescription/setRemoteDescription
     ...                                  # offer/answer/ICE as usual
-    session.participant_joined(peer_id, user); session.chat(...); session.mark(...)
+    session.participant_joined(peer_id, user); session.media(peer_id, {...})
     await session.stop("stop")           # then close the peer connections
+    # after the stop: chat and marks from the server's timeline, through EventLog.append_dated
 """
 from media_worker.live.events import EventLog
 from media_worker.live.passthrough import (EncodedFrame, PassthroughUnsupported, ReceiverTap,

@@ -14,7 +14,7 @@ from typing import Any
 from aiortc import RTCPeerConnection, RTCRtpReceiver
 from aiortc.mediastreams import MediaStreamTrack
 
-from media_worker.live.events import EventLog
+from media_worker.live.events import EVENTS_FILE, EventLog
 from media_worker.live.passthrough import install_passthrough
 from media_worker.live.track_writer import LiveOptions, TrackWriter
 
@@ -26,12 +26,13 @@ STOP_REASONS = ("stop", "call_ended", "worker_shutdown")
 class RecordingSession:
     """Owns ``directory`` (``<WORKER_DIR>/rec-<recording id>/``) while a recording runs.
 
-    Lifecycle: ``start()`` once, then the event methods and :meth:`attach` / :meth:`on_track`
-    as the call goes on, then ``await stop(reason)`` once, which returns when every file is
-    complete on disk. Every method runs on the event loop and returns quickly: no decoding or
+    Lifecycle: ``start()`` once, then the participant events (joined, left, media) and
+    :meth:`attach` / :meth:`on_track` as the call goes on, then ``await stop(reason)`` once,
+    which returns when every file is complete on disk. Every method runs on the event loop and returns quickly: no decoding or
     encoding, manifest lines are small direct appends, and track files are written by a
     background thread (``disk.py``). The peer connections stay the caller's: this class taps
-    their receivers but never closes them.
+    their receivers but never closes them. Chat and marks are not logged here: the job appends
+    them from the server's timeline after the stop (``media_worker.timeline``).
 
     Raises ``OSError`` from :meth:`start` when the directory or the manifest cannot be written,
     and from the event methods when a manifest line cannot be written.
@@ -56,7 +57,7 @@ class RecordingSession:
     def start(self) -> None:
         """Create the directory and ``events.jsonl``; log ``recording_started``."""
         (self.directory / "tracks").mkdir(parents=True, exist_ok=True)
-        self.events = EventLog(self.directory / "events.jsonl", fsync=self._fsync, clock=self._clock)
+        self.events = EventLog(self.directory / EVENTS_FILE, fsync=self._fsync, clock=self._clock)
         self.events.write("recording_started", recording=self.recording_id,
                           session=self.session_id, room=self.room_id)
         log.info("recording %s started in %s", self.recording_id, self.directory)
@@ -139,19 +140,9 @@ class RecordingSession:
         self._event("media", peer_id=peer_id, media={
             k: bool(media.get(k)) for k in ("audio", "video", "screen")})
 
-    def chat(self, seq: int, user: dict[str, Any], text: str) -> None:
-        self._event("chat", seq=seq, user=_who(user), text=text)
-
-    def mark(self, label: str, by: dict[str, Any]) -> None:
-        self._event("mark", label=label, by=_who(by))
-
     def _event(self, type_: str, **fields: Any) -> None:
         if self.events is None or self._stopped:
             log.warning("recording %s: %s event outside start()..stop() dropped",
                         self.recording_id, type_)
             return
         self.events.write(type_, **fields)
-
-
-def _who(user: dict[str, Any]) -> dict[str, Any]:
-    return {"id": str(user["id"]), "display_name": user.get("display_name")}

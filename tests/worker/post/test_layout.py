@@ -13,3 +13,57 @@ def test_grid_layout_caps_canvas_and_centres_last_row():
     assert all(v % 2 == 0 for c in g.cells for v in (c.x, c.y, c.w, c.h))
     assert g.width <= 1920 and g.height <= 1080
     assert fit(480, 360, Rect(0, 0, 640, 360)) == Rect(80, 0, 480, 360)
+
+
+def test_one_participant_fills_the_canvas_at_their_size():
+    """A single participant's cell is their largest frame, and the canvas is that cell."""
+    g = grid_for(1, (640, 480))
+    assert (g.width, g.height, g.cells) == (640, 480, (Rect(0, 0, 640, 480),))
+
+
+def test_nobody_with_video_gets_one_default_cell():
+    """No participant (or no video seen) still gives one 640x360 cell to draw tiles on."""
+    assert grid_for(0, None) == grid_for(1, None)
+    g = grid_for(0, None)
+    assert (g.width, g.height, g.cells) == (640, 360, (Rect(0, 0, 640, 360),))
+
+
+def test_columns_are_the_ceiling_of_the_square_root():
+    """2 cells side by side, 3 and 4 in two columns, 5 and 9 in three, 10 in four, with as
+    many rows as needed."""
+    shape = {n: (grid_for(n, (160, 90)).width // 160, grid_for(n, (160, 90)).height // 90)
+             for n in (2, 3, 4, 5, 9, 10)}
+    assert shape == {2: (2, 1), 3: (2, 2), 4: (2, 2), 5: (3, 2), 9: (3, 3), 10: (4, 3)}
+
+
+def test_cells_fill_rows_left_to_right_without_overlap():
+    """Cells of a full grid tile the canvas row by row, each one cell size apart."""
+    g = grid_for(4, (320, 240))
+    assert g.cells == (Rect(0, 0, 320, 240), Rect(320, 0, 320, 240),
+                       Rect(0, 240, 320, 240), Rect(320, 240, 320, 240))
+
+
+def test_large_grid_scales_down_keeping_the_cell_aspect():
+    """Four 1280x720 cells (2560x1440) scale by 0.75 to fit 1920x1080 exactly."""
+    g = grid_for(4, (1280, 720))
+    assert (g.width, g.height) == (1920, 1080) and g.cells[3] == Rect(960, 540, 960, 540)
+
+
+def test_odd_frame_sizes_give_even_cells():
+    """A 641x481 picture gets a 640x480 cell (4:2:0 needs even sizes)."""
+    assert grid_for(1, (641, 481)).cells == (Rect(0, 0, 640, 480),)
+
+
+def test_fit_scales_up_and_letterboxes_a_smaller_picture():
+    """A 160x120 picture in a 640x360 cell is scaled to 480x360 and centred with side bars."""
+    assert fit(160, 120, Rect(0, 0, 640, 360)) == Rect(80, 0, 480, 360)
+
+
+def test_fit_pillarboxes_a_wide_picture_inside_its_cell():
+    """A 16:9 picture in a 4:3 cell at (640, 480) is as wide as the cell, centred vertically."""
+    assert fit(1920, 1080, Rect(640, 480, 640, 480)) == Rect(640, 540, 640, 360)
+
+
+def test_fit_keeps_offsets_even_when_the_exact_centre_is_odd():
+    """A square picture in a 642x480 cell sits at x=80, not at the odd centre 81."""
+    assert fit(100, 100, Rect(0, 0, 642, 480)) == Rect(80, 0, 480, 480)
