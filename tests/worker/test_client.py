@@ -48,8 +48,7 @@ def test_recording_stop_stops_only_that_recording():
 
 
 def test_events_for_no_recorded_call_are_ignored_at_debug(caplog):
-    """An event no job records (a live recording.mark, a future type) reaches no job and
-    leaves a debug line; chat and marks come from the timeline instead."""
+    """An event for no recorded call (a live recording.mark) reaches no job; a debug line says so."""
     client, a, b = client_with_jobs()
     with caplog.at_level(logging.DEBUG, logger="podium.worker"):
         client._on_event({"type": "recording.mark", "recording": "1", "mark": {"label": "x"}})

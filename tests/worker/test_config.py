@@ -18,8 +18,7 @@ def claims(config) -> dict:
 
 
 def test_worker_secret_signs_the_token(tmp_path):
-    """With WORKER_SECRET (and JWT_SECRET beside it) the token is signed with WORKER_SECRET
-    and named from WORKER_NAME."""
+    """The token is signed with WORKER_SECRET (never JWT_SECRET) and named from WORKER_NAME."""
     cfg = load_worker_config({"WORKER_SECRET": SECRET, "JWT_SECRET": JWT_SECRET,
                               "WORKER_NAME": "Rec A", "DATA_DIR": str(tmp_path)})
     assert claims(cfg)["name"] == "Rec A"
@@ -36,16 +35,14 @@ def test_audience_and_issuer_come_from_the_environment(tmp_path):
 
 
 def test_development_reads_worker_secret_from_the_data_dir(tmp_path):
-    """Without WORKER_SECRET or WORKER_TOKEN, development uses the worker_secret the web
-    process wrote to $DATA_DIR/secrets.json, not its jwt_secret."""
+    """In development the worker_secret of $DATA_DIR/secrets.json signs the token."""
     (tmp_path / "secrets.json").write_text(json.dumps({"jwt_secret": JWT_SECRET, "worker_secret": SECRET}))
     cfg = load_worker_config({"DATA_DIR": str(tmp_path)})
     assert claims(cfg)["sub"] == "worker"
 
 
 def test_development_without_secrets_file_names_what_is_missing(tmp_path):
-    """No credential and no worker_secret in secrets.json (an older file with jwt_secret only):
-    a WorkerConfigError naming WORKER_SECRET and the file."""
+    """No credential and no worker_secret in secrets.json raises, naming WORKER_SECRET."""
     with pytest.raises(WorkerConfigError, match="WORKER_SECRET.*secrets.json"):
         load_worker_config({"DATA_DIR": str(tmp_path)})
     (tmp_path / "secrets.json").write_text(json.dumps({"jwt_secret": JWT_SECRET}))
@@ -54,8 +51,7 @@ def test_development_without_secrets_file_names_what_is_missing(tmp_path):
 
 
 def test_production_without_worker_secret_raises(tmp_path):
-    """PODIUM_ENV=production with only JWT_SECRET (and a dev secrets file lying around) is a
-    WorkerConfigError naming WORKER_SECRET: production never falls back to the file."""
+    """Production without WORKER_SECRET raises, even with JWT_SECRET and a dev secrets file."""
     (tmp_path / "secrets.json").write_text(json.dumps({"worker_secret": SECRET}))
     with pytest.raises(WorkerConfigError, match="WORKER_SECRET"):
         load_worker_config({"PODIUM_ENV": "production", "JWT_SECRET": JWT_SECRET, "DATA_DIR": str(tmp_path)})

@@ -15,8 +15,7 @@ def decode(token: str, secret: str = SECRET, **kw) -> dict:
 
 
 def test_minted_token_has_the_recorder_claims():
-    """The token verifies with the secret and carries sub=worker, role=recorder, the name, and
-    a 24 h lifetime from iat."""
+    """The token is HS256 with sub=worker, role=recorder, the name and exp = iat + 24 h."""
     token = mint_worker_token(SECRET, name="Recorder 2", now=1_000_000_000.7)
     assert jwt.get_unverified_header(token)["alg"] == "HS256"
     claims = jwt.decode(token, SECRET, algorithms=["HS256"], options={"verify_exp": False})
@@ -33,8 +32,7 @@ def test_minted_token_is_current_and_signed_with_that_secret_only():
 
 
 def test_audience_and_issuer_are_claimed_when_configured():
-    """With an audience and issuer the token passes the server's aud/iss checks; without
-    them it carries neither claim."""
+    """With an audience and issuer the token passes aud/iss checks; without, it has neither."""
     token = mint_worker_token(SECRET, audience="podium", issuer="https://lms.example")
     claims = decode(token, audience="podium", issuer="https://lms.example")
     assert (claims["aud"], claims["iss"]) == ("podium", "https://lms.example")
@@ -50,8 +48,7 @@ def test_empty_secret_is_refused():
 
 
 def test_credential_mints_a_fresh_token_on_each_use():
-    """A secret-based credential mints from the clock each time, so a worker running past
-    24 h never presents an expired token."""
+    """A secret-based credential mints from the clock each time, so it never presents a stale token."""
     cred = WorkerCredential(secret=SECRET, name="R")
     first = decode(cred.current_token(clock=lambda: 1_000_000_000), options={"verify_exp": False})
     later = decode(cred.current_token(clock=lambda: 1_000_090_000), options={"verify_exp": False})

@@ -25,8 +25,7 @@ def recording_dir(tmp_path, tail: str = '{"t":1000.5,"type":"recording_stopped",
 
 
 def test_timeline_lands_in_the_manifest_on_the_recording_clock(tmp_path):
-    """Chat and marks are appended in time order after the existing lines, and the
-    post-processing reader finds them at their offsets from the recording's start."""
+    """Timeline chat and marks are appended in time order and read back at their offsets."""
     d = recording_dir(tmp_path)
     assert append_timeline(d, TIMELINE) == (3, 0)
     lines = [json.loads(x) for x in (d / "events.jsonl").read_text().splitlines()]
@@ -46,8 +45,7 @@ def test_a_recovered_recording_cut_mid_line_keeps_every_timeline_event(tmp_path)
 
 
 def test_a_manifest_that_does_not_start_the_recording_is_refused(tmp_path):
-    """A directory whose events.jsonl does not open with recording_started raises (the job
-    reports the recording failed) and is left unchanged."""
+    """A manifest not opened by recording_started raises and is left unchanged."""
     d = tmp_path / "rec-x"
     d.mkdir()
     (d / "events.jsonl").write_text('{"t":1.0,"type":"chat"}\n')

@@ -15,8 +15,7 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def test_ice_servers_from_the_join_ack():
-    """Each entry with urls becomes an RTCIceServer with its TURN credentials; entries without
-    urls (or not objects) are left out."""
+    """Join-ack ICE servers keep their TURN credentials; entries without urls are left out."""
     config = rtc_configuration([
         {"urls": ["turn:turn.example:3478?transport=udp"], "username": "1700000000:w", "credential": "c2VjcmV0"},
         {"urls": "stun:stun.example:3478"}, {"username": "no-urls"}, "junk"])
@@ -34,8 +33,7 @@ def test_trickled_candidate_is_parsed_with_its_media_line():
 
 
 def test_empty_candidate_is_none_and_garbage_raises():
-    """The end-of-candidates marker (empty) is None; a line that is not a candidate raises
-    ValueError, which the job logs."""
+    """An empty candidate (end of candidates) is None; a malformed one raises ValueError."""
     assert parse_candidate({"candidate": "", "sdpMid": "0"}) is None
     assert parse_candidate(None) is None
     with pytest.raises(ValueError, match="malformed ICE candidate"):
@@ -58,8 +56,7 @@ async def connect(peers: ReceivePeers, peer_id: str) -> RTCPeerConnection:
 
 
 async def test_open_taps_before_any_description_and_offers_receive_only():
-    """attach() gets the connection before any description is set; the offer has one audio
-    and one video section, both recvonly; a sender's answer connects it."""
+    """attach() runs before any description; the offer is recvonly audio + video and connects."""
     peers = ReceivePeers("rec test", on_ended=lambda _: None)
     attached: list[RTCPeerConnection] = []
 
@@ -83,8 +80,7 @@ async def test_open_taps_before_any_description_and_offers_receive_only():
 
 
 async def test_connection_closed_by_the_other_side_is_closed_removed_and_reported_once():
-    """When the browser closes its side, the registry closes and forgets that connection and
-    calls on_ended once with its peer id; the other connection is untouched."""
+    """A connection the browser closes is closed, removed and reported once; others stay up."""
     ended: list[str] = []
     peers = ReceivePeers("rec test", on_ended=ended.append)
     a, b = await connect(peers, "pA"), await connect(peers, "pB")
@@ -99,8 +95,7 @@ async def test_connection_closed_by_the_other_side_is_closed_removed_and_reporte
 
 
 async def test_close_and_close_all_do_not_report_and_are_idempotent():
-    """Closing on request (participant left, shutdown) closes the connections without calling
-    on_ended; closing what is gone is a no-op."""
+    """Closing on request does not call on_ended, and closing what is gone is a no-op."""
     ended: list[str] = []
     peers = ReceivePeers("rec test", on_ended=ended.append)
     senders = [await connect(peers, p) for p in ("pA", "pB")]
@@ -117,8 +112,7 @@ async def test_close_and_close_all_do_not_report_and_are_idempotent():
 
 
 async def test_open_twice_raises_and_a_failed_open_leaves_nothing():
-    """A second connection to the same peer is refused; when attaching fails the connection is
-    closed and not registered."""
+    """A second connection to a peer is refused; a failed open leaves no connection behind."""
     peers = ReceivePeers("rec test", on_ended=lambda _: None)
     try:
         await peers.open("p1", lambda pc: None)

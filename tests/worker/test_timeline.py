@@ -7,8 +7,7 @@ STARTED_AT = 1_700_000_000.5  # recording_started.t on the worker's clock
 
 
 def test_offsets_are_placed_on_the_workers_clock_in_manifest_shapes():
-    """Chat and marks get t = recording_started.t + offset_s, with the fields the manifest
-    documents (ids as strings, only id and display_name for people)."""
+    """Chat and marks get t = recording_started.t + offset_s, in the manifest's shapes."""
     timeline = {
         "chat": [{"seq": 4, "kind": "text", "text": "hé 👋", "offset_s": 2.25,
                   "user": {"id": 7, "display_name": "Ana", "username": "ana"}}],
@@ -31,8 +30,7 @@ def test_only_text_and_announcements_become_chat_events():
 
 
 def test_malformed_entries_are_left_out_and_counted():
-    """An entry missing a field, with a non-numeric or infinite offset, or that is not an
-    object is left out and counted; the good ones still come through."""
+    """Entries with missing fields, bad offsets or no object shape are left out and counted."""
     timeline = {
         "chat": [{"seq": 1, "text": "ok", "offset_s": 1, "user": {"id": 1}},
                  {"seq": 2, "text": "no user", "offset_s": 1},

@@ -25,8 +25,7 @@ def test_event_log_lines_are_complete_before_close(tmp_path):
 
 
 def test_append_dated_writes_in_time_order_with_given_times(tmp_path):
-    """Events that carry their own t are appended sorted by t (equal times keep their order),
-    each one line with that t, and the count is returned."""
+    """Dated events are appended sorted by t (ties keep their order), each one line with that t."""
     log = EventLog(tmp_path / "events.jsonl", clock=lambda: 99.0)
     added = log.append_dated([
         {"t": 12.0, "type": "mark", "label": "B", "by": {"id": "1", "display_name": "P"}},
@@ -51,8 +50,7 @@ def test_append_dated_refuses_an_undated_event_before_writing_any(tmp_path):
 
 
 def test_reopening_after_a_cut_line_keeps_new_events_whole(tmp_path):
-    """A log whose last line was cut by a crash gets that line ended when reopened, so the
-    appended events parse and the post-processing reader skips only the broken line."""
+    """Reopening a log cut mid-line by a crash ends that line, so appended events stay readable."""
     path = tmp_path / "events.jsonl"
     path.write_text('{"t":10.0,"type":"recording_started","recording":"1","session":"s","room":"r"}\n'
                     '{"t":11.0,"type":"participant_jo')
@@ -64,8 +62,7 @@ def test_reopening_after_a_cut_line_keeps_new_events_whole(tmp_path):
 
 
 def test_recording_started_at_reads_the_first_line(tmp_path):
-    """The recording's zero is t of the recording_started line that opens the log; a log that
-    opens with anything else raises ValueError."""
+    """The recording's zero is t of the opening recording_started line; anything else raises."""
     path = tmp_path / "events.jsonl"
     path.write_text('{"t":1700000000.25,"type":"recording_started","recording":"1"}\n{"t":1.0,"type":"x"}\n')
     assert recording_started_at(path) == 1700000000.25

@@ -29,8 +29,7 @@ def test_nobody_with_video_gets_one_default_cell():
 
 
 def test_columns_are_the_ceiling_of_the_square_root():
-    """2 cells side by side, 3 and 4 in two columns, 5 and 9 in three, 10 in four, with as
-    many rows as needed."""
+    """A grid of n cells has ceil(sqrt(n)) columns and as many rows as needed."""
     shape = {n: (grid_for(n, (160, 90)).width // 160, grid_for(n, (160, 90)).height // 90)
              for n in (2, 3, 4, 5, 9, 10)}
     assert shape == {2: (2, 1), 3: (2, 2), 4: (2, 2), 5: (3, 2), 9: (3, 3), 10: (4, 3)}

@@ -60,22 +60,19 @@ def test_cues_are_clipped_to_the_recording():
 
 
 def test_messages_before_zero_start_at_zero_or_vanish():
-    """A message stamped before the recording's zero starts at 0; one whose cue would end at
-    or before 0 (the next message is also before zero) is dropped."""
+    """A message before the recording's zero starts at 0, or is dropped if its cue ends by then."""
     cues = chat_cues([chat(-2.0, 1, "gone"), chat(-1.0, 2, "kept"), chat(0.5, 3, "next")], 10.0)
     assert spans(cues) == [(0.0, 0.5, ["kept"]), (0.5, 4.5, ["next"])]
 
 
 def test_blank_lines_and_blank_messages_are_dropped():
-    """Empty lines inside a message (which would end a WebVTT cue) go, CRLF included; a
-    message of only whitespace gets no cue and does not cut the previous one short."""
+    """Blank lines (which would end a WebVTT cue) and blank messages are dropped, CRLF included."""
     cues = chat_cues([chat(1.0, 1, "one\r\n\r\n  \ntwo\rthree"), chat(2.0, 2, " \n "), chat(9.0, 3, "x")], 60.0)
     assert spans(cues) == [(1.0, 5.0, ["one\ntwo\nthree"]), (9.0, 13.0, ["x"])]
 
 
 def test_webvtt_document_shape():
-    """WEBVTT header, then per cue its identifier, its timing line and one escaped voice span
-    per message, a blank line after each cue."""
+    """chat.vtt is a header, then per cue its id, timing and one escaped voice span per message."""
     cues = chat_cues([chat(1.0, 1, "a < b\nc", "Bob <B>"), chat(3661.5, None, "late")], 4000.0)
     assert webvtt(cues) == ("WEBVTT\n\n"
                             "chat-1\n00:00:01.000 --> 00:00:05.000\n<v Bob &lt;B&gt;>a &lt; b\nc</v>\n\n"
@@ -89,8 +86,7 @@ def test_vtt_time_rounds_to_milliseconds_and_clamps_at_zero():
 
 
 def test_mov_text_sample_is_a_length_prefixed_name_and_text_in_milliseconds():
-    """A mov_text packet is a 16-bit big-endian length and 'Name: text' lines in UTF-8, timed
-    in ms from the cue's start to its end."""
+    """A mov_text sample is a 16-bit length plus 'Name: text' lines, timed in ms."""
     with av.open(io.BytesIO(), "w", format="mp4") as out:
         stream = add_chat_stream(out)
         cue = chat_cues([chat(1.5, 1, "hé", "Zoë"), chat(1.501, 2, "ok", "Ben")], 10.0)[0]
@@ -101,8 +97,7 @@ def test_mov_text_sample_is_a_length_prefixed_name_and_text_in_milliseconds():
 
 
 def test_mov_text_sample_is_cut_to_the_length_field_on_a_character_boundary():
-    """A message longer than 65533 bytes is cut to fit the 16-bit length, never inside a
-    multi-byte character."""
+    """A text over 65533 bytes is cut to fit the length field, never inside a character."""
     with av.open(io.BytesIO(), "w", format="mp4") as out:
         stream = add_chat_stream(out)
         cue = chat_cues([chat(0.0, 1, "é" * 40000, "AB")], 10.0)[0]

@@ -19,23 +19,20 @@ def track(peer_id: str, start_s: float, length_s: float, kind: str = "video") ->
 
 
 def test_present_between_join_and_leave_of_any_peer():
-    """Present from a join up to (not including) its leave, for each connection; absent in
-    the gap between a leave and a rejoin."""
+    """Present from each join up to (not at) its leave; absent between a leave and a rejoin."""
     p = Participant(ANA, [Peer("p1", ANA, joined_s=1.0, left_s=4.0), Peer("p2", ANA, joined_s=6.0)], [])
     assert [p.present_at(t) for t in (0.5, 1.0, 3.9, 4.0, 5.0, 6.0, 1e6)] == [
         False, True, True, False, False, True, True]
 
 
 def test_present_while_sending_even_without_a_join_line():
-    """A peer whose participant_joined line was lost (crash) is present while its track has
-    frames, and only then."""
+    """A peer whose join line was lost (crash) is present exactly while its track has frames."""
     p = Participant(ANA, [Peer("p1", ANA)], [track("p1", 2.0, 3.0)])
     assert [p.present_at(t) for t in (1.9, 2.0, 4.9, 5.0)] == [False, True, True, False]
 
 
 def test_camera_follows_the_latest_media_event():
-    """With no media event the camera counts as on; afterwards the last event at or before t
-    decides, and screen sharing counts as a picture."""
+    """The camera is on until a media event says otherwise; screen sharing counts as a picture."""
     p = Participant(ANA, [Peer("p1", ANA, joined_s=0.0)], [], media={"p1": [
         MediaState(2.0, "p1", True, False, False), MediaState(5.0, "p1", True, False, True)]})
     assert [p.camera_on_at("p1", t) for t in (1.0, 2.0, 4.9, 5.0)] == [True, False, False, True]
