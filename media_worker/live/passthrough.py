@@ -2,7 +2,7 @@
 receiver's track returns :class:`EncodedFrame` objects instead of decoded ``av`` frames.
 
 This relies on private aiortc internals, pinned to aiortc 1.16 (``PINNED_AIORTC``; checked by
-``aiortc_internals_problems()``, which tests/test_worker_live.py runs):
+``aiortc_internals_problems()``, which tests/worker/live/test_passthrough.py runs):
 
 * ``RTCRtpReceiver._handle_rtp_packet`` (on the event loop) hands each assembled frame to
   ``self.__decoder_queue.put((codec, jitter_frame))``, a ``queue.Queue`` created in ``__init__``
