@@ -7,7 +7,8 @@ import tornado.web
 
 from server.deps import Deps
 from server.accounts import handlers as accounts
-from server.handlers import calls, files, health, recordings, rooms, ws
+from server.files import handlers as files
+from server.handlers import calls, health, recordings, rooms, ws
 from server.handlers.base import NotFoundHandler
 
 ID = r"([^/]+)"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
-from server.signing import parse_signing_keys
+from server.kernel.signing_keys import parse_signing_keys
 
 MB = 1000 * 1000
 FILE_CATEGORIES = ("document", "image", "video", "audio", "archive")

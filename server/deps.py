@@ -10,11 +10,12 @@ from server.calls import Calls
 from server.chat import Chat
 from server.config import Config
 from server.db.engine import Database
+from server.files.service import Files
 from server.realtime.heartbeat import Heartbeat
 from server.realtime.ratelimit import RateLimiter
+from server.kernel.signing_keys import SigningKeys
 from server.realtime.registry import Registry
 from server.recordings import Recordings
-from server.signing import SigningKeys
 from server.storage import Storage, storage_from_url
 from server.storage.s3 import S3Options
 
@@ -39,6 +40,7 @@ class Deps:
     signing: SigningKeys = None  # type: ignore[assignment]
     heartbeat: Heartbeat = None  # type: ignore[assignment]
     accounts: Accounts = None  # type: ignore[assignment]
+    files: Files = None  # type: ignore[assignment]
     shutting_down: bool = False
     sockets: set = field(default_factory=set)  # every open /ws socket, authenticated or not
     stats: dict = field(default_factory=lambda: {"dropped": 0, "overflows": 0, "rate_limited": 0})
@@ -117,8 +119,9 @@ class Deps:
         storage_url = config.storage_url or f"file://{(Path(config.data_dir) / 'files').resolve().as_posix()}"
         # load_config always supplies keys; a bare Config (tests) gets one random key.
         signing = SigningKeys(config.signing_keys or [("ephemeral", secrets.token_bytes(32))])
-        return cls(config=config, db=db, registry=registry, chat=chat,
-                   storage=storage_from_url(storage_url, Path.cwd(), s3_options(config)), signing=signing,
+        storage = storage_from_url(storage_url, Path.cwd(), s3_options(config))
+        return cls(config=config, db=db, registry=registry, chat=chat, storage=storage, signing=signing,
                    limiter=RateLimiter(config.rate_per_s, config.rate_burst),
                    signal_limiter=RateLimiter(config.signal_rate_per_s, config.signal_burst),
-                   calls=Calls(db, registry, chat, config), accounts=Accounts(config, db))
+                   calls=Calls(db, registry, chat, config), accounts=Accounts(config, db),
+                   files=Files(config, db, storage, signing, chat.room_role))

@@ -13,16 +13,16 @@ import hashlib
 import logging
 import re
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 
-from server.kernel.clock import iso, utcnow
-from server import signing
+from server.kernel.clock import utcnow
 from server.kernel.actor import Actor
 from server.db import files as fq
 from server.db import recordings as rq
 from server.db.models import ASSET_KINDS, File, Recording
 from server.kernel.errors import BadRequest, Conflict, Forbidden, TooLarge
-from server.file_rules import INLINE_SAFE, new_file_id
+from server.files import links
+from server.files.rules import new_file_id
 from server.recordings import STUDENT_ASSET_KINDS, recording_wire
 from server.storage import StorageError, Writer, new_key
 
@@ -59,18 +59,10 @@ class RecordingLibrary:
         return out
 
     def _asset_wire(self, asset, f: File, now: float) -> dict:
-        cfg, keys = self.deps.config, self.deps.signing
-        ttl = min(LINK_TTL_S, cfg.signed_url_max_ttl_s)
-        base = self.base_url
-        path, exp = signing.signed_path(keys, f.id, f.name, "attachment", ttl, cfg.signed_url_max_ttl_s, now)
-        wire = {"id": str(asset.id), "kind": asset.kind, "name": asset.name, "file_id": f.id,
-                "content_type": f.content_type, "size": f.size, "duration_s": asset.duration_s,
-                "url": base + path,
-                "expires_at": iso(datetime.fromtimestamp(exp, timezone.utc).replace(tzinfo=None))}
-        if f.content_type in INLINE_SAFE:  # for <video>/<img> in the page
-            inline, _ = signing.signed_path(keys, f.id, f.name, "inline", ttl, cfg.signed_url_max_ttl_s, now)
-            wire["inline_url"] = base + inline
-        return wire
+        link = links.file_link(self.deps.signing, f, base_url=self.base_url, expires_in=LINK_TTL_S,
+                               max_ttl_s=self.deps.config.signed_url_max_ttl_s, now=now, with_inline=True)
+        return {"id": str(asset.id), "kind": asset.kind, "name": asset.name, "file_id": f.id,
+                "content_type": f.content_type, "size": f.size, "duration_s": asset.duration_s} | link
 
     async def for_room(self, actor: Actor, room_id: int, limit: int) -> list[dict]:
         role = await self.chat.room_role(room_id, actor)

@@ -25,7 +25,7 @@ from tests.mediapattern import beep_times, decode_audio_mono, flash_times
 from tests.patterntracks import pattern_tracks
 from tests.rtcpeer import RtcPeer
 from tests.test_calls import room_with
-from tests.test_files import fetch
+from tests.files.test_files import fetch
 
 SYNC_LIMIT_S = 0.080
 PHASES = {"ana": 0.0, "ben": 0.4}  # whole frames at 15 fps and whole 20 ms packets

@@ -15,7 +15,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from server.accounts.tokens import issue_worker_token
 from server.db import recordings as rq
 from tests.test_calls import calls_settle, call_room, joined  # noqa: F401  (autouse settle fixture)
-from tests.test_files import fetch
+from tests.files.test_files import fetch
 from tests.test_rest import assert_error
 from tests.test_worker_claim import pending_recordings
 from tests.wsclient import ProtocolError

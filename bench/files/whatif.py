@@ -52,7 +52,7 @@ def patch_chunk1m() -> None:
 
 
 def patch_yield() -> None:
-    from server.handlers import files as handlers
+    from server.files import handlers
 
     orig = handlers.FilesHandler.data_received
 
@@ -64,7 +64,7 @@ def patch_yield() -> None:
 
 
 def patch_sendfile() -> None:
-    from server.handlers import files as handlers
+    from server.files import handlers
     from server.storage import disk
 
     orig_get = handlers.DownloadHandler.get

@@ -74,6 +74,11 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.finish(json.dumps(data, separators=(",", ":"), ensure_ascii=False))
 
+    def base_url(self) -> str:
+        """The origin absolute links start with: ``PUBLIC_URL``, else this request's scheme and
+        host (behind a proxy, ``xheaders``); no trailing ``/``."""
+        return (self.deps.config.public_url or f"{self.request.protocol}://{self.request.host}").rstrip("/")
+
     def query_int(self, name: str, default: int | None, lo: int, hi: int) -> int | None:
         raw = self.get_query_argument(name, None)
         if raw is None or raw == "":

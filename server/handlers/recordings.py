@@ -14,8 +14,7 @@ log = logging.getLogger("podium.recordings")
 
 
 def library(handler: BaseHandler) -> RecordingLibrary:
-    base = handler.deps.config.public_url or f"{handler.request.protocol}://{handler.request.host}"
-    return RecordingLibrary(handler.deps, base)
+    return RecordingLibrary(handler.deps, handler.base_url())
 
 
 class RoomRecordingsHandler(BaseHandler):

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-from server import signing
+from server.files import links
 from server.storage import check_key
 from tests.s3server import storage_settings  # noqa: F401  (every test here runs on disk and on S3)
 from tests.test_rest import assert_error
@@ -291,7 +291,7 @@ async def test_tampered_or_expired_links_are_403(server):
     assert (await fetch(server, f"/dl/{f['id']}/b.txt?{urlencode(q)}")).code == 403
     assert (await fetch(server, base)).code == 403
     past = int(time.time()) - 10
-    forged = signing.sign(server.deps.signing, "GET", f["id"], "a.txt", past, "attachment")
+    forged = links.sign(server.deps.signing, "GET", f["id"], "a.txt", past, "attachment")
     r = await fetch(server, f"{base}?{urlencode(forged)}")
     assert r.code == 403 and b"expired" in r.body
 

@@ -15,30 +15,28 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Awaitable, Callable
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from server.kernel.actor import Actor, parse_id
-from server.kernel.clock import utcnow
+from server.config import Config
 from server.db import files as fq
+from server.db.engine import Database
 from server.db.models import File
-from server.kernel.errors import BadRequest, PodiumError, TooLarge
-from server.file_rules import (
+from server.files.rules import (
     CONTENT_TYPES,
     MAX_FIELD_BYTES,
     MAX_HEADER_BYTES,
     ContentCheck,
     category_of,
-    file_wire,
     new_file_id,
     normalize_folder,
     sanitize_name,
 )
-from server.storage import StorageError, Writer, new_key
-
-if TYPE_CHECKING:
-    from server.files import Files
+from server.kernel.actor import Actor, parse_id
+from server.kernel.clock import utcnow
+from server.kernel.errors import BadRequest, PodiumError, TooLarge
+from server.storage import Storage, StorageError, Writer, new_key
 
 log = logging.getLogger("podium.files")
 
@@ -69,11 +67,12 @@ class _Stored:
 class Upload:
     """One ``multipart/form-data`` upload in progress. Feed body chunks with :meth:`feed`, then
     :meth:`finish` (which stores the rows) or :meth:`abort`. Fields ``folder`` and ``room``
-    may come before or after the files; other fields are a bad request."""
+    may come before or after the files; other fields are a bad request. ``room_role(room_id,
+    actor)`` raises NotFound / Forbidden when the actor may not upload into that room."""
 
-    def __init__(self, files: "Files", actor: Actor, boundary: bytes):
-        self.files, self.actor = files, actor
-        self.config = files.config
+    def __init__(self, actor: Actor, boundary: bytes, *, config: Config, db: Database, storage: Storage,
+                 room_role: Callable[[int, Actor], Awaitable[str]]):
+        self.actor, self.config, self.db, self.storage, self.room_role = actor, config, db, storage, room_role
         self._events: list[tuple] = []
         self._header_field = bytearray()
         self._header_value = bytearray()
@@ -150,7 +149,7 @@ class Upload:
             if "room" in self._fields:
                 await self._check_room()
             key = new_key()
-            writer = await self.files.storage.open_writer(key)
+            writer = await self.storage.open_writer(key)
             self._writers.append(writer)
             self._current = _FilePart(name, ext, category, self.config.file_limits[category], key,
                                       writer, ContentCheck(ext))
@@ -199,12 +198,12 @@ class Upload:
     async def _check_room(self) -> int:
         room_id = parse_id(self._fields["room"].strip(), "room")
         if self._room_checked != room_id:
-            await self.files.chat.room_role(room_id, self.actor)  # NotFound / Forbidden
+            await self.room_role(room_id, self.actor)  # NotFound / Forbidden
             self._room_checked = room_id
         return room_id
 
-    async def finish(self) -> list[dict]:
-        """After the whole body: check the room, store the rows, return the file wires."""
+    async def finish(self) -> list[File]:
+        """After the whole body: check the room, store the rows and return them."""
         if not self._ended:
             raise BadRequest("multipart body ended early")
         if not self._stored:
@@ -216,12 +215,12 @@ class Upload:
                      name=s.name, storage_key=s.key, content_type=CONTENT_TYPES[s.ext],
                      category=s.category, size=s.size, sha256=s.sha256, created_at=now)
                 for s in self._stored]
-        async with self.files.db.write() as s:
+        async with self.db.write() as s:
             await fq.add_files(s, rows)
         self._stored = []  # owned by the rows now
         log.info("user %s uploaded %s", self.actor.id,
                  ", ".join(f"{r.id} ({r.size} bytes)" for r in rows))
-        return [file_wire(r) for r in rows]
+        return rows
 
     async def abort(self) -> None:
         """Abort open writers and delete committed blobs; safe to call more than once."""
@@ -234,6 +233,6 @@ class Upload:
                 log.exception("aborting an upload writer failed")
         for st in stored:
             try:
-                await self.files.storage.delete(st.key)
+                await self.storage.delete(st.key)
             except StorageError:
                 log.exception("deleting blob %s of a failed upload failed", st.key)

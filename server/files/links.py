@@ -1,4 +1,5 @@
-"""Signed download URLs (PROTOCOL §3 "Files"): ``GET /dl/{file_id}/{name}?exp=&kid=&disp=&sig=``.
+"""Signed download URLs (PROTOCOL §3 "Files"): ``GET /dl/{file_id}/{name}?exp=&kid=&disp=&sig=``,
+the one place links are minted, for files and for recording assets (:func:`file_link`).
 
 A pure module (no Tornado, no I/O). The MAC is HMAC-SHA256 over a canonical byte string that
 length-prefixes every field, so no choice of file name (newlines, ``/``, ``?``, ``%``, unicode)
@@ -7,7 +8,7 @@ can make two different requests share a MAC input::
     b"podium-dl-v1\\n" + for each of (method, file_id, name, exp, disp, kid):
         b"<byte length>:<utf-8 bytes>\\n"
 
-Rotation: a :class:`SigningKeys` holds an ordered list of ``(kid, secret)``; the first key signs,
+Rotation: a :class:`~server.kernel.signing_keys.SigningKeys` holds an ordered list of ``(kid, secret)``; the first key signs,
 every listed key verifies; removing a key revokes every URL it signed.
 
 Callers must still re-check the file's access rules after :func:`verify` succeeds, so deleting
@@ -16,20 +17,20 @@ a file (or losing access) revokes its links. A ``HEAD`` request should be verifi
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any, Mapping
 from urllib.parse import quote, urlencode
 
+from server.files.rules import INLINE_SAFE
+from server.kernel.clock import iso
 from server.kernel.errors import Forbidden
+from server.kernel.signing_keys import SigningKeys
 
 DISPOSITIONS = ("attachment", "inline")
-MIN_SECRET_BYTES = 32
 _DOMAIN = b"podium-dl-v1\n"
-_KID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _METHOD_RE = re.compile(r"[A-Z]{1,16}")
 _EXP_RE = re.compile(r"[0-9]{1,12}")  # decimal epoch seconds; no sign, no spaces, no floats
 _SIG_RE = re.compile(r"[A-Za-z0-9_-]{43}")  # 32 bytes, url-safe base64, no padding
@@ -43,84 +44,6 @@ class InvalidSignature(Forbidden):
 
 class ExpiredSignature(Forbidden):
     """The URL's MAC is valid but its expiry has passed. Maps to 403."""
-
-
-@dataclass(frozen=True)
-class SigningKeys:
-    """An ordered, non-empty set of ``(kid, secret)``: the first signs, all verify.
-
-    Raises ValueError for an empty list, a malformed or duplicate kid, or a secret shorter
-    than 32 bytes.
-    """
-
-    keys: tuple[tuple[str, bytes], ...]
-
-    def __init__(self, keys: Sequence[tuple[str, bytes]]):
-        keys = tuple((kid, bytes(secret)) for kid, secret in keys)
-        if not keys:
-            raise ValueError("at least one signing key is required")
-        seen: set[str] = set()
-        for kid, secret in keys:
-            if not isinstance(kid, str) or not _KID_RE.fullmatch(kid):
-                raise ValueError(f"signing key id {kid!r} must match [A-Za-z0-9_.-]{{1,64}}")
-            if kid in seen:
-                raise ValueError(f"duplicate signing key id {kid!r}")
-            if len(secret) < MIN_SECRET_BYTES:
-                raise ValueError(f"signing key {kid!r} is shorter than {MIN_SECRET_BYTES} bytes")
-            seen.add(kid)
-        object.__setattr__(self, "keys", keys)
-
-    @property
-    def current(self) -> tuple[str, bytes]:
-        """The ``(kid, secret)`` that signs new URLs."""
-        return self.keys[0]
-
-    def secret(self, kid: str) -> bytes | None:
-        """The secret for ``kid``, or None when it is not listed."""
-        for k, secret in self.keys:
-            if hmac.compare_digest(k.encode(), kid.encode()):
-                return secret
-        return None
-
-    def __repr__(self) -> str:  # never print secrets
-        return f"SigningKeys(kids={[k for k, _ in self.keys]!r})"
-
-
-def parse_signing_keys(value: str) -> list[tuple[str, bytes]]:
-    """Parse ``SIGNING_KEYS`` = ``kid1:base64secret,kid2:base64secret`` (standard or url-safe
-    base64, padding optional; whitespace around entries ignored).
-
-    Raises ValueError naming the problem: no entries, an entry without ``kid:``, bad base64,
-    a secret under 32 bytes, or a duplicate kid.
-    """
-    entries = [e.strip() for e in value.split(",")]
-    if not any(entries):
-        raise ValueError("SIGNING_KEYS is empty")
-    result: list[tuple[str, bytes]] = []
-    for i, entry in enumerate(entries):
-        if not entry:
-            raise ValueError(f"SIGNING_KEYS entry {i + 1} is empty")
-        kid, sep, encoded = entry.partition(":")
-        kid, encoded = kid.strip(), encoded.strip()
-        if not sep or not kid or not encoded:
-            raise ValueError(f"SIGNING_KEYS entry {i + 1} must be 'kid:base64secret'")
-        try:
-            secret = _b64decode(encoded)
-        except ValueError:
-            raise ValueError(f"SIGNING_KEYS key {kid!r} is not valid base64") from None
-        result.append((kid, secret))
-    SigningKeys(result)  # same validation (kid shape, length, duplicates) as at run time
-    return result
-
-
-def _b64decode(text: str) -> bytes:
-    text = text.rstrip("=")
-    if len(text) % 4 == 1:
-        raise ValueError("bad base64 length")
-    try:
-        return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("bad base64") from None
 
 
 def _canonical(method: str, file_id: str, name: str, exp: int, disp: str, kid: str) -> bytes:
@@ -201,7 +124,7 @@ def verify(keys: SigningKeys, method: str, file_id: Any, name: str, query: Mappi
         raise InvalidSignature("unknown disposition")
     if not _SIG_RE.fullmatch(sig):
         raise InvalidSignature("malformed signature")
-    secret = keys.secret(kid) if _KID_RE.fullmatch(kid) else None
+    secret = keys.secret(kid)
     if secret is None:
         raise InvalidSignature("unknown key id")
     exp = int(exp_s)
@@ -236,3 +159,19 @@ def signed_path(keys: SigningKeys, file_id: Any, name: str, disposition: str, ex
     query = sign(keys, "GET", file_id, name, expires_at, disposition)
     path = f"/dl/{quote(str(file_id), safe='')}/{quote(name, safe='')}?{urlencode(query)}"
     return path, expires_at
+
+
+def file_link(keys: SigningKeys, f: Any, *, base_url: str, expires_in: int, max_ttl_s: int, now: float,
+              disposition: str = "attachment", with_inline: bool = False) -> dict:
+    """``{url, expires_at}`` of a GET link for the file row ``f`` (its ``id`` and ``name``) with
+    ``disposition``; with ``with_inline``, also ``inline_url`` when ``f.content_type`` may be shown
+    in the page (:data:`~server.files.rules.INLINE_SAFE`), for ``<video>``/``<img>``. Both links
+    expire together, at ``floor(now) + min(expires_in, max_ttl_s)``; ``base_url`` (no trailing
+    ``/``) is prefixed to the path. Raises ValueError as :func:`signed_path` does."""
+    path, exp = signed_path(keys, f.id, f.name, disposition, expires_in, max_ttl_s, now)
+    link = {"url": base_url + path,
+            "expires_at": iso(datetime.fromtimestamp(exp, timezone.utc).replace(tzinfo=None))}
+    if with_inline and f.content_type in INLINE_SAFE:
+        inline, _ = signed_path(keys, f.id, f.name, "inline", expires_in, max_ttl_s, now)
+        link["inline_url"] = base_url + inline
+    return link

@@ -1,19 +1,12 @@
-"""Signed download URLs: MAC coverage, expiry, rotation, path encoding, key parsing."""
-import base64
+"""Signed download URLs: MAC coverage, expiry, rotation, path encoding, and the link wire of a file."""
+from types import SimpleNamespace
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
+from server.files.links import ExpiredSignature, InvalidSignature, file_link, sign, signed_path, verify
 from server.kernel.errors import Forbidden
-from server.signing import (
-    ExpiredSignature,
-    InvalidSignature,
-    SigningKeys,
-    parse_signing_keys,
-    sign,
-    signed_path,
-    verify,
-)
+from server.kernel.signing_keys import SigningKeys
 
 NOW = 1_700_000_000.5
 OLD = ("k1", b"o" * 32)
@@ -189,43 +182,28 @@ def test_path_encoding_round_trip(name):
             verify(k, "GET", file_id, encoded, q, NOW)
 
 
-def test_repr_hides_secrets():
-    """SigningKeys' repr lists key ids only."""
-    assert "nnnn" not in repr(keys()) and "k2" in repr(keys())
+def test_file_link_attachment_only():
+    """file_link gives {url, expires_at}: the base URL, then a GET path that verifies with the asked disposition."""
+    k = keys()
+    f = SimpleNamespace(id="f1", name="notes.pdf", content_type="application/pdf")
+    link = file_link(k, f, base_url="https://podium.example", expires_in=60, max_ttl_s=900, now=NOW,
+                     disposition="inline")
+    assert set(link) == {"url", "expires_at"} and link["url"].startswith("https://podium.example/dl/f1/")
+    file_id, name, q = split(link["url"].removeprefix("https://podium.example"))
+    assert verify(k, "GET", file_id, name, q, NOW) == "inline"
+    assert q["exp"] == [str(int(NOW) + 60)] and link["expires_at"] == "2023-11-14T22:14:20.000Z"
 
 
-def b64(raw: bytes, urlsafe=False, pad=True) -> str:
-    s = (base64.urlsafe_b64encode if urlsafe else base64.b64encode)(raw).decode()
-    return s if pad else s.rstrip("=")
-
-
-def test_parse_signing_keys():
-    """kid:base64 entries parse in order, standard or url-safe, padded or not."""
-    a, b = bytes(range(32)), bytes(range(200, 248))
-    parsed = parse_signing_keys(f" k1:{b64(a)} , k2:{b64(b, urlsafe=True, pad=False)}")
-    assert parsed == [("k1", a), ("k2", b)]
-    assert SigningKeys(parsed).current == ("k1", a)
-
-
-@pytest.mark.parametrize("value,message", [
-    ("", "empty"),
-    ("  ,  ", "empty"),
-    ("k1:" + b64(b"x" * 32) + ",", "entry 2 is empty"),
-    ("nokid", "kid:base64secret"),
-    (":" + b64(b"x" * 32), "kid:base64secret"),
-    ("k1:", "kid:base64secret"),
-    ("k1:not base64!!", "not valid base64"),
-    ("k1:" + b64(b"x" * 31), "shorter than 32"),
-    ("k1:" + b64(b"x" * 32) + ",k1:" + b64(b"y" * 32), "duplicate"),
-    ("k/1:" + b64(b"x" * 32), "must match"),
-])
-def test_parse_signing_keys_errors(value, message):
-    """Empty values, malformed entries, bad base64, short secrets and duplicate kids are ValueErrors."""
-    with pytest.raises(ValueError, match=message):
-        parse_signing_keys(value)
-
-
-def test_signing_keys_requires_a_key():
-    """An empty key list is a ValueError."""
-    with pytest.raises(ValueError):
-        SigningKeys([])
+@pytest.mark.parametrize("content_type,inline", [("video/mp4", True), ("image/jpeg", True),
+                                                  ("application/json", False), ("text/vtt", False)])
+def test_file_link_inline_url_for_inline_safe_types(content_type, inline):
+    """with_inline adds inline_url (same expiry, disposition inline) only for types safe to show in the page."""
+    k = keys()
+    f = SimpleNamespace(id="f1", name="a.bin", content_type=content_type)
+    link = file_link(k, f, base_url="", expires_in=10**9, max_ttl_s=900, now=NOW, with_inline=True)
+    assert ("inline_url" in link) == inline
+    _, _, q = split(link["url"])
+    assert q["disp"] == ["attachment"] and q["exp"] == [str(int(NOW) + 900)]
+    if inline:
+        file_id, name, qi = split(link["inline_url"])
+        assert verify(k, "GET", file_id, name, qi, NOW) == "inline" and qi["exp"] == q["exp"]

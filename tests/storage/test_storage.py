@@ -385,6 +385,6 @@ def test_server_refuses_to_start_without_its_bucket(tmp_path, s3_server):
                STORAGE_URL="s3://podium-missing-bucket/files", S3_ENDPOINT_URL=s3_server.endpoint_url,
                S3_ACCESS_KEY_ID=ACCESS_KEY, S3_SECRET_ACCESS_KEY=SECRET_KEY, S3_ADDRESSING_STYLE="path")
     r = subprocess.run([sys.executable, "-m", "server", "serve"], env=env, capture_output=True,
-                       text=True, timeout=60, cwd=Path(__file__).resolve().parent.parent)
+                       text=True, timeout=60, cwd=Path(__file__).resolve().parents[2])
     assert r.returncode != 0
     assert "cannot start" in r.stderr and "podium-missing-bucket" in r.stderr, r.stderr[-2000:]

@@ -10,9 +10,19 @@ from urllib.parse import quote
 import tornado.iostream
 import tornado.web
 
-from server.kernel.errors import BadRequest, TooLarge
-from server.files import Files, UnsupportedMediaType
+from server.files.rules import UnsupportedMediaType, normalize_folder
+from server.files.wire import (
+    file_wire,
+    folders_wire,
+    parse_copy,
+    parse_folder_body,
+    parse_folder_query,
+    parse_link_request,
+    parse_room,
+    statistics_wire,
+)
 from server.handlers.base import BaseHandler, StreamedUploadHandler
+from server.kernel.errors import BadRequest, TooLarge
 from server.realtime.turn_budget import SLICE
 
 log = logging.getLogger("podium.files")
@@ -20,14 +30,9 @@ log = logging.getLogger("podium.files")
 _RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
-def files_of(handler: BaseHandler) -> Files:
-    return Files(handler.deps)
-
-
 @tornado.web.stream_request_body
 class FilesHandler(StreamedUploadHandler):
     """``POST /api/files`` (multipart, streamed) and ``GET /api/files?folder=&room=``."""
-
 
     async def prepare(self) -> None:
         super().prepare()
@@ -49,18 +54,18 @@ class FilesHandler(StreamedUploadHandler):
             if int(length) > cfg.upload_max_request_bytes:
                 raise TooLarge(f"uploads are limited to {cfg.upload_max_request_bytes} bytes per request")
         self.request.connection.set_max_body_size(cfg.upload_max_request_bytes)
-        self.upload = files_of(self).upload(actor, m.group(1).encode("latin-1"))
+        self.upload = self.deps.files.upload(actor, m.group(1).encode("latin-1"))
 
     async def post(self) -> None:
         if self._finished:
             return
-        self.send_json({"files": await self.finish_upload()}, 201)
+        self.send_json({"files": [file_wire(f) for f in await self.finish_upload()]}, 201)
 
     async def get(self) -> None:
         actor = await self.authenticate()
-        files = await files_of(self).list(actor, self.get_query_argument("folder", None),
-                                          self.get_query_argument("room", None) or None)
-        self.send_json({"files": files})
+        folder = parse_folder_query(self.get_query_argument("folder", None))
+        room = parse_room(self.get_query_argument("room", None))
+        self.send_json({"files": [file_wire(f) for f in await self.deps.files.list(actor, folder, room)]})
 
 
 class FileHandler(BaseHandler):
@@ -68,11 +73,11 @@ class FileHandler(BaseHandler):
 
     async def get(self, file_id: str) -> None:
         actor = await self.authenticate()
-        self.send_json({"file": await files_of(self).get(actor, file_id)})
+        self.send_json({"file": file_wire(await self.deps.files.get(actor, file_id))})
 
     async def delete(self, file_id: str) -> None:
         actor = await self.authenticate()
-        await files_of(self).delete(actor, file_id)
+        await self.deps.files.delete(actor, file_id)
         self.set_status(204)
         self.finish()
 
@@ -83,11 +88,11 @@ class FileActionHandler(BaseHandler):
 
     async def post(self, file_id: str, action: str) -> None:
         actor = await self.authenticate()
-        files = files_of(self)
+        body = self.json_body()
         if action == "move":
-            self.send_json({"file": await files.move(actor, file_id, self.json_body())})
+            self.send_json({"file": file_wire(await self.deps.files.move(actor, file_id, parse_folder_body(body)))})
         else:
-            self.send_json({"file": await files.copy(actor, file_id, self.json_body())}, 201)
+            self.send_json({"file": file_wire(await self.deps.files.copy(actor, file_id, parse_copy(body)))}, 201)
 
 
 class FoldersHandler(BaseHandler):
@@ -95,8 +100,8 @@ class FoldersHandler(BaseHandler):
 
     async def get(self) -> None:
         actor = await self.authenticate()
-        room = self.get_query_argument("room", None) or None
-        self.send_json({"folders": await files_of(self).folders(actor, room)})
+        room = parse_room(self.get_query_argument("room", None))
+        self.send_json({"folders": folders_wire(await self.deps.files.folders(actor, room))})
 
 
 class FolderSizeHandler(BaseHandler):
@@ -104,8 +109,10 @@ class FolderSizeHandler(BaseHandler):
 
     async def get(self, folder: str) -> None:
         actor = await self.authenticate()
-        room = self.get_query_argument("room", None) or None
-        self.send_json(await files_of(self).folder_size(actor, folder, room))
+        folder = normalize_folder(folder)
+        room = parse_room(self.get_query_argument("room", None))
+        files, size = await self.deps.files.folder_size(actor, folder, room)
+        self.send_json({"folder": folder, "files": files, "bytes": size})
 
 
 class FileStatisticsHandler(BaseHandler):
@@ -113,8 +120,8 @@ class FileStatisticsHandler(BaseHandler):
 
     async def get(self) -> None:
         actor = await self.authenticate()
-        room = self.get_query_argument("room", None) or None
-        self.send_json(await files_of(self).statistics(actor, room))
+        room = parse_room(self.get_query_argument("room", None))
+        self.send_json(statistics_wire(await self.deps.files.statistics(actor, room)))
 
 
 class SignedUrlHandler(BaseHandler):
@@ -122,9 +129,8 @@ class SignedUrlHandler(BaseHandler):
 
     async def post(self, file_id: str) -> None:
         actor = await self.authenticate()
-        path, expires_at = await files_of(self).signed_url(actor, file_id, self.json_body())
-        base = self.deps.config.public_url or f"{self.request.protocol}://{self.request.host}"
-        self.send_json({"url": base.rstrip("/") + path, "expires_at": expires_at})
+        req = parse_link_request(self.json_body())
+        self.send_json(await self.deps.files.signed_url(actor, file_id, req, self.base_url()))
 
 
 def parse_range(header: str, size: int) -> tuple[int, int] | None | bool:
@@ -166,8 +172,8 @@ class DownloadHandler(BaseHandler):
         await self.get(file_id, name)
 
     async def get(self, file_id: str, name: str) -> None:
-        f, disp = await files_of(self).for_download(self.request.method, file_id, name,
-                                                    self.request.query_arguments)
+        f, disp = await self.deps.files.for_download(self.request.method, file_id, name,
+                                                  self.request.query_arguments)
         etag = f'"{f.sha256}"'
         ascii_name = f.name.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
         self.set_header("ETag", etag)

@@ -1,5 +1,5 @@
 """What a file may be (PROTOCOL §3 "Files"): display names, folders, categories and their
-extension allow-lists, content checks by magic bytes, the inline-safe types, and the wire form."""
+extension allow-lists, content checks by magic bytes, the inline-safe types, new file ids."""
 from __future__ import annotations
 
 import codecs
@@ -9,9 +9,7 @@ import unicodedata
 
 import filetype
 
-from server.kernel.clock import iso
 from server.config import Config
-from server.db.models import File
 from server.kernel.errors import BadRequest, PodiumError
 
 MAX_NAME_CHARS = 200
@@ -109,13 +107,6 @@ def category_of(config: Config, name: str) -> tuple[str, str]:
         if ext and ext in exts and ext in CONTENT_TYPES:
             return ext, cat
     raise UnsupportedMediaType(f"files of type .{ext or '(none)'} are not allowed")
-
-
-def file_wire(f: File) -> dict:
-    return {"id": f.id, "name": f.name, "folder": f.folder,
-            "room": str(f.room_id) if f.room_id is not None else None,
-            "content_type": f.content_type, "category": f.category, "size": f.size,
-            "sha256": f.sha256, "created_at": iso(f.created_at), "owner": str(f.owner_id)}
 
 
 def new_file_id() -> str:

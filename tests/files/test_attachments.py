@@ -1,7 +1,7 @@
 """Chat attachments: messages of kind image/file/audio/video carry a file the sender may see,
 and the file becomes visible to the room."""
 from tests.s3server import storage_settings  # noqa: F401  (every test here runs on disk and on S3)
-from tests.test_files import PNG, upload
+from tests.files.test_files import PNG, upload
 
 TEXT = "Read chapter 2 before Thursday.\n".encode()
 

@@ -1,0 +1,168 @@
+"""Files (PROTOCOL §3 "Files"): who may see, list, move, copy and delete a file; folders and
+statistics; signed download links. Upload ingestion is ``server/files/uploads.py``; what a file
+may be is ``server/files/rules.py``; links are ``server/files/links.py``."""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Awaitable, Callable
+
+from server.config import Config
+from server.db import files as fq
+from server.db.engine import Database
+from server.db.models import File
+from server.files import links
+from server.files.rules import INLINE_SAFE, new_file_id
+from server.files.uploads import Upload
+from server.files.wire import CopyRequest, LinkRequest, Statistics
+from server.kernel.actor import Actor
+from server.kernel.clock import utcnow
+from server.kernel.errors import Forbidden, NotFound
+from server.kernel.signing_keys import SigningKeys
+from server.storage import Storage, StorageError, new_key
+
+log = logging.getLogger("podium.files")
+
+RoomRole = Callable[[int, Actor], Awaitable[str]]
+"""``room_role(room_id, actor)``: the actor's role in the room; NotFound / Forbidden otherwise."""
+
+
+class Files:
+    """Access rules and operations on stored files."""
+
+    def __init__(self, config: Config, db: Database, storage: Storage, keys: SigningKeys, room_role: RoomRole):
+        self.config, self.db, self.storage, self.keys = config, db, storage, keys
+        self.room_role = room_role
+
+    def upload(self, actor: Actor, boundary: bytes) -> Upload:
+        return Upload(actor, boundary, config=self.config, db=self.db, storage=self.storage,
+                      room_role=self.room_role)
+
+    async def _visible(self, actor: Actor, file_id: str) -> File:
+        """The file if ``actor`` may see it: its owner, an admin, or (room files) a room member.
+        NotFound otherwise, so ids of others' files are not confirmed."""
+        async with self.db.read() as s:
+            f = await fq.get_file(s, file_id)
+        if f is None:
+            raise NotFound("no such file")
+        if f.owner_id == actor.id or actor.is_admin:
+            return f
+        if f.room_id is not None:
+            try:
+                await self.room_role(f.room_id, actor)
+                return f
+            except (Forbidden, NotFound):
+                pass  # not a member: answered as a missing file below
+        raise NotFound("no such file")
+
+    async def get(self, actor: Actor, file_id: str) -> File:
+        return await self._visible(actor, file_id)
+
+    async def _scope(self, actor: Actor, room_id: int | None) -> dict:
+        """``room_id=`` a room the actor belongs to (when given), else ``owner_id=`` the actor:
+        the scope of listing, folders and statistics."""
+        if room_id is not None:
+            await self.room_role(room_id, actor)  # NotFound / Forbidden
+            return {"room_id": room_id}
+        return {"owner_id": actor.id}
+
+    async def list(self, actor: Actor, folder: str | None, room_id: int | None) -> list[File]:
+        """Room files (members) when ``room_id`` is given, else the actor's own files."""
+        scope = await self._scope(actor, room_id)
+        async with self.db.read() as s:
+            return await fq.list_files(s, folder=folder, **scope)
+
+    async def folders(self, actor: Actor, room_id: int | None) -> list[tuple[str, int, int]]:
+        """``(folder, files, bytes)`` for each folder holding files in the scope (directly in it)."""
+        scope = await self._scope(actor, room_id)
+        async with self.db.read() as s:
+            return await fq.totals_by(s, fq.scope_filter(**scope), File.folder)
+
+    async def folder_size(self, actor: Actor, folder: str, room_id: int | None) -> tuple[int, int]:
+        """``(files, bytes)`` in ``folder`` and every folder below it."""
+        scope = await self._scope(actor, room_id)
+        async with self.db.read() as s:
+            return await fq.totals(s, fq.scope_filter(**scope) + [fq.in_folder_tree(folder)])
+
+    async def statistics(self, actor: Actor, room_id: int | None) -> Statistics:
+        """Totals, and counts and bytes by category and by folder."""
+        scope = await self._scope(actor, room_id)
+        where = fq.scope_filter(**scope)
+        async with self.db.read() as s:
+            n, b = await fq.totals(s, where)
+            cats = {c: (n_, b_) for c, n_, b_ in await fq.totals_by(s, where, File.category)}
+            folders = await fq.totals_by(s, where, File.folder)
+        return Statistics(scope.get("room_id"), n, b, cats, folders)
+
+    async def _check_manage(self, actor: Actor, f: File, verb: str) -> None:
+        """Owner, admin, or an instructor of the file's room may delete or move it."""
+        if f.owner_id != actor.id and not actor.is_admin:
+            role = await self.room_role(f.room_id, actor) if f.room_id is not None else None
+            if role != "instructor":
+                raise Forbidden(f"only the owner or a room instructor can {verb} this file")
+
+    async def move(self, actor: Actor, file_id: str, folder: str) -> File:
+        """Into another folder of the same scope; its signed links keep working."""
+        f = await self._visible(actor, file_id)
+        await self._check_manage(actor, f, "move")
+        async with self.db.write() as s:
+            moved = await fq.set_folder(s, f.id, folder)
+        if moved is None:
+            raise NotFound("no such file")
+        log.info("user %s moved file %s to folder %r", actor.id, f.id, folder)
+        return moved
+
+    async def copy(self, actor: Actor, file_id: str, req: CopyRequest) -> File:
+        """A new file owned by the actor, with its own id and blob, in ``req.folder`` of the same
+        room as the original, or of the room asked for (None: the actor's own files); the actor
+        must belong to that room, as for an upload."""
+        f = await self._visible(actor, file_id)
+        room_id = req.room_id if req.room_given else f.room_id
+        if room_id is not None:
+            await self.room_role(room_id, actor)
+        row = File(id=new_file_id(), owner_id=actor.id, room_id=room_id, folder=req.folder, name=f.name,
+                   storage_key=new_key(), content_type=f.content_type, category=f.category,
+                   size=f.size, sha256=f.sha256, created_at=utcnow())
+        await self.storage.copy(f.storage_key, row.storage_key)
+        try:
+            async with self.db.write() as s:
+                await fq.add_files(s, [row])
+        except BaseException:
+            await self.storage.delete(row.storage_key)
+            raise
+        log.info("user %s copied file %s to %s (folder %r, room %s)", actor.id, f.id, row.id, req.folder, room_id)
+        return row
+
+    async def delete(self, actor: Actor, file_id: str) -> None:
+        """Owner, admin, or an instructor of the file's room. Marks the row deleted (revoking
+        links at once), then deletes the blob."""
+        f = await self._visible(actor, file_id)
+        await self._check_manage(actor, f, "delete")
+        async with self.db.write() as s:
+            if not await fq.mark_deleted(s, f.id, utcnow()):
+                raise NotFound("no such file")
+        try:
+            await self.storage.delete(f.storage_key)
+        except StorageError:
+            log.exception("file %s deleted but its blob %s could not be removed", f.id, f.storage_key)
+        log.info("user %s deleted file %s", actor.id, f.id)
+
+    async def signed_url(self, actor: Actor, file_id: str, req: LinkRequest, base_url: str) -> dict:
+        """``{url, expires_at}`` of a GET link for a file the actor may see."""
+        f = await self._visible(actor, file_id)
+        return links.file_link(self.keys, f, base_url=base_url, disposition=req.disposition,
+                               expires_in=req.expires_in, max_ttl_s=self.config.signed_url_max_ttl_s,
+                               now=time.time())
+
+    async def for_download(self, method: str, file_id: str, name: str, query) -> tuple[File, str]:
+        """Verify a signed link, then that the file still exists under that name; return the
+        file and the disposition to serve (inline only for :data:`INLINE_SAFE` types)."""
+        disp = links.verify(self.keys, "GET" if method == "HEAD" else method, file_id, name,
+                            query, time.time())
+        async with self.db.read() as s:
+            f = await fq.get_file(s, file_id)
+        if f is None or f.name != name:
+            raise Forbidden("this link no longer works")
+        if disp == "inline" and f.content_type not in INLINE_SAFE:
+            disp = "attachment"
+        return f, disp
