@@ -7,7 +7,8 @@ import { createRoomList } from './room-list.js';
 import { createChatView } from './chat.js';
 import { createMembersPanel } from './members.js';
 import { createWelcome } from './welcome.js';
-import { createCallArea, createCallPanel } from './call.js';
+import { createCallArea } from './call.js';
+import { createCallPanel } from './call-participants.js';
 
 const STATE_LABEL = { online: 'Connected', connecting: 'Connecting…', offline: 'Offline', idle: 'Connecting…', stopped: 'Signed out' };
 
