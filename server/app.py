@@ -8,7 +8,12 @@ import tornado.web
 from server.deps import Deps
 from server.accounts import handlers as accounts
 from server.files import handlers as files
-from server.handlers import calls, health, recordings, rooms, ws
+from server.calls import handlers as calls
+from server.chat import handlers as chat
+from server.handlers import health
+from server.realtime.connection import ChatSocket
+from server.recordings import handlers as recordings
+from server.rooms import handlers as rooms
 from server.handlers.base import NotFoundHandler
 
 ID = r"([^/]+)"
@@ -49,7 +54,7 @@ def make_app(deps: Deps) -> tornado.web.Application:
     routes = [
         (r"/healthz", health.HealthHandler, d),
         (r"/metrics", health.MetricsHandler, d),
-        (r"/ws", ws.ChatSocket, d),
+        (r"/ws", ChatSocket, d),
         (r"/api/auth/register", accounts.RegisterHandler, d),
         (r"/api/auth/login", accounts.LoginHandler, d),
         (r"/api/me", accounts.MeHandler, d),
@@ -58,10 +63,10 @@ def make_app(deps: Deps) -> tornado.web.Application:
         (rf"/api/rooms/{ID}", rooms.RoomHandler, d),
         (rf"/api/rooms/{ID}/members", rooms.MembersHandler, d),
         (rf"/api/rooms/{ID}/members/{ID}", rooms.MemberHandler, d),
-        (rf"/api/rooms/{ID}/messages", rooms.MessagesHandler, d),
-        (rf"/api/rooms/{ID}/messages/search", rooms.SearchHandler, d),
-        (rf"/api/rooms/{ID}/statistics", rooms.StatisticsHandler, d),
-        (rf"/api/messages/{ID}", rooms.MessageHandler, d),
+        (rf"/api/rooms/{ID}/messages", chat.MessagesHandler, d),
+        (rf"/api/rooms/{ID}/messages/search", chat.SearchHandler, d),
+        (rf"/api/rooms/{ID}/statistics", chat.StatisticsHandler, d),
+        (rf"/api/messages/{ID}", chat.MessageHandler, d),
         (rf"/api/rooms/{ID}/sessions", calls.RoomSessionsHandler, d),
         (rf"/api/sessions/{ID}/attendance", calls.AttendanceHandler, d),
         (r"/api/ice-servers", calls.IceServersHandler, d),

@@ -10,6 +10,7 @@ import json
 import os
 import secrets
 from dataclasses import dataclass, field
+from urllib.parse import urlparse
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
@@ -137,6 +138,13 @@ class Config:
     recording_start_timeout_s: float = 30.0
     recording_worker_grace_s: float = 30.0
     recording_max_asset_bytes: int = 8000 * MB
+
+    def origin_allowed(self, origin: str, host: str) -> bool:
+        """A browser origin may call the API and open /ws: the same host, or listed in
+        ALLOWED_ORIGINS (``*`` allows any)."""
+        if origin in self.allowed_origins or "*" in self.allowed_origins:
+            return True
+        return urlparse(origin).netloc.lower() == host.lower()
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,22 +1,40 @@
-"""The objects every handler needs, built once per process (or per test)."""
+"""Every long-lived object of a web process, built once (per process, or per test) in
+dependency order — kernel ← db ← realtime ← rooms ← {chat, calls, files, accounts} ← recordings
+— with the hooks, ops and notice handlers each feature registers. Nothing is wired later:
+``start`` only starts what needs the running loop, ``close`` stops it.
+"""
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from server.accounts.service import Accounts
-from server.calls import Calls
-from server.chat import Chat
+from server.calls import notices as call_notices
+from server.calls import ops as call_ops
+from server.calls.attendance import Attendance
+from server.calls.controls import Controls
+from server.calls.sessions import Calls
+from server.calls.signaling import Signaling
+from server.chat import ops as chat_ops
+from server.chat.messages import Messages
+from server.chat.presence import Presence
+from server.chat.search import Search
 from server.config import Config
 from server.db.engine import Database
 from server.files.service import Files
-from server.realtime.heartbeat import Heartbeat
-from server.realtime.ratelimit import RateLimiter
 from server.kernel.signing_keys import SigningKeys
+from server.metrics import Metrics
+from server.realtime.dispatch import Dispatcher
+from server.realtime.heartbeat import Heartbeat
+from server.realtime.notices import NoticeRouter
+from server.realtime.ratelimit import RateLimiter
 from server.realtime.registry import Registry
-from server.recordings import Recordings
-from server.storage import Storage, storage_from_url
+from server.realtime.turn_budget import TurnBudget
+from server.recordings import ops as recording_ops
+from server.recordings.assets import Assets
+from server.recordings.lifecycle import Recordings
+from server.rooms.service import Rooms
+from server.storage import storage_from_url
 from server.storage.s3 import S3Options
 
 
@@ -26,102 +44,110 @@ def s3_options(config: Config) -> S3Options:
                      addressing_style=config.s3_addressing_style)
 
 
-@dataclass
 class Deps:
-    config: Config
-    db: Database
-    registry: Registry
-    chat: Chat
-    limiter: RateLimiter
-    signal_limiter: RateLimiter
-    calls: Calls
-    recordings: Recordings = None  # type: ignore[assignment]
-    storage: Storage = None  # type: ignore[assignment]
-    signing: SigningKeys = None  # type: ignore[assignment]
-    heartbeat: Heartbeat = None  # type: ignore[assignment]
-    accounts: Accounts = None  # type: ignore[assignment]
-    files: Files = None  # type: ignore[assignment]
-    shutting_down: bool = False
-    sockets: set = field(default_factory=set)  # every open /ws socket, authenticated or not
-    stats: dict = field(default_factory=lambda: {"dropped": 0, "overflows": 0, "rate_limited": 0})
-
-    def __post_init__(self) -> None:
-        from server.metrics import Metrics
-        from server.realtime.turn_budget import TurnBudget
-
-        self.metrics = Metrics(self)
+    def __init__(self, config: Config):
+        self.config = config
+        self.shutting_down = False
+        self.sockets: set = set()  # every open /ws socket, authenticated or not
+        self.stats = {"dropped": 0, "overflows": 0, "rate_limited": 0}
+        self.db = Database(config.database_url)
+        storage_url = config.storage_url or f"file://{(Path(config.data_dir) / 'files').resolve().as_posix()}"
+        self.storage = storage_from_url(storage_url, Path.cwd(), s3_options(config))
+        # load_config always supplies keys; a bare Config (tests) gets one random key.
+        self.signing = SigningKeys(config.signing_keys or [("ephemeral", secrets.token_bytes(32))])
         self.transfer_budget = TurnBudget()
-        if self.recordings is None:
-            self.recordings = Recordings(self.db, self.registry, self.chat, self.calls, self.config)
-        if self.heartbeat is None:
-            self.heartbeat = Heartbeat(lambda: self.sockets, self.config.heartbeat_s,
-                                       self.config.heartbeat_timeout_s)
 
-    async def start(self) -> None:
-        """Start what needs the running loop: the Redis bus when ``REDIS_URL`` is set."""
+        # realtime: the registry, and with REDIS_URL the bus and the shared directories
+        self.registry = Registry()
+        self.router = NoticeRouter()
+        self.dispatcher = Dispatcher(RateLimiter(config.rate_per_s, config.rate_burst),
+                                     RateLimiter(config.signal_rate_per_s, config.signal_burst),
+                                     config.rate_abuse_limit, self.stats)
+        self.heartbeat = Heartbeat(lambda: self.sockets, config.heartbeat_s, config.heartbeat_timeout_s)
+        self.rooms = Rooms(self.db, self.registry)
+        self.messages = Messages(self.db, self.registry, config.max_content_bytes)
+        self.search = Search(self.db)
+        self.bus = presence_store = call_directory = worker_directory = None
+        if config.redis_url:
+            self.bus, presence_store, call_directory, worker_directory = self._redis_parts()
+
+        # features
+        self.accounts = Accounts(config, self.db)
+        self.presence = Presence(self.db, self.registry, presence_store)
+        self.calls = Calls(self.db, self.registry, self.rooms, config, call_directory)
+        self.signaling = Signaling(self.calls)
+        self.controls = Controls(self.calls)
+        self.attendance = Attendance(self.db)
+        self.files = Files(config, self.db, self.storage, self.signing, self.rooms.role)
+        self.recordings = Recordings(self.db, self.registry, self.calls, config, worker_directory)
+        self.assets = Assets(self)
+        self.metrics = Metrics(self)
+        self._register()
+
+    def _redis_parts(self):
+        from server.realtime.bus import RedisBus
+        from server.realtime.call_directory import CallDirectory
+        from server.realtime.change_order import ChangeOrder
+        from server.realtime.presence import RedisPresence
+        from server.realtime.room_order import RoomOrder
+        from server.realtime.worker_directory import WorkerDirectory
+
         cfg = self.config
-        if cfg.redis_url and self.registry.bus is None:
-            from server.realtime.bus import RedisBus
-            from server.realtime.change_order import ChangeOrder
-            from server.realtime.notices import MemberRemoved, NoticeRouter, WorkerNotice
-            from server.realtime.room_order import RoomOrder
+        order = RoomOrder(self.messages.frames_after, self.registry.local_room)
+        changes = ChangeOrder(self.messages.change_frames_after, self.registry.local_room)
+        bus = RedisBus(cfg.redis_url, self.registry, order, channel=f"{cfg.redis_prefix}:events",
+                       router=self.router, verify_tls=cfg.redis_verify_tls,
+                       max_connections=cfg.redis_max_connections)
+        self.registry.connect_bus(bus, order, changes)
+        calls = CallDirectory(bus.redis, cfg.redis_prefix, bus.origin)
+        return (bus, RedisPresence(bus.redis, cfg.redis_prefix, self.registry, bus.origin), calls,
+                WorkerDirectory(bus.redis, cfg.redis_prefix, bus.origin, calls))
 
-            order = RoomOrder(self.chat.frames_after, self.registry.local_room)
-            self.registry.changes = ChangeOrder(self.chat.change_frames_after, self.registry.local_room)
-
-            router = NoticeRouter()
-
-            def member_removed(n: MemberRemoved, frame: bytes) -> None:  # through another process
-                self.chat.unsubscribe_user(n.room, n.user)
-                self.calls.spawn(self.calls.member_removed(n.room, n.user))
-
-            router.on(MemberRemoved, member_removed)
-            self.calls.register_notices(router)
-            router.on(WorkerNotice, self.recordings.on_worker_notice)
-            bus = RedisBus(cfg.redis_url, self.registry, order, channel=f"{cfg.redis_prefix}:events",
-                           router=router, verify_tls=cfg.redis_verify_tls,
-                           max_connections=cfg.redis_max_connections)
-            self.registry.bus, self.registry.order = bus, order
-            await bus.start()
-            from server.realtime.presence import RedisPresence
-
-            self.chat.presence = RedisPresence(bus._redis, cfg.redis_prefix, self.registry, bus.origin)
-            self.chat.presence.start()
-            from server.realtime.call_directory import CallDirectory
-
-            self.calls.directory = CallDirectory(bus._redis, cfg.redis_prefix, bus.origin)
-            await self.calls.directory.start()
-            from server.realtime.worker_directory import WorkerDirectory
-
-            self.recordings.directory = WorkerDirectory(bus._redis, cfg.redis_prefix, bus.origin,
-                                                        self.calls.directory)
-            self.recordings.start_sweeping()
-
-    async def close(self) -> None:
-        if self.chat.presence is not None:
-            await self.chat.presence.close()
-        if self.calls.directory is not None:
-            await self.calls.directory.close()
-        if self.registry.bus is not None:
-            await self.registry.bus.close()
-        self.heartbeat.stop()
-        self.recordings.close()
-        await self.calls.close()
-        await self.chat.writer.close()
-        await self.db.close()
-        await self.storage.close()
+    def _register(self) -> None:
+        """The hooks, ops and notice handlers features register (the only wiring there is)."""
+        d = self.dispatcher
+        chat_ops.register(d, self.messages, self.presence, self.config.max_content_bytes)
+        call_ops.register(d, self.calls, self.signaling, self.controls)
+        recording_ops.register(d, self.recordings)
+        d.on_authenticated(self.presence.socket_authenticated)
+        d.on_closed(self.calls.socket_closed)
+        d.on_closed(self.recordings.socket_closed)
+        d.on_closed(self.presence.socket_closed)
+        self.presence.on_join(self.calls.live_in_room)
+        # A removed member leaves the room's call, and their sockets stop receiving the room.
+        self.rooms.on_member_removed(self.calls.member_removed)
+        self.rooms.on_member_removed(self.presence.member_removed)
+        self.recordings.hook_into(self.calls)
+        if self.bus is not None:
+            self.rooms.register_notices(self.router, self.calls.spawn)
+            call_notices.register(self.router, self.calls, self.controls)
+            self.recordings.pool.register_notices(self.router)
 
     @classmethod
     def build(cls, config: Config) -> "Deps":
-        db = Database(config.database_url)
-        registry = Registry()
-        chat = Chat(db, registry, config)
-        storage_url = config.storage_url or f"file://{(Path(config.data_dir) / 'files').resolve().as_posix()}"
-        # load_config always supplies keys; a bare Config (tests) gets one random key.
-        signing = SigningKeys(config.signing_keys or [("ephemeral", secrets.token_bytes(32))])
-        storage = storage_from_url(storage_url, Path.cwd(), s3_options(config))
-        return cls(config=config, db=db, registry=registry, chat=chat, storage=storage, signing=signing,
-                   limiter=RateLimiter(config.rate_per_s, config.rate_burst),
-                   signal_limiter=RateLimiter(config.signal_rate_per_s, config.signal_burst),
-                   calls=Calls(db, registry, chat, config), accounts=Accounts(config, db),
-                   files=Files(config, db, storage, signing, chat.room_role))
+        return cls(config)
+
+    async def start(self) -> None:
+        """Start what needs the running loop: with ``REDIS_URL`` the bus, presence refresh, the
+        call directory and the sweep of unfinished recordings."""
+        if self.bus is None or self.bus.started:
+            return
+        await self.bus.start()
+        self.presence.store.start()
+        await self.calls.directory.start()
+        self.recordings.start_sweeping()
+
+    async def close(self) -> None:
+        if self.presence.store is not None:
+            await self.presence.store.close()
+        if self.calls.directory is not None:
+            await self.calls.directory.close()
+        if self.bus is not None:
+            await self.bus.close()
+        self.heartbeat.stop()
+        self.recordings.close()
+        await self.calls.close()
+        await self.presence.close()
+        await self.messages.writer.close()
+        await self.db.close()
+        await self.storage.close()

@@ -33,7 +33,7 @@ class _Live:
                 value=len(d.registry.by_user))
         yield g("podium_rooms_active", "Rooms with at least one subscribed socket", value=len(d.registry.by_room))
         yield c("podium_messages_stored", "Chat messages stored (sends that created a message)",
-                value=d.chat.writer.stored)
+                value=d.messages.writer.stored)
         yield c("podium_deliveries", "Frames written to sockets by fan-out", value=d.registry.deliveries)
         yield c("podium_frames_dropped", "Droppable frames (typing, presence) dropped for slow readers",
                 value=d.stats["dropped"])

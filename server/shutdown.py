@@ -9,10 +9,10 @@ import time
 from tornado.httpserver import HTTPServer
 
 from server.deps import Deps
+from server.realtime.close_codes import CLOSE_GOING_AWAY
 
 log = logging.getLogger("podium.shutdown")
 
-CLOSE_GOING_AWAY = 1001
 BUSY_GRACE_S = 2.0  # how long past the spread a close still waits for a frame being handled
 
 

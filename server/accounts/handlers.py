@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from server.accounts.wire import parse_login, parse_registration, session_wire
-from server.codec import user_wire
+from server.kernel.wire import user_wire
 from server.handlers.base import BaseHandler
 from server.kernel.errors import Forbidden
 

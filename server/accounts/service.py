@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from server.accounts.passwords import hash_password, verify_password
 from server.accounts.tokens import WORKER_USER_ID, issue_token, verify_token
 from server.accounts.wire import Credentials, Registration
-from server.codec import user_wire
+from server.kernel.wire import user_wire
 from server.config import Config
 from server.db import users as uq
 from server.db.engine import Database

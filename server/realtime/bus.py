@@ -53,15 +53,12 @@ class RedisBus:
         self._lost_rooms: set[int] = set()  # rooms whose notices could not be published
         self._pub_delay = BACKOFF_MIN_S
         self._tasks: list[asyncio.Task] = []
-        self._redis: Any = None
+        self.started = False
         self._canary_seen = time.monotonic()
         self._resubscribe = asyncio.Event()
         self._closing = False
         self.connected = asyncio.Event()
         self.stats = {"published": 0, "received": 0, "dropped": 0, "reconnects": 0, "canary_misses": 0}
-
-    # -- lifecycle ---------------------------------------------------------------------------
-    async def start(self) -> None:
         import redis.asyncio as aioredis
 
         kw: dict = {}
@@ -70,11 +67,15 @@ class RedisBus:
         # A bounded pool whose callers wait for a free connection (up to 5 s) instead of failing
         # with "Too many connections" when a thousand sockets close at once (presence updates).
         # One connection is held by the subscription; every other use returns it at once.
-        pool = aioredis.BlockingConnectionPool.from_url(
+        # Nothing connects before the first command.
+        self._pool = aioredis.BlockingConnectionPool.from_url(
             self.url, max_connections=self.max_connections, timeout=5, socket_connect_timeout=2,
             socket_timeout=5, socket_keepalive=True, health_check_interval=10, **kw)
-        self._redis = aioredis.Redis(connection_pool=pool)
-        self._pool = pool
+        self.redis: Any = aioredis.Redis(connection_pool=self._pool)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.started = True
         self._tasks = [asyncio.ensure_future(self._publisher()), asyncio.ensure_future(self._subscriber()),
                        asyncio.ensure_future(self._canary())]
 
@@ -86,12 +87,11 @@ class RedisBus:
             t.cancel()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=3)
-        if self._redis is not None:
-            try:
-                await asyncio.wait_for(self._redis.aclose(), 3)
-                await asyncio.wait_for(self._pool.disconnect(), 3)
-            except Exception as e:  # closing anyway: a dead Redis must not hold up shutdown
-                log.debug("closing the Redis connections: %r", e)
+        try:
+            await asyncio.wait_for(self.redis.aclose(), 3)
+            await asyncio.wait_for(self._pool.disconnect(), 3)
+        except Exception as e:  # closing anyway: a dead Redis must not hold up shutdown
+            log.debug("closing the Redis connections: %r", e)
 
     # -- publishing --------------------------------------------------------------------------
     def publish(self, notice: Notice, frame: bytes = b"") -> None:
@@ -123,7 +123,7 @@ class RedisBus:
                 batch.insert(0, (notices.encode(RoomsGap(lost, self.origin)), None, lost))
                 self._lost_rooms.clear()
             try:
-                async with self._redis.pipeline(transaction=False) as pipe:
+                async with self.redis.pipeline(transaction=False) as pipe:
                     for data, _, _ in batch:
                         pipe.publish(self.channel, data)
                     await pipe.execute()
@@ -152,7 +152,7 @@ class RedisBus:
         delay = BACKOFF_MIN_S
         first = True
         while not self._closing:
-            pubsub = self._redis.pubsub()
+            pubsub = self.redis.pubsub()
             try:
                 await pubsub.subscribe(self.channel)
                 self._canary_seen = time.monotonic()
@@ -227,7 +227,7 @@ class RedisBus:
             if not self.connected.is_set():
                 continue
             try:
-                await self._redis.publish(self.channel, notices.encode(Canary(self.origin)))
+                await self.redis.publish(self.channel, notices.encode(Canary(self.origin)))
             except Exception as e:  # a canary that cannot be sent comes back late: that is the alarm
                 log.debug("publishing the canary failed: %r", e)
             if time.monotonic() - self._canary_seen > CANARY_TIMEOUT_S:

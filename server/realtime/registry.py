@@ -22,11 +22,10 @@ class Connection(Protocol):
 
 class Registry:
     def __init__(self) -> None:
-        # With REDIS_URL (docs/SCALING.md): the bus publishes what is delivered here to the
-        # other processes, and ``order`` sequences message.new deliveries by seq.
+        # With REDIS_URL (docs/SCALING.md), set once by ``connect_bus`` when deps builds the app.
         self.bus = None
         self.order = None
-        self.changes = None  # server.realtime.change_order.ChangeOrder: edits, deletions, reactions
+        self.changes = None
         self.deliveries = 0  # frames written by fan-out (GET /metrics)
         self.connections: dict[str, Connection] = {}
         self.by_user: dict[int, set[Connection]] = {}
@@ -34,6 +33,12 @@ class Registry:
         # room → user id → number of that user's sockets subscribed (presence in O(1)).
         self.room_users: dict[int, dict[int, int]] = {}
         self.status: dict[int, str] = {}
+
+    def connect_bus(self, bus, order, changes) -> None:
+        """With REDIS_URL: ``bus`` publishes what is delivered here to the other processes,
+        ``order`` (RoomOrder) sequences message.new deliveries by seq, ``changes``
+        (ChangeOrder) edits, deletions and reactions by change number."""
+        self.bus, self.order, self.changes = bus, order, changes
 
     # -- connections ---------------------------------------------------------------------
     def add(self, conn: Connection) -> bool:

@@ -1,8 +1,8 @@
 """Sessions, attendance and ICE servers over REST (PROTOCOL §3)."""
 from __future__ import annotations
 
+from server.calls.ice import ice_servers
 from server.handlers.base import BaseHandler
-from server.ice import ice_servers
 
 
 class RoomSessionsHandler(BaseHandler):
@@ -17,12 +17,12 @@ class AttendanceHandler(BaseHandler):
         actor = await self.authenticate()
         sid = self.path_id(session_id)
         if self.get_query_argument("format", "json") == "csv":
-            body = await self.deps.calls.attendance_csv(actor, sid)
+            body = await self.deps.attendance.attendance_csv(actor, sid)
             self.set_header("Content-Type", "text/csv; charset=utf-8")
             self.set_header("Content-Disposition", f'attachment; filename="attendance-session-{sid}.csv"')
             self.finish(body)
             return
-        self.send_json(await self.deps.calls.attendance(actor, sid))
+        self.send_json(await self.deps.attendance.attendance(actor, sid))
 
 
 class IceServersHandler(BaseHandler):

@@ -1,12 +1,11 @@
-"""Wire shapes (PROTOCOL.md) of rows every feature shows: users, rooms, members, messages."""
+"""Wire shapes of rooms, their members and their messages (PROTOCOL §2.1, §3), and the
+parsing of room requests."""
 from __future__ import annotations
 
+from server.kernel.actor import parse_id
 from server.kernel.clock import iso
-
-
-def user_wire(user) -> dict:
-    return {"id": str(user.id), "username": user.username, "display_name": user.display_name,
-            "role": user.role}
+from server.kernel.errors import BadRequest
+from server.kernel.wire import user_wire
 
 
 def room_wire(room, my_role: str | None = None, my_read_seq: int = 0, members_count: int | None = None) -> dict:
@@ -37,3 +36,19 @@ def message_wire(msg, sender_name: str | None, reactions: dict[str, list[str]] |
         "deleted_at": iso(msg.deleted_at),
         "reactions": reactions or {},
     }
+
+
+def id_list(value, what: str) -> list[int]:
+    """An optional JSON list of id strings (at most 1,000)."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > 1000:
+        raise BadRequest(f"{what} must be a list")
+    return [parse_id(v, what) for v in value]
+
+
+def username_list(value) -> list[str]:
+    names = value or []
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise BadRequest("member_usernames must be a list of strings")
+    return names

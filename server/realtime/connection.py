@@ -1,4 +1,6 @@
-"""``GET /ws``: one socket per browser tab (PROTOCOL §2).
+"""``GET /ws``: the socket transport, one per browser tab (PROTOCOL §2) — handshake and
+authentication, heartbeat, the bounded outgoing buffer and pipelined answers. What a frame
+means is the dispatcher's business (realtime.dispatch) and the features' ops.
 
 Frames from one socket are handled in order (Tornado awaits ``on_message`` before reading the
 next frame). Everything this socket sends goes through ``send_frame``, which bounds the
@@ -13,62 +15,42 @@ import logging
 import secrets
 import socket
 import time
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import tornado.httputil
 import tornado.websocket
 from tornado.iostream import SSLIOStream, StreamClosedError
 
+from server.kernel.actor import Actor
 from server.kernel.clock import iso, utcnow
-from server.kernel.jsonbody import decode_json_object
-from server.calls import session_wire
-from server.kernel.actor import Actor, parse_id
-from server.deps import Deps
-from server.kernel.errors import BadRequest, PodiumError, RateLimited, Unauthorized
-from server.handlers.base import origin_allowed
+from server.kernel.errors import BadRequest, PodiumError, Unauthorized
 from server.kernel.frames import event_frame
+from server.kernel.jsonbody import decode_json_object
+from server.realtime.close_codes import CLOSE_NORMAL, CLOSE_SLOW_CONSUMER, CLOSE_UNAUTHORIZED
+from server.realtime.tornado_stream import pending_write_bytes
 
 log = logging.getLogger("podium.ws")
 
 _NO_HEADERS = tornado.httputil.HTTPHeaders()
 _NO_ARGS: dict = {}
 
-CLOSE_GOING_AWAY = 1001
-CLOSE_UNAUTHORIZED = 4401
-CLOSE_SLOW_CONSUMER = 4008
-CLOSE_RATE_LIMITED = 4429
-
-SIGNALS = frozenset(("rtc.offer", "rtc.answer", "rtc.ice"))
-
 # Sends one socket may have queued but not yet stored; past this the socket stops reading
 # frames until the oldest is stored (back-pressure instead of an unbounded queue).
 MAX_PIPELINED_SENDS = 64
-
-Op = Callable[["ChatSocket", dict], Awaitable[Any]]
-OPS: dict[str, Op] = {}
-
-
-def op(name: str) -> Callable[[Op], Op]:
-    def register(fn: Op) -> Op:
-        OPS[name] = fn
-        return fn
-    return register
 
 
 class ChatSocket(tornado.websocket.WebSocketHandler):
     """An authenticated client socket; implements the registry's Connection protocol."""
 
-    def initialize(self, deps: Deps) -> None:
+    def initialize(self, deps) -> None:
         self.deps = deps
         self.connection_id = secrets.token_hex(8)
         self.actor: Actor | None = None
         self.user_id = 0
         self.rooms: set[int] = set()
-        self.sessions: set[int] = set()  # live call sessions this socket is a participant of
-        self.worker = None  # set by worker.register (server.recordings.Worker)
         self.busy = 0
         self._auth_timer: asyncio.TimerHandle | None = None
-        self._limited_in_a_row = 0
+        self.limited_in_a_row = 0  # frames refused by the rate limit in a row (dispatcher)
         self.pipelined: list[asyncio.Future] = []
         self._direct = False
         self._ping_at = 0.0
@@ -89,7 +71,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
 
     # -- handshake -------------------------------------------------------------------------
     def check_origin(self, origin: str) -> bool:
-        return origin_allowed(self.deps, origin, self.request.host)
+        return self.deps.config.origin_allowed(origin, self.request.host)
 
     def get_compression_options(self) -> None:
         return None  # frames are encoded once and shared by every recipient
@@ -137,15 +119,14 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
             return
         self.actor = actor
         self.user_id = actor.id
-        if self.deps.registry.add(self) and self.deps.chat.presence is not None:
-            self.deps.calls.spawn(self.deps.chat.presence.user_here(self.user_id))
+        self.deps.dispatcher.authenticated(self, self.deps.registry.add(self))
         self.log.info("connected (%s, role %s)", user["username"], actor.role)
         hello = {"type": "hello", "user": user,
                  "connection_id": self.connection_id, "server_time": iso(utcnow()),
                  "heartbeat_s": self.deps.config.heartbeat_s}
         self.send_frame(event_frame(hello))
         if req_id is not None:
-            self._reply(req_id, {"user": hello["user"], "connection_id": self.connection_id})
+            self.reply(req_id, {"user": hello["user"], "connection_id": self.connection_id})
 
     # -- inbound ---------------------------------------------------------------------------
     # -- heartbeat (server/realtime/heartbeat.py) -------------------------------------------
@@ -160,14 +141,14 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         if self._ping_at > self._seen_at:
             if now - self._ping_at >= timeout:
                 self.log.info("closing: no answer to a ping for %.1f s", now - self._ping_at)
-                self.close(1000, "ping timed out")
+                self.close(CLOSE_NORMAL, "ping timed out")
             return
         if now - max(self._ping_at, self._seen_at) >= interval:
             self._ping_at = now
             try:
                 self.ping()
             except tornado.websocket.WebSocketClosedError:
-                pass
+                pass  # closing already: on_close does the clean-up
 
     async def on_message(self, raw: str | bytes) -> None:
         self._seen_at = time.monotonic()
@@ -188,33 +169,21 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
                     await self._authenticate(msg.get("token"), req_id)
                     return
                 raise Unauthorized("authenticate first: send {\"type\":\"auth\",\"token\":...}")
-            limiter = self.deps.signal_limiter if kind in SIGNALS else self.deps.limiter
-            if not limiter.allow(self.user_id):
-                self._limited_in_a_row += 1
-                self.deps.stats["rate_limited"] += 1
-                if self._limited_in_a_row > self.deps.config.rate_abuse_limit:
-                    self.log.warning("closing: sustained rate-limit abuse")
-                    self.close(CLOSE_RATE_LIMITED, "rate limit exceeded")
-                    return
-                raise RateLimited("slow down: too many frames")
-            self._limited_in_a_row = 0
-            handler = OPS.get(kind)
-            if handler is None:
-                raise BadRequest(f"unknown type {kind!r}")
-            data = await handler(self, msg)
-            if req_id is not None and data is not PIPELINED:
-                self._reply(req_id, data if data is not None else {})
+            if kind == "auth":
+                raise BadRequest("already authenticated")
+            await self.deps.dispatcher.handle(self, kind, msg, req_id)
         except PodiumError as e:
-            self._error(req_id, e.code, e.reason)
+            self.error(req_id, e.code, e.reason)
         except Exception:  # a bug must not kill the socket; it is logged with the traceback
             self.log.exception("internal error handling a frame")
-            self._error(req_id, "internal", "internal server error")
+            self.error(req_id, "internal", "internal server error")
         finally:
             self.busy -= 1
 
-    async def pipeline(self, fut: asyncio.Future, req_id: str | None) -> None:
-        """Answer ``fut`` (a queued send) when it completes, without holding up the next frame.
-        Ordering holds: sends are queued in frame order and stored in queue order."""
+    async def pipeline(self, fut: asyncio.Future, req_id: str | None, answer) -> None:
+        """Answer ``fut`` (a queued send) with ``answer(result)`` when it completes, without
+        holding up the next frame. Ordering holds: sends are queued in frame order and stored
+        in queue order."""
         self.busy += 1
         self.pipelined.append(fut)
 
@@ -226,12 +195,12 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
             err = f.exception()
             if err is None:
                 if req_id is not None:
-                    self._reply(req_id, {"message": f.result()[0]})
+                    self.reply(req_id, answer(f.result()))
             elif isinstance(err, PodiumError):
-                self._error(req_id, err.code, err.reason)
+                self.error(req_id, err.code, err.reason)
             else:
                 self.log.error("message store failed: %r", err)
-                self._error(req_id, "internal", "internal server error")
+                self.error(req_id, "internal", "internal server error")
 
         fut.add_done_callback(done)
         if len(self.pipelined) > MAX_PIPELINED_SENDS:
@@ -256,8 +225,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         if conn is None or conn.is_closing():
             return
         stream = conn.stream  # type: ignore[attr-defined]
-        # Bytes accepted by the stream but not yet written to the kernel.
-        pending = stream._total_write_index - stream._total_write_done_index
+        pending = pending_write_bytes(stream)
         cfg = self.deps.config
         if droppable and pending > cfg.outgoing_soft_bytes:
             self.deps.stats["dropped"] += 1
@@ -284,14 +252,19 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         except StreamClosedError:
             pass  # the peer is gone; on_close does the clean-up
 
-    def _reply(self, req_id: str, data: dict) -> None:
+    def reply(self, req_id: str, data: dict) -> None:
         self.send_frame(event_frame({"type": "ack", "id": req_id, "data": data}))
 
-    def _error(self, req_id: str | None, code: str, reason: str) -> None:
+    def error(self, req_id: str | None, code: str, reason: str) -> None:
         err = {"type": "error", "code": code, "reason": reason}
         if req_id is not None:
             err["id"] = req_id
         self.send_frame(event_frame(err))
+
+    def is_open(self) -> bool:
+        """Whether frames can still be sent (the socket is neither closed nor closing)."""
+        conn = self.ws_connection
+        return conn is not None and not conn.is_closing()
 
     # -- close -----------------------------------------------------------------------------
     def on_close(self) -> None:
@@ -300,17 +273,8 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
             self._auth_timer.cancel()
         if self.actor is None:
             return
-        if self.sessions:
-            self.deps.calls.spawn(self.deps.calls.socket_closed(self))
-        if self.worker is not None:
-            self.deps.calls.spawn(self.deps.recordings.worker_gone(self))
         left, gone = self.deps.registry.remove(self)
-        self.deps.chat.user_gone(self.actor, left)
-        if gone:
-            if self.deps.chat.presence is not None:
-                self.deps.calls.spawn(self.deps.chat.presence.user_gone(self.user_id))
-            self.deps.limiter.forget(self.user_id)
-            self.deps.signal_limiter.forget(self.user_id)
+        self.deps.dispatcher.closed(self, left, gone)
         self.log.info("disconnected (code %s)", self.close_code)
 
 
@@ -331,172 +295,3 @@ def _readable_id(raw: str | bytes) -> str | None:
     except UnicodeEncodeError:
         return None
     return rid
-
-
-# -- operations (PROTOCOL §2.1) ---------------------------------------------------------------
-def _room(msg: dict) -> int:
-    return parse_id(msg.get("room"), "room")
-
-
-@op("auth")
-async def _auth_again(sock: ChatSocket, msg: dict) -> dict:
-    raise BadRequest("already authenticated")
-
-
-@op("room.join")
-async def _join(sock: ChatSocket, msg: dict) -> dict:
-    room_id = _room(msg)
-    data = await sock.deps.chat.join(sock, sock.actor, room_id)
-    # The room's live call, so a client shows "Join call" without another request.
-    live = next((lv for lv in sock.deps.calls.live.values() if lv.room_id == room_id), None)
-    data["live_session"] = session_wire(live.row) if live else None
-    return data
-
-
-@op("room.leave")
-async def _leave(sock: ChatSocket, msg: dict) -> dict:
-    sock.deps.chat.leave(sock, sock.actor, _room(msg))
-    return {}
-
-
-@op("room.sync")
-async def _sync(sock: ChatSocket, msg: dict) -> dict:
-    return await sock.deps.chat.sync(sock.actor, _room(msg), msg.get("since"), msg.get("limit"))
-
-
-PIPELINED = object()  # an op's answer is sent later, by ChatSocket.pipeline
-
-
-@op("room.changes")
-async def _changes(sock: ChatSocket, msg: dict) -> dict:
-    return await sock.deps.chat.changes(sock.actor, _room(msg), msg.get("since"), msg.get("upto"),
-                                        msg.get("limit"))
-
-
-@op("message.send")
-async def _send(sock: ChatSocket, msg: dict) -> object:
-    chat = sock.deps.chat
-    fut = chat.writer.enqueue(chat.prepare_send(sock.actor, _room(msg), msg))
-    await sock.pipeline(fut, msg.get("id"))
-    return PIPELINED
-
-
-@op("message.edit")
-async def _edit(sock: ChatSocket, msg: dict) -> dict:
-    return {"message": await sock.deps.chat.edit(sock.actor, parse_id(msg.get("message_id"), "message_id"),
-                                                 msg.get("content"))}
-
-
-@op("message.delete")
-async def _delete(sock: ChatSocket, msg: dict) -> dict:
-    return {"message": await sock.deps.chat.delete(sock.actor, parse_id(msg.get("message_id"), "message_id"))}
-
-
-@op("message.react")
-async def _react(sock: ChatSocket, msg: dict) -> dict:
-    return await sock.deps.chat.react(sock.actor, parse_id(msg.get("message_id"), "message_id"),
-                                      msg.get("emoji"), msg.get("on", True))
-
-
-@op("typing")
-async def _typing(sock: ChatSocket, msg: dict) -> None:
-    await sock.deps.chat.typing(sock.actor, _room(msg), msg.get("active", True))
-
-
-@op("read")
-async def _read(sock: ChatSocket, msg: dict) -> dict:
-    return await sock.deps.chat.read(sock.actor, _room(msg), msg.get("seq"))
-
-
-@op("presence.list")
-async def _presence_list(sock: ChatSocket, msg: dict) -> dict:
-    return await sock.deps.chat.presence_list(sock.actor, _room(msg))
-
-
-@op("presence.status")
-async def _presence_status(sock: ChatSocket, msg: dict) -> dict:
-    return await sock.deps.chat.presence_status(sock.actor, msg.get("status"))
-
-
-# -- live calls (PROTOCOL §2.2) ---------------------------------------------------------------
-def _session(msg: dict) -> int:
-    return parse_id(msg.get("session"), "session")
-
-
-@op("call.start")
-async def _call_start(sock: ChatSocket, msg: dict) -> dict:
-    return await sock.deps.calls.start(sock.actor, _room(msg))
-
-
-@op("call.join")
-async def _call_join(sock: ChatSocket, msg: dict) -> dict:
-    return await sock.deps.calls.join(sock, sock.actor, _session(msg), msg.get("media"))
-
-
-@op("call.leave")
-async def _call_leave(sock: ChatSocket, msg: dict) -> dict:
-    await sock.deps.calls.leave(sock, _session(msg))
-    return {}
-
-
-@op("call.end")
-async def _call_end(sock: ChatSocket, msg: dict) -> dict:
-    await sock.deps.calls.end(sock.actor, _session(msg))
-    return {}
-
-
-async def _relay(sock: ChatSocket, msg: dict) -> dict:
-    await sock.deps.calls.relay(sock, msg["type"], msg)
-    return {}
-
-
-for _kind in SIGNALS:
-    OPS[_kind] = _relay
-
-
-@op("call.media")
-async def _call_media(sock: ChatSocket, msg: dict) -> dict:
-    return await sock.deps.calls.media(sock, msg)
-
-
-@op("call.hand")
-async def _call_hand(sock: ChatSocket, msg: dict) -> dict:
-    return await sock.deps.calls.hand(sock, msg)
-
-
-@op("call.mute")
-async def _call_mute(sock: ChatSocket, msg: dict) -> dict:
-    await sock.deps.calls.mute(sock.actor, msg)
-    return {}
-
-
-@op("call.remove")
-async def _call_remove(sock: ChatSocket, msg: dict) -> dict:
-    await sock.deps.calls.remove(sock.actor, msg)
-    return {}
-
-
-# -- recordings and media workers (PROTOCOL §2.2–§2.3, docs/RECORDING.md) --------------------
-@op("recording.start")
-async def _recording_start(sock: ChatSocket, msg: dict) -> dict:
-    return await sock.deps.recordings.start(sock.actor, _session(msg))
-
-
-@op("recording.stop")
-async def _recording_stop(sock: ChatSocket, msg: dict) -> dict:
-    return await sock.deps.recordings.stop(sock.actor, _session(msg))
-
-
-@op("recording.mark")
-async def _recording_mark(sock: ChatSocket, msg: dict) -> dict:
-    return await sock.deps.recordings.mark(sock.actor, _session(msg), msg.get("label"))
-
-
-@op("worker.register")
-async def _worker_register(sock: ChatSocket, msg: dict) -> dict:
-    return await sock.deps.recordings.register(sock, sock.actor, msg)
-
-
-@op("worker.status")
-async def _worker_status(sock: ChatSocket, msg: dict) -> dict:
-    return await sock.deps.recordings.status(sock, msg)

@@ -1,4 +1,5 @@
-"""HTTP API for recordings (PROTOCOL §2.3, §3; docs/RECORDING.md)."""
+"""Recordings over HTTP (PROTOCOL §2.3, §3; docs/RECORDING.md): what members see, the
+timeline, and the worker's asset uploads and completion."""
 from __future__ import annotations
 
 import logging
@@ -8,7 +9,7 @@ import tornado.web
 from server.kernel.actor import parse_id
 from server.kernel.errors import BadRequest
 from server.handlers.base import BaseHandler, StreamedUploadHandler
-from server.recording_library import RecordingLibrary
+from server.recordings.library import RecordingLibrary
 
 log = logging.getLogger("podium.recordings")
 
@@ -47,14 +48,14 @@ class CompleteHandler(BaseHandler):
 
     async def post(self, recording_id: str) -> None:
         actor = await self.authenticate()
-        self.send_json(await library(self).complete(actor, parse_id(recording_id, "recording"),
-                                                    self.request.headers.get("X-Worker-Id"), self.json_body()))
+        ready = await self.deps.recordings.complete(actor, parse_id(recording_id, "recording"),
+                                                    self.request.headers.get("X-Worker-Id"), self.json_body())
+        self.send_json({"recording": await library(self).wire(ready, "instructor")})
 
 
 @tornado.web.stream_request_body
 class AssetHandler(StreamedUploadHandler):
     """``PUT /api/recordings/{id}/assets/{name}``: the raw bytes, streamed into storage."""
-
 
     async def prepare(self) -> None:
         super().prepare()
@@ -66,7 +67,7 @@ class AssetHandler(StreamedUploadHandler):
             raise BadRequest("bad Content-Length")
         rid, name = self.path_args
         self.request.connection.set_max_body_size(self.deps.config.recording_max_asset_bytes)
-        self.upload = await library(self).open_asset(actor, parse_id(rid, "recording"),
+        self.upload = await self.deps.assets.open_asset(actor, parse_id(rid, "recording"),
                                                      self.request.headers.get("X-Worker-Id"), name,
                                                      int(length) if length is not None else None)
 

@@ -1,0 +1,1 @@
+"""Live calls: sessions and participants, signaling relay, classroom controls, attendance."""

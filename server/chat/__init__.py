@@ -1,0 +1,1 @@
+"""Chat: messages (send, history, sync, edits, reactions, reads), presence and typing, search."""
