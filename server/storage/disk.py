@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import BinaryIO
 
-from . import CHUNK_BYTES, ChunkStream, InvalidRange, ObjectNotFound, Storage, StorageError, Writer, check_key
+from server.storage.base import CHUNK_BYTES, ChunkStream, InvalidRange, ObjectNotFound, Storage, StorageError, Writer, check_key
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from . import CHUNK_BYTES, ChunkStream, InvalidRange, ObjectNotFound, Storage, StorageError, Writer, check_key
+from server.storage.base import CHUNK_BYTES, ChunkStream, InvalidRange, ObjectNotFound, Storage, StorageError, Writer, check_key
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Tests of the shape of the code: layering, import cycles, private names."""
