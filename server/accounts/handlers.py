@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from server.accounts.wire import parse_login, parse_registration, session_wire
 from server.kernel.wire import user_wire
-from server.handlers.base import BaseHandler
+from server.http.base import BaseHandler
 from server.kernel.errors import Forbidden
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from server.calls.ice import ice_servers
-from server.handlers.base import BaseHandler
+from server.http.base import BaseHandler
 
 
 class RoomSessionsHandler(BaseHandler):

@@ -3,7 +3,7 @@ edit and delete."""
 from __future__ import annotations
 
 from server.chat.wire import MAX_SEQ, MAX_SYNC, parse_send
-from server.handlers.base import BaseHandler
+from server.http.base import BaseHandler
 
 
 class MessagesHandler(BaseHandler):

@@ -21,7 +21,7 @@ from server.files.wire import (
     parse_room,
     statistics_wire,
 )
-from server.handlers.base import BaseHandler, StreamedUploadHandler
+from server.http.base import BaseHandler, StreamedUploadHandler
 from server.kernel.errors import BadRequest, TooLarge
 from server.realtime.turn_budget import SLICE
 

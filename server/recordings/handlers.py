@@ -8,7 +8,7 @@ import tornado.web
 
 from server.kernel.actor import parse_id
 from server.kernel.errors import BadRequest
-from server.handlers.base import BaseHandler, StreamedUploadHandler
+from server.http.base import BaseHandler, StreamedUploadHandler
 from server.recordings.library import RecordingLibrary
 
 log = logging.getLogger("podium.recordings")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from server.kernel.actor import parse_id
 from server.kernel.errors import BadRequest
-from server.handlers.base import BaseHandler
+from server.http.base import BaseHandler
 from server.rooms.wire import id_list, username_list
 
 

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 
 from sqlalchemy import text
 
-from server.handlers.base import BaseHandler, log
+from server.http.base import BaseHandler, log
+from server.kernel.errors import Unauthorized
+from server.metrics import CONTENT_TYPE
 
 
 class HealthHandler(BaseHandler):
@@ -27,11 +30,6 @@ class MetricsHandler(BaseHandler):
     <METRICS_TOKEN>`` (compared in constant time)."""
 
     async def get(self) -> None:
-        import hmac
-
-        from server.kernel.errors import Unauthorized
-        from server.metrics import CONTENT_TYPE
-
         token = self.deps.config.metrics_token
         if token:
             given = self.request.headers.get("Authorization", "").removeprefix("Bearer ").strip()

@@ -1,0 +1,1 @@
+"""HTTP transport: the base handler every feature's handlers extend, health and metrics, the static web client."""
