@@ -77,7 +77,7 @@ class MessageWriter:
             try:
                 await t
             except asyncio.CancelledError:
-                pass
+                pass  # the cancellation asked for above
         self._tasks = []
 
     async def _run(self, queue: deque[SendRequest], wake: asyncio.Event) -> None:

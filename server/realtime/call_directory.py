@@ -42,8 +42,8 @@ class CallDirectory:
             await asyncio.wait([self._task], timeout=2)
         try:
             await asyncio.wait_for(self.redis.delete(self._alive_key(self.origin)), 2)
-        except Exception:
-            pass
+        except Exception as e:  # the key expires by itself within its TTL: stopping must not wait on Redis
+            log.debug("removing this process's alive key failed: %r", e)
 
     async def _alive_loop(self) -> None:
         while True:

@@ -80,7 +80,7 @@ class DiskWriter(Writer):
             try:
                 self._tmp.unlink()
             except FileNotFoundError:
-                pass
+                pass  # already gone: nothing left to discard
 
     async def abort(self) -> None:
         if self._state != "open":
