@@ -59,6 +59,8 @@ class _Live:
 
 
 class Metrics:
+    content_type = CONTENT_TYPE  # of what render() returns
+
     def __init__(self, deps):
         self.registry = CollectorRegistry(auto_describe=False)
         self.live = _Live(deps)

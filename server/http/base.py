@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import tornado.web
 
@@ -14,16 +14,15 @@ from server.kernel.actor import Actor, bounded_int, parse_id
 from server.kernel.errors import BadRequest, NotFound, PodiumError, Unauthorized
 from server.kernel.jsonbody import decode_json_object
 
-if TYPE_CHECKING:
-    from server.deps import Deps
-
 log = logging.getLogger("podium.http")
 
 
 class BaseHandler(tornado.web.RequestHandler):
-    deps: Deps
+    # ``deps`` is server/deps.py's Deps, the composition root above every layer (not imported
+    # here): config, db, accounts and the feature services a handler calls.
+    deps: Any
 
-    def initialize(self, deps: Deps) -> None:
+    def initialize(self, deps: Any) -> None:
         self.deps = deps
         self.actor: Actor | None = None
 

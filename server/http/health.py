@@ -8,7 +8,6 @@ from sqlalchemy import text
 
 from server.http.base import BaseHandler, log
 from server.kernel.errors import Unauthorized
-from server.metrics import CONTENT_TYPE
 
 
 class HealthHandler(BaseHandler):
@@ -36,5 +35,5 @@ class MetricsHandler(BaseHandler):
             if not hmac.compare_digest(given.encode(), token.encode()):
                 raise Unauthorized("metrics need the METRICS_TOKEN bearer token")
         body = await self.deps.metrics.render()
-        self.set_header("Content-Type", CONTENT_TYPE)
+        self.set_header("Content-Type", self.deps.metrics.content_type)
         self.finish(body)
