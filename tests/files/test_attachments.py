@@ -14,8 +14,7 @@ async def _room(server):
 
 
 async def test_attached_file_becomes_visible_to_the_room(server):
-    """A student's own upload sent as an image message is stored with its file_id, and the
-    other members can then see the file (before, only its owner could)."""
+    """An own upload sent as an image message is stored with its file_id and becomes visible to the room."""
     room, ana_tok, ben_tok = await _room(server)
     (f,) = await upload(server, ben_tok, [("diagram.png", PNG)])
     status, _ = await server.http("GET", f"/api/files/{f['id']}", ana_tok)
@@ -29,8 +28,7 @@ async def test_attached_file_becomes_visible_to_the_room(server):
 
 
 async def test_attachment_rules(server):
-    """Someone else's private file is refused, a document cannot be an image message, and an
-    unknown or deleted file is not found; nothing is stored for any of them."""
+    """Others' private files, documents as images and unknown or deleted files are refused; nothing is stored."""
     room, ana_tok, ben_tok = await _room(server)
     (private,) = await upload(server, ana_tok, [("secret.png", PNG)])
     (doc,) = await upload(server, ben_tok, [("notes.txt", TEXT)])

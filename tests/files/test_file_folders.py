@@ -6,7 +6,7 @@ from urllib.parse import quote
 
 from tests.s3server import storage_settings  # noqa: F401  (every test here runs on disk and on S3)
 from tests.files.test_files import PDF, PNG, config_overrides, fetch, link, stored_blobs, upload  # noqa: F401
-from tests.test_rest import assert_error
+from tests.api import assert_error
 
 
 async def _class(server):
@@ -19,8 +19,7 @@ async def _class(server):
 
 
 async def test_move_changes_folder_and_keeps_links(server):
-    """Moving a file changes only its folder: listings follow, its signed link keeps working; a
-    missing or traversal-shaped folder is a 400."""
+    """A move changes only the folder and keeps its signed link working; a missing or traversal folder is 400."""
     _, tok = await server.user("ana")
     [f] = await upload(server, tok, [("notes.txt", b"chapter one")], {"folder": "inbox"})
     url = await link(server, tok, f["id"])
@@ -38,8 +37,7 @@ async def test_move_changes_folder_and_keeps_links(server):
 
 
 async def test_move_permissions(server):
-    """In a room, a student may move only their own files; the room's instructor may move any;
-    an outsider does not see the file at all (404)."""
+    """In a room a student moves only their own files, the instructor any; an outsider gets 404."""
     room, ana_tok, ben_tok, carl_tok = await _class(server)
     [mine] = await upload(server, ana_tok, [("syllabus.pdf", PDF)], {"room": room["id"]})
     [hw] = await upload(server, ben_tok, [("hw.txt", b"answers")], {"room": room["id"]})
@@ -57,8 +55,7 @@ async def test_move_permissions(server):
 
 
 async def test_copy_is_an_independent_file(server):
-    """A copy gets its own id and blob with the same bytes and hash, owned by the copier;
-    deleting the original leaves the copy downloadable, and vice versa."""
+    """A copy has its own id and blob (same bytes and hash), owned by the copier; each survives the other's deletion."""
     _, tok = await server.user("ana")
     data = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(range(256)) * 4000
     [orig] = await upload(server, tok, [("lecture.mp4", data)], {"folder": "drafts"})
@@ -83,9 +80,7 @@ async def test_copy_is_an_independent_file(server):
 
 
 async def test_copy_between_rooms_needs_membership(server):
-    """An instructor shares personal lesson material into a room by copying it there (the room's
-    members then see it); copying into a room one does not belong to is 403 with nothing
-    stored; a member copying a room file to ``room: null`` gets a private copy."""
+    """Copying into a room needs membership (403, nothing stored, otherwise); room: null gives a private copy."""
     room, ana_tok, ben_tok, carl_tok = await _class(server)
     [lesson] = await upload(server, ana_tok, [("week1.pdf", PDF)], {"folder": "library"})
     status, body = await server.http("POST", f"/api/files/{lesson['id']}/copy", ana_tok,
@@ -110,9 +105,7 @@ async def test_copy_between_rooms_needs_membership(server):
 
 
 async def test_folders_and_folder_size(server):
-    """GET /api/folders lists each folder with the files and bytes directly in it; a folder's
-    size counts its subfolders but not siblings that merely share a prefix ("week 1" vs
-    "week 10"), and ``%``/``_`` in names are literal."""
+    """Folders list their direct files and bytes; a folder's size counts subfolders, not prefix siblings; %/_ are literal."""
     _, tok = await server.user("ana")
     await upload(server, tok, [("a.txt", b"a" * 10), ("b.txt", b"b" * 20)], {"folder": "week 1"})
     await upload(server, tok, [("c.txt", b"c" * 40)], {"folder": "week 1/slides"})
@@ -136,9 +129,7 @@ async def test_folders_and_folder_size(server):
 
 
 async def test_room_folders_and_statistics(server):
-    """Room folders and statistics cover the room's live files for members only; personal
-    statistics cover one's own files; every category is listed, zeros included; deleted files
-    do not count."""
+    """Room folders and statistics are for members; every category listed with zeros; deleted files do not count."""
     room, ana_tok, ben_tok, carl_tok = await _class(server)
     await upload(server, ana_tok, [("s.pdf", PDF), ("p.png", PNG)], {"room": room["id"], "folder": "week 1"})
     [hw] = await upload(server, ben_tok, [("hw.txt", b"x" * 100)], {"room": room["id"], "folder": "homework"})

@@ -14,7 +14,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from server.files import links
 from server.storage import check_key
 from tests.s3server import storage_settings  # noqa: F401  (every test here runs on disk and on S3)
-from tests.test_rest import assert_error
+from tests.api import assert_error
 
 KB = 1024
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00" + bytes(200)
@@ -353,8 +353,7 @@ async def test_unicode_name_round_trip(server):
 
 
 async def test_ten_thousand_part_body_is_refused_quickly(server):
-    """A 10,000-part multipart body (tiny field parts, the classic parser DoS) is refused with
-    400 without storing anything, quickly, and the server keeps serving."""
+    """A 10,000-part multipart body is refused quickly with 400, storing nothing; the server keeps serving."""
     import time
 
     _, tok = await server.user("ana")

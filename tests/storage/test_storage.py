@@ -325,8 +325,7 @@ def test_storage_from_url_unknown(url, tmp_path):
 
 # -- S3 particulars ----------------------------------------------------------------------------
 async def test_s3_large_object_is_a_multipart_upload(io_loop, s3, s3_server):
-    """An object above one part goes up as a multipart upload (several parts, visible only at
-    commit) and reads back exactly, including ranges across part seams."""
+    """An object above one part is a multipart upload, visible only at commit, that reads back exactly across seams."""
     key = new_key()
     data = pattern(2 * PART_BYTES + 12345)
     w = await s3.open_writer(key)
@@ -344,8 +343,7 @@ async def test_s3_large_object_is_a_multipart_upload(io_loop, s3, s3_server):
 
 
 async def test_s3_failed_commit_leaves_nothing(io_loop, s3, s3_server):
-    """If S3 refuses to complete the upload (here: it was aborted underneath, as a lifecycle
-    rule does), commit raises StorageError and neither an object nor parts remain."""
+    """When S3 refuses to complete the upload, commit raises StorageError and neither object nor parts remain."""
     key = new_key()
     w = await s3.open_writer(key)
     await w.write(pattern(PART_BYTES + 10))
@@ -360,8 +358,7 @@ async def test_s3_failed_commit_leaves_nothing(io_loop, s3, s3_server):
 
 
 async def test_s3_check_names_the_problem(io_loop, s3_server):
-    """check() passes for an existing bucket and raises StorageError naming the bucket when it
-    is missing or the endpoint does not answer."""
+    """check() passes for an existing bucket and names the bucket when it is missing or the endpoint is down."""
     ok = s3_store(s3_server, s3_server.new_bucket())
     missing = s3_store(s3_server, "podium-no-such-bucket")
     nowhere = S3Storage("podium-x", "", S3Options(endpoint_url=f"http://127.0.0.1:{free_port()}",
@@ -378,8 +375,7 @@ async def test_s3_check_names_the_problem(io_loop, s3_server):
 
 
 def test_server_refuses_to_start_without_its_bucket(tmp_path, s3_server):
-    """`python -m server serve` with STORAGE_URL naming a missing bucket exits non-zero at once
-    with a message naming the bucket, instead of failing on the first upload."""
+    """`python -m server serve` with a missing bucket exits non-zero at once with a message naming it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("S3_", "AWS_", "PODIUM", "DATABASE"))}
     env.update(DATA_DIR=str(tmp_path), PORT=str(free_port()), HOST="127.0.0.1",
                STORAGE_URL="s3://podium-missing-bucket/files", S3_ENDPOINT_URL=s3_server.endpoint_url,
