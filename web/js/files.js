@@ -5,6 +5,7 @@
 // (a media element that failed mid-play, a file renamed or deleted).
 
 import * as api from './api.js';
+import { linkStaleAt } from './signed-links.js';
 
 // Inline links back <img>/<video>/<audio> elements, which fetch ranges for as long as they
 // play: a longer life means fewer refreshes mid-play. Download links are used at once.
@@ -90,10 +91,10 @@ export class FileService {
     const asked = Date.now();
     const pending = api.signedUrl(fileId, disposition, ttl).then(({ url, expires_at: expiresAt }) => {
       // The server may cap the lifetime; never trust a link past what we asked for either.
-      const serverExpiry = Date.parse(expiresAt) - this.serverOffsetMs();
-      const expires = Math.min(asked + ttl * 1000, Number.isNaN(serverExpiry) ? Infinity : serverExpiry);
-      const margin = Math.min(REFRESH_MARGIN_MS, (expires - asked) / 4);
-      this.links.set(key, { url, staleAt: expires - margin, pending: null });
+      const staleAt = linkStaleAt(expiresAt, {
+        serverOffsetMs: this.serverOffsetMs(), issuedAt: asked, marginMs: REFRESH_MARGIN_MS, notAfter: asked + ttl * 1000,
+      });
+      this.links.set(key, { url, staleAt, pending: null });
       return url;
     }, (err) => {
       this.links.delete(key);

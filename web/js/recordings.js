@@ -11,6 +11,7 @@
 
 import * as api from './api.js';
 import { Emitter } from './emitter.js';
+import { linkStaleAt } from './signed-links.js';
 
 // Status order: an event older than what we know (a progress frame after ready) never undoes it.
 export const STATUS_RANK = { pending: 0, recording: 1, processing: 2, ready: 3, failed: 3 };
@@ -122,12 +123,8 @@ export class RecordingService extends Emitter {
   staleAt(rec) {
     let first = null;
     for (const a of rec?.assets || []) {
-      const exp = Date.parse(a.expires_at) - this.serverOffsetMs();
-      if (Number.isNaN(exp)) continue;
-      // A quarter of the link's life when the server hands out short ones.
-      const margin = Math.min(LINK_MARGIN_MS, Math.max(0, (exp - (rec.fetchedAt || exp)) / 4));
-      const at = exp - margin;
-      first = first === null ? at : Math.min(first, at);
+      const at = linkStaleAt(a.expires_at, { serverOffsetMs: this.serverOffsetMs(), issuedAt: rec.fetchedAt || null, marginMs: LINK_MARGIN_MS });
+      if (at !== null) first = first === null ? at : Math.min(first, at);
     }
     return first;
   }

@@ -6,6 +6,7 @@
 import { h } from '../dom.js';
 import { icon } from '../icons.js';
 import { formatSize } from '../files.js';
+import { keepLinkFresh } from '../signed-links.js';
 
 const MEDIA_RECOVERIES = 3; // fresh links tried, in a row, for a player whose link failed
 
@@ -42,33 +43,14 @@ function unobserve(el) {
 export function signedLink(files, file, props = {}, ...children) {
   // '#' until the signed link arrives (the click handler fetches it if it has not yet).
   const a = h('a', { href: '#', ...props, download: file.name, dataset: { ...(props.dataset || {}), fileId: file.id } }, ...children);
-  let following = false;
-  const refresh = () => files.url(file.id, 'attachment').then((url) => {
-    a.href = url;
-    return url;
+  const renew = keepLinkFresh(a, {
+    isFresh: () => {
+      const fresh = files.cachedUrl(file.id, 'attachment');
+      return !!fresh && a.getAttribute('href') === fresh;
+    },
+    refresh: () => files.url(file.id, 'attachment'),
   });
-  const refreshIfStale = () => {
-    if (a.getAttribute('href') !== files.cachedUrl(file.id, 'attachment')) refresh().catch(() => {});
-  };
-  a.addEventListener('click', (ev) => {
-    if (following) {
-      following = false; // our own re-click with a fresh link: let it through
-      return;
-    }
-    const fresh = files.cachedUrl(file.id, 'attachment');
-    if (fresh && a.getAttribute('href') === fresh) return;
-    ev.preventDefault();
-    refresh().then(() => {
-      following = true;
-      a.click();
-    }, (err) => {
-      a.title = `Cannot download: ${err.message}`;
-      a.dataset.error = err.code || 'error';
-    });
-  });
-  a.addEventListener('pointerenter', refreshIfStale);
-  a.addEventListener('focus', refreshIfStale);
-  whenVisible(a, () => refresh().catch((err) => console.warn(`file ${file.id}: no download link: ${err.code}`)));
+  whenVisible(a, () => renew().catch((err) => console.warn(`file ${file.id}: no download link: ${err.code}`)));
   return a;
 }
 

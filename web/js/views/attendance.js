@@ -5,19 +5,16 @@
 import * as api from '../api.js';
 import { h, initials, hueFor } from '../dom.js';
 import { icon } from '../icons.js';
+import { openModal } from './modal.js';
 
 const TICK_STEPS_MIN = [1, 2, 5, 10, 15, 20, 30, 60, 120, 240];
 const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
 const timeSecFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
 const dayFmt = new Intl.DateTimeFormat(undefined, { weekday: 'short', day: 'numeric', month: 'short', year: 'numeric' });
 
-let openDialog = null;
-
 /** Open the attendance view for a room (optionally preselecting one session). */
 export function openAttendance(app, roomId, sessionId = null) {
-  openDialog?.close();
   const roomName = app.roomTitle(roomId) || 'this room';
-  const close = h('button', { type: 'button', class: 'icon-btn', testid: 'close-attendance', 'aria-label': 'Close', onclick: () => dialog.close() }, icon('close', { size: 18 }));
   const select = h('select', { id: 'attendance-session', testid: 'attendance-session', 'aria-label': 'Call session', disabled: true });
   const summary = h('p', { class: 'att-summary muted', testid: 'attendance-summary' });
   const body = h('div', { class: 'att-body' }, h('p', { class: 'att-empty muted' }, 'Loading calls…'));
@@ -26,35 +23,28 @@ export function openAttendance(app, roomId, sessionId = null) {
   const note = h('span', { class: 'form-note', role: 'status' });
   const refresh = h('button', { type: 'button', class: 'btn btn-ghost btn-small', hidden: true, onclick: () => load(select.value) }, 'Refresh');
 
-  const dialog = h('dialog', { class: 'modal attendance-modal', testid: 'attendance-view', 'aria-labelledby': 'attendance-title' },
-    h('header', { class: 'modal-head' },
-      h('div', { class: 'modal-heading' },
-        h('h2', { id: 'attendance-title' }, 'Attendance'),
-        h('p', { class: 'muted' }, roomName)),
-      close),
-    h('div', { class: 'att-controls' },
-      h('label', { for: 'attendance-session' }, 'Call'), select, refresh),
-    summary,
-    body,
-    h('footer', { class: 'modal-foot' }, note, csv));
-
   let current = null; // {session, attendees}
   let blobUrl = null;
   let destroyed = false;
-
-  dialog.addEventListener('close', () => {
-    destroyed = true;
-    if (blobUrl) URL.revokeObjectURL(blobUrl);
-    dialog.remove();
-    if (openDialog === dialog) openDialog = null;
+  const { dialog } = openModal({
+    testid: 'attendance-view', className: 'attendance-modal', titleId: 'attendance-title', title: 'Attendance',
+    subtitle: roomName, closeTestid: 'close-attendance',
+    body: [
+      h('div', { class: 'att-controls' },
+        h('label', { for: 'attendance-session' }, 'Call'), select, refresh),
+      summary,
+      body,
+      h('footer', { class: 'modal-foot' }, note, csv),
+    ],
+    onClose() {
+      destroyed = true;
+      if (blobUrl) URL.revokeObjectURL(blobUrl);
+    },
   });
-  dialog.addEventListener('click', (ev) => { if (ev.target === dialog) dialog.close(); }); // backdrop
   select.addEventListener('change', () => load(select.value));
-  document.body.append(dialog);
-  openDialog = dialog;
-  dialog.showModal();
+  loadSessions();
 
-  (async () => {
+  async function loadSessions() {
     let sessions;
     try {
       ({ sessions = [] } = await api.roomSessions(roomId, 50));
@@ -71,7 +61,7 @@ export function openAttendance(app, roomId, sessionId = null) {
     select.disabled = sessions.length < 2;
     select.value = sessionId && sessions.some((s) => String(s.id) === String(sessionId)) ? String(sessionId) : String(sessions[0].id);
     await load(select.value);
-  })();
+  }
 
   async function load(id) {
     note.textContent = '';
@@ -96,63 +86,16 @@ export function openAttendance(app, roomId, sessionId = null) {
   }
 
   function render({ session, attendees = [] }) {
-    const start = Date.parse(session.started_at);
     const live = !session.ended_at;
-    const end = live ? Date.now() : Date.parse(session.ended_at);
-    const span = Math.max(end - start, 1000);
     refresh.hidden = !live;
-    const avg = attendees.length ? attendees.reduce((n, a) => n + (a.percent || 0), 0) / attendees.length : 0;
-    summary.textContent = [
-      dayFmt.format(start),
-      `${timeFmt.format(start)}–${live ? 'now (live)' : timeFmt.format(end)}`,
-      duration(span / 1000),
-      `${attendees.length} attendee${attendees.length === 1 ? '' : 's'}`,
-      attendees.length ? `average ${Math.round(avg)}% present` : null,
-    ].filter(Boolean).join(' · ');
+    const timeline = sessionTimeline(session);
+    summary.textContent = summaryText(timeline, attendees);
     if (!attendees.length) {
       body.replaceChildren(h('p', { class: 'att-empty muted' }, 'Nobody joined this call.'));
       return;
     }
-    const pos = (t) => Math.min(100, Math.max(0, ((t - start) / span) * 100));
-    const ticks = axisTicks(start, end);
-    const tickFmt = end - start < 3 * 60 * 1000 ? timeSecFmt : timeFmt;
-    const rows = attendees
-      .map((a) => ({ ...a, first: Math.min(...a.intervals.map((iv) => Date.parse(iv.joined_at))) }))
-      .sort((a, b) => a.first - b.first || (a.user.display_name || '').localeCompare(b.user.display_name || ''));
-
-    const grid = () => ticks.map((t) => h('span', { class: 'att-gridline', style: `left:${pos(t)}%`, 'aria-hidden': 'true' }));
-    const axis = h('div', { class: 'att-row att-axis', 'aria-hidden': 'true' },
-      h('span', { class: 'att-name' }),
-      h('div', { class: 'att-track' },
-        h('span', { class: 'att-tick att-tick-start' }, tickFmt.format(start)),
-        ticks.filter((t) => pos(t) > 20 && pos(t) < 80).map((t) => h('span', { class: 'att-tick', style: `left:${pos(t)}%` }, tickFmt.format(t))),
-        h('span', { class: 'att-tick att-tick-end' }, live ? 'now' : tickFmt.format(end))),
-      h('span', { class: 'att-total' }, 'Present'));
-
-    const list = h('ol', { class: 'att-rows', 'aria-label': 'Attendees' }, rows.map((a) => {
-      const name = a.user.display_name || a.user.username || 'Someone';
-      const bars = a.intervals.map((iv) => {
-        const joined = Date.parse(iv.joined_at);
-        const open = !iv.left_at;
-        const left = open ? end : Date.parse(iv.left_at);
-        const from = pos(joined);
-        const width = Math.max(pos(left) - from, 0.6);
-        const label = `${timeSecFmt.format(joined)} – ${open ? 'still in the call' : timeSecFmt.format(left)} (${duration((left - joined) / 1000)})`;
-        return h('span', { class: `att-bar${open ? ' open' : ''}`, testid: 'attendance-bar', style: `left:${from}%;width:${width}%`, title: label, role: 'img', 'aria-label': label });
-      });
-      const minutes = (a.total_s || 0) / 60;
-      const pct = Math.round(a.percent || 0);
-      return h('li', { class: 'att-row', testid: 'attendance-row', dataset: { userId: a.user.id } },
-        h('span', { class: 'att-name' },
-          h('span', { class: 'avatar avatar-sm', style: `--hue:${hueFor(a.user.id)}`, 'aria-hidden': 'true' }, initials(name)),
-          h('span', { class: 'att-name-text', title: a.user.username ? `@${a.user.username}` : '' }, name)),
-        h('div', { class: 'att-track' }, grid(), bars),
-        h('span', { class: 'att-total', testid: 'attendance-total' },
-          h('strong', null, `${minutes < 10 ? minutes.toFixed(1) : Math.round(minutes)} min`),
-          h('span', { class: `att-pct${pct >= 75 ? ' good' : pct < 40 ? ' low' : ''}` }, `${pct}%`)));
-    }));
     const legend = live ? h('p', { class: 'att-legend muted' }, h('span', { class: 'att-swatch open', 'aria-hidden': 'true' }), 'Still in the call (the bar grows until they leave). Refresh for the latest.') : null;
-    body.replaceChildren(h('div', { class: 'att-chart' }, axis, list), legend);
+    body.replaceChildren(attendanceChart(timeline, attendees), legend);
   }
 
   async function downloadCsv(ev) {
@@ -175,6 +118,70 @@ export function openAttendance(app, roomId, sessionId = null) {
   }
 
   return dialog;
+}
+
+/** The session's span on our clock: {start, end (now while live), span, live, pos(t) → percent}. */
+function sessionTimeline(session) {
+  const start = Date.parse(session.started_at);
+  const live = !session.ended_at;
+  const end = live ? Date.now() : Date.parse(session.ended_at);
+  const span = Math.max(end - start, 1000);
+  const pos = (t) => Math.min(100, Math.max(0, ((t - start) / span) * 100));
+  return { start, end, span, live, pos };
+}
+
+function summaryText({ start, end, span, live }, attendees) {
+  const avg = attendees.length ? attendees.reduce((n, a) => n + (a.percent || 0), 0) / attendees.length : 0;
+  return [
+    dayFmt.format(start),
+    `${timeFmt.format(start)}–${live ? 'now (live)' : timeFmt.format(end)}`,
+    duration(span / 1000),
+    `${attendees.length} attendee${attendees.length === 1 ? '' : 's'}`,
+    attendees.length ? `average ${Math.round(avg)}% present` : null,
+  ].filter(Boolean).join(' · ');
+}
+
+/** The time axis and one row per attendee (earliest first), with a bar per stretch in the call. */
+function attendanceChart(timeline, attendees) {
+  const { start, end, live, pos } = timeline;
+  const ticks = axisTicks(start, end);
+  const tickFmt = end - start < 3 * 60 * 1000 ? timeSecFmt : timeFmt;
+  const rows = attendees
+    .map((a) => ({ ...a, first: Math.min(...a.intervals.map((iv) => Date.parse(iv.joined_at))) }))
+    .sort((a, b) => a.first - b.first || (a.user.display_name || '').localeCompare(b.user.display_name || ''));
+  const axis = h('div', { class: 'att-row att-axis', 'aria-hidden': 'true' },
+    h('span', { class: 'att-name' }),
+    h('div', { class: 'att-track' },
+      h('span', { class: 'att-tick att-tick-start' }, tickFmt.format(start)),
+      ticks.filter((t) => pos(t) > 20 && pos(t) < 80).map((t) => h('span', { class: 'att-tick', style: `left:${pos(t)}%` }, tickFmt.format(t))),
+      h('span', { class: 'att-tick att-tick-end' }, live ? 'now' : tickFmt.format(end))),
+    h('span', { class: 'att-total' }, 'Present'));
+  const list = h('ol', { class: 'att-rows', 'aria-label': 'Attendees' }, rows.map((a) => attendeeRow(a, timeline, ticks)));
+  return h('div', { class: 'att-chart' }, axis, list);
+}
+
+function attendeeRow(a, { end, pos }, ticks) {
+  const name = a.user.display_name || a.user.username || 'Someone';
+  const grid = ticks.map((t) => h('span', { class: 'att-gridline', style: `left:${pos(t)}%`, 'aria-hidden': 'true' }));
+  const bars = a.intervals.map((iv) => {
+    const joined = Date.parse(iv.joined_at);
+    const open = !iv.left_at;
+    const left = open ? end : Date.parse(iv.left_at);
+    const from = pos(joined);
+    const width = Math.max(pos(left) - from, 0.6);
+    const label = `${timeSecFmt.format(joined)} – ${open ? 'still in the call' : timeSecFmt.format(left)} (${duration((left - joined) / 1000)})`;
+    return h('span', { class: `att-bar${open ? ' open' : ''}`, testid: 'attendance-bar', style: `left:${from}%;width:${width}%`, title: label, role: 'img', 'aria-label': label });
+  });
+  const minutes = (a.total_s || 0) / 60;
+  const pct = Math.round(a.percent || 0);
+  return h('li', { class: 'att-row', testid: 'attendance-row', dataset: { userId: a.user.id } },
+    h('span', { class: 'att-name' },
+      h('span', { class: 'avatar avatar-sm', style: `--hue:${hueFor(a.user.id)}`, 'aria-hidden': 'true' }, initials(name)),
+      h('span', { class: 'att-name-text', title: a.user.username ? `@${a.user.username}` : '' }, name)),
+    h('div', { class: 'att-track' }, grid, bars),
+    h('span', { class: 'att-total', testid: 'attendance-total' },
+      h('strong', null, `${minutes < 10 ? minutes.toFixed(1) : Math.round(minutes)} min`),
+      h('span', { class: `att-pct${pct >= 75 ? ' good' : pct < 40 ? ' low' : ''}` }, `${pct}%`)));
 }
 
 function sessionLabel(s) {

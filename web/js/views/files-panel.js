@@ -7,17 +7,14 @@ import { h, formatTime, formatFullTime } from '../dom.js';
 import { icon } from '../icons.js';
 import { formatSize } from '../files.js';
 import { createUploadList, signedLink } from './attachment.js';
+import { openModal } from './modal.js';
 
 const RELOAD_DELAY_MS = 250;
 const byName = new Intl.Collator(undefined, { numeric: true, sensitivity: 'base' });
 
-let openDialog = null;
-
 /** Open the Files panel of a room (closing any other one). */
 export function openFilesPanel(app, roomId) {
-  openDialog?.close();
   const roomName = app.roomTitle(roomId) || 'this room';
-  const close = h('button', { type: 'button', class: 'icon-btn', testid: 'close-files', 'aria-label': 'Close', onclick: () => dialog.close() }, icon('close', { size: 18 }));
   const folders = h('datalist', { id: 'files-folders' });
   const folderInput = h('input', {
     id: 'files-folder-input', testid: 'files-folder-input', list: 'files-folders', autocomplete: 'off',
@@ -34,38 +31,31 @@ export function openFilesPanel(app, roomId) {
     icon('upload', { size: 15 }), 'Upload');
   const uploads = createUploadList(app, (e) => e.room === roomId && !e.post, { label: 'Files being uploaded to this room' });
   const body = h('div', { class: 'files-body', testid: 'files-list' }, h('p', { class: 'files-empty muted' }, 'Loading files…'));
-  const summary = h('p', { class: 'muted' }, roomName);
-
-  const dialog = h('dialog', { class: 'modal files-modal', testid: 'files-panel', 'aria-labelledby': 'files-title' },
-    h('header', { class: 'modal-head' },
-      h('div', { class: 'modal-heading' }, h('h2', { id: 'files-title' }, 'Files'), summary),
-      close),
-    h('div', { class: 'files-controls' },
-      h('label', { for: 'files-folder-input' }, 'Upload to folder'), folderInput, folders, upload, fileInput),
-    uploads.el,
-    body);
 
   let destroyed = false;
   let reloadTimer = null;
-  const offs = [
+  let offs = [];
+  const { dialog, summary } = openModal({
+    testid: 'files-panel', className: 'files-modal', titleId: 'files-title', title: 'Files', subtitle: roomName, closeTestid: 'close-files',
+    body: [
+      h('div', { class: 'files-controls' },
+        h('label', { for: 'files-folder-input' }, 'Upload to folder'), folderInput, folders, upload, fileInput),
+      uploads.el,
+      body,
+    ],
+    onClose() {
+      destroyed = true;
+      clearTimeout(reloadTimer);
+      offs.forEach((off) => off());
+      uploads.destroy();
+    },
+  });
+  offs = [
     app.uploads.on('uploaded', (ev) => { if (ev.room === roomId) reloadSoon(); }),
     app.store.on('messages', (ev) => {
       if (ev.room === roomId && ev.messages.some((m) => m.file_id)) reloadSoon();
     }),
   ];
-
-  dialog.addEventListener('close', () => {
-    destroyed = true;
-    clearTimeout(reloadTimer);
-    offs.forEach((off) => off());
-    uploads.destroy();
-    dialog.remove();
-    if (openDialog === dialog) openDialog = null;
-  });
-  dialog.addEventListener('click', (ev) => { if (ev.target === dialog) dialog.close(); }); // backdrop
-  document.body.append(dialog);
-  openDialog = dialog;
-  dialog.showModal();
   load();
 
   function reloadSoon() {

@@ -8,6 +8,8 @@ import { h, formatTime, formatFullTime } from '../dom.js';
 import { icon } from '../icons.js';
 import { formatSize } from '../files.js';
 import { formatDuration, participantOf } from '../recordings.js';
+import { keepLinkFresh } from '../signed-links.js';
+import { openModal } from './modal.js';
 
 const STATUS_TEXT = {
   pending: 'Starting…',
@@ -18,47 +20,34 @@ const STATUS_TEXT = {
 };
 const MIN_REFRESH_MS = 1000;
 
-let openDialog = null;
-
 /** Open the Recordings panel of a room (closing any other one). */
 export function openRecordingsPanel(app, roomId) {
-  openDialog?.close();
   const room = String(roomId);
   const service = app.recordings;
   const roomName = app.roomTitle(room) || 'this room';
-  const close = h('button', { type: 'button', class: 'icon-btn', testid: 'close-recordings', 'aria-label': 'Close', onclick: () => dialog.close() }, icon('close', { size: 18 }));
-  const summary = h('p', { class: 'muted' }, roomName);
   const list = h('ul', { class: 'rec-items' });
   const body = h('div', { class: 'rec-body', testid: 'recordings-list', 'aria-live': 'polite' },
     h('p', { class: 'rec-empty muted' }, 'Loading recordings…'));
-  const dialog = h('dialog', { class: 'modal recordings-modal', testid: 'recordings-panel', 'aria-labelledby': 'recordings-title' },
-    h('header', { class: 'modal-head' },
-      h('div', { class: 'modal-heading' }, h('h2', { id: 'recordings-title' }, 'Recordings'), summary),
-      close),
-    body);
 
   const items = new Map(); // recording id → item view
   let loaded = false;
   let destroyed = false;
   let linkTimer = null;
-
-  const offs = [
+  let offs = [];
+  const { dialog, summary } = openModal({
+    testid: 'recordings-panel', className: 'recordings-modal', titleId: 'recordings-title', title: 'Recordings',
+    subtitle: roomName, closeTestid: 'close-recordings', body: [body],
+    onClose() {
+      destroyed = true;
+      clearTimeout(linkTimer);
+      offs.forEach((off) => off());
+    },
+  });
+  offs = [
     service.on('change', (ev) => { if (ev.room === room && loaded) render(); }),
     service.on('list', (ev) => { if (ev.room === room) render(); }),
     app.on('rooms', () => { if (loaded) render(); }),
   ];
-
-  dialog.addEventListener('close', () => {
-    destroyed = true;
-    clearTimeout(linkTimer);
-    offs.forEach((off) => off());
-    dialog.remove();
-    if (openDialog === dialog) openDialog = null;
-  });
-  dialog.addEventListener('click', (ev) => { if (ev.target === dialog) dialog.close(); }); // backdrop
-  document.body.append(dialog);
-  openDialog = dialog;
-  dialog.showModal();
   load();
 
   async function load() {
@@ -141,7 +130,7 @@ function createItem(app, id) {
   const progressText = h('span', { class: 'rec-progress-text muted' });
   const progressRow = h('div', { class: 'rec-progress-row', hidden: true }, progress, progressText);
   const reason = h('p', { class: 'rec-reason', testid: 'recording-reason', role: 'note', hidden: true });
-  const downloads = h('div', { class: 'rec-downloads' });
+  const downloads = createDownloads(app, id);
   const el = h('li', { class: 'rec-item', testid: 'recording-item', dataset: { recordingId: id } },
     thumb,
     h('div', { class: 'rec-main' },
@@ -149,10 +138,8 @@ function createItem(app, id) {
       h('div', { class: 'rec-meta' }, duration),
       progressRow,
       reason,
-      downloads));
+      downloads.el));
   let thumbAssetId = null;
-  let downloadsKey = null;
-  const links = new Map(); // asset id → <a>
 
   function update(rec) {
     el.dataset.status = rec.status;
@@ -183,7 +170,7 @@ function createItem(app, id) {
     reason.textContent = rec.status === 'failed' ? (rec.reason || 'The recording failed.') : '';
 
     renderThumb(rec);
-    renderDownloads(rec);
+    downloads.render(rec);
   }
 
   function renderThumb(rec) {
@@ -209,19 +196,29 @@ function createItem(app, id) {
     thumb.replaceChildren(img);
   }
 
-  function renderDownloads(rec) {
+  return { el, update };
+}
+
+/** A recording's download links (class video, participants' files for instructors, chat): {el, render(recording)}. */
+function createDownloads(app, id) {
+  const service = app.recordings;
+  const el = h('div', { class: 'rec-downloads' });
+  let key = null;
+  const links = new Map(); // asset id → <a>
+
+  function render(rec) {
     const instructor = app.isInstructor(rec.room);
     const assets = rec.status === 'ready' ? (rec.assets || []) : [];
     const shown = [
       ...assets.filter((a) => a.kind === 'composite').map((a) => ({ a, testid: 'download-class-video', label: 'Class video', icon: 'video' })),
-      ...assets.filter((a) => a.kind === 'participant' && instructor).map((a) => ({ a, testid: 'download-participant', label: participantLabel(rec, a), icon: 'user' })),
+      ...assets.filter((a) => a.kind === 'participant' && instructor).map((a) => ({ a, testid: 'download-participant', label: participantLabel(app, rec, a), icon: 'user' })),
       ...assets.filter((a) => a.kind === 'chat').map((a) => ({ a, testid: 'download-chat', label: 'Chat (.vtt)', icon: 'file' })),
     ];
-    const key = shown.map((s) => `${s.testid}:${s.a.id}:${s.label}`).join('|');
-    if (key !== downloadsKey) {
-      downloadsKey = key;
+    const nextKey = shown.map((s) => `${s.testid}:${s.a.id}:${s.label}`).join('|');
+    if (nextKey !== key) {
+      key = nextKey;
       links.clear();
-      downloads.replaceChildren(...shown.map((s) => {
+      el.replaceChildren(...shown.map((s) => {
         const a = downloadLink(s.a, s.testid, s.label, s.icon);
         links.set(s.a.id, a);
         return a;
@@ -231,55 +228,39 @@ function createItem(app, id) {
       const a = links.get(s.a.id);
       if (a && a.getAttribute('href') !== s.a.url) a.href = s.a.url;
     }
-    downloads.hidden = !shown.length;
+    el.hidden = !shown.length;
   }
 
-  function participantLabel(rec, asset) {
-    const who = participantOf(asset);
-    const name = who ? app.store.room(rec.room).displayName(who.userId) : null;
-    const all = rec.assets.filter((x) => x.kind === 'participant' && participantOf(x)?.userId === who?.userId);
-    const part = all.length > 1 ? ` (part ${who.n + 1})` : '';
-    return name ? `${name}${part}` : asset.name;
-  }
-
+  /** A signed link that is fetched again (the whole recording) before it is followed once stale. */
   function downloadLink(asset, testid, label, iconName) {
-    let following = false;
     const a = h('a', {
       href: asset.url, class: 'btn btn-secondary btn-small rec-download', testid, download: asset.name,
       title: `Download ${asset.name}${asset.size ? ` (${formatSize(asset.size)})` : ''}`,
       dataset: { assetId: asset.id, kind: asset.kind },
     }, icon(iconName, { size: 15 }), h('span', { class: 'rec-download-label' }, label),
     asset.size ? h('span', { class: 'rec-download-size' }, formatSize(asset.size)) : null);
-    const freshUrl = () => service.fresh(id).then((rec) => {
-      const current = rec.assets?.find((x) => x.id === asset.id);
-      if (!current) throw new Error('this file is no longer available');
-      a.href = current.url;
-      return current.url;
+    keepLinkFresh(a, {
+      isFresh: () => {
+        const rec = service.get(id);
+        return !!rec && !service.stale(rec);
+      },
+      refresh: () => service.fresh(id).then((rec) => {
+        const current = rec.assets?.find((x) => x.id === asset.id);
+        if (!current) throw new Error('this file is no longer available');
+        return current.url;
+      }),
     });
-    a.addEventListener('click', (ev) => {
-      if (following) {
-        following = false; // our own re-click with a fresh link: let it through
-        return;
-      }
-      const rec = service.get(id);
-      if (rec && !service.stale(rec)) return;
-      ev.preventDefault();
-      freshUrl().then(() => {
-        following = true;
-        a.click();
-      }, (err) => {
-        a.title = `Cannot download: ${err.message}`;
-        a.dataset.error = err.code || 'error';
-      });
-    });
-    const refreshIfStale = () => {
-      const rec = service.get(id);
-      if (rec && service.stale(rec)) freshUrl().catch(() => {});
-    };
-    a.addEventListener('pointerenter', refreshIfStale);
-    a.addEventListener('focus', refreshIfStale);
     return a;
   }
 
-  return { el, update };
+  return { el, render };
+}
+
+/** "Ana" (or "Ana (part 2)" when she has several files), else the file's name. */
+function participantLabel(app, rec, asset) {
+  const who = participantOf(asset);
+  const name = who ? app.store.room(rec.room).displayName(who.userId) : null;
+  const all = rec.assets.filter((x) => x.kind === 'participant' && participantOf(x)?.userId === who?.userId);
+  const part = all.length > 1 ? ` (part ${who.n + 1})` : '';
+  return name ? `${name}${part}` : asset.name;
 }
