@@ -1,5 +1,6 @@
-// HTTP API client: JSON in/out, Bearer token, errors as ApiError(status, code, reason)
-// from the server's {"error":{"code","reason"}} body.
+// HTTP API client: one function per REST endpoint, with the Bearer token, JSON in and out, errors as ApiError.
+//
+// ApiError(status, code, reason) comes from the server's {"error":{"code","reason"}} body.
 
 const TOKEN_KEY = 'podium.token';
 

@@ -1,3 +1,5 @@
+// The signed-in application (app): socket, store, outbox and room sync, server events into the store, actions for views.
+//
 // The signed-in application: owns the socket, store, outbox and room sync, turns server
 // events into store updates, and offers the actions views call. Views listen to:
 //   'rooms' (room list or unread counts changed), 'active' (selected room changed),

@@ -1,3 +1,5 @@
+// DOM helpers: build elements (never innerHTML), links in text, initials and hues, times, ids, lists of names.
+//
 // DOM helpers. Everything user-supplied goes through text nodes or attributes,
 // never through HTML parsing (no innerHTML anywhere in the client).
 

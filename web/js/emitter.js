@@ -1,4 +1,5 @@
-/** Minimal event emitter: on() returns an unsubscribe function. */
+// Minimal event emitter: on() returns an unsubscribe function.
+
 export class Emitter {
   #handlers = new Map();
 

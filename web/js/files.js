@@ -1,3 +1,5 @@
+// File info and signed download links (app.files), size formatting and upload error texts.
+//
 // File metadata and signed download links (app.files). Messages carry only a `file_id`, so the
 // file's name, size and category come from GET /api/files/{id} (cached per id, fetches shared).
 // Signed links (POST /api/files/{id}/signed-url) are cached per file and disposition until

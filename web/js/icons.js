@@ -1,3 +1,5 @@
+// Inline SVG line icons for the UI.
+//
 // Small line icons (24×24, stroke = currentColor) built with createElementNS, so the UI
 // does not depend on an emoji font being installed.
 

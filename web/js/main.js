@@ -1,5 +1,6 @@
-// Boot: restore the session (token in localStorage) or show sign-in, then route by hash
-// (#/rooms/<id>).
+// Boot: restore the session or show sign-in, start the app, route #/rooms/<id>.
+//
+// The session's token is in localStorage; the route is the hash (#/rooms/<id>).
 
 import * as api from './api.js';
 import { App, rememberUser, rememberedUser } from './app.js';

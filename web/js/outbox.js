@@ -1,3 +1,5 @@
+// Outgoing messages until the server acks them: sent in order, resent with the same client_msg_id, kept in localStorage.
+//
 // Outgoing messages not yet acknowledged, keyed by client_msg_id. Entries are sent in order,
 // one at a time, and resent with the SAME client_msg_id after a reconnect until the server
 // acks (the server dedupes on client_msg_id, so a resend never makes a second copy).

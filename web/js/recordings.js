@@ -1,3 +1,5 @@
+// Recordings of a room’s calls (app.recordings): listed, kept current by recording.* events, fetched again before links expire.
+//
 // Recordings of live calls (app.recordings; PROTOCOL §2.2, §3, docs/RECORDING.md): each room's
 // recordings as the server last described them (GET /api/rooms/{id}/recordings,
 // GET /api/recordings/{id}), kept current by the socket's recording.* events. Asset links are

@@ -1,3 +1,5 @@
+// WebSocket transport: hello, request/ack by id with timeouts, reconnect with backoff.
+//
 // WebSocket transport: authenticate with ?token=, wait for hello, request/ack with ids and
 // timeouts, automatic reconnect with exponential backoff and jitter.
 //

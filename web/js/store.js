@@ -1,3 +1,5 @@
+// Client-side state per room: messages by seq, the history window, members, online, reads, typing.
+//
 // Client-side state per room: messages keyed by seq (deduplicated by id), the loaded history
 // window, and room metadata learnt from room.join and live events (members, online users,
 // read positions, typing users).

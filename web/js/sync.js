@@ -1,3 +1,5 @@
+// Room subscriptions and recovery: room.join on every hello, then room.sync until complete; scroll-back pages.
+//
 // Room subscriptions and recovery. Every room in `wanted` is joined on each connection
 // ('hello'); rooms whose history window is open are then caught up with room.sync from the
 // last contiguous seq, paging until complete:true — so after a reconnect every stored message

@@ -1,3 +1,5 @@
+// Outgoing typing notices, throttled, with active:false when idle or on send.
+//
 // Outgoing typing notices: "active:true" at most once per THROTTLE_MS while the user types,
 // "active:false" after IDLE_MS without a keystroke, on send, or when switching rooms.
 

@@ -1,3 +1,5 @@
+// Uploads in progress (app.uploads): a few at a time with progress, cancel and retry; chat uploads then posted.
+//
 // Uploads in progress (app.uploads): each chosen or dropped file is one entry, uploaded with
 // XMLHttpRequest (api.uploadFile) so its progress can be shown, at most a few at a time. An
 // upload for the chat is then posted as a message of the file's kind through the outbox (so a

@@ -1,3 +1,5 @@
+// One RTCPeerConnection to one remote participant, with perfect negotiation and ICE restart.
+//
 // One RTCPeerConnection to one remote participant (the call is a mesh), negotiated with the
 // "perfect negotiation" pattern so that two sides offering at once (glare) never breaks it:
 //

@@ -1,3 +1,5 @@
+// A message's attachment (image, player or file chip) with its signed download links, and the rows of uploads in progress.
+//
 // Attachments: what a message's file looks like (an image preview, a video or audio player, or
 // a file chip with name and size), download links, and the rows of uploads in progress.
 // Every link is a signed one from app.files, fetched when the element first scrolls into view

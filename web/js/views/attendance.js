@@ -1,3 +1,5 @@
+// The Attendance dialog (instructors): per session, a timeline bar per attendee, minutes and percent, CSV download.
+//
 // Attendance for a room's calls (instructors): pick a session, see one row per attendee with
 // a bar for every stretch they were in the call, laid out on the session's timeline, their
 // total minutes and percent of the session, and download the CSV.

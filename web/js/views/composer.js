@@ -1,6 +1,8 @@
+// The message composer: text, reply preview, announcement toggle, typing notices, attach button and upload rows.
+//
 // Message composer: textarea (Enter sends, Shift+Enter new line), reply preview,
 // announcement toggle for instructors, typing notices, and the attach button (files chosen or
-// pasted are uploaded with a progress row each, then posted; drag-and-drop is in chat.js).
+// pasted are uploaded with a progress row each, then posted; drag-and-drop is in chat-drop.js).
 
 import { h } from '../dom.js';
 import { icon } from '../icons.js';

@@ -1,3 +1,5 @@
+// The Files dialog: the room's files grouped by folder with signed download links, and uploads into a folder.
+//
 // The room's Files panel (a dialog): every file of the room (GET /api/files?room=), grouped by
 // folder, each with a signed download link; upload into a folder (not posted in the chat).
 // The list reloads when an upload finishes or an attachment is posted while it is open.

@@ -1,3 +1,5 @@
+// The people panel: who is online in the room, everyone else, and the instructors' "add member" form.
+//
 // Right panel: who is online in the room, everyone else, and (for room instructors) the
 // "add member by username" box with suggestions from /api/users.
 

@@ -1,3 +1,5 @@
+// The Recordings dialog: the room's recordings with status, progress, duration, thumbnail and signed downloads.
+//
 // The room's Recordings panel (a dialog): every recording of the room's calls, newest first,
 // with its status (a progress bar while the worker builds the class video), duration,
 // thumbnail and downloads — the class video, the chat as WebVTT subtitles and, for

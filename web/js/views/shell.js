@@ -1,3 +1,5 @@
+// The signed-in layout: top bar, offline banner, rooms, chat and people regions (drawers on narrow screens).
+//
 // The signed-in layout: top bar, offline banner, and three regions — rooms (left),
 // chat (centre), people (right). On narrow screens the side regions become drawers.
 
