@@ -220,14 +220,16 @@ def test_browser_answers_a_receive_only_recorder_and_never_offers_to_it(api, ope
     import asyncio
     import threading
 
+    from server.accounts.tokens import issue_worker_token
+    from server.config import Config
+    from tests.procserver import JWT_SECRET, WORKER_SECRET
     from tests.rtcpeer import RtcPeer
 
     call = start_and_join(api, open_page)
     a, b = call.a, call.b
     remote_video_playing(a)
-    added = podium.cli("users", "add", "--username", "rec1", "--password", "password123", "--role", "recorder")
-    assert added.returncode == 0, added.stderr
-    token = podium.cli("token", "--user", "rec1").stdout.strip()
+    # A media worker's own token, minted from the server's WORKER_SECRET as a worker does.
+    token = issue_worker_token(Config(jwt_secret=JWT_SECRET, worker_secret=WORKER_SECRET), "Recorder")
     session = a.evaluate("() => podium.app.calls.session.id")
 
     loop = asyncio.new_event_loop()
