@@ -100,6 +100,11 @@ class Config:
     # and trickles a dozen candidates to each, which must not eat the chat budget.
     signal_rate_per_s: float = 300.0
     signal_burst: int = 1000
+    # Uploads (requests) and signed-link minting have budgets of their own (docs/SECURITY.md).
+    upload_rate_per_min: float = 60.0
+    upload_burst: int = 30
+    link_rate_per_min: float = 300.0
+    link_burst: int = 100
     shutdown_spread_s: float = 3.0
     # Live calls (PROTOCOL §2.2).
     ice_servers: tuple[dict, ...] = ()
@@ -248,6 +253,10 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         port = int(env.get("PORT", "8000"))
         rate_per_s = float(env.get("RATE_LIMIT_PER_S", "20"))
         rate_burst = int(env.get("RATE_LIMIT_BURST", "60"))
+        upload_rate_per_min = float(env.get("UPLOAD_RATE_PER_MIN", "60"))
+        upload_burst = int(env.get("UPLOAD_BURST", "30"))
+        link_rate_per_min = float(env.get("LINK_RATE_PER_MIN", "300"))
+        link_burst = int(env.get("LINK_BURST", "100"))
         heartbeat_s = int(env.get("HEARTBEAT_S", "25"))
         turn_ttl_s = int(env.get("TURN_TTL_S", "3600"))
         call_end_grace_s = float(env.get("CALL_END_GRACE_S", "60"))
@@ -259,6 +268,8 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         redis_max_connections = int(env.get("REDIS_MAX_CONNECTIONS", "16"))
     except ValueError as e:
         raise ConfigError(f"malformed number in environment: {e}") from None
+    if min(rate_per_s, upload_rate_per_min, link_rate_per_min) <= 0 or min(rate_burst, upload_burst, link_burst) < 1:
+        raise ConfigError("rates must be positive and bursts at least 1")
     if not 4 <= redis_max_connections <= 1000:
         raise ConfigError("REDIS_MAX_CONNECTIONS must be from 4 to 1000")
     if signed_url_max_ttl_s <= 0 or upload_max_request_bytes <= 0:
@@ -303,6 +314,10 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         heartbeat_s=heartbeat_s,
         rate_per_s=rate_per_s,
         rate_burst=rate_burst,
+        upload_rate_per_min=upload_rate_per_min,
+        upload_burst=upload_burst,
+        link_rate_per_min=link_rate_per_min,
+        link_burst=link_burst,
         log_json=_flag(env.get("LOG_JSON"), False),
         ice_servers=_ice_servers(env.get("ICE_SERVERS", "")),
         turn_secret=env.get("TURN_SECRET") or None,

@@ -27,7 +27,7 @@ from server.metrics import Metrics
 from server.realtime.dispatch import Dispatcher
 from server.realtime.heartbeat import Heartbeat
 from server.realtime.notices import NoticeRouter
-from server.realtime.ratelimit import RateLimiter
+from server.realtime.budget import Budget, LocalBudget, SharedBudget
 from server.realtime.registry import Registry
 from server.realtime.turn_budget import TurnBudget
 from server.recordings import ops as recording_ops
@@ -60,16 +60,19 @@ class Deps:
         # realtime: the registry, and with REDIS_URL the bus and the shared directories
         self.registry = Registry()
         self.router = NoticeRouter()
-        self.dispatcher = Dispatcher(RateLimiter(config.rate_per_s, config.rate_burst),
-                                     RateLimiter(config.signal_rate_per_s, config.signal_burst),
-                                     config.rate_abuse_limit, self.stats)
-        self.heartbeat = Heartbeat(lambda: self.sockets, config.heartbeat_s, config.heartbeat_timeout_s)
         self.rooms = Rooms(self.db, self.registry)
         self.messages = Messages(self.db, self.registry, config.max_content_bytes)
         self.search = Search(self.db)
         self.bus = presence_store = call_directory = worker_directory = None
         if config.redis_url:
             self.bus, presence_store, call_directory, worker_directory = self._redis_parts()
+        # One budget per user for chat frames and REST sends; uploads and links have their own.
+        self.chat_budget = self._budget("chat", config.rate_per_s, config.rate_burst)
+        self.upload_budget = self._budget("upload", config.upload_rate_per_min / 60, config.upload_burst)
+        self.link_budget = self._budget("link", config.link_rate_per_min / 60, config.link_burst)
+        self.dispatcher = Dispatcher(self.chat_budget, LocalBudget(config.signal_rate_per_s, config.signal_burst),
+                                     config.rate_abuse_limit, self.stats)
+        self.heartbeat = Heartbeat(lambda: self.sockets, config.heartbeat_s, config.heartbeat_timeout_s)
 
         # features
         self.accounts = Accounts(config, self.db)
@@ -83,6 +86,12 @@ class Deps:
         self.assets = Assets(self)
         self.metrics = Metrics(self)
         self._register()
+
+    def _budget(self, name: str, rate: float, burst: int) -> Budget:
+        """Per-user budget: in Redis (shared by every process) with REDIS_URL, else local."""
+        if self.bus is None:
+            return LocalBudget(rate, burst)
+        return SharedBudget(self.bus.redis, f"{self.config.redis_prefix}:budget:{name}", rate, burst)
 
     def _redis_parts(self):
         from server.realtime.bus import RedisBus

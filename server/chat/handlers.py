@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from server.chat.wire import MAX_SEQ, MAX_SYNC, parse_send
 from server.http.base import BaseHandler
+from server.realtime.budget import spend
 
 
 class MessagesHandler(BaseHandler):
@@ -18,6 +19,8 @@ class MessagesHandler(BaseHandler):
     async def post(self, room_id: str) -> None:
         actor = await self.authenticate()
         req = parse_send(actor, self.path_id(room_id), self.json_body(), self.deps.config.max_content_bytes)
+        # The same budget as the user's WebSocket frames, in every process.
+        await spend(self.deps.chat_budget, actor.id, "slow down: too many messages")
         message, created = await self.deps.messages.send(req)
         self.send_json({"message": message}, 201 if created else 200)
 

@@ -21,6 +21,7 @@ from server.files.wire import (
     parse_room,
     statistics_wire,
 )
+from server.realtime.budget import spend
 from server.http.base import BaseHandler, StreamedUploadHandler
 from server.kernel.errors import BadRequest, TooLarge
 from server.realtime.turn_budget import SLICE
@@ -53,6 +54,7 @@ class FilesHandler(StreamedUploadHandler):
             # Refused before a byte of the body is read.
             if int(length) > cfg.upload_max_request_bytes:
                 raise TooLarge(f"uploads are limited to {cfg.upload_max_request_bytes} bytes per request")
+        await spend(self.deps.upload_budget, actor.id, "slow down: too many uploads")
         self.request.connection.set_max_body_size(cfg.upload_max_request_bytes)
         self.upload = self.deps.files.upload(actor, m.group(1).encode("latin-1"))
 
@@ -130,6 +132,7 @@ class SignedUrlHandler(BaseHandler):
     async def post(self, file_id: str) -> None:
         actor = await self.authenticate()
         req = parse_link_request(self.json_body())
+        await spend(self.deps.link_budget, actor.id, "slow down: too many signed links")
         self.send_json(await self.deps.files.signed_url(actor, file_id, req, self.base_url()))
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import logging
 from typing import Any
 
 import tornado.web
 
 from server.kernel.actor import Actor, bounded_int, parse_id
-from server.kernel.errors import BadRequest, NotFound, PodiumError, Unauthorized
+from server.kernel.errors import BadRequest, NotFound, PodiumError, RateLimited, Unauthorized
 from server.kernel.jsonbody import decode_json_object
 
 log = logging.getLogger("podium.http")
@@ -98,6 +99,8 @@ class BaseHandler(tornado.web.RequestHandler):
                 return
             if isinstance(e, Unauthorized):
                 self.set_header("WWW-Authenticate", 'Bearer error="invalid_token"')
+            if isinstance(e, RateLimited) and e.retry_after is not None:
+                self.set_header("Retry-After", str(max(1, math.ceil(e.retry_after))))
             self.send_json({"error": {"code": e.code, "reason": e.reason}}, e.status)
             return
         super()._handle_request_exception(e)

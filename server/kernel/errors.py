@@ -56,4 +56,10 @@ class TooLarge(PodiumError):
 
 
 class RateLimited(PodiumError):
+    """Over a budget; ``retry_after`` says in how many seconds the request would pass."""
+
     code = "rate_limited"
+
+    def __init__(self, reason: str, retry_after: float | None = None):
+        super().__init__(reason)
+        self.retry_after = retry_after

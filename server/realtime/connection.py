@@ -255,8 +255,10 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
     def reply(self, req_id: str, data: dict) -> None:
         self.send_frame(event_frame({"type": "ack", "id": req_id, "data": data}))
 
-    def error(self, req_id: str | None, code: str, reason: str) -> None:
+    def error(self, req_id: str | None, code: str, reason: str, retry_after_s: float | None = None) -> None:
         err = {"type": "error", "code": code, "reason": reason}
+        if retry_after_s is not None:  # rate_limited: when the frame would pass (docs/PROTOCOL-ADDITIONS.md)
+            err["retry_after_s"] = round(retry_after_s, 3)
         if req_id is not None:
             err["id"] = req_id
         self.send_frame(event_frame(err))

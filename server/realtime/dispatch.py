@@ -9,8 +9,8 @@ import logging
 from typing import Any, Awaitable, Callable
 
 from server.kernel.errors import BadRequest, PodiumError, RateLimited
+from server.realtime.budget import Budget
 from server.realtime.close_codes import CLOSE_RATE_LIMITED
-from server.realtime.ratelimit import RateLimiter
 
 log = logging.getLogger("podium.ws")
 
@@ -19,10 +19,11 @@ PIPELINED = object()  # an op's answer is sent later, by the connection's pipeli
 
 
 class Dispatcher:
-    def __init__(self, limiter: RateLimiter, signal_limiter: RateLimiter, abuse_limit: int, stats: dict):
-        """``limiter`` budgets every op but signaling, which has ``signal_limiter``; a socket
-        over budget more than ``abuse_limit`` frames in a row is closed with 4429."""
-        self.limiter, self.signal_limiter, self.abuse_limit, self.stats = limiter, signal_limiter, abuse_limit, stats
+    def __init__(self, budget: Budget, signal_budget: Budget, abuse_limit: int, stats: dict):
+        """``budget`` (the user's chat budget, shared with REST sends) pays for every op but
+        signaling, which has ``signal_budget``; a socket over budget more than
+        ``abuse_limit`` frames in a row is closed with 4429."""
+        self.budget, self.signal_budget, self.abuse_limit, self.stats = budget, signal_budget, abuse_limit, stats
         self.ops: dict[str, Op] = {}
         self._signals: set[str] = set()
         self._authenticated: list[Callable[[Any, bool], None]] = []
@@ -52,11 +53,9 @@ class Dispatcher:
             self._run_hook(hook, conn, first)
 
     def closed(self, conn, rooms_left: list[int], gone: bool) -> None:
+        # The user's budgets are kept until they refill: reconnecting buys no fresh burst.
         for hook in self._closed:
             self._run_hook(hook, conn, rooms_left, gone)
-        if gone:
-            self.limiter.forget(conn.user_id)
-            self.signal_limiter.forget(conn.user_id)
 
     @staticmethod
     def _run_hook(hook, *args) -> None:
@@ -68,15 +67,18 @@ class Dispatcher:
     async def handle(self, conn, kind: str, msg: dict, req_id: str | None) -> None:
         """Run one frame of an authenticated socket and answer it (ack or error)."""
         try:
-            limiter = self.signal_limiter if kind in self._signals else self.limiter
-            if not limiter.allow(conn.user_id):
+            budget = self.signal_budget if kind in self._signals else self.budget
+            wait = budget.try_take(conn.user_id)
+            if wait is None:  # a shared budget whose local lease is spent
+                wait = await budget.take(conn.user_id)
+            if wait > 0:
                 conn.limited_in_a_row += 1
                 self.stats["rate_limited"] += 1
                 if conn.limited_in_a_row > self.abuse_limit:
                     conn.log.warning("closing: sustained rate-limit abuse")
                     conn.close(CLOSE_RATE_LIMITED, "rate limit exceeded")
                     return
-                raise RateLimited("slow down: too many frames")
+                raise RateLimited("slow down: too many frames", wait)
             conn.limited_in_a_row = 0
             op = self.ops.get(kind)
             if op is None:
@@ -84,6 +86,8 @@ class Dispatcher:
             data = await op(conn, msg)
             if req_id is not None and data is not PIPELINED:
                 conn.reply(req_id, data if data is not None else {})
+        except RateLimited as e:
+            conn.error(req_id, e.code, e.reason, retry_after_s=e.retry_after)
         except PodiumError as e:
             conn.error(req_id, e.code, e.reason)
         except Exception:  # a bug must not kill the socket; it is logged with the traceback
