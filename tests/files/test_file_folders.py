@@ -6,7 +6,7 @@ from urllib.parse import quote
 
 from tests.s3server import storage_settings  # noqa: F401  (every test here runs on disk and on S3)
 from tests.files.test_files import PDF, PNG, config_overrides, fetch, link, stored_blobs, upload  # noqa: F401
-from tests.test_rest import assert_error
+from tests.api import assert_error
 
 
 async def _class(server):

@@ -14,7 +14,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from server.files import links
 from server.storage import check_key
 from tests.s3server import storage_settings  # noqa: F401  (every test here runs on disk and on S3)
-from tests.test_rest import assert_error
+from tests.api import assert_error
 
 KB = 1024
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00" + bytes(200)

@@ -38,6 +38,7 @@ def make():
 
 
 async def test_in_order_changes_pass_and_duplicates_are_dropped():
+    """Consecutive changes are delivered as they come, a repeated change number is dropped, and the log is never read."""
     log, out, order = make()
     order.baseline(1, 0)
     c1, f1 = log.change("a", "v1")
@@ -49,6 +50,7 @@ async def test_in_order_changes_pass_and_duplicates_are_dropped():
 
 
 async def test_a_gap_is_filled_with_current_state_and_older_frames_are_not_replayed():
+    """A change past a gap triggers one log read giving the current state; late older frames are not replayed."""
     log, out, order = make()
     order.baseline(1, 0)
     c1, f1 = log.change("a", "v1")  # this notice is lost
@@ -67,6 +69,7 @@ async def test_a_gap_is_filled_with_current_state_and_older_frames_are_not_repla
 
 
 async def test_frames_arriving_during_a_fill_wait_and_only_newer_ones_follow():
+    """Frames offered while a fill reads are held, then dropped if the fill covered them, delivered if newer."""
     log, out, order = make()
     order.baseline(1, 0)
     log.change("a", "v1")  # lost
@@ -86,6 +89,7 @@ async def test_frames_arriving_during_a_fill_wait_and_only_newer_ones_follow():
 
 
 async def test_catch_up_after_a_reconnect_reads_what_was_missed():
+    """catch_up_all() delivers the current state of what changed since the last change seen, and nothing twice."""
     log, out, order = make()
     order.baseline(1, 0)
     log.change("a", "v1")

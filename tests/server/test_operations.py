@@ -6,6 +6,7 @@ import io
 import json
 
 from server.logs import make_handler
+from tests.api import assert_error
 
 
 async def test_socket_log_lines_name_connection_and_user(server, caplog):
@@ -37,6 +38,12 @@ async def test_socket_log_lines_name_connection_and_user(server, caplog):
             assert f"conn={conn_id}" in line and f"user={user_id}" in line
 
 
+async def test_healthz(server):
+    """GET /healthz answers 200 {status: ok} while the database answers."""
+    status, body = await server.http("GET", "/healthz")
+    assert status == 200 and body["status"] == "ok"
+
+
 async def test_healthz_reports_an_unreachable_database_as_503(server):
     """/healthz answers 503 when the database does not answer."""
     from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -48,3 +55,10 @@ async def test_healthz_reports_an_unreachable_database_as_503(server):
     status, body = await server.http("GET", "/healthz")
     assert status == 503 and body["status"] == "unavailable"
     await broken.dispose()
+
+
+async def test_unknown_api_path_is_json_404(server):
+    """An unknown /api path answers a JSON not_found error, not an HTML page."""
+    _, tok = await server.user("ana")
+    status, body = await server.http("GET", "/api/nothing-here", tok)
+    assert_error(status, body, 404, "not_found")

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from server.db.models import Base
 from tests.dbutil import test_database_url
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MODEL_TABLES = set(Base.metadata.tables)
 # Objects the migrations create on purpose outside the models (full-text search).
 FTS_NAMES = ("messages_fts", "ix_messages_content_fts")

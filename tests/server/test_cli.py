@@ -91,7 +91,7 @@ def test_users_add_applies_the_sign_up_rules(tmp_path):
 
     env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x.db", "DATA_DIR": str(tmp_path),
            "PATH": "/usr/bin:/bin"}
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     for user, pw in (("bad name!", "password1"), ("okname", "short")):
         r = subprocess.run([_sys.executable, "-m", "server", "users", "add", "--username", user,
                             "--password", pw], cwd=root, env=env, capture_output=True, text=True)

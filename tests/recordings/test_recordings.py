@@ -2,7 +2,7 @@
 process's side of the contract, driven by a protocol-level media worker (a real WebSocket
 client with a worker token that speaks worker.register / call.join / worker.status and uploads
 assets over HTTP). The real worker process with real media is tested in
-tests/test_recording_e2e.py."""
+tests/recordings/test_recording_e2e.py."""
 from __future__ import annotations
 
 import asyncio
@@ -14,10 +14,10 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from server.accounts.tokens import issue_worker_token
 from server.db import recordings as rq
-from tests.test_calls import calls_settle, call_room, joined  # noqa: F401  (autouse settle fixture)
+from tests.calls.helpers import calls_settle, call_room, joined  # noqa: F401  (autouse settle fixture)
 from tests.files.test_files import fetch
-from tests.test_rest import assert_error
-from tests.test_worker_claim import pending_recordings
+from tests.api import assert_error
+from tests.recordings.test_worker_claim import pending_recordings
 from tests.wsclient import ProtocolError
 
 

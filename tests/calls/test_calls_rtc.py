@@ -8,7 +8,7 @@ import asyncio
 
 
 from tests.rtcpeer import PeerGroup
-from tests.test_calls import call_room, calls_settle  # noqa: F401 (autouse fixture)
+from tests.calls.helpers import call_room, calls_settle  # noqa: F401 (autouse fixture)
 
 VIDEO_FRAMES = 20  # ~1.3 s of the 15 fps pattern
 AUDIO_FRAMES = 50  # 1 s of 20 ms Opus frames

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.test_calls import call_room, calls_settle, joined  # noqa: F401  (autouse settle fixture)
-from tests.test_ws_chat import classroom, send
-from tests.test_ws_chat import joined as room_joined
+from tests.calls.helpers import call_room, calls_settle  # noqa: F401  (autouse settle fixture)
+from tests.chat.test_ws_chat import classroom, send
+from tests.chat.test_ws_chat import joined as room_joined
 
 
 async def scrape(server, token: str | None = None) -> dict[str, dict[tuple, float]]:

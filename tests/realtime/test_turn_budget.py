@@ -8,6 +8,7 @@ KIB = 1024
 
 
 def test_writers_share_one_budget_per_turn_and_other_work_interleaves():
+    """Eight writers together move at most the budget per loop turn, so chat work runs at least every fourth slice."""
     async def main() -> list[str]:
         budget = TurnBudget(256 * KIB)
         trace: list[str] = []
@@ -33,6 +34,7 @@ def test_writers_share_one_budget_per_turn_and_other_work_interleaves():
 
 
 def test_a_slice_larger_than_the_budget_goes_alone():
+    """A slice larger than the whole budget is not blocked forever: it goes alone in its turn."""
     async def main() -> None:
         budget = TurnBudget(100)
         await asyncio.wait_for(budget.take(1000), 1)

@@ -3,103 +3,14 @@ per-user rate limits, malformed frames, slow consumers and heartbeats."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import os
 import socket
-import struct
 import time
 
 import pytest
 
-from tests.wsclient import ProtocolError, WsClient
-
-
-# -- a hand-made WebSocket client that reads only when told to --------------------------------------
-class RawWs:
-    """A WebSocket client on a plain non-blocking socket: the HTTP upgrade is done by hand and
-    nothing is read unless the test asks, and pings are never answered."""
-
-    def __init__(self, sock: socket.socket):
-        self.sock = sock
-        self.buf = b""
-
-    @classmethod
-    async def connect(cls, port: int, token: str, rcvbuf: int | None = None) -> "RawWs":
-        loop = asyncio.get_running_loop()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf is not None:  # before connect, so the advertised window stays small
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        sock.setblocking(False)
-        await loop.sock_connect(sock, ("127.0.0.1", port))
-        key = base64.b64encode(os.urandom(16)).decode()
-        req = (f"GET /ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
-        await loop.sock_sendall(sock, req.encode())
-        ws = cls(sock)
-        while b"\r\n\r\n" not in ws.buf:
-            chunk = await asyncio.wait_for(loop.sock_recv(sock, 4096), 5)
-            assert chunk, "server closed during the handshake"
-            ws.buf += chunk
-        head, ws.buf = ws.buf.split(b"\r\n\r\n", 1)
-        assert head.startswith(b"HTTP/1.1 101"), head
-        return ws
-
-    async def send_frame(self, payload: bytes, opcode: int = 0x1) -> None:
-        mask = os.urandom(4)
-        n = len(payload)
-        if n < 126:
-            header = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
-        elif n <= 0xFFFF:
-            header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
-        else:
-            header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        await asyncio.get_running_loop().sock_sendall(self.sock, header + mask + masked)
-
-    async def send_json(self, obj: dict) -> None:
-        await self.send_frame(json.dumps(obj).encode())
-
-    async def _fill(self, n: int, timeout: float) -> bool:
-        loop = asyncio.get_running_loop()
-        while len(self.buf) < n:
-            chunk = await asyncio.wait_for(loop.sock_recv(self.sock, 65536), timeout)
-            if not chunk:
-                return False
-            self.buf += chunk
-        return True
-
-    async def read_frame(self, timeout: float = 5) -> tuple[int, bytes] | None:
-        """``(opcode, payload)`` of the next frame, or None at EOF."""
-        if not await self._fill(2, timeout):
-            return None
-        b0, b1 = self.buf[0], self.buf[1]
-        n, off = b1 & 0x7F, 2
-        if n == 126:
-            if not await self._fill(4, timeout):
-                return None
-            n, off = struct.unpack("!H", self.buf[2:4])[0], 4
-        elif n == 127:
-            if not await self._fill(10, timeout):
-                return None
-            n, off = struct.unpack("!Q", self.buf[2:10])[0], 10
-        if not await self._fill(off + n, timeout):
-            return None
-        payload, self.buf = self.buf[off:off + n], self.buf[off + n:]
-        return b0 & 0x0F, payload
-
-    async def read_event(self, type_: str, timeout: float = 5) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            frame = await self.read_frame(max(0.01, deadline - time.monotonic()))
-            assert frame is not None, "closed"
-            if frame[0] == 0x1:
-                ev = json.loads(frame[1])
-                if ev.get("type") == type_:
-                    return ev
-
-    def close(self) -> None:
-        self.sock.close()
+from server.realtime.tornado_stream import pending_write_bytes
+from tests.wsclient import ProtocolError, RawWs, WsClient
 
 
 def server_socket(server, user_id: str):
@@ -111,8 +22,7 @@ def server_socket(server, user_id: str):
 
 def queued_bytes(handler) -> int:
     """Bytes the server accepted for this socket but has not yet handed to the kernel."""
-    stream = handler.ws_connection.stream
-    return stream._total_write_index - stream._total_write_done_index
+    return pending_write_bytes(handler.ws_connection.stream)
 
 
 async def room_with(server, *names: str) -> tuple[str, list[tuple[dict, str]]]:
@@ -331,7 +241,7 @@ async def test_slow_consumer_bounded_and_isolated(server):
     for i in range(3):
         await sender.request("message.send", room=rid, client_msg_id=f"after{i}", content=content)
     if stream is not None and not stream.closed():
-        assert stream._total_write_index - stream._total_write_done_index <= cfg.outgoing_max_bytes + frame_len
+        assert pending_write_bytes(stream) <= cfg.outgoing_max_bytes + frame_len
     deadline = time.monotonic() + 8
     while handler in server.deps.sockets and time.monotonic() < deadline:
         await asyncio.sleep(0.1)

@@ -49,6 +49,7 @@ async def status(db: Database, recording_id: int) -> tuple[str, str | None]:
 
 
 async def test_a_worker_gets_no_more_recordings_than_its_capacity(database_url):
+    """The first claim wins, a full worker is refused, and only a finished (not a processing) recording frees its slot."""
     db = Database(database_url)
     try:
         r1, r2, r3 = await pending_recordings(db, 3)

@@ -24,7 +24,7 @@ from tests.conftest import LiveServer
 from tests.mediapattern import beep_times, decode_audio_mono, flash_times
 from tests.patterntracks import pattern_tracks
 from tests.rtcpeer import RtcPeer
-from tests.test_calls import room_with
+from tests.calls.helpers import room_with
 from tests.files.test_files import fetch
 
 SYNC_LIMIT_S = 0.080

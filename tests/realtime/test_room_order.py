@@ -24,6 +24,7 @@ def frame(seq: int) -> tuple[int, bytes]:
 
 
 async def test_a_gap_that_closes_by_itself_is_not_read_from_sql():
+    """A gap filled by a frame that arrives within GAP_WAIT_S is delivered in seq order without reading SQL."""
     order, out, reads = make({s: frame(s)[1] for s in range(1, 6)})
     order.offer(1, [frame(1)])
     order.offer(1, [frame(4), frame(5)])  # the other process's batch, through Redis
@@ -34,6 +35,7 @@ async def test_a_gap_that_closes_by_itself_is_not_read_from_sql():
 
 
 async def test_a_real_gap_is_read_from_sql_after_the_wait():
+    """A gap still open after GAP_WAIT_S is read from SQL (just the missing seqs) and a late duplicate is dropped."""
     order, out, reads = make({s: frame(s)[1] for s in range(1, 6)})
     order.offer(1, [frame(1)])
     order.offer(1, [frame(4)])  # 2 and 3 were lost with a Redis notice

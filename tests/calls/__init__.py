@@ -1,0 +1,1 @@
+"""Tests of server/calls: sessions, signaling, controls, attendance, ICE servers, real WebRTC."""
