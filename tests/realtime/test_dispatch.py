@@ -1,6 +1,6 @@
-"""Dispatcher (server/realtime/dispatch.py): the op table, rate limits, the mapping of failures
-to error frames, and the socket hooks, without a socket: a fake connection records what the
-dispatcher answers, and the rate limiters run on a clock the test moves."""
+"""Dispatcher (server/realtime/dispatch.py): the op table, budgets, the mapping of failures to
+error frames, and the socket hooks, without a socket: a fake connection records what the
+dispatcher answers, and the budgets (``LocalBudget``) run on a clock the test moves."""
 from __future__ import annotations
 
 import logging
@@ -9,7 +9,7 @@ import pytest
 
 from server.kernel.errors import Forbidden, PodiumError
 from server.realtime.dispatch import PIPELINED, Dispatcher
-from server.realtime.ratelimit import RateLimiter
+from server.realtime.budget import LocalBudget
 
 
 class Clock:
@@ -30,14 +30,16 @@ class FakeConn:
         self.limited_in_a_row = 0
         self.replies: list[tuple[str | None, object]] = []
         self.errors: list[tuple[str | None, str, str]] = []
+        self.retry_after: list[float | None] = []  # retry_after_s of each error, in order
         self.closed_with: tuple[int, str] | None = None
         self.log = logging.getLogger("tests.dispatch.conn")
 
     def reply(self, req_id, data) -> None:
         self.replies.append((req_id, data))
 
-    def error(self, req_id, code: str, reason: str) -> None:
+    def error(self, req_id, code: str, reason: str, retry_after_s: float | None = None) -> None:
         self.errors.append((req_id, code, reason))
+        self.retry_after.append(retry_after_s)
 
     def close(self, code: int, reason: str) -> None:
         self.closed_with = (code, reason)
@@ -46,7 +48,7 @@ class FakeConn:
 def dispatcher(rate: float = 1000.0, burst: int = 1000, signal_burst: int = 1000, abuse_limit: int = 50):
     """``(dispatcher, clock, stats, calls)``: an echo op ``"echo"`` that records each message it runs."""
     clock, stats, calls = Clock(), {"rate_limited": 0}, []
-    d = Dispatcher(RateLimiter(rate, burst, clock), RateLimiter(rate, signal_burst, clock), abuse_limit, stats)
+    d = Dispatcher(LocalBudget(rate, burst, clock), LocalBudget(rate, signal_burst, clock), abuse_limit, stats)
 
     async def echo(conn, msg):
         calls.append(msg)
@@ -119,16 +121,17 @@ async def test_an_unexpected_exception_is_an_internal_error_and_is_logged(caplog
 
 
 async def test_over_budget_frames_are_rate_limited_per_user_until_tokens_come_back():
-    """Past the burst a user's frames get rate_limited without running the op; other users are unaffected; time refills."""
-    d, clock, stats, calls = dispatcher(rate=1.0, burst=2)
+    """Past the burst a user's frames get rate_limited with retry_after_s, without running the op; others are unaffected."""
+    d, clock, stats, calls = dispatcher(rate=2.0, burst=2)
     ana1, ana2, ben = FakeConn(1), FakeConn(1), FakeConn(2)
     await d.handle(ana1, "echo", {"n": 1}, "a")
-    await d.handle(ana2, "echo", {"n": 2}, "b")  # a user's sockets share one bucket
+    await d.handle(ana2, "echo", {"n": 2}, "b")  # a user's sockets share one budget
     await d.handle(ana1, "echo", {"n": 3}, "c")
     await d.handle(ben, "echo", {"n": 4}, "d")
     assert [c for _, c, _ in ana1.errors] == ["rate_limited"] and ana1.limited_in_a_row == 1
+    assert ana1.retry_after == [0.5]  # one token at 2 a second
     assert calls == [{"n": 1}, {"n": 2}, {"n": 4}] and stats["rate_limited"] == 1
-    clock.now += 1.0
+    clock.now += 0.5
     await d.handle(ana1, "echo", {"n": 5}, "e")
     assert ana1.replies == [("a", {"echo": 1}), ("e", {"echo": 5})] and ana1.limited_in_a_row == 0
 
@@ -146,7 +149,7 @@ async def test_sustained_abuse_closes_the_socket_with_4429():
 
 
 async def test_signaling_ops_are_counted_against_the_signal_budget():
-    """Ops registered with signal=True draw on the signal limiter, so signals pass while chat is limited and vice versa."""
+    """Ops registered with signal=True draw on the signal budget: signals pass while the chat budget is spent, until their own runs out."""
     d, _, _, calls = dispatcher(rate=1.0, burst=1, signal_burst=3)
 
     async def relay(conn, msg):
@@ -217,23 +220,56 @@ def test_every_authenticated_hook_runs_even_if_one_raises():
     assert seen == [(3, True)]
 
 
-async def test_closing_the_users_last_socket_forgets_their_rate_buckets():
-    """When the user is gone both budgets start full again; while a socket of the user remains they do not."""
-    d, _, _, calls = dispatcher(rate=1.0, burst=1, signal_burst=1)
+async def test_closing_the_users_last_socket_does_not_refill_their_budgets():
+    """Budgets outlive the sockets: a user reconnecting after closing every socket gets no fresh burst, only time refills."""
+    d, clock, _, calls = dispatcher(rate=1.0, burst=1, signal_burst=1)
 
     async def relay(conn, msg):
         calls.append("signal")
 
     d.register("rtc.ice", relay, signal=True)
     conn = FakeConn()
-    for kind in ("echo", "rtc.ice", "echo", "rtc.ice"):
-        await d.handle(conn, kind, {}, kind)
-    assert len(conn.errors) == 2
-    d.closed(conn, [], False)  # another socket of the user is still open
-    await d.handle(conn, "echo", {}, "still")
-    assert conn.errors[-1][:2] == ("still", "rate_limited")
-    d.closed(conn, [], True)
-    fresh = FakeConn()
-    await d.handle(fresh, "echo", {"n": 9}, "again")
-    await d.handle(fresh, "rtc.ice", {}, "sig")
-    assert fresh.errors == [] and fresh.replies == [("again", {"echo": 9}), ("sig", {})]
+    await d.handle(conn, "echo", {"n": 1}, "chat")
+    await d.handle(conn, "rtc.ice", {}, "sig")
+    d.closed(conn, [7], True)
+    again = FakeConn()
+    await d.handle(again, "echo", {"n": 2}, "chat-again")
+    await d.handle(again, "rtc.ice", {}, "sig-again")
+    assert [(r, c) for r, c, _ in again.errors] == [("chat-again", "rate_limited"), ("sig-again", "rate_limited")]
+    clock.now += 1.0
+    await d.handle(again, "echo", {"n": 3}, "later")
+    assert again.replies == [("later", {"echo": 3})]
+
+
+class RemoteBudget:
+    """A budget whose local part is spent (``try_take`` None), so the dispatcher must await
+    ``take``; answers each take with the next wait in ``waits``."""
+
+    def __init__(self, *waits: float):
+        self.waits = list(waits)
+        self.asked: list[int] = []
+
+    def try_take(self, key, cost: float = 1.0):
+        return None
+
+    async def take(self, key, cost: float = 1.0) -> float:
+        self.asked.append(key)
+        return self.waits.pop(0)
+
+
+async def test_a_budget_that_must_ask_elsewhere_is_awaited_and_decides():
+    """When try_take cannot decide (a shared budget's lease is spent) the dispatcher awaits take() and obeys its answer."""
+    remote = RemoteBudget(0.0, 2.5)
+    d = Dispatcher(remote, LocalBudget(1000.0, 1000), 50, {"rate_limited": 0})
+    calls = []
+
+    async def echo(conn, msg):
+        calls.append(msg["n"])
+
+    d.register("echo", echo)
+    conn = FakeConn(4)
+    await d.handle(conn, "echo", {"n": 1}, "ok")
+    await d.handle(conn, "echo", {"n": 2}, "later")
+    assert remote.asked == [4, 4] and calls == [1]
+    assert conn.replies == [("ok", {})] and conn.errors[0][:2] == ("later", "rate_limited")
+    assert conn.retry_after == [2.5]
