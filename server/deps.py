@@ -31,7 +31,7 @@ from server.realtime.budget import Budget, LocalBudget, SharedBudget
 from server.realtime.registry import Registry
 from server.realtime.turn_budget import TurnBudget
 from server.recordings import ops as recording_ops
-from server.recordings.assets import Assets
+from server.recordings.assets import AssetAccess, Assets
 from server.recordings.lifecycle import Recordings
 from server.rooms.service import Rooms
 from server.storage import storage_from_url
@@ -127,6 +127,7 @@ class Deps:
         self.rooms.on_member_removed(self.calls.member_removed)
         self.rooms.on_member_removed(self.presence.member_removed)
         self.recordings.hook_into(self.calls)
+        self.files.add_access_rule(AssetAccess(self.db, self.rooms))
         if self.bus is not None:
             self.rooms.register_notices(self.router, self.calls.spawn)
             call_notices.register(self.router, self.calls, self.controls)

@@ -87,6 +87,14 @@ async def asset_by_name(s: AsyncSession, recording_id: int, name: str) -> Record
     return (await s.execute(q)).scalars().first()
 
 
+async def asset_of_file(s: AsyncSession, file_id: str) -> tuple[RecordingAsset, Recording] | None:
+    """The recording asset stored as ``file_id`` and its recording, if the file is one."""
+    q = (select(RecordingAsset, Recording).join(Recording, Recording.id == RecordingAsset.recording_id)
+         .where(RecordingAsset.file_id == file_id))
+    row = (await s.execute(q)).first()
+    return (row[0], row[1]) if row is not None else None
+
+
 async def add_asset(s: AsyncSession, recording_id: int, name: str, file_id: str) -> None:
     s.add(RecordingAsset(recording_id=recording_id, name=name, file_id=file_id))
     await s.flush()

@@ -9,6 +9,7 @@ from typing import Awaitable, Callable
 
 from server.config import Config
 from server.db import files as fq
+from server.db import users as uq
 from server.db.engine import Database
 from server.db.models import File
 from server.files import links
@@ -25,6 +26,9 @@ log = logging.getLogger("podium.files")
 
 RoomRole = Callable[[int, Actor], Awaitable[str]]
 """``room_role(room_id, actor)``: the actor's role in the room; NotFound / Forbidden otherwise."""
+AccessRule = Callable[[File, Actor], Awaitable[bool | None]]
+"""``rule(file, actor)``: True/False when the rule decides who may read the file, None when it
+has no say (registered by features that own files outside rooms: recording assets)."""
 
 
 class Files:
@@ -33,6 +37,28 @@ class Files:
     def __init__(self, config: Config, db: Database, storage: Storage, keys: SigningKeys, room_role: RoomRole):
         self.config, self.db, self.storage, self.keys = config, db, storage, keys
         self.room_role = room_role
+        self._rules: list[AccessRule] = []
+
+    def add_access_rule(self, rule: AccessRule) -> None:
+        """Let a feature decide who may read files it owns (consulted before the room rule)."""
+        self._rules.append(rule)
+
+    async def may_read(self, actor: Actor, f: File) -> bool:
+        """Whether ``actor`` may read ``f``: its owner, an admin, what a registered rule says,
+        or (room files) a member of its room."""
+        if f.owner_id == actor.id or actor.is_admin:
+            return True
+        for rule in self._rules:
+            verdict = await rule(f, actor)
+            if verdict is not None:
+                return verdict
+        if f.room_id is not None:
+            try:
+                await self.room_role(f.room_id, actor)
+                return True
+            except (Forbidden, NotFound):
+                return False
+        return False
 
     def upload(self, actor: Actor, boundary: bytes) -> Upload:
         return Upload(actor, boundary, config=self.config, db=self.db, storage=self.storage,
@@ -43,17 +69,9 @@ class Files:
         NotFound otherwise, so ids of others' files are not confirmed."""
         async with self.db.read() as s:
             f = await fq.get_file(s, file_id)
-        if f is None:
-            raise NotFound("no such file")
-        if f.owner_id == actor.id or actor.is_admin:
-            return f
-        if f.room_id is not None:
-            try:
-                await self.room_role(f.room_id, actor)
-                return f
-            except (Forbidden, NotFound):
-                pass  # not a member: answered as a missing file below
-        raise NotFound("no such file")
+        if f is None or not await self.may_read(actor, f):
+            raise NotFound("no such file")  # others' files are not confirmed
+        return f
 
     async def get(self, actor: Actor, file_id: str) -> File:
         return await self._visible(actor, file_id)
@@ -150,19 +168,23 @@ class Files:
     async def signed_url(self, actor: Actor, file_id: str, req: LinkRequest, base_url: str) -> dict:
         """``{url, expires_at}`` of a GET link for a file the actor may see."""
         f = await self._visible(actor, file_id)
-        return links.file_link(self.keys, f, base_url=base_url, disposition=req.disposition,
+        return links.file_link(self.keys, f, holder=actor.id, base_url=base_url, disposition=req.disposition,
                                expires_in=req.expires_in, max_ttl_s=self.config.signed_url_max_ttl_s,
                                now=time.time())
 
     async def for_download(self, method: str, file_id: str, name: str, query) -> tuple[File, str]:
-        """Verify a signed link, then that the file still exists under that name; return the
-        file and the disposition to serve (inline only for :data:`INLINE_SAFE` types)."""
-        disp = links.verify(self.keys, "GET" if method == "HEAD" else method, file_id, name,
-                            query, time.time())
+        """Verify a signed link, then that the file still exists under that name and that the
+        link's holder may still read it (links follow access); return the file and the
+        disposition to serve (inline only for :data:`INLINE_SAFE` types)."""
+        disp, holder = links.verify(self.keys, "GET" if method == "HEAD" else method, file_id, name,
+                                    query, time.time())
         async with self.db.read() as s:
             f = await fq.get_file(s, file_id)
+            user = await uq.get_user(s, holder)
         if f is None or f.name != name:
             raise Forbidden("this link no longer works")
+        if user is None or not await self.may_read(Actor(user.id, user.display_name, user.role), f):
+            raise Forbidden("this link no longer works: its holder has no access to the file any more")
         if disp == "inline" and f.content_type not in INLINE_SAFE:
             disp = "attachment"
         return f, disp

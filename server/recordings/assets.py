@@ -15,7 +15,8 @@ from server.db.models import File, Recording
 from server.files.rules import new_file_id
 from server.kernel.actor import Actor
 from server.kernel.clock import utcnow
-from server.kernel.errors import BadRequest, TooLarge
+from server.kernel.errors import BadRequest, Forbidden, NotFound, TooLarge
+from server.recordings.wire import STUDENT_ASSET_KINDS
 from server.storage import StorageError, Writer, new_key
 
 log = logging.getLogger("podium.recordings")
@@ -92,3 +93,26 @@ class AssetUpload:
     async def abort(self) -> None:
         if not self.done:
             await self.writer.abort()
+
+
+class AssetAccess:
+    """Who may read a recording's asset files (they live outside rooms; a link to one is
+    checked at download): the recording room's instructors every asset; its other members the
+    class video, chat and thumbnail of a ready recording. Files of no recording: no say."""
+
+    def __init__(self, db, rooms):
+        self.db, self.rooms = db, rooms
+
+    async def __call__(self, f: File, actor: Actor) -> bool | None:
+        if f.room_id is not None or not (f.folder or "").startswith("recordings/"):
+            return None
+        async with self.db.read() as s:
+            found = await rq.asset_of_file(s, f.id)
+        if found is None:
+            return None
+        asset, recording = found
+        try:
+            role = await self.rooms.role(recording.room_id, actor)
+        except (Forbidden, NotFound):
+            return False
+        return role == "instructor" or (recording.status == "ready" and asset.kind in STUDENT_ASSET_KINDS)

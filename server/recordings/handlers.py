@@ -50,7 +50,7 @@ class CompleteHandler(BaseHandler):
         actor = await self.authenticate()
         ready = await self.deps.recordings.complete(actor, parse_id(recording_id, "recording"),
                                                     self.request.headers.get("X-Worker-Id"), self.json_body())
-        self.send_json({"recording": await library(self).wire(ready, "instructor")})
+        self.send_json({"recording": await library(self).wire(ready, "instructor", actor.id)})
 
 
 @tornado.web.stream_request_body

@@ -28,7 +28,8 @@ class RecordingLibrary:
         self.db, self.rooms, self.recordings = deps.db, deps.rooms, deps.recordings
 
     # -- reading ---------------------------------------------------------------------------
-    async def _wires(self, rows: list[Recording], role: str) -> list[dict]:
+    async def _wires(self, rows: list[Recording], role: str, holder: int) -> list[dict]:
+        """The recordings as ``role`` sees them, with links minted for ``holder``."""
         async with self.db.read() as s:
             by_rec = await rq.assets(s, [r.id for r in rows])
         now = time.time()
@@ -40,30 +41,30 @@ class RecordingLibrary:
                     continue
                 if role != "instructor" and row.status != "ready":
                     continue
-                assets.append(self._asset_wire(asset, f, now))
+                assets.append(self._asset_wire(asset, f, now, holder))
             out.append(recording_wire(row, assets, self.recordings.progress.get(row.id)))
         return out
 
-    def _asset_wire(self, asset, f: File, now: float) -> dict:
-        link = links.file_link(self.deps.signing, f, base_url=self.base_url, expires_in=LINK_TTL_S,
+    def _asset_wire(self, asset, f: File, now: float, holder: int) -> dict:
+        link = links.file_link(self.deps.signing, f, holder=holder, base_url=self.base_url, expires_in=LINK_TTL_S,
                                max_ttl_s=self.deps.config.signed_url_max_ttl_s, now=now, with_inline=True)
         return {"id": str(asset.id), "kind": asset.kind, "name": asset.name, "file_id": f.id,
                 "content_type": f.content_type, "size": f.size, "duration_s": asset.duration_s} | link
 
-    async def wire(self, row: Recording, role: str) -> dict:
-        """One recording as ``role`` sees it, with fresh signed links."""
-        return (await self._wires([row], role))[0]
+    async def wire(self, row: Recording, role: str, holder: int) -> dict:
+        """One recording as ``role`` sees it, with fresh signed links for ``holder``."""
+        return (await self._wires([row], role, holder))[0]
 
     async def for_room(self, actor: Actor, room_id: int, limit: int) -> list[dict]:
         role = await self.rooms.role(room_id, actor)
         async with self.db.read() as s:
             rows = await rq.for_room(s, room_id, limit)
-        return await self._wires(rows, role)
+        return await self._wires(rows, role, actor.id)
 
     async def get(self, actor: Actor, recording_id: int) -> dict:
         row = await self.recordings.get(recording_id)
         role = "instructor" if actor.role == "recorder" else await self.rooms.role(row.room_id, actor)
-        return (await self._wires([row], role))[0]
+        return (await self._wires([row], role, actor.id))[0]
 
     async def timeline(self, actor: Actor, recording_id: int) -> dict:
         """Chat and marks of the recorded span, as offsets from its start on the server's clock

@@ -276,7 +276,7 @@ async def test_large_download_streams_in_chunks(server):
 
 async def test_tampered_or_expired_links_are_403(server):
     """Changing the signature, name, expiry, disposition or key id gives 403; an authentic but expired link gives 403 too."""
-    _, tok = await server.user("ana")
+    ana, tok = await server.user("ana")
     [f] = await upload(server, tok, [("a.txt", b"secret")])
     url = await link(server, tok, f["id"])
     parts = urlsplit(url)
@@ -284,14 +284,15 @@ async def test_tampered_or_expired_links_are_403(server):
     base = f"/dl/{f['id']}/a.txt"
     assert (await fetch(server, f"{base}?{urlencode(q)}")).code == 200
     for change in ({"sig": q["sig"][:-1] + ("A" if q["sig"][-1] != "A" else "B")},
-                   {"exp": str(int(q["exp"]) + 1)}, {"disp": "inline"}, {"kid": "other"}):
+                   {"exp": str(int(q["exp"]) + 1)}, {"disp": "inline"}, {"kid": "other"},
+                   {"u": str(int(q["u"]) + 1)}):
         r = await fetch(server, f"{base}?{urlencode({**q, **change})}")
         assert r.code == 403, change
         assert r.headers["X-Content-Type-Options"] == "nosniff"
     assert (await fetch(server, f"/dl/{f['id']}/b.txt?{urlencode(q)}")).code == 403
     assert (await fetch(server, base)).code == 403
     past = int(time.time()) - 10
-    forged = links.sign(server.deps.signing, "GET", f["id"], "a.txt", past, "attachment")
+    forged = links.sign(server.deps.signing, "GET", f["id"], "a.txt", past, "attachment", int(ana["id"]))
     r = await fetch(server, f"{base}?{urlencode(forged)}")
     assert r.code == 403 and b"expired" in r.body
 

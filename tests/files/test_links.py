@@ -27,11 +27,11 @@ def split(path):
 
 
 def test_round_trip():
-    """A freshly signed query verifies and returns its disposition."""
+    """A freshly signed query verifies and returns its disposition and holder."""
     k = keys()
-    q = sign(k, "GET", "f1", "notes.pdf", int(NOW) + 60, "inline")
-    assert set(q) == {"exp", "kid", "disp", "sig"} and q["kid"] == "k2"
-    assert verify(k, "GET", "f1", "notes.pdf", q, NOW) == "inline"
+    q = sign(k, "GET", "f1", "notes.pdf", int(NOW) + 60, "inline", 7)
+    assert set(q) == {"exp", "kid", "disp", "u", "sig"} and q["kid"] == "k2" and q["u"] == "7"
+    assert verify(k, "GET", "f1", "notes.pdf", q, NOW) == ("inline", 7)
 
 
 def test_errors_are_forbidden():
@@ -47,12 +47,14 @@ def test_errors_are_forbidden():
     ("exp", {}, {"exp": str(int(NOW) + 61)}),
     ("disp", {}, {"disp": "attachment"}),
     ("kid", {}, {"kid": "k1"}),
+    ("holder", {}, {"u": "8"}),
+    ("holder-format", {}, {"u": "7a"}),
     ("sig", {}, {"sig": "A" * 43}),
 ])
 def test_tampered_field_rejected(field, args, query_change):
-    """Changing any signed field (method, file id, name, exp, disp, kid, sig) → InvalidSignature."""
+    """Changing any signed field (method, file id, name, exp, disp, kid, holder, sig) → InvalidSignature."""
     k = keys(NEW, OLD)
-    q = sign(k, "GET", "f1", "notes.pdf", int(NOW) + 60, "inline")
+    q = sign(k, "GET", "f1", "notes.pdf", int(NOW) + 60, "inline", 7)
     call = {"method": "GET", "file_id": "f1", "name": "notes.pdf"} | args
     with pytest.raises(InvalidSignature):
         verify(k, call["method"], call["file_id"], call["name"], q | query_change, NOW)
@@ -67,7 +69,7 @@ def test_tampered_field_rejected(field, args, query_change):
 def test_malformed_query_rejected(bad):
     """Missing fields, non-integer expiry, unknown disposition or kid, malformed sig → InvalidSignature."""
     k = keys()
-    q = sign(k, "GET", "f1", "a.txt", int(NOW) + 60, "attachment")
+    q = sign(k, "GET", "f1", "a.txt", int(NOW) + 60, "attachment", 7)
     q = {key: v for key, v in (q | bad).items() if v is not None}
     with pytest.raises(InvalidSignature):
         verify(k, "GET", "f1", "a.txt", q, NOW)
@@ -76,9 +78,9 @@ def test_malformed_query_rejected(bad):
 def test_tornado_style_query_values():
     """Query values given as one-element lists of bytes verify; repeated values are rejected."""
     k = keys()
-    q = sign(k, "GET", "f1", "a.txt", int(NOW) + 60, "attachment")
+    q = sign(k, "GET", "f1", "a.txt", int(NOW) + 60, "attachment", 7)
     tq = {key: [v.encode()] for key, v in q.items()}
-    assert verify(k, "GET", "f1", "a.txt", tq, NOW) == "attachment"
+    assert verify(k, "GET", "f1", "a.txt", tq, NOW) == ("attachment", 7)
     with pytest.raises(InvalidSignature):
         verify(k, "GET", "f1", "a.txt", tq | {"disp": [b"inline", b"attachment"]}, NOW)
 
@@ -87,8 +89,8 @@ def test_expired():
     """An authentic URL at or after its expiry → ExpiredSignature; a second before, it verifies."""
     k = keys()
     exp = int(NOW) + 10
-    q = sign(k, "GET", "f1", "a.txt", exp, "attachment")
-    assert verify(k, "GET", "f1", "a.txt", q, exp - 1) == "attachment"
+    q = sign(k, "GET", "f1", "a.txt", exp, "attachment", 7)
+    assert verify(k, "GET", "f1", "a.txt", q, exp - 1) == ("attachment", 7)
     with pytest.raises(ExpiredSignature):
         verify(k, "GET", "f1", "a.txt", q, exp)
     with pytest.raises(ExpiredSignature):
@@ -98,7 +100,7 @@ def test_expired():
 def test_tampered_and_expired_is_invalid():
     """A forged URL is reported invalid, not expired: the MAC is checked before the expiry."""
     k = keys()
-    q = sign(k, "GET", "f1", "a.txt", int(NOW) - 10, "attachment")
+    q = sign(k, "GET", "f1", "a.txt", int(NOW) - 10, "attachment", 7)
     with pytest.raises(InvalidSignature):
         verify(k, "GET", "f2", "a.txt", q, NOW)
 
@@ -106,33 +108,33 @@ def test_tampered_and_expired_is_invalid():
 def test_rotation():
     """An old key's URL verifies while the key is listed second and fails once it is removed."""
     old_only = keys(OLD)
-    q = sign(old_only, "GET", "f1", "a.txt", int(NOW) + 60, "inline")
+    q = sign(old_only, "GET", "f1", "a.txt", int(NOW) + 60, "inline", 7)
     assert q["kid"] == "k1"
     rotated = keys(NEW, OLD)
-    assert verify(rotated, "GET", "f1", "a.txt", q, NOW) == "inline"
-    assert sign(rotated, "GET", "f1", "a.txt", int(NOW) + 60, "inline")["kid"] == "k2"
+    assert verify(rotated, "GET", "f1", "a.txt", q, NOW) == ("inline", 7)
+    assert sign(rotated, "GET", "f1", "a.txt", int(NOW) + 60, "inline", 7)["kid"] == "k2"
     with pytest.raises(InvalidSignature):
         verify(keys(NEW), "GET", "f1", "a.txt", q, NOW)
 
 
 def test_same_kid_other_secret_rejected():
     """A URL signed under a kid whose secret was replaced no longer verifies."""
-    q = sign(keys(("k1", b"a" * 32)), "GET", "f1", "a.txt", int(NOW) + 60, "inline")
+    q = sign(keys(("k1", b"a" * 32)), "GET", "f1", "a.txt", int(NOW) + 60, "inline", 7)
     with pytest.raises(InvalidSignature):
         verify(keys(("k1", b"b" * 32)), "GET", "f1", "a.txt", q, NOW)
 
 
 def test_first_key_signs():
     """The first listed key signs; its MAC is HMAC-SHA256, 43 url-safe chars without padding."""
-    q = sign(keys(OLD, NEW), "GET", "f1", "a.txt", int(NOW) + 60, "inline")
+    q = sign(keys(OLD, NEW), "GET", "f1", "a.txt", int(NOW) + 60, "inline", 7)
     assert q["kid"] == "k1" and len(q["sig"]) == 43 and "=" not in q["sig"]
-    assert verify(keys(OLD), "GET", "f1", "a.txt", q, NOW) == "inline"
+    assert verify(keys(OLD), "GET", "f1", "a.txt", q, NOW) == ("inline", 7)
 
 
 def test_field_boundaries_unambiguous():
     """Moving bytes between adjacent fields (file id / name) changes the MAC input."""
     k = keys()
-    q = sign(k, "GET", "f1", "2\nx", int(NOW) + 60, "inline")
+    q = sign(k, "GET", "f1", "2\nx", int(NOW) + 60, "inline", 7)
     with pytest.raises(InvalidSignature):
         verify(k, "GET", "f1\n2", "x", q, NOW)
     with pytest.raises(InvalidSignature):
@@ -141,11 +143,11 @@ def test_field_boundaries_unambiguous():
 
 def test_signed_path_caps_expiry():
     """expires_in above the cap is capped; expires_at is floor(now) + ttl and is the URL's exp."""
-    path, expires_at = signed_path(keys(), "f1", "a.txt", "attachment", 10**9, 900, NOW)
+    path, expires_at = signed_path(keys(), "f1", "a.txt", "attachment", 10**9, 900, NOW, 7)
     assert expires_at == int(NOW) + 900
     _, _, q = split(path)
     assert q["exp"] == [str(expires_at)]
-    path, expires_at = signed_path(keys(), "f1", "a.txt", "attachment", 60, 900, NOW)
+    path, expires_at = signed_path(keys(), "f1", "a.txt", "attachment", 60, 900, NOW, 7)
     assert expires_at == int(NOW) + 60
 
 
@@ -153,14 +155,14 @@ def test_signed_path_caps_expiry():
 def test_signed_path_rejects_bad_lifetime(expires_in):
     """A zero, negative or non-integer expires_in is a ValueError."""
     with pytest.raises(ValueError):
-        signed_path(keys(), "f1", "a.txt", "inline", expires_in, 900, NOW)
+        signed_path(keys(), "f1", "a.txt", "inline", expires_in, 900, NOW, 7)
 
 
 def test_signed_path_rejects_bad_disposition_and_dot_names():
     """Unknown dispositions and the names '.'/'..' (collapsed by clients) are ValueErrors."""
     for disp, name in (("render", "a.txt"), ("inline", "."), ("inline", "..")):
         with pytest.raises(ValueError):
-            signed_path(keys(), "f1", name, disp, 60, 900, NOW)
+            signed_path(keys(), "f1", name, disp, 60, 900, NOW, 7)
 
 
 @pytest.mark.parametrize("name", [
@@ -170,12 +172,12 @@ def test_signed_path_rejects_bad_disposition_and_dot_names():
 def test_path_encoding_round_trip(name):
     """Awkward names stay one path segment, decode back exactly, and verify."""
     k = keys()
-    path, _ = signed_path(k, 42, name, "attachment", 60, 900, NOW)
+    path, _ = signed_path(k, 42, name, "attachment", 60, 900, NOW, 7)
     raw_path = urlsplit(path).path
     assert raw_path.count("/") == 3 and "?" not in raw_path and "#" not in path
     file_id, decoded, q = split(path)
     assert file_id == "42" and decoded == name
-    assert verify(k, "GET", file_id, decoded, q, NOW) == "attachment"
+    assert verify(k, "GET", file_id, decoded, q, NOW) == ("attachment", 7)
     encoded = raw_path.split("/")[3]
     if encoded != name:  # the MAC covers the decoded name, not its percent-encoding
         with pytest.raises(InvalidSignature):
@@ -186,11 +188,11 @@ def test_file_link_attachment_only():
     """file_link gives {url, expires_at}: the base URL, then a GET path that verifies with the asked disposition."""
     k = keys()
     f = SimpleNamespace(id="f1", name="notes.pdf", content_type="application/pdf")
-    link = file_link(k, f, base_url="https://podium.example", expires_in=60, max_ttl_s=900, now=NOW,
+    link = file_link(k, f, holder=7, base_url="https://podium.example", expires_in=60, max_ttl_s=900, now=NOW,
                      disposition="inline")
     assert set(link) == {"url", "expires_at"} and link["url"].startswith("https://podium.example/dl/f1/")
     file_id, name, q = split(link["url"].removeprefix("https://podium.example"))
-    assert verify(k, "GET", file_id, name, q, NOW) == "inline"
+    assert verify(k, "GET", file_id, name, q, NOW) == ("inline", 7)
     assert q["exp"] == [str(int(NOW) + 60)] and link["expires_at"] == "2023-11-14T22:14:20.000Z"
 
 
@@ -200,10 +202,10 @@ def test_file_link_inline_url_for_inline_safe_types(content_type, inline):
     """with_inline adds inline_url (same expiry, disposition inline) only for types safe to show in the page."""
     k = keys()
     f = SimpleNamespace(id="f1", name="a.bin", content_type=content_type)
-    link = file_link(k, f, base_url="", expires_in=10**9, max_ttl_s=900, now=NOW, with_inline=True)
+    link = file_link(k, f, holder=7, base_url="", expires_in=10**9, max_ttl_s=900, now=NOW, with_inline=True)
     assert ("inline_url" in link) == inline
     _, _, q = split(link["url"])
     assert q["disp"] == ["attachment"] and q["exp"] == [str(int(NOW) + 900)]
     if inline:
         file_id, name, qi = split(link["inline_url"])
-        assert verify(k, "GET", file_id, name, qi, NOW) == "inline" and qi["exp"] == q["exp"]
+        assert verify(k, "GET", file_id, name, qi, NOW) == ("inline", 7) and qi["exp"] == q["exp"]
