@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
         from server.kernel.errors import BadRequest
         from server.accounts.wire import check_credentials
         try:
-            check_credentials(args.username, args.password)
+            check_credentials(args.username, args.password, config.password_min_score, args.display_name or "")
         except BadRequest as e:
             sys.exit(f"users add: {e.reason}")
         asyncio.run(_add_user(config, args.username, args.password, args.role, args.display_name))

@@ -143,6 +143,18 @@ class Config:
     recording_start_timeout_s: float = 30.0
     recording_worker_grace_s: float = 30.0
     recording_max_asset_bytes: int = 8000 * MB
+    # Accounts (docs/SECURITY.md, server/accounts/throttle.py): failed logins allowed per
+    # LOGIN_WINDOW_S for one username from one address, for one address across usernames, and
+    # for one username across addresses (not applied to an address the user signed in from
+    # lately); sign-ups per address per hour; the minimum zxcvbn score of a new password; how
+    # old an open socket's view of its user's role may get before it is read again.
+    login_window_s: int = 900
+    login_failures_per_user_address: int = 10
+    login_failures_per_address: int = 100
+    login_failures_per_user: int = 50
+    signups_per_address_per_hour: int = 100
+    password_min_score: int = 3
+    role_recheck_s: float = 15.0
 
     def origin_allowed(self, origin: str, host: str) -> bool:
         """A browser origin may call the API and open /ws: the same host, or listed in
@@ -266,8 +278,19 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         recording_worker_grace_s = float(env.get("RECORDING_WORKER_GRACE_S", "30"))
         recording_max_asset_bytes = int(float(env.get("RECORDING_MAX_ASSET_MB", "8000")) * MB)
         redis_max_connections = int(env.get("REDIS_MAX_CONNECTIONS", "16"))
+        login_window_s = int(env.get("LOGIN_WINDOW_S", "900"))
+        login_failures_per_user_address = int(env.get("LOGIN_FAILURES_PER_USER_ADDRESS", "10"))
+        login_failures_per_address = int(env.get("LOGIN_FAILURES_PER_ADDRESS", "100"))
+        login_failures_per_user = int(env.get("LOGIN_FAILURES_PER_USER", "50"))
+        signups_per_address_per_hour = int(env.get("SIGNUPS_PER_ADDRESS_PER_HOUR", "100"))
+        password_min_score = int(env.get("PASSWORD_MIN_SCORE", "3"))
     except ValueError as e:
         raise ConfigError(f"malformed number in environment: {e}") from None
+    if min(login_window_s, login_failures_per_user_address, login_failures_per_address,
+           login_failures_per_user, signups_per_address_per_hour) < 1:
+        raise ConfigError("LOGIN_* and SIGNUPS_PER_ADDRESS_PER_HOUR must be at least 1")
+    if not 0 <= password_min_score <= 4:
+        raise ConfigError("PASSWORD_MIN_SCORE must be from 0 to 4 (zxcvbn's scale)")
     if min(rate_per_s, upload_rate_per_min, link_rate_per_min) <= 0 or min(rate_burst, upload_burst, link_burst) < 1:
         raise ConfigError("rates must be positive and bursts at least 1")
     if not 4 <= redis_max_connections <= 1000:
@@ -344,4 +367,10 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         recording_start_timeout_s=recording_start_timeout_s,
         recording_worker_grace_s=recording_worker_grace_s,
         recording_max_asset_bytes=recording_max_asset_bytes,
+        login_window_s=login_window_s,
+        login_failures_per_user_address=login_failures_per_user_address,
+        login_failures_per_address=login_failures_per_address,
+        login_failures_per_user=login_failures_per_user,
+        signups_per_address_per_hour=signups_per_address_per_hour,
+        password_min_score=password_min_score,
     )

@@ -9,6 +9,7 @@ import secrets
 from pathlib import Path
 
 from server.accounts.service import Accounts
+from server.accounts.throttle import LoginThrottle, limits_storage
 from server.calls import notices as call_notices
 from server.calls import ops as call_ops
 from server.calls.attendance import Attendance
@@ -75,7 +76,7 @@ class Deps:
         self.heartbeat = Heartbeat(lambda: self.sockets, config.heartbeat_s, config.heartbeat_timeout_s)
 
         # features
-        self.accounts = Accounts(config, self.db)
+        self.accounts = Accounts(config, self.db, LoginThrottle(config, limits_storage(config, self.bus.redis if self.bus else None)))
         self.presence = Presence(self.db, self.registry, presence_store)
         self.calls = Calls(self.db, self.registry, self.rooms, config, call_directory)
         self.signaling = Signaling(self.calls)

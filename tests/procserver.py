@@ -263,7 +263,7 @@ class ServerProcess(LoopbackUrls):
             payload = resp.body
         return resp.code, payload
 
-    async def register(self, username: str, password: str = "password1",
+    async def register(self, username: str, password: str = "violet-ladder-42",
                        display_name: str | None = None) -> tuple[dict, str]:
         """Sign a user up over REST; ``(user, token)``."""
         status, body = await self.http("POST", "/api/auth/register", body={

@@ -1,50 +1,95 @@
 """Accounts: who a token speaks for, sign-up, login, the current user and user search.
 
-Password hashing runs in the default executor (scrypt is slow on purpose) so the loop keeps
-serving while a login is checked; an unknown username costs as much as a known one.
+A token says **who** (its subject); the database says **what they may do**: the actor's role is
+the user row's, never the token's ``role`` claim, for Podium's own tokens and for an LMS's
+alike. HTTP reads the row on every request, so a demoted admin's token loses admin rights at
+once and a deleted user's token stops at once. An open WebSocket keeps the actor it
+authenticated with and calls ``refresh`` before handling a frame once that actor is older
+than ``role_recheck_s`` (15 s); ``refresh`` answers from a per-user cache of the same age,
+so a socket acts on a role at most 2 × 15 = 30 s old (docs/SECURITY.md).
+
+Logins and sign-ups are throttled (``server/accounts/throttle.py``). Password hashing runs in
+the default executor (scrypt is slow on purpose) so the loop keeps serving while a login is
+checked; an unknown username costs as much as a known one.
 """
 from __future__ import annotations
 
 import asyncio
+import time
 
 from sqlalchemy.exc import IntegrityError
 
 from server.accounts.passwords import hash_password, verify_password
+from server.accounts.throttle import LoginThrottle
 from server.accounts.tokens import WORKER_USER_ID, issue_token, verify_token
 from server.accounts.wire import Credentials, Registration
-from server.kernel.wire import user_wire
 from server.config import Config
 from server.db import users as uq
 from server.db.engine import Database
 from server.db.models import User
 from server.kernel.actor import Actor
-from server.kernel.errors import Conflict, Unauthorized
+from server.kernel.errors import Conflict, Forbidden, Unauthorized
+from server.kernel.wire import user_wire
 
 # A verified-password dummy so unknown usernames cost as much as known ones (no user probing).
 _DUMMY_HASH = hash_password("podium-timing-equaliser")
+_CACHE_MAX = 10_000  # users whose row a process remembers before it drops the stale ones
 
 
 class Accounts:
-    def __init__(self, config: Config, db: Database):
-        self.config, self.db = config, db
+    def __init__(self, config: Config, db: Database, throttle: LoginThrottle):
+        self.config, self.db, self.throttle = config, db, throttle
+        self._rows: dict[int, tuple[float, Actor | None]] = {}  # user id → (read at, actor or gone)
 
+    # -- who a token speaks for ----------------------------------------------------------------
     async def authenticate(self, token) -> tuple[Actor, dict]:
-        """The actor and user wire ``token`` speaks for; a media worker's token (no user row)
-        is the virtual recorder user 0. Unauthorized when the token does not verify or its
-        user no longer exists."""
+        """The actor and user wire ``token`` speaks for, with the role stored for the user; a
+        media worker's token (no user row) is the virtual recorder user 0. Unauthorized when
+        the token does not verify, its user no longer exists, or the user row is a recorder
+        account (workers sign in with WORKER_SECRET, never with a user token)."""
         ident = verify_token(self.config, token)
         if ident.user_id == WORKER_USER_ID and ident.role == "recorder":
-            user = {"id": str(WORKER_USER_ID), "username": "recorder", "display_name": ident.name,
-                    "role": "recorder"}
-            return Actor(WORKER_USER_ID, ident.name, "recorder"), user
+            return Actor(WORKER_USER_ID, ident.name, "recorder"), _worker_wire(ident.name)
         async with self.db.read() as s:
             row = await uq.get_user(s, ident.user_id)
+        actor = self._remember(ident.user_id, row)
+        return actor, user_wire(row)
+
+    async def refresh(self, actor: Actor) -> Actor:
+        """``actor`` as the database has it now, or as it had it at most ``role_recheck_s`` ago
+        (a per-user cache); Unauthorized when the user is gone. The worker's actor is its own."""
+        if actor.id == WORKER_USER_ID:
+            return actor
+        now = time.monotonic()
+        hit = self._rows.get(actor.id)
+        if hit is not None and now - hit[0] < self.config.role_recheck_s:
+            if hit[1] is None:
+                raise Unauthorized("unknown user")
+            return hit[1]
+        async with self.db.read() as s:
+            row = await uq.get_user(s, actor.id)
+        return self._remember(actor.id, row)
+
+    def _remember(self, user_id: int, row: User | None) -> Actor:
+        """Cache what the row says (a fresh read) and return the actor; Unauthorized when it
+        stands for no one who may use a user token."""
+        now = time.monotonic()
+        if len(self._rows) >= _CACHE_MAX:
+            bound = self.config.role_recheck_s
+            self._rows = {k: v for k, v in self._rows.items() if now - v[0] < bound}
+        actor = None if row is None or row.role == "recorder" else Actor(row.id, row.display_name, row.role)
+        self._rows[user_id] = (now, actor)
         if row is None:
             raise Unauthorized("unknown user")
-        return Actor(row.id, row.display_name, ident.role), user_wire(row) | {"role": ident.role}
+        if actor is None:
+            raise Unauthorized("recorder accounts cannot use user tokens; media workers sign in with WORKER_SECRET")
+        return actor
 
-    async def register(self, reg: Registration) -> tuple[str, User]:
-        """Create the user; ``(token, user)``. Conflict when the username is taken."""
+    # -- sign-up and login ---------------------------------------------------------------------
+    async def register(self, reg: Registration, address: str) -> tuple[str, User]:
+        """Create the user; ``(token, user)``. RateLimited past the address's sign-up budget;
+        Conflict when the username is taken."""
+        await self.throttle.signup(address)
         pw_hash = await asyncio.get_running_loop().run_in_executor(None, hash_password, reg.password)
         try:
             async with self.db.write() as s:
@@ -53,22 +98,55 @@ class Accounts:
             raise Conflict("that username is taken") from None
         return issue_token(self.config, user.id, user.display_name, user.role), user
 
-    async def login(self, cred: Credentials) -> tuple[str, User]:
-        """``(token, user)`` for a right password; Unauthorized otherwise (same answer and cost
-        for an unknown username)."""
-        async with self.db.read() as s:
-            user = await uq.get_user_by_username(s, cred.username)
-        stored = user.password_hash if user else _DUMMY_HASH
-        ok = await asyncio.get_running_loop().run_in_executor(None, verify_password, cred.password, stored)
+    async def login(self, cred: Credentials, address: str) -> tuple[str, User]:
+        """``(token, user)`` for a right password. RateLimited, before the password is checked,
+        when a failed-login budget of this username or ``address`` is spent; Unauthorized for
+        a wrong password (same answer and cost for an unknown username), which spends one
+        failure of each budget; Forbidden for a recorder account's right password."""
+        attempt = await self.throttle.begin(cred.username, address)
+        try:
+            async with self.db.read() as s:
+                user = await uq.get_user_by_username(s, cred.username)
+            stored = user.password_hash if user else _DUMMY_HASH
+            ok = await asyncio.get_running_loop().run_in_executor(None, verify_password, cred.password, stored)
+        except BaseException:
+            await self.throttle.abandoned(attempt)
+            raise
         if user is None or not ok:
             raise Unauthorized("wrong username or password")
+        await self.throttle.succeeded(attempt)
+        if user.role == "recorder":
+            raise Forbidden("recorder accounts cannot sign in; media workers use WORKER_SECRET")
         return issue_token(self.config, user.id, user.display_name, user.role), user
+
+    # -- the current user and user search -------------------------------------------------------
+    async def me(self, actor: Actor) -> dict:
+        """The caller's user wire: the worker's virtual user for a media worker's token, else
+        the stored user (Unauthorized when it was deleted meanwhile)."""
+        if actor.id == WORKER_USER_ID:
+            return _worker_wire(actor.display_name)
+        async with self.db.read() as s:
+            row = await uq.get_user(s, actor.id)
+        if row is None:
+            raise Unauthorized("unknown user")
+        return user_wire(row)
 
     async def user(self, user_id: int) -> User | None:
         async with self.db.read() as s:
             return await uq.get_user(s, user_id)
 
-    async def search(self, prefix: str, limit: int) -> list[User]:
-        """Users whose username or display name starts with ``prefix`` (recorders never)."""
+    async def search(self, actor: Actor, query: str, limit: int) -> list[User]:
+        """Users ``actor`` may find for ``query`` (docs/SECURITY.md): the one whose username is
+        exactly ``query`` (case-insensitively) wherever they are, so anyone can be added by
+        username; and those whose username or display name starts with it among people who
+        share a room with ``actor``. Site admins (instructors in every room) find everyone by
+        prefix. Recorders are never found; a media worker may not search (Forbidden)."""
+        if actor.role == "recorder":
+            raise Forbidden("media workers do not search users")
         async with self.db.read() as s:
-            return await uq.search_users(s, prefix, limit)
+            return await uq.search_users(s, query, limit, sharing_with=None if actor.is_admin else actor.id)
+
+
+def _worker_wire(name: str) -> dict:
+    """The virtual user a media worker's token stands for (no user row)."""
+    return {"id": str(WORKER_USER_ID), "username": "recorder", "display_name": name, "role": "recorder"}

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from server.kernel.wire import user_wire
+from server.accounts.password_rules import check_new_password
 from server.kernel.errors import BadRequest
+from server.kernel.wire import user_wire
 
 USERNAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{1,31}")  # fullmatch: "$" would allow a trailing newline
 SIGNUP_ROLES = ("student", "instructor")  # admin and recorder come only from the CLI or an LMS
@@ -26,26 +27,28 @@ class Credentials:
     password: str
 
 
-def check_credentials(username, password) -> tuple[str, str]:
-    """``(lower-cased username, password)`` fit for a new account; BadRequest otherwise."""
+def check_credentials(username, password, min_score: int, display_name: str = "") -> tuple[str, str]:
+    """``(lower-cased username, password)`` fit for a new account (the password by
+    :func:`~server.accounts.password_rules.check_new_password` with ``min_score``);
+    BadRequest otherwise. Sign-up and ``python -m server users add`` both check here."""
     if not isinstance(username, str) or not USERNAME_RE.fullmatch(username.lower()):
         raise BadRequest("username must be 2-32 characters: letters, digits, . _ -")
-    if not isinstance(password, str) or not 8 <= len(password) <= 256:
-        raise BadRequest("password must be 8-256 characters")
+    check_new_password(password, username.lower(), display_name, min_score)
     return username.lower(), password
 
 
-def parse_registration(body: dict) -> Registration:
+def parse_registration(body: dict, min_score: int) -> Registration:
     """``{username, password, display_name?, role?}``; the display name defaults to the
-    username and sign-up picks only student (default) or instructor."""
-    username, password = check_credentials(body.get("username"), body.get("password"))
-    display = body.get("display_name") or username
-    if not isinstance(display, str) or not display.strip() or len(display) > 128:
+    username and sign-up picks only student (default) or instructor. The password must
+    score at least ``min_score`` (PASSWORD_MIN_SCORE)."""
+    display = body.get("display_name") or None
+    if display is not None and (not isinstance(display, str) or not display.strip() or len(display) > 128):
         raise BadRequest("display_name must be 1-128 characters")
+    username, password = check_credentials(body.get("username"), body.get("password"), min_score, display or "")
     role = body.get("role", "student")
     if role not in SIGNUP_ROLES:
         raise BadRequest("role must be student or instructor")
-    return Registration(username, password, display.strip(), role)
+    return Registration(username, password, display.strip() if display else username, role)
 
 
 def parse_login(body: dict) -> Credentials:

@@ -1,11 +1,11 @@
 """Storage functions for users."""
 from __future__ import annotations
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.kernel.clock import utcnow
-from server.db.models import User
+from server.db.models import Membership, User
 
 
 async def create_user(s: AsyncSession, username: str, display_name: str, password_hash: str | None,
@@ -26,10 +26,18 @@ async def get_user_by_username(s: AsyncSession, username: str) -> User | None:
     return (await s.execute(select(User).where(User.username == username.lower()))).scalar_one_or_none()
 
 
-async def search_users(s: AsyncSession, prefix: str, limit: int) -> list[User]:
-    """Users whose username or display name starts with ``prefix`` (case-insensitive)."""
-    like = prefix.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    stmt = (select(User).where(or_(User.username.like(like, escape="\\"),
-                                   func.lower(User.display_name).like(like, escape="\\")))
-            .where(User.role != "recorder").order_by(User.username).limit(limit))
+async def search_users(s: AsyncSession, query: str, limit: int, sharing_with: int | None = None) -> list[User]:
+    """Users whose username or display name starts with ``query`` (case-insensitive), never
+    recorders, the exact username match first. With ``sharing_with`` (a user id) the prefix
+    matches are only users who share a room with that user, while the user whose username is
+    exactly ``query`` is found wherever they are."""
+    exact = query.lower()
+    like = exact.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    found = or_(User.username.like(like, escape="\\"), func.lower(User.display_name).like(like, escape="\\"))
+    if sharing_with is not None:
+        their_rooms = select(Membership.room_id).where(Membership.user_id == sharing_with)
+        roommates = select(Membership.user_id).where(Membership.room_id.in_(their_rooms))
+        found = or_(User.username == exact, and_(found, User.id.in_(roommates)))
+    stmt = (select(User).where(found, User.role != "recorder")
+            .order_by(case((User.username == exact, 0), else_=1), User.username).limit(limit))
     return list((await s.execute(stmt)).scalars())

@@ -55,6 +55,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         self._direct = False
         self._ping_at = 0.0
         self._seen_at = time.monotonic()
+        self._actor_at = 0.0  # when self.actor was last read from the database (Accounts.refresh)
 
     @property
     def log(self) -> logging.LoggerAdapter:
@@ -118,6 +119,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         if self.ws_connection is None or self.ws_connection.is_closing():
             return
         self.actor = actor
+        self._actor_at = time.monotonic()
         self.user_id = actor.id
         self.deps.dispatcher.authenticated(self, self.deps.registry.add(self))
         self.log.info("connected (%s, role %s)", user["username"], actor.role)
@@ -127,6 +129,22 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         self.send_frame(event_frame(hello))
         if req_id is not None:
             self.reply(req_id, {"user": hello["user"], "connection_id": self.connection_id})
+
+    async def _recheck_actor(self) -> bool:
+        """Read the user's role again (roles come from the database, and a socket acts on one at
+        most 2 × ``role_recheck_s`` old: docs/SECURITY.md); close with 4401 and return False when
+        the user is gone."""
+        try:
+            actor = await self.deps.accounts.refresh(self.actor)
+        except Unauthorized as e:
+            self.log.info("closing: %s", e.reason)
+            self.close(CLOSE_UNAUTHORIZED, e.reason[:120])
+            return False
+        self._actor_at = time.monotonic()
+        if actor != self.actor:
+            self.log.info("role now %s (was %s)", actor.role, self.actor.role)
+            self.actor = actor
+        return True
 
     # -- inbound ---------------------------------------------------------------------------
     # -- heartbeat (server/realtime/heartbeat.py) -------------------------------------------
@@ -171,6 +189,8 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
                 raise Unauthorized("authenticate first: send {\"type\":\"auth\",\"token\":...}")
             if kind == "auth":
                 raise BadRequest("already authenticated")
+            if self._seen_at - self._actor_at >= self.deps.config.role_recheck_s and not await self._recheck_actor():
+                return
             await self.deps.dispatcher.handle(self, kind, msg, req_id)
         except PodiumError as e:
             self.error(req_id, e.code, e.reason)

@@ -263,19 +263,19 @@ async def test_register_duplicate_username_409(server):
     """Registering a taken username (case-insensitively) answers 409 conflict."""
     await server.user("dave")
     status, body = await server.http("POST", "/api/auth/register", None,
-                                     {"username": "Dave", "password": "password123"})
+                                     {"username": "Dave", "password": "violet-ladder-42"})
     assert status == 409 and body["error"]["code"] == "conflict"
 
 
 @pytest.mark.parametrize("payload", [
     {"username": "erin", "password": "short"},
     {"username": "erin"},
-    {"username": "x", "password": "password123"},
-    {"username": "bad name!", "password": "password123"},
-    {"username": "erin", "password": "password123", "role": "admin"},
-    {"username": "erin\n", "password": "password123"},
-    {"username": " erin", "password": "password123"},
-    {"username": "erin", "password": "password123", "display_name": "   "},
+    {"username": "x", "password": "violet-ladder-42"},
+    {"username": "bad name!", "password": "violet-ladder-42"},
+    {"username": "erin", "password": "violet-ladder-42", "role": "admin"},
+    {"username": "erin\n", "password": "violet-ladder-42"},
+    {"username": " erin", "password": "violet-ladder-42"},
+    {"username": "erin", "password": "violet-ladder-42", "display_name": "   "},
 ])
 async def test_register_rejects_bad_input_400(server, payload):
     """A short password, a malformed username (even by one trailing newline) or a self-granted admin role is a 400 and creates no user."""
@@ -289,7 +289,7 @@ async def test_register_rejects_bad_input_400(server, payload):
 async def test_register_disabled_403(server):
     """With ALLOW_SIGNUP off, register answers 403 forbidden."""
     status, body = await server.http("POST", "/api/auth/register", None,
-                                     {"username": "frank", "password": "password123"})
+                                     {"username": "frank", "password": "violet-ladder-42"})
     assert status == 403 and body["error"]["code"] == "forbidden"
 
 

@@ -5,12 +5,11 @@ from tests.api import assert_error
 
 
 async def test_user_prefix_search(server):
-    """GET /api/users?q= finds users by username or display-name prefix, case-insensitively, never recorders."""
+    """GET /api/users?q= finds roommates by username or display-name prefix, case-insensitively, never recorders."""
     _, tok = await server.user("alice", display_name="Alice A")
-    await server.user("alina")
-    await server.user("zed", display_name="Albert Zed")
-    await server.user("bob")
-    await server.user("al_rec", "recorder")
+    others = [await server.user("alina"), await server.user("zed", display_name="Albert Zed"),
+              await server.user("bob"), await server.user("al_rec", "recorder")]
+    await server.room(tok, members=[u["id"] for u, _ in others])  # prefixes find only roommates (tests/accounts/test_user_search.py)
 
     async def find(q):
         status, body = await server.http("GET", f"/api/users?q={q}", tok)

@@ -23,7 +23,7 @@ CHROMIUM = os.environ.get("PODIUM_CHROMIUM") or shutil.which("chromium") or "/us
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
                  "--use-fake-device-for-media-stream"]
-PASSWORD = "password123"
+PASSWORD = "violet-ladder-42"  # sign-up refuses guessable passwords (server/accounts/password_rules.py)
 
 
 @dataclass

@@ -36,7 +36,7 @@ def sign_up(page: Page, username: str, display_name: str) -> None:
     page.get_by_test_id("show-signup").click()
     page.get_by_test_id("username").fill(username)
     page.get_by_test_id("display-name").fill(display_name)
-    page.get_by_test_id("password").fill("password123")
+    page.get_by_test_id("password").fill("violet-ladder-42")
     page.get_by_test_id("signup").click()
     expect(page.get_by_test_id("logout")).to_be_visible()
 

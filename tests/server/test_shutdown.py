@@ -175,7 +175,7 @@ async def test_sigterm_lets_http_requests_in_flight_finish(procs):  # noqa: F811
         conns.append((reader, writer))
     # Sign-ups hash a password (tens of ms each), so they are still running at the SIGTERM.
     pending = [asyncio.ensure_future(raw_http(r, w, "POST", "/api/auth/register",
-                                              f'{{"username":"late{i}","password":"password1"}}'.encode()))
+                                              f'{{"username":"late{i}","password":"violet-ladder-42"}}'.encode()))
                for i, (r, w) in enumerate(conns)]
     await asyncio.sleep(0.05)
     srv.terminate()
@@ -189,7 +189,7 @@ async def test_sigterm_lets_http_requests_in_flight_finish(procs):  # noqa: F811
     # And what they answered is true: the accounts exist.
     fresh = procs.new(database_url=srv.database_url)
     for i in range(len(conns)):
-        status, body = await fresh.http("POST", "/api/auth/login", body={"username": f"late{i}", "password": "password1"})
+        status, body = await fresh.http("POST", "/api/auth/login", body={"username": f"late{i}", "password": "violet-ladder-42"})
         assert status == 200, body
 
 

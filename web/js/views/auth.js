@@ -3,6 +3,10 @@
 import * as api from '../api.js';
 import { h } from '../dom.js';
 
+// The rule the server enforces for new passwords (server/accounts/password_rules.py
+// PASSWORD_RULE), shown under the password field when signing up, before anyone fails it.
+const PASSWORD_RULE = 'Use 8 or more characters that are hard to guess: not a common password, not a pattern like 12345678, qwertyui or aaaaaaaa, and not your username. A few unrelated words work well.';
+
 export function createAuthView({ onAuthenticated, notice = null }) {
   let mode = 'login';
 
@@ -18,6 +22,8 @@ export function createAuthView({ onAuthenticated, notice = null }) {
     id: 'auth-password', name: 'password', type: 'password', testid: 'password',
     autocomplete: 'current-password', required: true,
   });
+  const passwordHint = h('p', { class: 'hint', id: 'auth-password-hint', testid: 'password-hint', hidden: true },
+    PASSWORD_RULE);
   const displayField = h('div', { class: 'field', hidden: true },
     h('label', { for: 'auth-display-name' }, 'Display name'),
     displayName,
@@ -35,7 +41,7 @@ export function createAuthView({ onAuthenticated, notice = null }) {
     notice ? h('p', { class: 'form-notice', role: 'status' }, notice) : null,
     h('div', { class: 'field' }, h('label', { for: 'auth-username' }, 'Username'), username),
     displayField,
-    h('div', { class: 'field' }, h('label', { for: 'auth-password' }, 'Password'), password),
+    h('div', { class: 'field' }, h('label', { for: 'auth-password' }, 'Password'), password, passwordHint),
     error,
     loginBtn,
     signupBtn,
@@ -59,6 +65,9 @@ export function createAuthView({ onAuthenticated, notice = null }) {
     switchLogin.hidden = signup;
     switchSignup.hidden = !signup;
     password.autocomplete = signup ? 'new-password' : 'current-password';
+    passwordHint.hidden = !signup;
+    if (signup) password.setAttribute('aria-describedby', passwordHint.id);
+    else password.removeAttribute('aria-describedby');
     showError(null);
     (signup && username.value ? displayName : username).focus();
   }
@@ -95,5 +104,14 @@ function describe(err, mode) {
   if (mode === 'login' && (err.status === 401 || err.code === 'unauthorized')) return 'Wrong username or password.';
   if (mode === 'signup' && err.code === 'conflict') return 'That username is taken. Try another one.';
   if (mode === 'signup' && err.status === 403) return 'Sign-up is disabled on this server. Ask your administrator for an account.';
-  return err.message || 'Something went wrong. Please try again.';
+  if (err.code === 'rate_limited' && err.message) return `${sentence(err.message)}.`;
+  // A refused password: the rule is already under the field, so say only what was wrong.
+  if (mode === 'signup' && err.code === 'bad_request' && err.message?.endsWith(PASSWORD_RULE)) {
+    return sentence(err.message.slice(0, -PASSWORD_RULE.length).trim());
+  }
+  return err.message ? sentence(err.message) : 'Something went wrong. Please try again.';
+}
+
+function sentence(text) {
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }
