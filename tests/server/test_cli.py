@@ -38,7 +38,7 @@ async def test_users_add_creates_then_updates_a_user_who_can_log_in(procs):  # n
 async def test_token_prints_a_jwt_accepted_by_api_me(procs):  # noqa: F811
     """`token --user U` prints a JWT for U that GET /api/me accepts."""
     srv = procs.new()
-    assert srv.cli("users", "add", "--username", "tina", "--password", "tina-pass-1").returncode == 0
+    assert srv.cli("users", "add", "--username", "tina", "--password", "violet-ladder-42").returncode == 0
     r = srv.cli("token", "--user", "tina")
     assert r.returncode == 0, r.stderr
     token = r.stdout.strip()
