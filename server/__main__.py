@@ -32,10 +32,9 @@ def migrate(config: Config) -> None:
 
 
 async def _serve(config: Config) -> None:
-    from tornado.httpserver import HTTPServer
-
     from server.app import make_app
     from server.deps import Deps
+    from server.http.serve import http_server
     from server.shutdown import drain
 
     deps = Deps.build(config)
@@ -46,7 +45,7 @@ async def _serve(config: Config) -> None:
     sweep = getattr(deps.storage, "sweep_temp", None)  # disk only: orphans of crashed uploads
     if sweep is not None:
         await sweep(24 * 3600)
-    server = HTTPServer(make_app(deps), xheaders=True, max_body_size=1024 * 1024)
+    server = http_server(make_app(deps), config)
     server.listen(config.port, config.host)
     log.info("Podium listening on http://%s:%d (database %s)", config.host, config.port,
              config.database_url.split("@")[-1])

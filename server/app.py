@@ -1,7 +1,6 @@
-"""``make_app(deps)``: the Tornado application (routes + settings)."""
+"""``make_app(deps)``: the Tornado application (routes + settings). ``server.http.serve``
+builds the HTTP server around it from the same configuration."""
 from __future__ import annotations
-
-import tornado.web
 
 from server.accounts import handlers as accounts
 from server.calls import handlers as calls
@@ -10,6 +9,7 @@ from server.deps import Deps
 from server.files import handlers as files
 from server.http import health
 from server.http.base import NotFoundHandler
+from server.http.serve import Application
 from server.http.static import WebHandler, log_request
 from server.realtime.connection import ChatSocket
 from server.recordings import handlers as recordings
@@ -18,7 +18,8 @@ from server.rooms import handlers as rooms
 ID = r"([^/]+)"
 
 
-def make_app(deps: Deps) -> tornado.web.Application:
+def make_app(deps: Deps) -> Application:
+    cfg = deps.config
     d = {"deps": deps}
     routes = [
         (r"/healthz", health.HealthHandler, d),
@@ -53,11 +54,11 @@ def make_app(deps: Deps) -> tornado.web.Application:
         (rf"/api/files/{ID}/signed-url", files.SignedUrlHandler, d),
         (rf"/dl/{ID}/{ID}", files.DownloadHandler, d),
         (r"/api/.*", NotFoundHandler, d),
-        (r"/(.*)", WebHandler, {"path": str(deps.config.web_dir), "default_filename": "index.html"}),
+        (r"/(.*)", WebHandler, {"path": str(cfg.web_dir), "default_filename": "index.html"}),
     ]
-    cfg = deps.config
-    return tornado.web.Application(
+    return Application(
         routes,
+        cfg,
         # Heartbeats are ours (server/realtime/heartbeat.py): one timer for all sockets.
         websocket_ping_interval=0,
         websocket_max_message_size=cfg.max_frame_bytes,

@@ -6,6 +6,7 @@ Every secret has a dev default generated on first start and persisted under ``DA
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
@@ -82,8 +83,16 @@ class Config:
     allowed_origins: tuple[str, ...] = ()
     allow_signup: bool = True
     public_url: str | None = None
+    # Behind a reverse proxy (docs/DEPLOYMENT.md, server/http/proxy.py): the client address and
+    # scheme come from X-Forwarded-For / X-Forwarded-Proto; with TRUSTED_PROXIES only on
+    # connections from those networks. Off: the headers are ignored.
+    proxy_headers: bool = False
+    trusted_proxies: tuple[str, ...] = ()
     # Bounds (PROTOCOL §2, ARCHITECTURE principle 4).
     max_frame_bytes: int = 64 * 1024
+    # A request body read whole (every endpoint but the streamed uploads): 413 beyond it,
+    # answered before the body is read (server/http/base.py).
+    max_json_body_bytes: int = 1024 * 1024
     max_content_bytes: int = 16 * 1024
     heartbeat_s: int = 25
     heartbeat_timeout_s: int = 20
@@ -188,6 +197,17 @@ def _dev_secrets(data_dir: Path) -> dict[str, str]:
             json.dump(stored, f)
         os.replace(tmp, path)
     return stored
+
+
+def _networks(value: str) -> tuple[str, ...]:
+    """``TRUSTED_PROXIES``: comma-separated IP addresses or CIDR networks, normalised."""
+    networks = []
+    for item in _split(value):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ConfigError(f"TRUSTED_PROXIES: {item!r} is not an IP address or CIDR network") from None
+    return tuple(networks)
 
 
 def _ice_servers(value: str) -> tuple[dict, ...]:
@@ -319,6 +339,10 @@ def load_config(env: dict[str, str] | None = None) -> Config:
     if worker_secret == jwt_secret:
         raise ConfigError("WORKER_SECRET must differ from JWT_SECRET")
     file_limits, file_extensions = _file_settings(env)
+    proxy_headers = _flag(env.get("PROXY_HEADERS"), False)
+    trusted_proxies = _networks(env.get("TRUSTED_PROXIES", ""))
+    if trusted_proxies and not proxy_headers:
+        raise ConfigError("TRUSTED_PROXIES is set but PROXY_HEADERS is off: set PROXY_HEADERS=1 too")
     return Config(
         port=port,
         host=env.get("HOST", "0.0.0.0"),
@@ -334,6 +358,8 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         allowed_origins=tuple(_split(env.get("ALLOWED_ORIGINS", ""))),
         allow_signup=_flag(env.get("ALLOW_SIGNUP"), True),
         public_url=env.get("PUBLIC_URL") or None,
+        proxy_headers=proxy_headers,
+        trusted_proxies=trusted_proxies,
         heartbeat_s=heartbeat_s,
         rate_per_s=rate_per_s,
         rate_burst=rate_burst,

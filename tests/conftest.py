@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
-from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
 from server.app import make_app
@@ -24,6 +23,7 @@ from server.accounts.tokens import issue_token
 from server.config import Config
 from server.db import users as uq
 from server.deps import Deps
+from server.http.serve import http_server
 from tests.dbutil import fresh_database, prepare_template
 from tests.s3server import s3_server  # noqa: F401  (session fixture: a moto S3 server on loopback)
 from tests.workerproc import worker_procs  # noqa: F401  (fixture: real media worker processes)
@@ -135,14 +135,15 @@ def deps(config: Config, io_loop):
 @pytest.fixture
 def server(deps: Deps, io_loop):
     sock, port = bind_unused_port("127.0.0.1")
-    http_server = HTTPServer(make_app(deps), xheaders=True)
-    http_server.add_sockets([sock])
+    # The same server as ``python -m server`` builds, from the test's configuration.
+    httpd = http_server(make_app(deps), deps.config)
+    httpd.add_sockets([sock])
     live = LiveServer(deps, port)
     yield live
     for c in live.clients:
         c.close()
-    http_server.stop()
-    io_loop.run_sync(http_server.close_all_connections, timeout=10)
+    httpd.stop()
+    io_loop.run_sync(httpd.close_all_connections, timeout=10)
 
 
 def free_port() -> int:
