@@ -186,6 +186,10 @@ async def test_fuzzed_frames_never_break_the_server(server, caplog):
 
     t0 = time.monotonic()
     frames = generate(ctx, examples=150)
+    # A frame over max_frame_bytes closes the socket with 1009 by design (tests/realtime/test_bounds.py);
+    # a duplicated escaped 16 KiB content can get there, depending on the length of the ids in ctx.
+    limit = server.deps.config.max_frame_bytes - 64  # room for the unique id put in at replay
+    frames = [f for f in frames if len(f[1] if f[0] == "binary" else f[1].encode("utf-8", "surrogatepass")) <= limit]
     assert len(frames) >= 2000, len(frames)
     gen_s = time.monotonic() - t0
 
