@@ -1,6 +1,7 @@
-"""BaseHandler: JSON in/out, bearer auth (through ``deps.accounts``), CORS for ALLOWED_ORIGINS,
-errors as ``{"error": {"code", "reason"}}`` with the matching status (PROTOCOL §3), the base URL
-of absolute links. Imports no feature: what a handler needs comes from ``deps``."""
+"""BaseHandler: JSON in/out with a bounded body, bearer auth (through ``deps.accounts``), CORS
+for ALLOWED_ORIGINS, errors as ``{"error": {"code", "reason"}}`` with the matching status
+(PROTOCOL §3), the base URL of absolute links. Imports no feature: what a handler needs comes
+from ``deps``."""
 from __future__ import annotations
 
 import asyncio
@@ -12,27 +13,45 @@ from typing import Any
 import tornado.web
 
 from server.kernel.actor import Actor, bounded_int, parse_id
-from server.kernel.errors import BadRequest, NotFound, PodiumError, RateLimited, Unauthorized
+from server.kernel.errors import BadRequest, NotFound, PodiumError, RateLimited, TooLarge, Unauthorized
 from server.kernel.jsonbody import decode_json_object
 
 log = logging.getLogger("podium.http")
 
 
+@tornado.web.stream_request_body
 class BaseHandler(tornado.web.RequestHandler):
+    """The request body is streamed in (Tornado's ``stream_request_body``) so that one over
+    ``max_json_body_bytes`` is answered ``413 too_large`` before it is read: by its
+    ``Content-Length`` in :meth:`prepare`, or, for a chunked body, as soon as what arrived
+    passes the limit (:meth:`data_received`). Tornado then closes the connection instead of
+    reading the rest. Within the limit the whole body is in ``self.request.body`` (a
+    ``bytearray``) when the HTTP method runs, and :meth:`json_body` parses it. A subclass that
+    overrides ``prepare`` calls ``super().prepare()`` first; one that streams its own body
+    sets ``buffers_body = False`` (see :class:`StreamedUploadHandler`)."""
+
     # ``deps`` is server/deps.py's Deps, the composition root above every layer (not imported
     # here): config, db, accounts and the feature services a handler calls.
     deps: Any
+    buffers_body = True
 
     def initialize(self, deps: Any) -> None:
         self.deps = deps
         self.actor: Actor | None = None
+        # Filled by data_received; a bytearray grows in place, however small the pieces.
+        self.request.body = self._body = bytearray()
 
-    # -- CORS ------------------------------------------------------------------------------
     def set_default_headers(self) -> None:
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Cache-Control", "no-store")
 
     def prepare(self) -> None:
+        self._allow_origin()
+        if self.buffers_body:
+            self._bound_body()
+
+    # -- CORS ------------------------------------------------------------------------------
+    def _allow_origin(self) -> None:
         origin = self.request.headers.get("Origin")
         allowed = self.deps.config.allowed_origins
         if origin and (origin in allowed or "*" in allowed):
@@ -45,6 +64,36 @@ class BaseHandler(tornado.web.RequestHandler):
     def options(self, *args: Any) -> None:
         self.set_status(204)
         self.finish()
+
+    # -- the body --------------------------------------------------------------------------
+    def _bound_body(self) -> None:
+        limit = self.deps.config.max_json_body_bytes
+        length = self.request.headers.get("Content-Length")
+        if length is None:
+            # Chunked: data_received answers 413 past the limit. Tornado's own check compares
+            # the declared chunk sizes with max_body_size and would drop the connection with a
+            # bare 400 first, so it is lifted for this request (the body still ends at our limit).
+            self.request.connection.set_max_body_size(1 << 62)
+        elif length.isdigit() and int(length) > limit:
+            # Answered now, before any of the body is read; Tornado closes the connection once
+            # the answer is out. Lifted so its own Content-Length check does not also log the
+            # request as malformed and write a bare 400 after our 413.
+            self.request.connection.set_max_body_size(int(length))
+            raise self._too_large(limit)
+        # A malformed Content-Length is refused by Tornado (400) when it starts reading the body.
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._finished:
+            return
+        self._body += chunk
+        limit = self.deps.config.max_json_body_bytes
+        if len(self._body) > limit:
+            self._body.clear()
+            self._handle_request_exception(self._too_large(limit))
+
+    def _too_large(self, limit: int) -> TooLarge:
+        self.set_header("Connection", "close")  # Tornado closes it: the rest is not read
+        return TooLarge(f"request bodies are limited to {limit} bytes")
 
     # -- auth ------------------------------------------------------------------------------
     async def authenticate(self) -> Actor:
@@ -71,7 +120,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def base_url(self) -> str:
         """The origin absolute links start with: ``PUBLIC_URL``, else this request's scheme and
-        host (behind a proxy, ``xheaders``); no trailing ``/``."""
+        host (behind a proxy with ``PROXY_HEADERS``, the scheme it forwarded); no trailing ``/``."""
         return (self.deps.config.public_url or f"{self.request.protocol}://{self.request.host}").rstrip("/")
 
     def query_int(self, name: str, default: int | None, lo: int, hi: int) -> int | None:
@@ -121,14 +170,17 @@ class NotFoundHandler(BaseHandler):
     """Unknown ``/api/*`` paths answer JSON 404."""
 
     def prepare(self) -> None:
+        super().prepare()
         raise NotFound("no such endpoint")
 
 
 class StreamedUploadHandler(BaseHandler):
     """Base of ``@stream_request_body`` handlers whose ``prepare`` sets ``self.upload`` (an
     object with async ``feed(chunk)``, ``finish()`` and ``abort()``): refusals mid-body are
-    answered at once and abort the upload; a dropped connection aborts it."""
+    answered at once and abort the upload; a dropped connection aborts it. Its ``prepare``
+    bounds the body itself (``set_max_body_size``), so BaseHandler's JSON limit is off."""
 
+    buffers_body = False
     upload: Any = None
 
     async def data_received(self, chunk: bytes) -> None:

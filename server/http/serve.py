@@ -30,5 +30,6 @@ class Application(tornado.web.Application):
 def http_server(app: Application, config: Config) -> HTTPServer:
     """The HTTP server for ``app``. ``xheaders`` stays off: proxy headers are the
     Application's (above). ``max_body_size`` is the whole-body limit; a handler that streams
-    a larger body (uploads) raises it for its own request."""
+    a larger body (uploads) raises it for its own request, and every JSON endpoint answers 413
+    itself before this limit is reached (``BaseHandler.prepare``)."""
     return HTTPServer(app, xheaders=False, max_body_size=config.max_json_body_bytes)
