@@ -10,7 +10,7 @@ from server.files import handlers as files
 from server.http import health
 from server.http.base import NotFoundHandler
 from server.http.serve import Application
-from server.http.static import WebHandler, log_request
+from server.http.static import WebHandler, content_security_policy, log_request
 from server.realtime.connection import ChatSocket
 from server.recordings import handlers as recordings
 from server.rooms import handlers as rooms
@@ -54,7 +54,8 @@ def make_app(deps: Deps) -> Application:
         (rf"/api/files/{ID}/signed-url", files.SignedUrlHandler, d),
         (rf"/dl/{ID}/{ID}", files.DownloadHandler, d),
         (r"/api/.*", NotFoundHandler, d),
-        (r"/(.*)", WebHandler, {"path": str(cfg.web_dir), "default_filename": "index.html"}),
+        (r"/(.*)", WebHandler, {"path": str(cfg.web_dir), "default_filename": "index.html",
+                                "csp": content_security_policy(cfg.allowed_origins)}),
     ]
     return Application(
         routes,

@@ -44,9 +44,13 @@ class BaseHandler(tornado.web.RequestHandler):
     def set_default_headers(self) -> None:
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Cache-Control", "no-store")
+        self.set_header("Referrer-Policy", "same-origin")
 
     def prepare(self) -> None:
         self._allow_origin()
+        if any("\x00" in arg for arg in self.path_args):
+            # No id or name holds a NUL, and PostgreSQL refuses one in a query (a 500).
+            raise NotFound("no such resource")
         if self.buffers_body:
             self._bound_body()
 
