@@ -38,6 +38,16 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
+# Janus (Debian's janus: the media router for SFU calls, docs/CALLS.md). Without it calls are
+# a browser mesh; the SFU tests (tests/sfu) need it.
+if ! command -v janus >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    apt_install janus
+  else
+    echo "setup: janus not found and no apt-get: calls will use the browser mesh"
+  fi
+fi
+
 if [ $want_test = 1 ]; then
   apt_install chromium
   if ! command -v node >/dev/null 2>&1; then apt_install nodejs npm; fi

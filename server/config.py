@@ -122,6 +122,11 @@ class Config:
     turn_ttl_s: int = 3600
     call_end_without_instructor: bool = True
     call_end_grace_s: float = 60.0
+    # Media routing (docs/CALLS.md "Media through Janus"): the Janus WebSocket API URLs (empty:
+    # every call is a mesh), its api_secret, and the VideoRoom admin_key when rooms are locked.
+    janus_urls: tuple[str, ...] = ()
+    janus_api_secret: str | None = None
+    janus_admin_key: str | None = None
     web_dir: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent / "web")
     log_json: bool = False
     # Files (PROTOCOL §3 "Files", docs/FILES.md). An empty storage_url means
@@ -224,6 +229,16 @@ def _ice_servers(value: str) -> tuple[dict, ...]:
             raise ConfigError("ICE_SERVERS must be a list of objects with 'urls'")
         return tuple(servers)
     return tuple({"urls": [u]} for u in _split(value))
+
+
+def _janus_urls(value: str) -> tuple[str, ...]:
+    """``JANUS_URLS`` (or ``JANUS_URL``): comma-separated ``ws://`` / ``wss://`` URLs of Janus's
+    WebSocket API."""
+    urls = tuple(_split(value))
+    for url in urls:
+        if urlparse(url).scheme not in ("ws", "wss") or not urlparse(url).hostname:
+            raise ConfigError(f"JANUS_URLS: {url!r} is not a ws:// or wss:// URL")
+    return urls
 
 
 def _file_settings(env: dict[str, str]) -> tuple[dict, dict]:
@@ -339,6 +354,9 @@ def load_config(env: dict[str, str] | None = None) -> Config:
     if worker_secret == jwt_secret:
         raise ConfigError("WORKER_SECRET must differ from JWT_SECRET")
     file_limits, file_extensions = _file_settings(env)
+    janus_urls = _janus_urls(env.get("JANUS_URLS") or env.get("JANUS_URL") or "")
+    if janus_urls and production and not env.get("JANUS_API_SECRET"):
+        raise ConfigError("JANUS_API_SECRET is required with JANUS_URL(S) when PODIUM_ENV=production")
     proxy_headers = _flag(env.get("PROXY_HEADERS"), False)
     trusted_proxies = _networks(env.get("TRUSTED_PROXIES", ""))
     if trusted_proxies and not proxy_headers:
@@ -374,6 +392,9 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         turn_ttl_s=turn_ttl_s,
         call_end_without_instructor=_flag(env.get("CALL_END_WITHOUT_INSTRUCTOR"), True),
         call_end_grace_s=call_end_grace_s,
+        janus_urls=janus_urls,
+        janus_api_secret=env.get("JANUS_API_SECRET") or None,
+        janus_admin_key=env.get("JANUS_ADMIN_KEY") or None,
         storage_url=env.get("STORAGE_URL") or f"file://{data_dir.as_posix()}/files",
         s3_endpoint_url=env.get("S3_ENDPOINT_URL") or None,
         s3_region=env.get("S3_REGION") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",

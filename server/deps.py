@@ -35,6 +35,7 @@ from server.recordings import ops as recording_ops
 from server.recordings.assets import AssetAccess, Assets
 from server.recordings.lifecycle import Recordings
 from server.rooms.service import Rooms
+from server.sfu.service import Sfu
 from server.storage import storage_from_url
 from server.storage.s3 import S3Options
 
@@ -78,6 +79,7 @@ class Deps:
         # features
         self.accounts = Accounts(config, self.db, LoginThrottle(config, limits_storage(config, self.bus.redis if self.bus else None)))
         self.presence = Presence(self.db, self.registry, presence_store)
+        self.sfu = Sfu(config)  # the Janus servers of JANUS_URLS, or none: mesh calls
         self.calls = Calls(self.db, self.registry, self.rooms, config, call_directory)
         self.signaling = Signaling(self.calls)
         self.controls = Controls(self.calls)
@@ -140,7 +142,9 @@ class Deps:
 
     async def start(self) -> None:
         """Start what needs the running loop: with ``REDIS_URL`` the bus, presence refresh, the
-        call directory and the sweep of unfinished recordings."""
+        call directory and the sweep of unfinished recordings; the Janus connections (if any)."""
+        if not self.sfu.started:
+            self.sfu.start()
         if self.bus is None or self.bus.started:
             return
         await self.bus.start()
@@ -149,6 +153,7 @@ class Deps:
         self.recordings.start_sweeping()
 
     async def close(self) -> None:
+        await self.sfu.close()
         if self.presence.store is not None:
             await self.presence.store.close()
         if self.calls.directory is not None:

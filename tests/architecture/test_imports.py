@@ -23,7 +23,8 @@ LAYERS = {
     "chat": {"kernel", "config", "db", "realtime", "http", "rooms"},
     "accounts": {"kernel", "config", "db", "realtime", "http", "rooms"},
     "files": {"kernel", "config", "db", "realtime", "http", "rooms", "storage"},
-    "calls": {"kernel", "config", "db", "realtime", "http", "rooms"},
+    "sfu": {"kernel", "config", "db", "realtime"},
+    "calls": {"kernel", "config", "db", "realtime", "http", "rooms", "sfu"},
     "recordings": {"kernel", "config", "db", "realtime", "http", "rooms", "calls", "files", "storage"},
 }
 ROOT_MODULES = {"app", "deps", "__main__", "shutdown", "metrics", "logs", "__init__"}

@@ -1,0 +1,1 @@
+"""Media routing through Janus VideoRoom: the Janus API client, its rooms, and the local config."""
