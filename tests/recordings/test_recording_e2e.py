@@ -16,10 +16,10 @@ from pathlib import Path
 
 import av
 import pytest
-from tornado.httpserver import HTTPServer
 
 from server.app import make_app
 from server.deps import Deps
+from server.http.serve import http_server
 from tests.conftest import LiveServer
 from tests.mediapattern import beep_times, decode_audio_mono, flash_times
 from tests.patterntracks import pattern_tracks
@@ -281,7 +281,7 @@ async def test_web_server_restart_does_not_end_the_recording(config, worker_proc
 
     sock, port = bind_unused_port("127.0.0.1")
     deps = Deps.build(config)
-    http = HTTPServer(make_app(deps), xheaders=True)
+    http = http_server(make_app(deps), deps.config)
     http.add_sockets([sock])
     server = LiveServer(deps, port)
     worker = worker_procs(server.base_url, server.deps.config.worker_secret, tmp_path / "work").start()
@@ -300,7 +300,7 @@ async def test_web_server_restart_does_not_end_the_recording(config, worker_proc
         second = Deps.build(config)
         await second.calls.recover()
         await second.recordings.recover()
-        http = HTTPServer(make_app(second), xheaders=True)
+        http = http_server(make_app(second), second.config)
         http.listen(port, "127.0.0.1")
         server2 = LiveServer(second, port)
         await wait_for(lambda: "test-worker" in second.recordings.workers, 30, "the worker to re-register",
