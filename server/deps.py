@@ -15,6 +15,8 @@ from server.calls import ops as call_ops
 from server.calls.attendance import Attendance
 from server.calls.controls import Controls
 from server.calls.sessions import Calls
+from server.calls import sfu_signaling
+from server.calls.sfu_signaling import SfuSignaling
 from server.calls.signaling import Signaling
 from server.chat import ops as chat_ops
 from server.chat.messages import Messages
@@ -82,6 +84,7 @@ class Deps:
         self.sfu = Sfu(config)  # the Janus servers of JANUS_URLS, or none: mesh calls
         self.calls = Calls(self.db, self.registry, self.rooms, config, call_directory)
         self.signaling = Signaling(self.calls)
+        self.sfu_signaling = SfuSignaling(self.calls, self.sfu)
         self.controls = Controls(self.calls)
         self.attendance = Attendance(self.db)
         self.files = Files(config, self.db, self.storage, self.signing, self.rooms.role)
@@ -120,6 +123,12 @@ class Deps:
         d = self.dispatcher
         chat_ops.register(d, self.messages, self.presence, self.config.max_content_bytes)
         call_ops.register(d, self.calls, self.signaling, self.controls)
+        # SFU calls (docs/CALLS.md): the sfu.* ops, the join ack's media_path, and Janus state
+        # that follows participants leaving and calls ending.
+        sfu_signaling.register(d, self.sfu_signaling)
+        self.calls.media_path_from(self.sfu_signaling.media_path)
+        self.calls.on_participant_left(self.sfu_signaling.left)
+        self.calls.on_ended(self.sfu_signaling.ended)
         recording_ops.register(d, self.recordings)
         d.on_authenticated(self.presence.socket_authenticated)
         d.on_closed(self.calls.socket_closed)

@@ -110,6 +110,17 @@ class Calls:
         self._recorder_joined: list[Callable[[object, int], Awaitable[None]]] = []
         self._ended: list[Callable[[int], Awaitable[None]]] = []
         self._recording_of: Callable[[int], Awaitable[dict | None]] | None = None
+        # (sfu): participants leaving, and which media path a session's join ack names.
+        self._participant_left: list[Callable[[int, str], Awaitable[None]]] = []
+        self._media_path: Callable[[int], str] | None = None
+
+    def on_participant_left(self, hook: Callable[[int, str], Awaitable[None]]) -> None:
+        """``await hook(session_id, peer_id)`` after a participant left (or was dropped)."""
+        self._participant_left.append(hook)
+
+    def media_path_from(self, provider: Callable[[int], str]) -> None:
+        """``provider(session_id)`` → ``"sfu"`` or ``"mesh"`` for the join ack (mesh without)."""
+        self._media_path = provider
 
     def on_recorder_joined(self, hook: Callable[[object, int], Awaitable[None]]) -> None:
         """``await hook(conn, session_id)`` when a recorder joins a call."""
@@ -273,7 +284,8 @@ class Calls:
             recording = await self._recording_of(session_id)
         return {"session": session_wire(live.row, recording), "peer_id": me.peer_id,
                 "participants": await self._others(live, me.peer_id),
-                "ice_servers": servers, "ice_ttl_s": ttl}
+                "ice_servers": servers, "ice_ttl_s": ttl,
+                "media_path": self._media_path(session_id) if self._media_path else "mesh"}
 
     async def _others(self, live: LiveSession, me: str) -> list[dict]:
         """Everyone else in the call: from every process with REDIS_URL, else this one."""
@@ -322,6 +334,8 @@ class Calls:
             await self.directory.remove(live.id, peer_id)
         live.send({"type": "call.participant_left", "session": str(live.id), "peer_id": peer_id})
         log.info("session %s: peer %s (user %s) left", live.id, peer_id, p.user_id)
+        for hook in self._participant_left:
+            await hook(live.id, peer_id)
         if p.role == "instructor":
             self._schedule_end_check(live)
 

@@ -89,8 +89,12 @@ class JanusRooms:
                 raise
 
     async def participants(self, spec: RoomSpec) -> list[dict]:
+        return await self.participants_of_room(spec.room)
+
+    async def participants_of_room(self, room: int) -> list[dict]:
+        """Janus's list: ``{id, display, publisher, talking}`` per participant."""
         handle = await self._admin()
-        return (await handle.message(vr.list_participants(spec.room))).data.get("participants", [])
+        return (await handle.message(vr.list_participants(room))).data.get("participants", [])
 
     async def kick(self, spec: RoomSpec, feed_id: int) -> None:
         await (await self._admin()).message(vr.kick(spec.room, spec.secret, feed_id))

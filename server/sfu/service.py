@@ -3,7 +3,7 @@
 ``Sfu(config)`` builds one ``JanusConnection`` and one ``JanusRooms`` per URL; ``start()``
 opens the connections (in the background: an unreachable Janus is retried with backoff and
 logged, never fatal) and logs which media path calls take; ``close()`` closes them.
-``node_for_new_session()`` picks the connected Janus with the fewest open rooms.
+``node_for_session(id)`` picks a session's Janus the same way in every process.
 """
 from __future__ import annotations
 
@@ -45,17 +45,19 @@ class Sfu:
         if not self.nodes:
             log.info("sfu: no JANUS_URL configured: calls use the browser mesh (docs/CALLS.md)")
             return
-        # Until the SFU signaling lands (issue 14), a configured Janus is connected and kept
-        # ready (rooms, keepalives, reclaim) but calls still run as a mesh: say so.
-        log.info("sfu: connecting to Janus at %s (SFU call signaling not enabled yet: calls use "
-                 "the browser mesh)", ", ".join(n.url for n in self.nodes))
+        # The sfu.* signaling is served, but the web client does not use it yet (issue 14):
+        # browsers still run calls as a mesh. Say so rather than promise an SFU.
+        log.info("sfu: connecting to Janus at %s (sfu.* signaling on; the web client still runs "
+                 "calls as a browser mesh)", ", ".join(n.url for n in self.nodes))
         for node in self.nodes:
             node.connection.start()
 
-    def node_for_new_session(self) -> JanusNode | None:
-        """The connected Janus with the fewest open rooms; None when none is connected."""
+    def node_for_session(self, session_id: int) -> JanusNode | None:
+        """The session's Janus: of the connected ones, the highest rendezvous hash of (URL,
+        session), so every web process picks the same one without talking to the others, and
+        a dead one's sessions spread over the rest. None when none is connected."""
         live = [n for n in self.nodes if n.connection.connected.is_set()]
-        return min(live, key=lambda n: len(n.rooms.open_rooms), default=None)
+        return max(live, key=lambda n: hashlib.sha256(f"{n.url}|{session_id}".encode()).digest(), default=None)
 
     async def close(self) -> None:
         for node in self.nodes:

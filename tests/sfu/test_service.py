@@ -17,7 +17,7 @@ async def test_no_janus_configured_means_mesh_and_the_log_says_so(caplog):
     sfu = Sfu(Config(jwt_secret=SECRET))
     with caplog.at_level(logging.INFO, logger="podium.sfu"):
         sfu.start()
-    assert not sfu.enabled and sfu.node_for_new_session() is None
+    assert not sfu.enabled and sfu.node_for_session(1) is None
     assert any("browser mesh" in r.getMessage() for r in caplog.records)
     await sfu.close()
 
@@ -35,7 +35,7 @@ async def test_a_configured_janus_is_connected_and_an_unreachable_one_logged(jan
             await wait_until(lambda: sfu.nodes[0].connection.connected.is_set(), 10)
             await wait_until(lambda: any("cannot connect to janus ws://127.0.0.1:9" in r.getMessage()
                                          for r in caplog.records), 10)
-            node = sfu.node_for_new_session()
+            node = sfu.node_for_session(1)
             assert node is sfu.nodes[0]
             await node.rooms.open("call-1")
             assert list(node.rooms.open_rooms) == ["call-1"]

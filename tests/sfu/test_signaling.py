@@ -1,0 +1,208 @@
+"""SFU calls through Podium's own signaling (server/calls/sfu_signaling.py) against the real
+Janus in the test namespace: the server (in-process, bound inside the namespace) relays SDP
+between aiortc peers and Janus; only current participants of a session can publish into it
+or subscribe to it."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections import Counter
+
+import pytest
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+
+from server.config import Config
+from tests.dbutil import fresh_database, migrate
+from tests.rtcpeer import PatternVideoTrack, ToneAudioTrack
+from tests.sfu.conftest import wait_until
+from tests.sfu.peers import no_stun
+from tests.wsclient import WsClient
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def sqlite_template(tmp_path_factory) -> str:
+    """SQLite even in the PostgreSQL pass: the server runs inside the namespace, which cannot
+    reach the machine's database or Redis."""
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sfu-db') / 'template.db'}"
+    migrate(Config(database_url=url, jwt_secret="x" * 32))
+    return url
+
+
+@pytest.fixture
+def database_url(sqlite_template, tmp_path) -> str:
+    return fresh_database(sqlite_template, tmp_path)
+
+
+@pytest.fixture
+def config_overrides(janus, in_netns) -> dict:
+    """The server uses the test's Janus; it is built (and binds) inside the namespace. Its
+    own JWT secret keys the Janus room ids: session ids restart at 1 in every test database,
+    and one test's rooms must not be the next one's."""
+    return {"janus_urls": (janus.url,), "janus_api_secret": janus.settings.api_secret,
+            "janus_admin_key": janus.settings.room_admin_key, "redis_url": None,
+            "jwt_secret": "sfu-test-" + secrets.token_hex(24)}
+
+
+async def code_of(c: WsClient, type_: str, **fields) -> str | None:
+    frame = await c.request_raw(type_, **fields)
+    return frame.get("code") if frame["type"] == "error" else None
+
+
+class WsPublisher:
+    """An aiortc peer that publishes a pattern and a tone through ``sfu.publish``."""
+
+    def __init__(self, ws: WsClient, session: str):
+        self.ws, self.session = ws, session
+        self.pc = RTCPeerConnection(no_stun())
+
+    async def publish(self) -> str:
+        self.pc.addTrack(PatternVideoTrack(320, 240, 15))
+        self.pc.addTrack(ToneAudioTrack())
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        ack = await self.ws.request("sfu.publish", session=self.session, sdp=self.pc.localDescription.sdp)
+        await self.pc.setRemoteDescription(RTCSessionDescription(ack["sdp"], "answer"))
+        await self.ws.request("sfu.ice", session=self.session, target="publish", candidate=None)
+        return ack["feed"]
+
+
+class WsSubscriber:
+    """An aiortc peer on one multistream subscription through ``sfu.subscribe``/``sfu.answer``."""
+
+    def __init__(self, ws: WsClient, session: str):
+        self.ws, self.session = ws, session
+        self.pc = RTCPeerConnection(no_stun())
+        self.frames: Counter = Counter()
+        self.streams: list[dict] = []
+        self._readers: list[asyncio.Future] = []
+        self.pc.on("track", lambda track: self._readers.append(asyncio.ensure_future(self._read(track))))
+
+    async def _read(self, track) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                await track.recv()
+                self.frames[track.kind] += 1
+
+    async def subscribe(self, timeout: float = 10) -> None:
+        """Ask until Janus lists a publisher (its connection may still be coming up)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            ack = await self.ws.request("sfu.subscribe", session=self.session)
+            if ack["sdp"]:
+                break
+            assert asyncio.get_running_loop().time() < deadline, "no publisher to subscribe to"
+            await asyncio.sleep(0.2)
+        self.streams = ack["streams"]
+        await self.pc.setRemoteDescription(RTCSessionDescription(ack["sdp"], "offer"))
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        await self.ws.request("sfu.answer", session=self.session, sdp=self.pc.localDescription.sdp)
+
+    async def close(self) -> None:
+        await self.pc.close()
+        for r in self._readers:
+            r.cancel()
+
+
+async def class_of(server, students: int):
+    """An instructor and ``students`` students in a room with a live session, all joined."""
+    teacher, t_token = await server.user("teacher", "instructor")
+    users = [await server.user(f"student{i}") for i in range(students)]
+    room = await server.room(t_token, members=[u["id"] for u, _ in users])
+    t = await server.client(t_token)
+    session = (await t.request("call.start", room=room["id"]))["session"]["id"]
+    ack = await t.request("call.join", session=session)
+    socks = []
+    for _, token in users:
+        c = await server.client(token)
+        socks.append((c, await c.request("call.join", session=session)))
+    room["_token"] = t_token
+    return session, (t, ack), socks, room
+
+
+async def test_teacher_reaches_every_student_through_janus(server):
+    """The join ack names the SFU; the teacher publishes once (sfu.publish) and each of three
+    students receives its video and audio on one subscription (sfu.subscribe + sfu.answer)
+    whose streams name the teacher's peer_id."""
+    session, (t, t_ack), socks, _ = await class_of(server, 3)
+    assert t_ack["media_path"] == "sfu" and all(a["media_path"] == "sfu" for _, a in socks)
+    pub = WsPublisher(t, session)
+    subs = [WsSubscriber(c, session) for c, _ in socks]
+    try:
+        feed = await pub.publish()
+        for s in subs:
+            await s.subscribe()
+        assert all({(x["type"], x["peer_id"], x["feed"]) for x in s.streams}
+                   == {("audio", t_ack["peer_id"], feed), ("video", t_ack["peer_id"], feed)} for s in subs)
+        await wait_until(lambda: all(s.frames["video"] >= 15 and s.frames["audio"] >= 50 for s in subs), 30)
+        # nothing new to subscribe to: no offer
+        assert (await socks[0][0].request("sfu.subscribe", session=session))["sdp"] is None
+    finally:
+        await pub.pc.close()
+        for s in subs:
+            await s.close()
+
+
+async def test_only_participants_can_publish_or_subscribe(server):
+    """A room member who has not joined, a participant naming another session, and a user
+    outside the room all get ``forbidden`` on every sfu.* op; the session's Janus room then
+    holds no feed of theirs."""
+    session, (t, _), socks, room = await class_of(server, 1)
+    t_token = room["_token"]
+    other_session, _, _, _ = await class_of_other(server)
+    bystander_user, b_token = await server.user("bystander")
+    status, _ = await server.http("POST", f"/api/rooms/{room['id']}/members", t_token,
+                                  {"user_id": bystander_user["id"]})
+    assert status in (200, 201)
+    bystander = await server.client(b_token)  # a member of the room, not in the call
+    outsider = await server.client((await server.user("outsider"))[1])
+    student = socks[0][0]
+    offer = "v=0\r\no=- 1 2 IN IP4 10.77.0.2\r\ns=-\r\nt=0 0\r\n"
+    for c, sess in ((bystander, session), (outsider, session), (student, other_session)):
+        assert await code_of(c, "sfu.publish", session=sess, sdp=offer) == "forbidden"
+        assert await code_of(c, "sfu.subscribe", session=sess) == "forbidden"
+        assert await code_of(c, "sfu.answer", session=sess, sdp=offer) == "forbidden"
+        assert await code_of(c, "sfu.ice", session=sess, target="publish", candidate=None) == "forbidden"
+    assert await code_of(student, "sfu.ice", session=session, target="sideways", candidate=None) == "bad_request"
+    assert await code_of(student, "sfu.publish", session=session, sdp="") == "bad_request"
+    node = server.deps.sfu.node_for_session(int(session))
+    spec = await node.rooms.open(session)
+    assert await node.rooms.participants(spec) == []
+
+
+async def class_of_other(server):
+    teacher, token = await server.user("teacher2", "instructor")
+    room = await server.room(token, name="Other")
+    t = await server.client(token)
+    session = (await t.request("call.start", room=room["id"]))["session"]["id"]
+    await t.request("call.join", session=session)
+    return session, t, None, room
+
+
+async def test_leaving_removes_the_feed_and_ending_destroys_the_room(server):
+    """A publisher who leaves the call stops publishing at once and is gone from the Janus
+    room within seconds; call.end destroys the room."""
+    session, (t, _), socks, _ = await class_of(server, 1)
+    student = socks[0][0]
+    pub = WsPublisher(student, session)
+    try:
+        await pub.publish()
+        node = server.deps.sfu.node_for_session(int(session))
+        spec = node.rooms.open_rooms[session]
+        assert len(await node.rooms.participants(spec)) == 1
+        await student.request("call.leave", session=session)
+        listed = await node.rooms.participants(spec)
+        assert not [p for p in listed if p.get("publisher")]  # unpublished at once
+        deadline = asyncio.get_running_loop().time() + 5
+        while listed:  # and gone once Janus has torn its connection down
+            assert asyncio.get_running_loop().time() < deadline, listed
+            await asyncio.sleep(0.1)
+            listed = await node.rooms.participants(spec)
+        await t.request("call.end", session=session)
+        await wait_until(lambda: session not in node.rooms.open_rooms, 5)
+        with pytest.raises(Exception):
+            await node.rooms.participants(spec)  # no such room
+    finally:
+        await pub.pc.close()
