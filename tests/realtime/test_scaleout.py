@@ -476,8 +476,9 @@ async def test_a_hundred_sockets_closing_at_once_leave_presence_right(procs, red
     proxy restart): every presence update waits for a Redis connection from the bounded pool
     instead of failing with "Too many connections", so the watcher on the other process
     sees every one of them leave."""
-    servers = cluster(procs, redis_url, 2)
     n = 120
+    # n + 1 sign-ups from one address: over the default SIGNUPS_PER_ADDRESS_PER_HOUR (100).
+    servers = cluster(procs, redis_url, 2, SIGNUPS_PER_ADDRESS_PER_HOUR=str(n + 1))
     accounts = [await servers[0].register(f"p{secrets.token_hex(3)}{i}") for i in range(n + 1)]
     room = (await servers[0].room(accounts[0][1], [u["id"] for u, _ in accounts[1:]]))["id"]
     watcher = await in_room(servers[1], accounts[0][1], room)
