@@ -9,7 +9,9 @@ Janus lists in that room, so nobody publishes into, or subscribes to, a session 
 A participant's Janus session (its publisher and subscriber handles) is destroyed when it
 leaves the call (``left`` hook) — which removes its feed from the room — and the room when the
 call ends (``ended`` hook). Janus's own ICE candidates are in its SDP; the browser's trickle
-goes through ``sfu.ice``.
+goes through ``sfu.ice``. When a Janus restarts, its rooms are recreated (``sfu/rooms.py``) and
+every participant of those sessions connected to this process receives ``sfu.restart
+{session}``: it publishes and subscribes again, on new connections.
 """
 from __future__ import annotations
 
@@ -19,9 +21,11 @@ from dataclasses import dataclass, field
 from server.calls.sessions import Calls
 from server.calls.wire import MAX_SDP_BYTES
 from server.kernel.errors import BadRequest, Conflict
+from server.kernel.frames import event_frame
 from server.sfu import videoroom as vr
 from server.sfu.client import Handle, JanusSession
 from server.sfu.protocol import JanusClosed, JanusError
+from server.sfu.rooms import RoomSpec
 from server.sfu.service import JanusNode, Sfu
 
 log = logging.getLogger("podium.calls.sfu")
@@ -81,6 +85,8 @@ class SfuSignaling:
     def __init__(self, calls: Calls, sfu: Sfu):
         self.calls, self.sfu = calls, sfu
         self.peers: dict[tuple[int, str], SfuPeer] = {}
+        for node in sfu.nodes:
+            node.rooms.on_rooms_recreated.append(self.rooms_recreated)
 
     def media_path(self, session_id: int) -> str:
         """``sfu`` when a Janus is connected for this session, else ``mesh``."""
@@ -186,6 +192,17 @@ class SfuSignaling:
                 await node.rooms.close(str(session_id))
             except (JanusError, JanusClosed) as e:
                 log.warning("session %s: destroying the Janus room failed: %s", session_id, e)
+
+    async def rooms_recreated(self, specs: list[RoomSpec]) -> None:
+        """Janus restarted: its connections are gone; participants here must start again."""
+        for spec in specs:
+            session_id = int(spec.call_session_id)
+            for key in [k for k in self.peers if k[0] == session_id]:
+                del self.peers[key]  # their Janus sessions died with Janus
+            live = self.calls.live.get(session_id)
+            if live is not None:
+                log.warning("session %s: Janus restarted; participants publish and subscribe again", session_id)
+                live.send_local(event_frame({"type": "sfu.restart", "session": str(session_id)}))
 
     async def _destroy(self, session_id: int, peer: SfuPeer) -> None:
         try:

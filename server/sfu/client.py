@@ -195,7 +195,9 @@ class JanusConnection:
                     HTTPRequest(self.url, connect_timeout=self.connect_timeout_s, request_timeout=self.connect_timeout_s),
                     subprotocols=[SUBPROTOCOL], max_message_size=MAX_MESSAGE_BYTES)
             except (OSError, asyncio.TimeoutError, Exception) as e:  # refused, reset, TLS, 4xx handshake
-                log.warning("sfu: cannot connect to janus %s (%s); again in %.1fs", self.url, e, delay)
+                # Podium's calls fall back to the mesh while no Janus is connected: say so.
+                log.warning("sfu: cannot connect to janus %s (%s); again in %.1fs; calls use the "
+                            "browser mesh meanwhile", self.url, e, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_backoff_s)
                 continue

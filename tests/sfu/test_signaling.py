@@ -38,11 +38,12 @@ def database_url(sqlite_template, tmp_path) -> str:
 
 
 @pytest.fixture
-def config_overrides(janus, in_netns) -> dict:
+def config_overrides(janus, in_netns, request) -> dict:
     """The server uses the test's Janus; it is built (and binds) inside the namespace. Its
     own JWT secret keys the Janus room ids: session ids restart at 1 in every test database,
     and one test's rooms must not be the next one's."""
-    return {"janus_urls": (janus.url,), "janus_api_secret": janus.settings.api_secret,
+    url = getattr(request, "param", None) or janus.url  # a test may name another (unreachable) one
+    return {"janus_urls": (url,), "janus_api_secret": janus.settings.api_secret,
             "janus_admin_key": janus.settings.room_admin_key, "redis_url": None,
             "jwt_secret": "sfu-test-" + secrets.token_hex(24)}
 
@@ -206,3 +207,42 @@ async def test_leaving_removes_the_feed_and_ending_destroys_the_room(server):
             await node.rooms.participants(spec)  # no such room
     finally:
         await pub.pc.close()
+
+
+
+@pytest.mark.parametrize("config_overrides", ["ws://127.0.0.1:9"], indirect=True)
+async def test_unreachable_janus_means_mesh(server, caplog):
+    """With the configured Janus unreachable, call.join acks say mesh, sfu.* ops answer
+    conflict, and the log says why (the mesh signaling still works)."""
+    session, (t, t_ack), socks, _ = await class_of(server, 1)
+    assert t_ack["media_path"] == "mesh" and socks[0][1]["media_path"] == "mesh"
+    assert await code_of(t, "sfu.publish", session=session, sdp="v=0\r\n") == "conflict"
+    assert await code_of(t, "sfu.subscribe", session=session) == "conflict"
+    assert any("cannot connect to janus ws://127.0.0.1:9" in r.getMessage() and "browser mesh" in r.getMessage()
+               for r in caplog.records)
+
+async def test_janus_restart_tells_participants_to_start_again(server, janus):
+    """Janus killed and restarted mid-call: Podium recreates the session's room, every
+    participant receives sfu.restart, publishes and subscribes again, and media flows again
+    (this test restarts the module's Janus: it runs last)."""
+    session, (t, _), socks, _ = await class_of(server, 1)
+    student = socks[0][0]
+    pubs, subs = [WsPublisher(t, session)], [WsSubscriber(student, session)]
+    try:
+        await pubs[0].publish()
+        await subs[0].subscribe()
+        await wait_until(lambda: subs[0].frames["video"] >= 5, 20)
+        janus.stop(kill=True)
+        janus.start()
+        await t.next_event("sfu.restart", timeout=20, session=session)
+        await student.next_event("sfu.restart", timeout=5, session=session)
+        pubs.append(WsPublisher(t, session))
+        subs.append(WsSubscriber(student, session))
+        await pubs[1].publish()
+        await subs[1].subscribe()
+        await wait_until(lambda: subs[1].frames["video"] >= 10 and subs[1].frames["audio"] >= 25, 30)
+    finally:
+        for p in pubs:
+            await p.pc.close()
+        for s in subs:
+            await s.close()
