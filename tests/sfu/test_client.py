@@ -177,6 +177,30 @@ async def test_reconnect_reclaims_sessions(janus, in_netns):
         await conn.close()
 
 
+
+async def test_a_new_process_claims_sessions_by_id(janus, in_netns):
+    """After the connection that made a session closes (a Podium restart), a new connection
+    takes it over by id within Janus's reclaim window: its handle answers again and its
+    events arrive on the new connection."""
+    first = await connect(janus)
+    second = None
+    try:
+        session = await first.create_session()
+        handle = await session.attach(vr.PLUGIN)
+        ids = (session.id, handle.id)
+        await first.close()
+        second = await connect(janus)
+        claimed = await second.claim_session(ids[0], {ids[1]: vr.PLUGIN})
+        reply = await claimed.handles[ids[1]].message(vr.exists(1))
+        assert reply.data["exists"] is False
+        with pytest.raises(JanusError) as e:  # an id Janus never gave
+            await second.claim_session(ids[0] + 1)
+        assert e.value.code == 458
+    finally:
+        await first.close()
+        if second is not None:
+            await second.close()
+
 async def test_janus_restart_recreates_rooms(janus, in_netns):
     """When Janus restarts, the client reconnects, finds its sessions gone, and recreates the
     rooms it had opened (same id and secret); the hook hears which."""
