@@ -77,15 +77,19 @@ class WsSubscriber:
         self.ws, self.session = ws, session
         self.pc = RTCPeerConnection(no_stun())
         self.frames: Counter = Counter()
+        self.by_peer: Counter = Counter()  # (publisher peer_id, kind) → frames
         self.streams: list[dict] = []
         self._readers: list[asyncio.Future] = []
         self.pc.on("track", lambda track: self._readers.append(asyncio.ensure_future(self._read(track))))
 
     async def _read(self, track) -> None:
+        mid = next((tr.mid for tr in self.pc.getTransceivers() if tr.receiver.track is track), None)
+        peer = next((s["peer_id"] for s in self.streams if s["mid"] == mid), None)
         with contextlib.suppress(MediaStreamError):
             while True:
                 await track.recv()
                 self.frames[track.kind] += 1
+                self.by_peer[(peer, track.kind)] += 1
 
     async def subscribe(self, timeout: float = 10) -> None:
         """Ask until Janus lists a publisher (its connection may still be coming up)."""
@@ -105,6 +109,16 @@ class WsSubscriber:
         await self.pc.close()
         for r in self._readers:
             r.cancel()
+
+
+async def publishers_listed(server, session: str, n: int, timeout: float = 10) -> None:
+    """Wait until Janus lists ``n`` publishers in the session's room (connections up)."""
+    node = server.deps.sfu.node_for_session(int(session))
+    spec = node.rooms.open_rooms[session]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while len([p for p in await node.rooms.participants(spec) if p.get("publisher")]) < n:
+        assert asyncio.get_running_loop().time() < deadline, f"fewer than {n} publishers"
+        await asyncio.sleep(0.1)
 
 
 async def class_of(server, students: int):
@@ -209,6 +223,44 @@ async def test_leaving_removes_the_feed_and_ending_destroys_the_room(server):
         await pub.pc.close()
 
 
+
+
+async def test_removed_participant_is_cut_off_at_janus(server):
+    """call.remove of a publishing, subscribed student removes its feed and subscription from
+    Janus (the other student receives nothing more of it); it cannot publish or subscribe again."""
+    session, (t, t_ack), socks, _ = await class_of(server, 2)
+    (a, a_ack), (b, _) = socks
+    pub = WsPublisher(a, session)
+    sub_a, sub_b = WsSubscriber(a, session), WsSubscriber(b, session)
+    t_pub = WsPublisher(t, session)
+    try:
+        await pub.publish()
+        await t_pub.publish()
+        await publishers_listed(server, session, 2)
+        await sub_b.subscribe()
+        await sub_a.subscribe()
+        await wait_until(lambda: sub_a.frames["video"] >= 10 and all(
+            sub_b.by_peer[(p, "video")] >= 10 for p in (a_ack["peer_id"], t_ack["peer_id"])), 30)
+        node = server.deps.sfu.node_for_session(int(session))
+        spec = node.rooms.open_rooms[session]
+        await t.request("call.remove", session=session, peer_id=a_ack["peer_id"])
+        await a.next_event("call.removed", timeout=5)
+        listed = await node.rooms.participants(spec)
+        assert not [p for p in listed if p.get("display") == a_ack["peer_id"] and p.get("publisher")]
+        await asyncio.sleep(0.5)
+        removed, teacher = (a_ack["peer_id"], "video"), (t_ack["peer_id"], "video")
+        seen = sub_a.frames["video"], sub_b.by_peer[removed], sub_b.by_peer[teacher]
+        await asyncio.sleep(1.0)
+        assert sub_a.frames["video"] == seen[0]  # its own subscription is gone
+        assert sub_b.by_peer[removed] == seen[1]  # its feed is gone for the others
+        assert sub_b.by_peer[teacher] >= seen[2] + 5  # while the teacher's flows on
+        assert await code_of(a, "sfu.publish", session=session, sdp="v=0\r\n") == "forbidden"
+        assert await code_of(a, "sfu.subscribe", session=session) == "forbidden"
+    finally:
+        for peer in (pub, t_pub):
+            await peer.pc.close()
+        for s in (sub_a, sub_b):
+            await s.close()
 
 @pytest.mark.parametrize("config_overrides", ["ws://127.0.0.1:9"], indirect=True)
 async def test_unreachable_janus_means_mesh(server, caplog):
