@@ -2,7 +2,7 @@
 
 Concurrent sends queue here; a writer task takes everything queued (up to ``max_batch``) and
 stores it in one transaction with a handful of statements, whatever the batch size (the SQL
-is ``db.message_batch``). Only after COMMIT is any send acked or broadcast. If a batch fails
+is ``db.message_batch``, run by ``Database.run_write``: on SQLite one thread hop per batch). Only after COMMIT is any send acked or broadcast. If a batch fails
 as a whole (say a unique-key race with another process), each of its sends is retried alone,
 in a transaction of its own, so one bad send never fails another.
 
@@ -30,9 +30,10 @@ Outcome = tuple[dict, bool]
 Store = Callable[[object, list[SendRequest]], Awaitable[list[Outcome | Exception]]]
 
 
-async def store_wires(s, batch: list[SendRequest]) -> list[Outcome | Exception]:
-    """Store a batch with the room-role rule; outcomes as ``(message wire, created)``."""
-    outcomes = await store_batch(s, batch, effective_role)
+def store_wires(conn, batch: list[SendRequest]) -> list[Outcome | Exception]:
+    """Store a batch with the room-role rule on a synchronous connection (inside
+    ``Database.run_write``); outcomes as ``(message wire, created)``."""
+    outcomes = store_batch(conn, batch, effective_role)
     return [out if isinstance(out, Exception)
             else (message_wire(out.message, out.sender_name, out.reactions), out.created)
             for out in outcomes]
@@ -45,11 +46,12 @@ class MessageWriter:
     def __init__(self, db: Database, on_stored: Callable[[list[tuple[int, dict]]], None],
                  max_batch: int = 256, store: Store | None = None):
         """``store(session, batch)`` stores a batch inside a transaction of ``db.write()``
-        (default: ``db.message_batch.store_batch`` with wire shapes); ``on_stored`` gets the
-        created messages of each committed batch as ``(room_id, wire)``."""
+        (default: ``store_wires`` — ``db.message_batch.store_batch`` with wire shapes — in one
+        ``db.run_write`` transaction); ``on_stored`` gets the created messages of each committed
+        batch as ``(room_id, wire)``."""
         self.db, self.on_stored = db, on_stored
         self.max_batch = max_batch
-        self._store = store or store_wires
+        self._store = store
         n = 1 if db.is_sqlite else 4
         self._queues: list[deque[SendRequest]] = [deque() for _ in range(n)]
         self._wakes: list[asyncio.Event] = []
@@ -129,6 +131,8 @@ class MessageWriter:
         self._settle([req], outcomes)
 
     async def _commit(self, batch: list[SendRequest]) -> list[Outcome | Exception]:
+        if self._store is None:
+            return await self.db.run_write(store_wires, batch)
         async with self.db.write() as s:
             return await self._store(s, batch)
 

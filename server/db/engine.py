@@ -3,30 +3,47 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import AsyncIterator, Callable, TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+T = TypeVar("T")
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DB-API connection
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    # NORMAL in WAL mode: a commit survives a process crash (SIGKILL); FULL would also
+    # survive power loss at the cost of an fsync per commit. See docs/CONFIGURATION.md.
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
 
 
 def make_engine(url: str) -> AsyncEngine:
     """Create the async engine. SQLite gets WAL, a busy timeout and foreign keys on."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # noqa: ANN001 - DB-API connection
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            # NORMAL in WAL mode: a commit survives a process crash (SIGKILL); FULL would also
-            # survive power loss at the cost of an fsync per commit. See docs/CONFIGURATION.md.
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def make_sqlite_writer_engine(url: str) -> Engine | None:
+    """A synchronous engine (the stdlib sqlite3 driver) on the same SQLite file, for
+    ``Database.run_write``; None for an in-memory database (a second engine would not see it)."""
+    if ":memory:" in url or "mode=memory" in url:
+        return None
+    sync_url = url.replace("sqlite+aiosqlite:", "sqlite+pysqlite:", 1)
+    # One writer thread uses it; check_same_thread off only so dispose() may close it from the loop.
+    engine = create_engine(sync_url, connect_args={"timeout": 30, "check_same_thread": False},
+                           pool_size=1, max_overflow=0)
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
 
 
 class Database:
@@ -43,6 +60,8 @@ class Database:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.is_sqlite = url.startswith("sqlite")
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._sync_engine = make_sqlite_writer_engine(url) if self.is_sqlite else None
+        self._writer_thread = ThreadPoolExecutor(1, "podium-sqlite-writer") if self._sync_engine else None
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -60,5 +79,40 @@ class Database:
             async with self.sessions() as s, s.begin():
                 yield s
 
+    async def run_write(self, fn: Callable[..., T], *args) -> T:
+        """``fn(connection, *args)`` on a synchronous SQLAlchemy Connection inside one write
+        transaction: committed when ``fn`` returns, rolled back when it raises.
+
+        The hot path of chat sends (db.message_batch). On SQLite the whole transaction —
+        BEGIN IMMEDIATE, every statement, COMMIT — runs in one hop to a writer thread with the
+        stdlib driver, instead of several thread hops per statement through aiosqlite (still
+        under this process's write lock). On PostgreSQL ``fn`` runs on the asyncpg connection
+        (each statement one round trip)."""
+        if self._sync_engine is not None:
+            async with self._write_lock:
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(self._writer_thread, self._sqlite_transaction, fn, args)
+        if self._write_lock is not None:  # in-memory SQLite: on the aiosqlite connection
+            async with self._write_lock, self.engine.begin() as conn:
+                return await conn.run_sync(fn, *args)
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(fn, *args)
+
+    def _sqlite_transaction(self, fn: Callable[..., T], args: tuple) -> T:
+        with self._sync_engine.connect() as conn:
+            # The stdlib driver would begin only at the first write: take the write lock first,
+            # so the reads of the transaction (membership, dedupe) see what it writes over.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                out = fn(conn, *args)
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+            return out
+
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._sync_engine is not None:
+            self._writer_thread.shutdown(wait=True)
+            self._sync_engine.dispose()

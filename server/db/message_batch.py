@@ -1,24 +1,26 @@
 """The SQL of a batch of chat sends (``chat.writer``): membership, dedupe, seqs, one insert.
 
-One membership query, one dedupe query, one ``UPDATE rooms SET last_seq = last_seq + k`` per
-room (seqs stay gapless and in commit order; rooms in id order so batches cannot deadlock),
-one multi-row INSERT. Core statements on the session's connection: this runs once per batch
-on the hot path, and ORM entity loading would cost more than the SQL itself.
+One lookup (membership and dedupe together), then per room the seq bump (``UPDATE rooms SET
+last_seq = last_seq + k``: seqs stay gapless and in commit order; rooms in id order so batches
+cannot deadlock) and one multi-row INSERT — a single statement on PostgreSQL (the UPDATE as a
+CTE). Pre-built Core statements (compiled once, then from SQLAlchemy's cache) on a synchronous
+connection: ``Database.run_write`` runs the whole transaction in one hop to the SQLite writer
+thread, or on the asyncpg connection; this is the hot path of every message, and ORM entity
+loading would cost more than the SQL itself.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import BigInteger, bindparam, cast, insert, literal_column, null, select, text, union_all, update
 
-from server.db import messages as mq
-from server.db.models import File, Membership, Message, Room, User
+from server.db.models import File, Membership, Message, Reaction, Room, User
 from server.kernel.clock import utcnow
 from server.kernel.errors import BadRequest, Forbidden, NotFound
 
 _ROOMS, _MEMBERS, _MESSAGES = Room.__table__, Membership.__table__, Message.__table__
-_FILES = File.__table__
+_FILES, _USERS, _REACTIONS_T = File.__table__, User.__table__, Reaction.__table__
 # A message of these kinds must carry a file of the same category; ``file`` takes any.
 _KIND_CATEGORY = {"image": "image", "video": "video", "audio": "audio"}
 
@@ -27,7 +29,7 @@ _KIND_CATEGORY = {"image": "image", "video": "video", "audio": "audio"}
 class Stored:
     """A send's message row as stored (``created``) or as found stored before (a resend)."""
 
-    message: Message
+    message: "NewMessage | object"  # a NewMessage, or the stored row of a resend (same attributes)
     sender_name: str | None
     reactions: dict | None
     created: bool
@@ -48,54 +50,117 @@ def attachment_error(req, row) -> Exception | None:
     return None
 
 
-async def file_rows(conn, file_ids: set[str]) -> dict[str, tuple]:
+def file_rows(conn, file_ids: set[str]) -> dict[str, tuple]:
     if not file_ids:
         return {}
     stmt = select(_FILES.c.id, _FILES.c.owner_id, _FILES.c.room_id, _FILES.c.category,
                   _FILES.c.deleted_at).where(_FILES.c.id.in_(file_ids))
-    return {fid: tuple(rest) for fid, *rest in (await conn.execute(stmt)).all()}
+    return {fid: tuple(rest) for fid, *rest in conn.execute(stmt).all()}
 
 
-async def attach_files(conn, attach: dict[str, int]) -> None:
+def attach_files(conn, attach: dict[str, int]) -> None:
     """Files attached to a message become visible to its room."""
     for file_id, room_id in attach.items():
-        await conn.execute(update(_FILES).where(_FILES.c.id == file_id, _FILES.c.room_id.is_(None))
-                           .values(room_id=room_id))
+        conn.execute(update(_FILES).where(_FILES.c.id == file_id, _FILES.c.room_id.is_(None))
+                     .values(room_id=room_id))
 
 
-async def store_batch(s, batch: list, role_of: Callable) -> list["Stored | Exception"]:
-    """Store a batch of validated sends (``chat.writer.SendRequest``) in ``s``, with a
-    handful of statements whatever its size; one outcome per send, in order: a ``Stored`` or
-    the send's own error. ``role_of(membership role or None, actor)`` is the room-role rule
-    (rooms.membership.effective_role). Nothing is committed here."""
-    conn = await s.connection()
-    room_ids = {r.room_id for r in batch}
-    user_ids = {r.actor.id for r in batch}
-    member_rows = (await conn.execute(
-        select(_ROOMS.c.id, _MEMBERS.c.user_id, _MEMBERS.c.role)
-        .select_from(_ROOMS.outerjoin(_MEMBERS, (_MEMBERS.c.room_id == _ROOMS.c.id)
-                                      & _MEMBERS.c.user_id.in_(user_ids)))
-        .where(_ROOMS.c.id.in_(room_ids)))).all()
-    rooms = {rid for rid, _, _ in member_rows}
-    roles = {(rid, uid): role for rid, uid, role in member_rows if uid is not None}
-    cmids = {r.client_msg_id for r in batch}
-    found = {(rid, uid, cmid): mid for mid, rid, uid, cmid in (await conn.execute(
-        select(_MESSAGES.c.id, _MESSAGES.c.room_id, _MESSAGES.c.sender_id, _MESSAGES.c.client_msg_id)
-        .where(_MESSAGES.c.room_id.in_(room_ids), _MESSAGES.c.sender_id.in_(user_ids),
-               _MESSAGES.c.client_msg_id.in_(cmids)))).all()}
+class NewMessage:
+    """A message row just inserted: the attributes ``rooms.wire.message_wire`` reads (an ORM
+    ``Message`` costs more to build than the INSERT that stored it)."""
+
+    __slots__ = ("id", "room_id", "seq", "sender_id", "kind", "content", "file_id", "reply_to",
+                 "client_msg_id", "created_at")
+    edited_at = deleted_at = change_seq = None
+
+    def __init__(self, id, room_id, seq, sender_id, kind, content, client_msg_id, file_id, reply_to,  # noqa: A002
+                 created_at):
+        self.id, self.room_id, self.seq, self.sender_id, self.kind = id, room_id, seq, sender_id, kind
+        self.content, self.client_msg_id, self.file_id = content, client_msg_id, file_id
+        self.reply_to, self.created_at = reply_to, created_at
+
+
+# Membership and dedupe in one round trip: rows (0, room, member user or NULL, role, NULL) for
+# each existing room, (1, room, sender, client_msg_id, message id) for each stored send.
+_LOOKUP = union_all(
+    select(literal_column("0").label("k"), _ROOMS.c.id.label("room_id"), _MEMBERS.c.user_id.label("user_id"),
+           _MEMBERS.c.role.label("text"), cast(null(), BigInteger).label("message_id"))
+    .select_from(_ROOMS.outerjoin(_MEMBERS, (_MEMBERS.c.room_id == _ROOMS.c.id)
+                                  & _MEMBERS.c.user_id.in_(bindparam("users", expanding=True))))
+    .where(_ROOMS.c.id.in_(bindparam("rooms", expanding=True))),
+    select(literal_column("1"), _MESSAGES.c.room_id, _MESSAGES.c.sender_id, _MESSAGES.c.client_msg_id,
+           cast(_MESSAGES.c.id, BigInteger))
+    .where(_MESSAGES.c.room_id.in_(bindparam("rooms", expanding=True)),
+           _MESSAGES.c.sender_id.in_(bindparam("users", expanding=True)),
+           _MESSAGES.c.client_msg_id.in_(bindparam("cmids", expanding=True))))
+
+# SQLite: the seq UPDATE and the multi-row INSERT (no DML in a CTE there; the statements are
+# local calls on the writer thread, not round trips).
+_BUMP = (update(_ROOMS).where(_ROOMS.c.id == bindparam("room"))
+         .values(last_seq=_ROOMS.c.last_seq + bindparam("k"), last_activity_at=bindparam("now"))
+         .returning(_ROOMS.c.last_seq))
+_INSERT = insert(_MESSAGES).returning(_MESSAGES.c.id, _MESSAGES.c.room_id, _MESSAGES.c.seq)
+
+# PostgreSQL: one statement per room for both — the seq UPDATE as a CTE feeding the INSERT, the
+# rows as arrays (one prepared statement whatever the batch size); ids come back by seq.
+_BUMP_AND_INSERT_PG = text("""
+WITH r AS (UPDATE rooms SET last_seq = last_seq + :k, last_activity_at = :now
+           WHERE id = :room RETURNING last_seq)
+INSERT INTO messages (room_id, seq, sender_id, kind, content, client_msg_id, file_id, reply_to, created_at)
+SELECT CAST(:room AS BIGINT), r.last_seq - :k + v.n, v.sender_id, v.kind, v.content, v.cmid, v.file_id,
+       v.reply_to, CAST(:now AS TIMESTAMP)
+FROM r, unnest(CAST(:senders AS BIGINT[]), CAST(:kinds AS VARCHAR[]), CAST(:contents AS TEXT[]),
+               CAST(:cmids AS VARCHAR[]), CAST(:files AS VARCHAR[]), CAST(:replies AS BIGINT[]))
+     WITH ORDINALITY AS v(sender_id, kind, content, cmid, file_id, reply_to, n)
+RETURNING id, seq
+""")
+
+_RESENT = (select(*_MESSAGES.c, _USERS.c.display_name.label("sender_name"))
+           .outerjoin(_USERS, _USERS.c.id == _MESSAGES.c.sender_id)
+           .where(_MESSAGES.c.id.in_(bindparam("ids", expanding=True))))
+_REACTIONS = (select(_REACTIONS_T.c.message_id, _REACTIONS_T.c.emoji, _REACTIONS_T.c.user_id)
+              .where(_REACTIONS_T.c.message_id.in_(bindparam("ids", expanding=True)))
+              .order_by(_REACTIONS_T.c.created_at, _REACTIONS_T.c.user_id))
+
+
+def reactions_for(conn, message_ids: list[int]) -> dict[int, dict[str, list[str]]]:
+    """``db.messages.reactions_for`` on a synchronous connection (resends only)."""
+    out: dict[int, dict[str, list[str]]] = {}
+    for mid, emoji, uid in conn.execute(_REACTIONS, {"ids": message_ids}).all():
+        out.setdefault(mid, {}).setdefault(emoji, []).append(str(uid))
+    return out
+
+
+def store_batch(conn, batch: list, role_of: Callable) -> list["Stored | Exception"]:
+    """Store a batch of validated sends (``chat.writer.SendRequest``) on ``conn``, a synchronous
+    SQLAlchemy Connection inside the caller's transaction (``Database.run_write``), with a fixed
+    number of statements whatever its size: one lookup (membership and dedupe), then per room
+    the seqs and the INSERT (one statement on PostgreSQL, two on SQLite). One outcome per send,
+    in order: a ``Stored`` or the send's own error. ``role_of(membership role or None, actor)``
+    is the room-role rule (rooms.membership.effective_role). Nothing is committed here."""
+    room_ids = list({r.room_id for r in batch})
+    user_ids = list({r.actor.id for r in batch})
+    cmids = list({r.client_msg_id for r in batch})
+    rooms: set[int] = set()
+    roles: dict[tuple[int, int], str] = {}
+    found: dict[tuple, int] = {}
+    for k, rid, uid, txt, mid in conn.execute(_LOOKUP, {"rooms": room_ids, "users": user_ids, "cmids": cmids}):
+        if k == 0:
+            rooms.add(rid)
+            if uid is not None:
+                roles[(rid, uid)] = txt
+        else:
+            found[(rid, uid, txt)] = mid
     existing = {}
     if found:  # resends are rare: load their full rows only then
         by_id = {mid: key for key, mid in found.items()}
-        for msg, name in (await s.execute(
-                select(Message, User.display_name).outerjoin(User, User.id == Message.sender_id)
-                .where(Message.id.in_(by_id)))).all():
-            existing[by_id[msg.id]] = (msg, name)
+        for row in conn.execute(_RESENT, {"ids": list(by_id)}).all():
+            existing[by_id[row.id]] = (row, row.sender_name)
     reply_ids = {r.reply_to for r in batch if r.reply_to is not None}
-    reply_room = dict((await conn.execute(select(_MESSAGES.c.id, _MESSAGES.c.room_id)
-                                          .where(_MESSAGES.c.id.in_(reply_ids))))
-                      .all()) if reply_ids else {}
+    reply_room = dict(conn.execute(select(_MESSAGES.c.id, _MESSAGES.c.room_id)
+                                   .where(_MESSAGES.c.id.in_(reply_ids))).all()) if reply_ids else {}
 
-    files = await file_rows(conn, {r.file_id for r in batch if r.file_id})
+    files = file_rows(conn, {r.file_id for r in batch if r.file_id})
     attach: dict[str, int] = {}  # unattached file → the room it joins in this batch
 
     outcomes: list[Stored | Exception | None] = [None] * len(batch)
@@ -125,34 +190,37 @@ async def store_batch(s, batch: list, role_of: Callable) -> list["Stored | Excep
                 attach[req.file_id] = req.room_id
 
     now = utcnow()
-    seqs: dict[int, int] = {}
     by_room: dict[int, list[int]] = {}
     for i in fresh:
         by_room.setdefault(batch[i].room_id, []).append(i)
-    for room_id in sorted(by_room):
+    pg = conn.dialect.name == "postgresql"
+    for room_id in sorted(by_room):  # rooms in id order: concurrent batches cannot deadlock
         idxs = by_room[room_id]
-        last = (await conn.execute(update(_ROOMS).where(_ROOMS.c.id == room_id)
-                                   .values(last_seq=_ROOMS.c.last_seq + len(idxs), last_activity_at=now)
-                                   .returning(_ROOMS.c.last_seq))).scalar_one()
-        for n, i in enumerate(idxs):
-            seqs[i] = last - len(idxs) + 1 + n
-    if fresh:
-        rows = [dict(room_id=batch[i].room_id, seq=seqs[i], sender_id=batch[i].actor.id,
-                     kind=batch[i].kind, content=batch[i].content,
-                     client_msg_id=batch[i].client_msg_id, file_id=batch[i].file_id,
-                     reply_to=batch[i].reply_to, created_at=now) for i in fresh]
-        # One multi-row INSERT. RETURNING order is not guaranteed, so ids are matched back by
-        # (room, seq); asking SQLAlchemy to sort would make it one statement per row.
-        ids = {(rid, seq): mid for mid, rid, seq in (await conn.execute(
-            insert(_MESSAGES).returning(_MESSAGES.c.id, _MESSAGES.c.room_id, _MESSAGES.c.seq), rows)).all()}
-        await attach_files(conn, attach)
-        for i, row in zip(fresh, rows):
-            new_id = ids[(row["room_id"], row["seq"])]
-            msg = Message(id=new_id, edited_at=None, deleted_at=None, **row)
-            outcomes[i] = Stored(msg, batch[i].actor.display_name, None, True)
+        reqs = [batch[i] for i in idxs]
+        if pg:
+            ids = dict((seq, mid) for mid, seq in conn.execute(_BUMP_AND_INSERT_PG, {
+                "k": len(idxs), "now": now, "room": room_id, "senders": [r.actor.id for r in reqs],
+                "kinds": [r.kind for r in reqs], "contents": [r.content for r in reqs],
+                "cmids": [r.client_msg_id for r in reqs], "files": [r.file_id for r in reqs],
+                "replies": [r.reply_to for r in reqs]}))
+            first = min(ids)
+        else:
+            last = conn.execute(_BUMP, {"room": room_id, "k": len(idxs), "now": now}).scalar_one()
+            first = last - len(idxs) + 1
+            # RETURNING order is not guaranteed: ids are matched back by seq.
+            ids = {seq: mid for mid, _, seq in conn.execute(_INSERT, [
+                dict(room_id=room_id, seq=first + n, sender_id=r.actor.id, kind=r.kind, content=r.content,
+                     client_msg_id=r.client_msg_id, file_id=r.file_id, reply_to=r.reply_to, created_at=now)
+                for n, r in enumerate(reqs)]).all()}
+        for n, (i, r) in enumerate(zip(idxs, reqs)):
+            seq = first + n
+            msg = NewMessage(ids[seq], room_id, seq, r.actor.id, r.kind, r.content, r.client_msg_id, r.file_id,
+                             r.reply_to, now)
+            outcomes[i] = Stored(msg, r.actor.display_name, None, True)
+    attach_files(conn, attach)
 
     old = [m.id for m, _ in existing.values()]
-    reactions = await mq.reactions_for(s, old) if old else {}
+    reactions = reactions_for(conn, old) if old else {}
     for i, req in enumerate(batch):
         if outcomes[i] is not None:
             continue
@@ -161,6 +229,6 @@ async def store_batch(s, batch: list, role_of: Callable) -> list["Stored | Excep
             msg, name = existing[req.key]
             outcomes[i] = Stored(msg, name, reactions.get(msg.id), False)
         else:
-            first = outcomes[first_of[req.key]]
-            outcomes[i] = Stored(first.message, first.sender_name, first.reactions, False)
+            first_out = outcomes[first_of[req.key]]
+            outcomes[i] = Stored(first_out.message, first_out.sender_name, first_out.reactions, False)
     return outcomes  # type: ignore[return-value]
