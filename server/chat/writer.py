@@ -19,7 +19,7 @@ from typing import Awaitable, Callable
 from sqlalchemy.exc import IntegrityError
 
 from server.db.engine import Database
-from server.db.message_batch import store_batch
+from server.db.message_batch import needs_transaction, store_batch
 from server.chat.wire import SendRequest
 from server.rooms.membership import effective_role
 from server.rooms.wire import message_wire
@@ -132,7 +132,7 @@ class MessageWriter:
 
     async def _commit(self, batch: list[SendRequest]) -> list[Outcome | Exception]:
         if self._store is None:
-            return await self.db.run_write(store_wires, batch)
+            return await self.db.run_write(store_wires, batch, atomic=needs_transaction(batch))
         async with self.db.write() as s:
             return await self._store(s, batch)
 

@@ -62,6 +62,10 @@ class Database:
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._sync_engine = make_sqlite_writer_engine(url) if self.is_sqlite else None
         self._writer_thread = ThreadPoolExecutor(1, "podium-sqlite-writer") if self._sync_engine else None
+        # PostgreSQL: the message writer's own small pool, without the pre-ping round trip per
+        # checkout. A dead connection fails its batch (nothing acked; the sends are retried one
+        # by one) and SQLAlchemy then recycles every connection of the pool.
+        self._write_engine = None if self.is_sqlite else create_async_engine(url, pool_size=4, max_overflow=4)
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -79,7 +83,7 @@ class Database:
             async with self.sessions() as s, s.begin():
                 yield s
 
-    async def run_write(self, fn: Callable[..., T], *args) -> T:
+    async def run_write(self, fn: Callable[..., T], *args, atomic: bool = True) -> T:
         """``fn(connection, *args)`` on a synchronous SQLAlchemy Connection inside one write
         transaction: committed when ``fn`` returns, rolled back when it raises.
 
@@ -87,7 +91,9 @@ class Database:
         BEGIN IMMEDIATE, every statement, COMMIT — runs in one hop to a writer thread with the
         stdlib driver, instead of several thread hops per statement through aiosqlite (still
         under this process's write lock). On PostgreSQL ``fn`` runs on the asyncpg connection
-        (each statement one round trip)."""
+        (each statement one round trip); ``atomic=False`` says ``fn`` writes with at most one
+        statement (atomic by itself), so it runs in autocommit mode, without the BEGIN and
+        COMMIT round trips (its reads see what they would see under READ COMMITTED)."""
         if self._sync_engine is not None:
             async with self._write_lock:
                 loop = asyncio.get_running_loop()
@@ -95,7 +101,11 @@ class Database:
         if self._write_lock is not None:  # in-memory SQLite: on the aiosqlite connection
             async with self._write_lock, self.engine.begin() as conn:
                 return await conn.run_sync(fn, *args)
-        async with self.engine.begin() as conn:
+        if not atomic:
+            async with self._write_engine.connect() as conn:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                return await conn.run_sync(fn, *args)
+        async with self._write_engine.begin() as conn:
             return await conn.run_sync(fn, *args)
 
     def _sqlite_transaction(self, fn: Callable[..., T], args: tuple) -> T:
@@ -113,6 +123,8 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._write_engine is not None:
+            await self._write_engine.dispose()
         if self._sync_engine is not None:
             self._writer_thread.shutdown(wait=True)
             self._sync_engine.dispose()

@@ -123,6 +123,14 @@ _REACTIONS = (select(_REACTIONS_T.c.message_id, _REACTIONS_T.c.emoji, _REACTIONS
               .order_by(_REACTIONS_T.c.created_at, _REACTIONS_T.c.user_id))
 
 
+def needs_transaction(batch: list) -> bool:
+    """Whether ``store_batch`` may write with more than one statement: more than one room, or a
+    file to attach. Otherwise its only write is one statement (PostgreSQL: seqs and INSERT in
+    one CTE), atomic without a transaction around it (``Database.run_write(atomic=False)``)."""
+    room = batch[0].room_id
+    return any(r.room_id != room or r.file_id is not None for r in batch)
+
+
 def reactions_for(conn, message_ids: list[int]) -> dict[int, dict[str, list[str]]]:
     """``db.messages.reactions_for`` on a synchronous connection (resends only)."""
     out: dict[int, dict[str, list[str]]] = {}
