@@ -410,6 +410,8 @@ class Calls:
         self.send_outside_room(live, frame, recorders=True)
         for p in live.participants.values():
             self._left(p.conn, live.id)
+            for hook in self._participant_left:  # (sfu) their state elsewhere goes too
+                self.spawn(hook(live.id, p.peer_id))
         live.participants.clear()
 
     async def sessions(self, actor: Actor, room_id: int, limit: int) -> dict:

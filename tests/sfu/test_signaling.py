@@ -14,6 +14,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from server.config import Config
+from server.kernel.frames import event_frame
 from tests.dbutil import fresh_database, migrate
 from tests.rtcpeer import PatternVideoTrack, ToneAudioTrack
 from tests.sfu.conftest import wait_until
@@ -261,6 +262,28 @@ async def test_removed_participant_is_cut_off_at_janus(server):
             await peer.pc.close()
         for s in (sub_a, sub_b):
             await s.close()
+
+
+async def test_room_destroyed_elsewhere_frees_the_participants_janus_sessions(server):
+    """When the call ends in another web process (its room destroyed there, the notice
+    ending it here), this process drops its participants' Janus sessions instead of keeping
+    them alive with keepalives."""
+    session, (t, _), socks, _ = await class_of(server, 1)
+    pub, sub = WsPublisher(t, session), WsSubscriber(socks[0][0], session)
+    try:
+        await pub.publish()
+        await sub.subscribe()
+        sig = server.deps.sfu_signaling
+        node = server.deps.sfu.node_for_session(int(session))
+        held = {p.janus.id for p in sig.peers.values()}
+        assert len(held) == 2 and held <= set(node.connection.sessions)
+        live = server.deps.calls.live[int(session)]
+        await node.rooms.close(session)  # what call.end in another process does, then its notice:
+        server.deps.calls.ended_locally(live, event_frame({"type": "call.ended", "session": {"id": session}}))
+        await wait_until(lambda: not sig.peers and not held & set(node.connection.sessions), 5)
+    finally:
+        await pub.pc.close()
+        await sub.close()
 
 @pytest.mark.parametrize("config_overrides", ["ws://127.0.0.1:9"], indirect=True)
 async def test_unreachable_janus_means_mesh(server, caplog):
