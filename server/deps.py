@@ -162,7 +162,6 @@ class Deps:
         self.recordings.start_sweeping()
 
     async def close(self) -> None:
-        await self.sfu.close()
         if self.presence.store is not None:
             await self.presence.store.close()
         if self.calls.directory is not None:
@@ -172,6 +171,7 @@ class Deps:
         self.heartbeat.stop()
         self.recordings.close()
         await self.calls.close()
+        await self.sfu.close()  # after calls: participants leaving in flight free their Janus sessions
         await self.presence.close()
         await self.messages.writer.close()
         await self.db.close()
