@@ -194,7 +194,7 @@ class JanusConnection:
                 ws = await websocket_connect(
                     HTTPRequest(self.url, connect_timeout=self.connect_timeout_s, request_timeout=self.connect_timeout_s),
                     subprotocols=[SUBPROTOCOL], max_message_size=MAX_MESSAGE_BYTES)
-            except (OSError, asyncio.TimeoutError, Exception) as e:  # refused, reset, TLS, 4xx handshake
+            except Exception as e:  # refused, reset, DNS, TLS, a refused handshake: all retried
                 # Podium's calls fall back to the mesh while no Janus is connected: say so.
                 log.warning("sfu: cannot connect to janus %s (%s); again in %.1fs; calls use the "
                             "browser mesh meanwhile", self.url, e, delay)
