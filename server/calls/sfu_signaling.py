@@ -92,12 +92,12 @@ class SfuSignaling:
         """``sfu`` when a Janus is connected for this session, else ``mesh``."""
         return "sfu" if self.sfu.node_for_session(session_id) is not None else "mesh"
 
-    async def _peer(self, conn, msg: dict) -> tuple[object, SfuPeer]:
+    async def _peer(self, conn, msg: dict) -> tuple[object, object, SfuPeer]:
         live, me = self.calls.participant(conn, msg)  # forbidden unless a current participant
         key = (live.id, me.peer_id)
         peer = self.peers.get(key)
         if peer is not None and not peer.janus.lost:
-            return me, peer
+            return live, me, peer
         node = self.sfu.node_for_session(live.id)
         if node is None:
             raise Conflict("no media router is available: this call uses the mesh")
@@ -109,15 +109,16 @@ class SfuSignaling:
             raise Conflict("the media router is unavailable") from None
         peer = SfuPeer(node, janus, spec.room)
         self.peers[key] = peer
-        return me, peer
+        return live, me, peer
 
     async def publish(self, conn, msg: dict) -> dict:
         """``sfu.publish {session, sdp}`` (an offer) → ``{sdp, feed}`` (Janus's answer)."""
         sdp = parse_sdp(msg)
-        me, peer = await self._peer(conn, msg)
+        live, me, peer = await self._peer(conn, msg)
         try:
             if peer.publisher is None:
                 peer.publisher = await peer.janus.attach(vr.PLUGIN)
+                peer.publisher.on_event.append(self._announce_when_up(live.id, me.peer_id))
                 joined = await peer.publisher.message(vr.join_publisher(peer.room, display=me.peer_id))
                 peer.feed = int(joined.data["id"])
                 reply = await peer.publisher.message(vr.publish(), jsep={"type": "offer", "sdp": sdp})
@@ -133,7 +134,7 @@ class SfuSignaling:
         """``sfu.subscribe {session}`` → ``{sdp, streams}``: an offer from Janus carrying every
         other publisher of the session not yet subscribed (``sdp`` null when there is none),
         answered with ``sfu.answer``."""
-        me, peer = await self._peer(conn, msg)
+        _, me, peer = await self._peer(conn, msg)
         try:
             listed = await peer.node.rooms.participants_of_room(peer.room)
             feeds = [int(p["id"]) for p in listed if p.get("publisher") and p.get("display") != me.peer_id]
@@ -154,7 +155,7 @@ class SfuSignaling:
     async def answer(self, conn, msg: dict) -> dict:
         """``sfu.answer {session, sdp}``: the browser's answer to the subscription offer."""
         sdp = parse_sdp(msg)
-        _, peer = await self._peer(conn, msg)
+        _, _, peer = await self._peer(conn, msg)
         if peer.subscriber is None:
             raise Conflict("subscribe first")
         try:
@@ -166,7 +167,7 @@ class SfuSignaling:
     async def ice(self, conn, msg: dict) -> dict:
         """``sfu.ice {session, target, candidate}``: one trickled candidate (null: the end)."""
         target, cand = parse_ice(msg)
-        _, peer = await self._peer(conn, msg)
+        _, _, peer = await self._peer(conn, msg)
         handle = peer.publisher if target == "publish" else peer.subscriber
         if handle is None:
             raise Conflict(f"no {target} connection yet")
@@ -192,6 +193,16 @@ class SfuSignaling:
                 await node.rooms.close(str(session_id))
             except (JanusError, JanusClosed) as e:
                 log.warning("session %s: destroying the Janus room failed: %s", session_id, e)
+
+    def _announce_when_up(self, session_id: int, peer_id: str):
+        """A publisher's connection is up (Janus ``webrtcup``): everyone else in the session,
+        in every process, hears ``sfu.feeds_changed`` and asks ``sfu.subscribe`` for it."""
+        def on_event(msg: dict) -> None:
+            live = self.calls.live.get(session_id)
+            if msg.get("janus") == "webrtcup" and live is not None:
+                live.send({"type": "sfu.feeds_changed", "session": str(session_id), "peer_id": peer_id},
+                          exclude=peer_id)
+        return on_event
 
     async def rooms_recreated(self, specs: list[RoomSpec]) -> None:
         """Janus restarted: its connections are gone; participants here must start again."""

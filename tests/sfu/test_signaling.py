@@ -285,6 +285,31 @@ async def test_room_destroyed_elsewhere_frees_the_participants_janus_sessions(se
         await pub.pc.close()
         await sub.close()
 
+
+async def test_new_publishers_are_announced_and_added_to_the_subscription(server):
+    """A publisher's connection coming up is announced (sfu.feeds_changed) to the others; a
+    student already subscribed to the teacher then adds a second student's feed to the same
+    subscription connection (a new offer from Janus) and receives both."""
+    session, (t, t_ack), socks, _ = await class_of(server, 2)
+    (a, a_ack), (b, _) = socks
+    t_pub, a_pub, sub = WsPublisher(t, session), WsPublisher(a, session), WsSubscriber(b, session)
+    try:
+        await t_pub.publish()
+        assert (await b.next_event("sfu.feeds_changed", timeout=10))["peer_id"] == t_ack["peer_id"]
+        await sub.subscribe()
+        await wait_until(lambda: sub.by_peer[(t_ack["peer_id"], "video")] >= 5, 20)
+        await a_pub.publish()
+        assert (await b.next_event("sfu.feeds_changed", timeout=10))["peer_id"] == a_ack["peer_id"]
+        await sub.subscribe()  # the same connection: Janus renegotiates it
+        assert {s["peer_id"] for s in sub.streams} == {t_ack["peer_id"], a_ack["peer_id"]}
+        assert len(sub.pc.getTransceivers()) == 4
+        await wait_until(lambda: all(sub.by_peer[(p, k)] >= 10 for p in (t_ack["peer_id"], a_ack["peer_id"])
+                                     for k in ("video", "audio")), 30)
+    finally:
+        for p in (t_pub, a_pub):
+            await p.pc.close()
+        await sub.close()
+
 @pytest.mark.parametrize("config_overrides", ["ws://127.0.0.1:9"], indirect=True)
 async def test_unreachable_janus_means_mesh(server, caplog):
     """With the configured Janus unreachable, call.join acks say mesh, sfu.* ops answer
