@@ -62,6 +62,7 @@ class Database:
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._sync_engine = make_sqlite_writer_engine(url) if self.is_sqlite else None
         self._writer_thread = ThreadPoolExecutor(1, "podium-sqlite-writer") if self._sync_engine else None
+        self._writer_conn: Connection | None = None  # used on the writer thread only
         # PostgreSQL: the message writer's own small pool, without the pre-ping round trip per
         # checkout. A dead connection fails its batch (nothing acked; the sends are retried one
         # by one) and SQLAlchemy then recycles every connection of the pool.
@@ -109,22 +110,38 @@ class Database:
             return await conn.run_sync(fn, *args)
 
     def _sqlite_transaction(self, fn: Callable[..., T], args: tuple) -> T:
-        with self._sync_engine.connect() as conn:
-            # The stdlib driver would begin only at the first write: take the write lock first,
-            # so the reads of the transaction (membership, dedupe) see what it writes over.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-            try:
-                out = fn(conn, *args)
-            except BaseException:
+        """On the writer thread: one transaction on the thread's own connection, kept open
+        between transactions (no pool checkout and reset per batch)."""
+        conn = self._writer_conn
+        if conn is None or conn.invalidated or conn.closed:
+            conn = self._writer_conn = self._sync_engine.connect()
+        raw = conn.connection.driver_connection
+        # The stdlib driver would begin only at the first write: take the write lock first,
+        # so the reads of the transaction (membership, dedupe) see what it writes over.
+        raw.execute("BEGIN IMMEDIATE")
+        try:
+            out = fn(conn, *args)
+            raw.commit()
+        except BaseException:
+            if conn.in_transaction():
                 conn.rollback()
-                raise
+            if raw.in_transaction:
+                raw.rollback()
+            raise
+        if conn.in_transaction():  # statements fn ran through SQLAlchemy: its bookkeeping only
             conn.commit()
-            return out
+        return out
+
+    def _close_writer_conn(self) -> None:
+        if self._writer_conn is not None:
+            self._writer_conn.close()
+            self._writer_conn = None
 
     async def close(self) -> None:
         await self.engine.dispose()
         if self._write_engine is not None:
             await self._write_engine.dispose()
         if self._sync_engine is not None:
+            await asyncio.get_running_loop().run_in_executor(self._writer_thread, self._close_writer_conn)
             self._writer_thread.shutdown(wait=True)
             self._sync_engine.dispose()

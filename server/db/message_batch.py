@@ -94,6 +94,19 @@ _LOOKUP = union_all(
            _MESSAGES.c.sender_id.in_(bindparam("users", expanding=True)),
            _MESSAGES.c.client_msg_id.in_(bindparam("cmids", expanding=True))))
 
+# PostgreSQL: the same lookup with arrays instead of expanding IN lists: one statement text
+# (and one prepared statement) whatever the batch, nothing re-rendered per execution.
+_LOOKUP_PG = text("""
+SELECT 0, rooms.id, memberships.user_id, memberships.role, CAST(NULL AS BIGINT)
+FROM rooms LEFT OUTER JOIN memberships
+  ON memberships.room_id = rooms.id AND memberships.user_id = ANY(CAST(:users AS BIGINT[]))
+WHERE rooms.id = ANY(CAST(:rooms AS BIGINT[]))
+UNION ALL
+SELECT 1, room_id, sender_id, client_msg_id, id FROM messages
+WHERE room_id = ANY(CAST(:rooms AS BIGINT[])) AND sender_id = ANY(CAST(:users AS BIGINT[]))
+  AND client_msg_id = ANY(CAST(:cmids AS VARCHAR[]))
+""")
+
 # SQLite: the seq UPDATE and the multi-row INSERT (no DML in a CTE there; the statements are
 # local calls on the writer thread, not round trips).
 _BUMP = (update(_ROOMS).where(_ROOMS.c.id == bindparam("room"))
@@ -198,8 +211,9 @@ def store_batch(conn, batch: list, role_of: Callable) -> list["Stored | Exceptio
     # The stdlib driver on SQLite's writer thread; SQLAlchemy Core otherwise (PostgreSQL, or an
     # in-memory SQLite database on the aiosqlite connection).
     raw = _RawSqlite(conn) if conn.dialect.driver == "pysqlite" else None
+    pg = conn.dialect.name == "postgresql"
     looked_up = raw.lookup(room_ids, user_ids, cmids) if raw else conn.execute(
-        _LOOKUP, {"rooms": room_ids, "users": user_ids, "cmids": cmids})
+        _LOOKUP_PG if pg else _LOOKUP, {"rooms": room_ids, "users": user_ids, "cmids": cmids})
     for k, rid, uid, txt, mid in looked_up:
         if k == 0:
             rooms.add(rid)
@@ -249,7 +263,6 @@ def store_batch(conn, batch: list, role_of: Callable) -> list["Stored | Exceptio
     by_room: dict[int, list[int]] = {}
     for i in fresh:
         by_room.setdefault(batch[i].room_id, []).append(i)
-    pg = conn.dialect.name == "postgresql"
     for room_id in sorted(by_room):  # rooms in id order: concurrent batches cannot deadlock
         idxs = by_room[room_id]
         reqs = [batch[i] for i in idxs]
