@@ -18,6 +18,7 @@ members; PostgreSQL gets a database of its own (``bench_fixed``, dropped and rec
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import shutil
@@ -38,6 +39,23 @@ import run as fanout  # noqa: E402  (bench/fanout/run.py: harness, Server, podiu
 from benchlib import PY, ROOT, log, med  # noqa: E402
 
 PG_DB = "bench_fixed"
+# run.py names the server source per call (``src``) since its --compare-ref rework, and in a
+# module global ``SRC`` before it: work with either.
+_RUN_TAKES_SRC = "src" in inspect.signature(fanout.podium_env).parameters
+
+
+def podium_env(db_url: str, data_dir: Path, src: Path) -> dict:
+    if _RUN_TAKES_SRC:
+        return fanout.podium_env(db_url, data_dir, src)
+    fanout.SRC = src
+    return fanout.podium_env(db_url, data_dir)
+
+
+def start_server(work: Path, db_url: str | None, template: Path | None, src: Path):
+    if _RUN_TAKES_SRC:
+        return fanout.Server("podium", work, db_url=db_url, template=template, src=src)
+    fanout.SRC = src
+    return fanout.Server("podium", work, db_url=db_url, template=template)
 PG_ADMIN = ["-h", "127.0.0.1", "-U", "postgres"]
 
 
@@ -48,7 +66,7 @@ def uptime() -> str:
 def seed_db(db_url: str, data_dir: Path, out: Path, members: int, src: Path) -> None:
     """Migrate and seed ``db_url`` with ``seed.py``; the fanout room gets ``members`` subscribers."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    env = fanout.podium_env(db_url, data_dir, src)
+    env = podium_env(db_url, data_dir, src)
     subprocess.run([PY, "-m", "server", "migrate"], cwd=src, env=env, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     subprocess.run([PY, str(HERE / "seed.py"), str(out), "--subs", str(members), "--fanout-members", str(members)],
@@ -72,7 +90,7 @@ def prepare_pg(work: Path, members: int, src: Path) -> tuple[str, Path] | None:
 
 def one_run(n: int, messages: int, work: Path, seed: Path, template: Path | None, db_url: str | None,
             profile: Path | None, src: Path) -> dict:
-    srv = fanout.Server("podium", work, db_url=db_url, template=template, src=src)
+    srv = start_server(work, db_url, template, src)
     try:
         cfg = {"scenario": "fanout", "kind": "podium", "url": srv.url, "seed": str(seed), "subs": n,
                "messages": messages, "window": 1, "timeout_s": 300, "warmup": 30}
