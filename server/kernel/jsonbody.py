@@ -10,7 +10,7 @@ def decode_json_object(raw: str | bytes) -> dict:
     """Parse a client JSON object; raise BadRequest for anything the database or UTF-8 could
     not hold (NUL characters, lone surrogates) as well as for malformed JSON."""
     try:
-        obj = json.loads(raw)
+        obj = json.loads(raw, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("not valid JSON") from None
     except RecursionError:
@@ -43,3 +43,9 @@ def _check_strings(value) -> None:
     elif isinstance(value, list):
         for v in value:
             _check_strings(v)
+
+
+def _no_constant(name: str):
+    """NaN, Infinity and -Infinity are not JSON (RFC 8259): a browser's JSON.parse refuses them,
+    so a frame that relayed one would break its receiver."""
+    raise BadRequest(f"{name} is not valid JSON")

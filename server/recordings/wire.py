@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from server.db.models import ASSET_KINDS, Recording
-from server.kernel.actor import bounded_int
+from server.kernel.actor import bounded_int, parse_id
 from server.kernel.clock import iso
 from server.kernel.errors import BadRequest
 
@@ -73,16 +73,14 @@ def parse_worker_status(msg: dict) -> WorkerStatus:
 
 
 def parse_label(label) -> str:
-    if not isinstance(label, str) or not label.strip() or len(label) > MAX_LABEL_CHARS:
+    label = label.strip() if isinstance(label, str) else ""
+    if not label or len(label) > MAX_LABEL_CHARS:
         raise BadRequest(f"label must be 1–{MAX_LABEL_CHARS} characters")
-    return label.strip()
+    return label
 
 
 def parse_recording_id(msg: dict) -> int:
-    try:
-        return int(msg.get("recording"))
-    except (TypeError, ValueError):
-        raise BadRequest("recording must be a recording id") from None
+    return parse_id(msg.get("recording"), "recording")
 
 
 @dataclass(frozen=True)

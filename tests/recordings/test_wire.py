@@ -102,3 +102,15 @@ def test_an_empty_long_or_non_text_label_is_refused(label):
     """An empty or blank label, one over 200 characters, or a non-string: bad request."""
     with pytest.raises(BadRequest):
         parse_label(label)
+
+
+@pytest.mark.parametrize("rid", [True, 1.5, " 1_2 ", "-3", str(2**63), None])
+def test_recording_ids_follow_the_kernels_id_rule(rid):
+    """A worker's recording id is a wire id (digits), never a bool, a float, a signed or an oversized number."""
+    with pytest.raises(BadRequest):
+        parse_worker_status({"recording": rid, "state": "recording"})
+
+
+def test_label_length_counts_after_trimming():
+    """A label of 200 characters plus surrounding spaces is accepted (the limit applies to what is stored)."""
+    assert parse_label("  " + "x" * 200 + "  ") == "x" * 200
