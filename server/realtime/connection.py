@@ -56,6 +56,7 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         self._ping_at = 0.0
         self._seen_at = time.monotonic()
         self._actor_at = 0.0  # when self.actor was last read from the database (Accounts.refresh)
+        self._rechecking: asyncio.Future | None = None
 
     @property
     def log(self) -> logging.LoggerAdapter:
@@ -130,6 +131,14 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
         if req_id is not None:
             self.reply(req_id, {"user": hello["user"], "connection_id": self.connection_id})
 
+    async def _recheck_in_background(self) -> None:
+        try:
+            await self._recheck_actor()
+        except Exception:  # a failed read leaves the actor as it was; the next frame tries again
+            self.log.exception("re-reading the user's role failed")
+        finally:
+            self._rechecking = None
+
     async def _recheck_actor(self) -> bool:
         """Read the user's role again (roles come from the database, and a socket acts on one at
         most 2 × ``role_recheck_s`` old: docs/SECURITY.md); close with 4401 and return False when
@@ -189,8 +198,16 @@ class ChatSocket(tornado.websocket.WebSocketHandler):
                 raise Unauthorized("authenticate first: send {\"type\":\"auth\",\"token\":...}")
             if kind == "auth":
                 raise BadRequest("already authenticated")
-            if self._seen_at - self._actor_at >= self.deps.config.role_recheck_s and not await self._recheck_actor():
-                return
+            # The role is re-read in the background once half the bound has passed, so a busy
+            # socket's frames never wait for it (many sockets that connected together would
+            # otherwise all wait on a burst of reads); only a socket silent past the whole bound
+            # waits for the read before its frame is handled.
+            age, bound = self._seen_at - self._actor_at, self.deps.config.role_recheck_s
+            if age >= bound:
+                if not await self._recheck_actor():
+                    return
+            elif age >= bound / 2 and self._rechecking is None:
+                self._rechecking = asyncio.ensure_future(self._recheck_in_background())
             await self.deps.dispatcher.handle(self, kind, msg, req_id)
         except PodiumError as e:
             self.error(req_id, e.code, e.reason)
