@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -47,14 +48,106 @@ def ensure_deps(here: Path, npm_packages: tuple[str, ...], py_modules: str, requ
         subprocess.run([PY, "-m", "pip", "install", "-q", "-r", str(requirements)], check=True)
 
 
-def export_ref(ref: str, work: Path) -> Path:
-    """The server as committed at ``ref`` (git archive of server/, migrations/, alembic.ini) in ``work/src``."""
-    src = work / "src"
+def export_ref(ref: str, work: Path, name: str = "src") -> Path:
+    """The server as committed at ``ref`` (git archive of server/, migrations/, alembic.ini) in ``work/<name>``."""
+    src = work / name
     src.mkdir()
     tar = subprocess.run(["git", "archive", ref, "server", "migrations", "alembic.ini"], cwd=ROOT,
                          check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(src)], input=tar, check=True)
     return src
+
+
+def _git(*a: str) -> str:
+    return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+
+@dataclass(frozen=True)
+class Source:
+    """One server source a driver runs Podium from: the working tree or a commit exported with
+    ``export_ref``. ``label`` is "" when a driver runs one source, "old"/"new" under --compare-ref."""
+
+    label: str
+    path: Path
+    ref: str  # as given on the command line, or "working tree"
+    commit: str
+    uncommitted: tuple[str, ...] = ()  # for the working tree: `git status --short` of the server files
+
+    def key(self, kind: str) -> str:
+        """Results key of server ``kind`` run from this source: ``kind`` itself, ``kind@old`` for the old one."""
+        return f"{kind}@{self.label}" if self.label == "old" else kind
+
+    @property
+    def name(self) -> str:
+        """The ref with its commit, for table labels: ``9892fb6``, ``HEAD e4aceb8``, ``working tree e4aceb8``."""
+        return self.ref if self.commit.startswith(self.ref) else f"{self.ref} {self.commit[:7]}"
+
+    def describe(self) -> str:
+        return f"{self.ref} at {self.commit[:10]}" + (f" + {len(self.uncommitted)} uncommitted server file(s)" if self.uncommitted else "")
+
+    def meta(self) -> dict:
+        return {"label": self.label, "ref": self.ref, "commit": self.commit, "uncommitted": list(self.uncommitted)}
+
+
+def server_sources(work: Path, ref: str | None, compare_ref: str | None = None) -> list[Source]:
+    """The server source(s) for ``--ref`` (default: the working tree) and ``--compare-ref``:
+    ``[new]``, or ``[old, new]`` when ``compare_ref`` is given (each exported into its own dir).
+
+    Both sources are benchmarked on copies of one database migrated and seeded with the new
+    source, so their migrations must be the same; SystemExit when they differ."""
+    def one(label: str, r: str | None) -> Source:
+        if r is None:
+            dirty = _git("status", "--short", "--", "server", "migrations", "alembic.ini").splitlines()
+            return Source(label, ROOT, "working tree", _git("rev-parse", "HEAD"), tuple(dirty))
+        commit = _git("rev-parse", "--verify", f"{r}^{{commit}}")
+        if not commit:
+            raise SystemExit(f"not a commit: {r}")
+        return Source(label, export_ref(commit, work, f"src-{label}" if label else "src"), r, commit)
+
+    new = one("new" if compare_ref else "", ref)
+    if not compare_ref:
+        return [new]
+    old = one("old", compare_ref)
+    diff = ["git", "diff", "--quiet", old.commit] + ([new.commit] if ref else []) + ["--", "migrations", "alembic.ini"]
+    if subprocess.run(diff, cwd=ROOT).returncode != 0:
+        raise SystemExit(f"migrations differ between {compare_ref} and {ref or 'the working tree'}: one seeded "
+                         "database cannot serve both; compare them in separate invocations")
+    return [old, new]
+
+
+def compare(old: list, new: list, higher_is_better: bool = True) -> dict | None:
+    """new/old ratio of the medians of one metric, with the run-to-run spread it is read against.
+
+    ``old``/``new``: per-run values (None for a failed run), interleaved runs in order, so run i of
+    each ran back to back. ``spread``: the larger of the two sources' (max - min) / median;
+    ``paired``: new/old of each run pair. Verdict "within noise" when |ratio - 1| <= spread, else
+    "better"/"worse" beyond noise (lower is better for latencies, ``higher_is_better=False``)."""
+    o, n = [v for v in old if v is not None], [v for v in new if v is not None]
+    if not o or not n or not med(o):
+        return None
+    mo, mn = med(o), med(n)
+    ratio = mn / mo
+    spread = max((max(vs) - min(vs)) / med(vs) if med(vs) else 0.0 for vs in (o, n))
+    paired = [b / a for a, b in zip(old, new) if a and b is not None]
+    if len(o) < 2 or len(n) < 2:
+        verdict = "no verdict (the spread needs 2+ runs of each)"
+    elif abs(ratio - 1) <= spread:
+        verdict = "within noise"
+    else:
+        verdict = "better beyond noise" if (ratio > 1) == higher_is_better else "WORSE beyond noise"
+    return {"old_median": mo, "new_median": mn, "ratio": ratio, "old_range": [min(o), max(o)],
+            "new_range": [min(n), max(n)], "spread": spread, "paired": paired, "verdict": verdict}
+
+
+def compare_line(name: str, c: dict | None, nd: int = 0) -> str:
+    """One line of a --compare-ref report for the ``compare`` result ``c`` of metric ``name``."""
+    if c is None:
+        return f"new/old {name}: no successful runs of one of the two sources"
+    f = lambda v: f"{v:,.{nd}f}"  # noqa: E731
+    return (f"new/old {name}: {c['ratio']:.3f}x (median old {f(c['old_median'])}, runs {f(c['old_range'][0])}–"
+            f"{f(c['old_range'][1])}; new {f(c['new_median'])}, runs {f(c['new_range'][0])}–{f(c['new_range'][1])}; "
+            f"run-to-run spread {c['spread']:.1%}; per run pair " + " · ".join(f"{p:.2f}" for p in c["paired"])
+            + f") -> {c['verdict']}")
 
 
 def free_port() -> int:

@@ -5,6 +5,8 @@ One command, from the repository root:
 
     .venv/bin/python bench/fanout/run.py            # all scenarios, 3 runs each (~7.5 min)
     .venv/bin/python bench/fanout/run.py --runs 1 --scenarios 1,4   # a quick look
+    .venv/bin/python bench/fanout/run.py --scenarios 1 --servers podium --runs 5 \
+        --compare-ref OLD --ref NEW        # two server commits, run by run interleaved
 
 It installs what is missing (npm packages into bench/fanout/node_modules from the lock file;
 python-socketio into the project venv from bench/requirements.txt), builds a fresh SQLite
@@ -20,6 +22,13 @@ Scenarios:
      → server RSS / connection; also a bare Tornado WebSocketHandler as the floor
   4  persisted sends: 50 senders (own user + socket each), window 1, 10 s → acked/s
      (SQLite; PostgreSQL too when a server answers on 127.0.0.1:5432)
+
+Two server sources in one run (--compare-ref OLD, with --ref NEW or the working tree): every
+Podium configuration runs from both, alternating run by run (old, new, old, new, ...), on copies
+of the same seeded database (their migrations must match), so drifting machine load hits both
+alike. The table gets a row per source and a ``new/old`` row (ratio of medians); a line per
+headline metric gives the run-to-run spread, the ratio of each run pair and whether the ratio
+is within that spread. The peers are optional then (``--servers podium``).
 """
 from __future__ import annotations
 
@@ -40,7 +49,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/, for the shared benchlib module
 import benchlib  # noqa: E402
-from benchlib import PY, ROOT, export_ref, log, machine_busy_s, med  # noqa: E402
+from benchlib import PY, ROOT, Source, log, machine_busy_s, med  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 JWT_SECRET = "bench-fanout-secret-" + "k" * 40
@@ -49,7 +58,6 @@ PG_DB = "bench"
 
 benchlib.reexec_in_venv(__file__)
 
-SRC = ROOT  # where the Podium server is run from; --ref exports a committed tree instead
 SERVERS = {
     "podium": "Podium (persisted)",
     "pysio": "python-socketio/Tornado (no persistence)",
@@ -71,19 +79,19 @@ def raise_nofile() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
-def podium_env(db_url: str, data_dir: Path, port: int = 0) -> dict:
-    return benchlib.podium_env(db_url, data_dir, port, jwt_secret=JWT_SECRET, src=SRC, drop=("PODIUM_ENV",))
+def podium_env(db_url: str, data_dir: Path, src: Path, port: int = 0) -> dict:
+    return benchlib.podium_env(db_url, data_dir, port, jwt_secret=JWT_SECRET, src=src, drop=("PODIUM_ENV",))
 
 
-def prepare_db(db_url: str, data_dir: Path, seed_out: Path, subs: int) -> None:
-    env = podium_env(db_url, data_dir)
-    subprocess.run([PY, "-m", "server", "migrate"], cwd=SRC, env=env, check=True,
+def prepare_db(db_url: str, data_dir: Path, seed_out: Path, subs: int, src: Path) -> None:
+    env = podium_env(db_url, data_dir, src)
+    subprocess.run([PY, "-m", "server", "migrate"], cwd=src, env=env, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     subprocess.run([PY, str(HERE / "seed.py"), str(seed_out), "--subs", str(subs)], cwd=ROOT, env=env,
                    check=True)
 
 
-def prepare_pg(work: Path) -> tuple[str, Path] | None:
+def prepare_pg(work: Path, src: Path) -> tuple[str, Path] | None:
     """(re)create database ``bench`` on the local PostgreSQL; None when there is none."""
     if shutil.which("createdb") is None:
         return None
@@ -97,7 +105,7 @@ def prepare_pg(work: Path) -> tuple[str, Path] | None:
         return None
     url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{PG_DB}"
     seed = work / "seed-pg.json"
-    prepare_db(url, work / "pgdata", seed, subs=10)
+    prepare_db(url, work / "pgdata", seed, subs=10, src=src)
     return url, seed
 
 
@@ -105,14 +113,14 @@ def prepare_pg(work: Path) -> tuple[str, Path] | None:
 class Server(benchlib.Server):
     stop_timeout = 8
 
-    def _command(self, work: Path, db_url: str | None = None, template: Path | None = None):
+    def _command(self, work: Path, db_url: str | None = None, template: Path | None = None, src: Path = ROOT):
         kind = self.kind
         if kind == "podium":
             run_dir = Path(tempfile.mkdtemp(prefix="podium-", dir=work))
             if db_url is None:  # fresh copy of the seeded SQLite template
                 shutil.copy(template, run_dir / "podium.db")
                 db_url = f"sqlite+aiosqlite:///{run_dir / 'podium.db'}"
-            cmd, env = [PY, "-m", "server", "serve"], podium_env(db_url, run_dir, self.port)
+            cmd, env = [PY, "-m", "server", "serve"], podium_env(db_url, run_dir, src, self.port)
             self.url = f"ws://127.0.0.1:{self.port}/ws"
         elif kind == "pysio":
             cmd, env = [PY, str(HERE / "pysio_server.py"), str(self.port)], dict(os.environ)
@@ -123,7 +131,7 @@ class Server(benchlib.Server):
         else:
             cmd, env = ["node", str(HERE / "sio_server.js"), str(self.port)], dict(os.environ)
             self.url = f"http://127.0.0.1:{self.port}"
-        return cmd, env, SRC if kind == "podium" else ROOT
+        return cmd, env, src if kind == "podium" else ROOT
 
     def thread_cpu(self) -> dict[str, float]:
         """CPU seconds of the main (event-loop) thread and of all other threads, user and system."""
@@ -185,6 +193,12 @@ def harness(cfg: dict, timeout: float, server: "Server | None" = None, profile: 
 
 
 # --- scenarios --------------------------------------------------------------------------------
+def plan(kinds: list[str], sources: list[Source], podium=lambda k: k == "podium") -> list[tuple[str, Source]]:
+    """(kind, source) of each configuration in the order one run goes through them: a Podium kind
+    once per source (old, then new), a peer once (from the new source; peers do not use it)."""
+    return [(k, src) for k in kinds for src in (sources if podium(k) else sources[-1:])]
+
+
 def guarded(fn, *a) -> dict:
     """One run; a failure (server did not start, harness crashed) is recorded, not fatal."""
     try:
@@ -197,7 +211,8 @@ def client_kind(server_kind: str) -> str:
     return "sio" if server_kind in ("pysio", "nodesio") else "podium"
 
 
-def run_fanout(kind: str, args, work: Path, template: Path, seed: Path, scenario: int, prof_dir: Path | None) -> dict:
+def run_fanout(kind: str, args, work: Path, template: Path, seed: Path, scenario: int, prof_dir: Path | None,
+               src: Source) -> dict:
     if scenario == 1:
         msgs = args.pysio_messages if kind == "pysio" else args.messages
         cfg = {"scenario": "fanout", "subs": args.subs, "messages": msgs, "window": args.window,
@@ -205,10 +220,11 @@ def run_fanout(kind: str, args, work: Path, template: Path, seed: Path, scenario
     else:
         cfg = {"scenario": "rate", "subs": args.rate_subs, "rate": args.rate, "duration_s": args.rate_duration,
                "timeout_s": args.rate_duration + args.rate_drain}
-    srv = Server(kind, work, template=template)
+    srv = Server(kind, work, template=template, src=src.path)
     try:
         cfg.update(kind=client_kind(kind), url=srv.url, seed=str(seed))
-        profile = prof_dir / f"scenario{scenario}-podium.txt" if prof_dir is not None and kind == "podium" else None
+        profile = prof_dir / f"scenario{scenario}-{src.key(kind).replace('@', '-')}.txt" \
+            if prof_dir is not None and kind == "podium" else None
         res = harness(cfg, timeout=cfg["timeout_s"] + 90, server=srv, profile=profile)
         if "server_cpu_s" in res and res.get("deliveries"):
             res["deliveries_per_server_cpu_s"] = round(res["deliveries"] / max(res["server_cpu_s"], 1e-3))
@@ -218,8 +234,8 @@ def run_fanout(kind: str, args, work: Path, template: Path, seed: Path, scenario
     return res
 
 
-def run_idle(kind: str, args, work: Path, template: Path, seed: Path) -> dict:
-    srv = Server(kind, work, template=template)
+def run_idle(kind: str, args, work: Path, template: Path, seed: Path, src: Source) -> dict:
+    srv = Server(kind, work, template=template, src=src.path)
     procs: list[subprocess.Popen] = []
     try:
         base = {"kind": client_kind(kind), "url": srv.url, "seed": str(seed),
@@ -301,10 +317,10 @@ def run_idle(kind: str, args, work: Path, template: Path, seed: Path) -> dict:
 
 
 def run_senders(db: str, args, work: Path, template: Path, seed: Path, pg_url: str | None,
-                prof_dir: Path | None) -> dict:
-    srv = Server("podium", work, db_url=pg_url, template=template)
+                prof_dir: Path | None, src: Source) -> dict:
+    srv = Server("podium", work, db_url=pg_url, template=template, src=src.path)
     try:
-        profile = prof_dir / f"scenario4-{db}.txt" if prof_dir is not None else None
+        profile = prof_dir / f"scenario4-{src.key(db).replace('@', '-')}.txt" if prof_dir is not None else None
         cfg = {"kind": "podium", "url": srv.url, "seed": str(seed), "scenario": "senders",
                "senders": args.senders, "window": args.senders_window, "duration_s": args.senders_duration}
         res = harness(cfg, timeout=args.senders_duration + 90, server=srv, profile=profile)
@@ -322,12 +338,27 @@ def fmt(v, nd=0):
     return f"{v:,.{nd}f}"
 
 
-def report(results: dict, args) -> tuple[str, list[str]]:
-    """The table (medians over runs) and the target verdicts."""
-    cols = f"{'scenario':<34} {'server':<42} {'metric':<14} {'median':>9} {'p50 ms':>8} {'p99 ms':>8}  " \
+def report(results: dict, args, sources: list[Source]) -> tuple[str, list[str]]:
+    """The table (medians over runs) and the target verdicts; with two sources (--compare-ref) also
+    a ``new/old`` row under each Podium configuration and a line per headline metric."""
+    old_src = sources[0] if len(sources) == 2 else None
+    new_src = sources[-1]
+    sw = 42 + (20 if old_src else 0)
+    cols = f"{'scenario':<34} {'server':<{sw}} {'metric':<14} {'median':>9} {'p50 ms':>8} {'p99 ms':>8}  " \
            f"{'per server CPU-s':>16}  {'other load':>10}  {'ratio / note':<30} runs"
     rows = [cols, "-" * len(cols)]
     verdicts: list[str] = []
+
+    def keys(sc):
+        """Result keys of scenario ``sc`` in run order (``podium@old`` before ``podium``)."""
+        return [k for k in results.get(sc, {}) if ok_runs(sc, k) or errors(sc, k)]
+
+    def tag(sc, key):
+        if key.endswith("@old"):
+            return f" · old {old_src.name}"
+        if old_src and f"{key}@old" in results.get(sc, {}):
+            return f" · new {new_src.name}"
+        return ""
 
     def ok_runs(sc, kind):
         return [r for r in results.get(sc, {}).get(kind, []) if "error" not in r]
@@ -336,80 +367,106 @@ def report(results: dict, args) -> tuple[str, list[str]]:
         return [r["error"][:200] for r in results.get(sc, {}).get(kind, []) if "error" in r]
 
     def row(scen, kind_label, metric, value, p50, p99, eff, other, note, runs):
-        rows.append(f"{scen:<34} {kind_label:<42} {metric:<14} {value:>9} {p50:>8} {p99:>8}  {eff:>16}  "
+        rows.append(f"{scen:<34} {kind_label:<{sw}} {metric:<14} {value:>9} {p50:>8} {p99:>8}  {eff:>16}  "
                     f"{other:>10}  {note:<30} {runs}")
 
     def runs_str(sc, kind, key, nd=0):
         vals = [fmt(_get(r, key), nd) for r in ok_runs(sc, kind)]
         return ", ".join(vals + ["ERR"] * len(errors(sc, kind)))
 
-    if "1" in results:
-        m = {k: med([r["deliveries_per_s"] for r in ok_runs("1", k)]) for k in SERVERS}
-        eff = {k: med([r.get("deliveries_per_server_cpu_s") for r in ok_runs("1", k)]) for k in SERVERS}
-        for k in SERVERS:
-            rs = ok_runs("1", k)
-            if not rs and not errors("1", k):
+    def compare_row(sc, scen, key, main, p50=None, p99=None, eff=None):
+        """Under the new source's row: new/old ratios of the medians, one verdict line per metric.
+        Each column spec is (metric name, dotted result key, higher is better, digits) or None."""
+        if f"{key}@old" not in results.get(sc, {}):
+            return
+        cs = []
+        for spec in (main, p50, p99, eff):
+            if spec is None:
+                cs.append(None)
                 continue
+            name, dotted, higher, nd = spec
+            per_run = lambda k: [None if "error" in r else _get(r, dotted) for r in results[sc][k]]  # noqa: E731
+            c = benchlib.compare(per_run(f"{key}@old"), per_run(key), higher)
+            cs.append(c)
+            verdicts.append(f"scenario {sc} {key}: " + benchlib.compare_line(name, c, nd))
+        ratio = lambda c: "-" if c is None else f"{c['ratio']:.3f}x"  # noqa: E731
+        note = f"run spread {cs[0]['spread']:.1%}" if cs[0] else "no runs"
+        pairs = "new/old per run pair " + " · ".join(f"{p:.2f}" for p in cs[0]["paired"]) if cs[0] else ""
+        row(scen, "new/old (ratio of medians)", main[0], *(ratio(c) for c in cs), "", note, pairs)
+
+    if "1" in results:
+        m = {k: med([r["deliveries_per_s"] for r in ok_runs("1", k)]) for k in results["1"]}
+        eff = {k: med([r.get("deliveries_per_server_cpu_s") for r in ok_runs("1", k)]) for k in results["1"]}
+        scen = f"1 fan-out N={args.subs}, w={args.window}"
+        for k in keys("1"):
+            rs = ok_runs("1", k)
             msgs = args.pysio_messages if k == "pysio" else args.messages
             note = f"{msgs} msgs"
             if k == "podium":
                 parts = [f"{m['podium'] / m[p]:.2f}x {p}" for p in ("pysio", "nodesio") if m.get(p) and m["podium"]]
                 note = ", ".join(parts) or note
-            row(f"1 fan-out N={args.subs}, w={args.window}", SERVERS[k], "deliveries/s", fmt(m[k]),
+            row(scen, SERVERS[k.split("@")[0]] + tag("1", k), "deliveries/s", fmt(m[k]),
                 fmt(med([r["latency_ms"]["p50"] for r in rs]), 1), fmt(med([r["latency_ms"]["p99"] for r in rs]), 1),
                 fmt(eff[k]), fmt(med([r.get("other_load_cores") for r in rs]), 2), note,
                 runs_str("1", k, "deliveries_per_s"))
+            compare_row("1", scen, k, ("deliveries/s", "deliveries_per_s", True, 0),
+                        ("p50 ms", "latency_ms.p50", False, 1), ("p99 ms", "latency_ms.p99", False, 1),
+                        ("deliveries per server CPU-s", "deliveries_per_server_cpu_s", True, 0))
         for peer, label, factor in (("pysio", "python-socketio", 3.0), ("nodesio", "Node socket.io", 1.0)):
-            if m["podium"] and m.get(peer):
+            if m.get("podium") and m.get(peer):
                 r = m["podium"] / m[peer]
                 cpu_r = f"; per server CPU-second {eff['podium'] / eff[peer]:.2f}x" if eff["podium"] and eff.get(peer) else ""
                 verdicts.append(f"target: Podium >= {factor:g}x {label} deliveries/s (N={args.subs}): {r:.2f}x "
                                 f"-> {'MET' if r >= factor else 'NOT MET'}{cpu_r}")
     if "2" in results:
-        for k in SERVERS:
+        scen = f"2 rate N={args.rate_subs}, {args.rate:g}/s x {args.rate_duration:g}s"
+        for k in keys("2"):
             rs = ok_runs("2", k)
-            if not rs and not errors("2", k):
-                continue
             p99 = med([r["latency_ms"]["p99"] for r in rs])
             sec_p99 = med([statistics.median([b["p99"] for b in r["timeline"]]) for r in rs if r.get("timeline")])
             incomplete = sum(1 for r in rs if not r["complete"])
             note = f"median 1-s p99 {fmt(sec_p99, 1)} ms" + (f"; {incomplete} incomplete" if incomplete else "")
-            row(f"2 rate N={args.rate_subs}, {args.rate:g}/s x {args.rate_duration:g}s", SERVERS[k], "deliveries/s",
+            row(scen, SERVERS[k.split("@")[0]] + tag("2", k), "deliveries/s",
                 fmt(med([r["deliveries_per_s"] for r in rs])), fmt(med([r["latency_ms"]["p50"] for r in rs]), 1),
                 fmt(p99, 1), fmt(med([r.get("deliveries_per_server_cpu_s") for r in rs])),
                 fmt(med([r.get("other_load_cores") for r in rs]), 2), note, "p99: " + runs_str("2", k, "latency_ms.p99", 1))
+            compare_row("2", scen, k, ("deliveries/s", "deliveries_per_s", True, 0),
+                        ("p50 ms", "latency_ms.p50", False, 1), ("p99 ms", "latency_ms.p99", False, 1),
+                        ("deliveries per server CPU-s", "deliveries_per_server_cpu_s", True, 0))
             if k == "podium" and p99 is not None:
                 verdicts.append(f"target: p99 <= 50 ms at {args.rate_subs} subscribers x {args.rate:g} msg/s: "
                                 f"{p99:.1f} ms -> {'MET' if p99 <= 50 else 'NOT MET'} (median of per-second p99s "
                                 f"{fmt(sec_p99, 1)} ms; p50 {fmt(med([r['latency_ms']['p50'] for r in rs]), 1)} ms)")
     if "3" in results:
-        for k in SERVERS:
+        scen = f"3 idle RSS, {args.idle_conns} joined"
+        for k in keys("3"):
             rs = ok_runs("3", k)
-            if not rs and not errors("3", k):
-                continue
             kb = med([r["kb_per_conn"] for r in rs])
-            label = SERVERS[k].replace(" (persisted)", "").replace(" (no persistence)", "")
+            label = SERVERS[k.split("@")[0]].replace(" (persisted)", "").replace(" (no persistence)", "")
             note = f"open {fmt(med([r['open_cpu_ms_per_conn'] for r in rs]), 2)} CPU-ms/conn"
-            row(f"3 idle RSS, {args.idle_conns} joined", label, "KB/conn", fmt(kb, 1), "", "", "", "", note,
-                runs_str("3", k, "kb_per_conn", 1))
+            row(scen, label + tag("3", k), "KB/conn", fmt(kb, 1), "", "", "", "", note, runs_str("3", k, "kb_per_conn", 1))
+            compare_row("3", scen, k, ("KB/conn", "kb_per_conn", False, 1), None, None,
+                        ("open CPU-ms/conn", "open_cpu_ms_per_conn", False, 2))
             if k == "podium" and kb is not None:
                 verdicts.append(f"target: RSS per idle joined connection at {args.idle_conns} <= 20 KB: {kb:.1f} KB "
                                 f"-> {'MET' if kb <= 20 else 'NOT MET'}")
     if "4" in results:
-        for db, label in (("sqlite", "SQLite"), ("postgres", "PostgreSQL")):
-            rs = ok_runs("4", db)
-            if not rs and not errors("4", db):
-                continue
+        scen = f"4 sends, {args.senders} senders, w={args.senders_window}"
+        for k in keys("4"):
+            db = k.split("@")[0]
+            rs = ok_runs("4", k)
             v = med([r["acked_per_s"] for r in rs])
             eff = med([r.get("acked_per_server_cpu_s") for r in rs])
-            row(f"4 sends, {args.senders} senders, w={args.senders_window}", f"Podium ({label})", "acked/s", fmt(v),
+            row(scen, f"Podium ({'SQLite' if db == 'sqlite' else 'PostgreSQL'})" + tag("4", k), "acked/s", fmt(v),
                 fmt(med([r["ack_ms"]["p50"] for r in rs]), 1), fmt(med([r["ack_ms"]["p99"] for r in rs]), 1),
                 fmt(eff), fmt(med([r.get("other_load_cores") for r in rs]), 2), "ack latency",
-                runs_str("4", db, "acked_per_s"))
-            if db == "sqlite" and v is not None:
+                runs_str("4", k, "acked_per_s"))
+            compare_row("4", scen, k, ("acked/s", "acked_per_s", True, 0), ("ack p50 ms", "ack_ms.p50", False, 1),
+                        ("ack p99 ms", "ack_ms.p99", False, 1), ("acked per server CPU-s", "acked_per_server_cpu_s", True, 0))
+            if k == "sqlite" and v is not None:
                 verdicts.append(f"target: persisted sends, {args.senders} senders on SQLite >= 2,000/s: {v:,.0f}/s "
                                 f"-> {'MET' if v >= 2000 else 'NOT MET'} (per server CPU-second: {fmt(eff)})")
-            elif v is not None:
+            elif k == "postgres" and v is not None:
                 verdicts.append(f"(info) persisted sends, {args.senders} senders on PostgreSQL: {v:,.0f}/s "
                                 f"(per server CPU-second: {fmt(eff)})")
     for sc in results:
@@ -454,6 +511,10 @@ def main() -> None:
                    help="py-spy record Podium during run 1 of scenarios 1, 2 and 4 (perturbs those runs)")
     p.add_argument("--ref", help="benchmark the server as committed at this git ref (exported with git archive "
                                  "into the temp dir) instead of the working tree")
+    p.add_argument("--compare-ref", metavar="OLD",
+                   help="also run every Podium configuration from the server at this git ref, alternating run by "
+                        "run with --ref (or the working tree), and print new/old ratios of the medians with the "
+                        "run-to-run spread (the migrations of both must match)")
     p.add_argument("--json", help="write all raw results here (default: in the temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (databases, server logs)")
     args = p.parse_args()
@@ -464,9 +525,8 @@ def main() -> None:
     ensure_deps()
     raise_nofile()
     work = Path(tempfile.mkdtemp(prefix="podium-bench-"))
-    global SRC
-    if args.ref:
-        SRC = export_ref(args.ref, work)
+    sources = benchlib.server_sources(work, args.ref, args.compare_ref)  # [new] or [old, new]
+    new_src = sources[-1]
     prof_dir = work / "profiles" if args.profile else None
     if prof_dir:
         prof_dir.mkdir()
@@ -474,65 +534,62 @@ def main() -> None:
     meta = {"machine": {"cpus": os.cpu_count(), "cpu": _cpu_model(), "python": platform.python_version(),
                         "node": subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip(),
                         "loadavg_start": os.getloadavg()},
-            "args": vars(args), "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "server_source": _source(args)}
+            "args": vars(args), "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "server_source": new_src.meta(),
+            "server_sources": [s.meta() for s in sources]}
     try:
         log(f"work dir {work}; seeding SQLite template")
         tdir = work / "template"
         tdir.mkdir()
         seed = work / "seed.json"
         prepare_db(f"sqlite+aiosqlite:///{tdir / 'podium.db'}", tdir, seed,
-                   subs=max(args.idle_conns, args.rate_subs, args.subs))
+                   subs=max(args.idle_conns, args.rate_subs, args.subs), src=new_src.path)
         template = tdir / "podium.db"
 
         for sc in ("1", "2"):
             if sc not in scenarios:
                 continue
-            results[sc] = {k: [] for k in servers}
+            configs = plan(servers, sources)
+            results[sc] = {src.key(k): [] for k, src in configs}
             for run in range(args.runs):
-                for k in servers:
+                for k, src in configs:
                     if sc == "2" and k != "podium" and run >= args.peer_runs:
                         continue
                     res = guarded(run_fanout, k, args, work, template, seed, int(sc),
-                                  prof_dir if run == 0 else None)
-                    results[sc][k].append(res)
-                    log(f"scenario {sc} run {run + 1} {k}: " + _short(res))
+                                  prof_dir if run == 0 else None, src)
+                    results[sc][src.key(k)].append(res)
+                    log(f"scenario {sc} run {run + 1} {src.key(k)}: " + _short(res))
         if "3" in scenarios:
-            idle_servers = [s.strip() for s in args.idle_servers.split(",") if s.strip()]
-            results["3"] = {k: [] for k in idle_servers}
+            configs = plan([s.strip() for s in args.idle_servers.split(",") if s.strip()], sources)
+            results["3"] = {src.key(k): [] for k, src in configs}
             for run in range(args.runs):
-                for k in idle_servers:
+                for k, src in configs:
                     if k != "podium" and run >= args.peer_runs:
                         continue
-                    res = guarded(run_idle, k, args, work, template, seed)
-                    results["3"][k].append(res)
-                    log(f"scenario 3 run {run + 1} {k}: " + _short(res))
+                    res = guarded(run_idle, k, args, work, template, seed, src)
+                    results["3"][src.key(k)].append(res)
+                    log(f"scenario 3 run {run + 1} {src.key(k)}: " + _short(res))
         if "4" in scenarios:
-            results["4"] = {"sqlite": []}
-            pg = None if args.no_pg else prepare_pg(work)
-            if pg:
-                results["4"]["postgres"] = []
-            elif not args.no_pg:
+            pg = None if args.no_pg else prepare_pg(work, new_src.path)
+            if not pg and not args.no_pg:
                 log("PostgreSQL not reachable on 127.0.0.1:5432: scenario 4 runs on SQLite only")
+            configs = plan(["sqlite"] + (["postgres"] if pg else []), sources, podium=lambda k: True)
+            results["4"] = {src.key(db): [] for db, src in configs}
             for run in range(args.runs):
-                res = guarded(run_senders, "sqlite", args, work, template, seed, None,
-                              prof_dir if run == 0 else None)
-                results["4"]["sqlite"].append(res)
-                log(f"scenario 4 run {run + 1} sqlite: " + _short(res))
-                if pg:
-                    res = guarded(run_senders, "postgres", args, work, template, pg[1], pg[0],
-                                  prof_dir if run == 0 else None)
-                    results["4"]["postgres"].append(res)
-                    log(f"scenario 4 run {run + 1} postgres: " + _short(res))
+                for db, src in configs:
+                    res = guarded(run_senders, db, args, work, template, pg[1] if db == "postgres" else seed,
+                                  pg[0] if db == "postgres" else None, prof_dir if run == 0 else None, src)
+                    results["4"][src.key(db)].append(res)
+                    log(f"scenario 4 run {run + 1} {src.key(db)}: " + _short(res))
     finally:
         meta["loadavg_end"] = os.getloadavg()
         meta["wall_s"] = round(time.monotonic() - t_start, 1)
         out = Path(args.json) if args.json else work / "results.json"
         out.write_text(json.dumps({"meta": meta, "results": results}, indent=1))
-        table, verdicts = report(results, args)
+        table, verdicts = report(results, args, sources)
         print()
-        src = meta["server_source"]
-        print(f"\nserver code: {src['ref']} at {src['commit'][:10]}"
-              + (f" + {len(src['uncommitted'])} uncommitted server file(s)" if src.get("uncommitted") else ""))
+        print()
+        for src in sources:
+            print(f"server code{' (' + src.label + ')' if src.label else ''}: {src.describe()}")
         print(f"Chat fan-out benchmark: {meta['machine']['cpus']} CPUs ({meta['machine']['cpu']}), medians of "
               f"{args.runs} run(s); load average at start {meta['machine']['loadavg_start'][0]:.2f}, "
               f"at end {meta['loadavg_end'][0]:.2f}; wall {meta['wall_s']:.0f} s")
@@ -563,16 +620,6 @@ def _short(res: dict) -> str:
         if k in res and res[k].get("p50") is not None:
             parts.append(f"{k} p50={res[k]['p50']} p99={res[k]['p99']}")
     return " ".join(parts)
-
-
-def _source(args) -> dict:
-    """Which server code ran: the commit, and for the working tree its uncommitted server files."""
-    def git(*a: str) -> str:
-        return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    if args.ref:
-        return {"ref": args.ref, "commit": git("rev-parse", args.ref)}
-    dirty = git("status", "--short", "--", "server", "migrations").splitlines()
-    return {"ref": "working tree", "commit": git("rev-parse", "HEAD"), "uncommitted": dirty}
 
 
 def _cpu_model() -> str:
