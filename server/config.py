@@ -184,18 +184,20 @@ class Config:
 
 def _dev_secrets(data_dir: Path) -> dict[str, str]:
     """Load or create the persisted dev secrets file (mode 0600)."""
-    path = data_dir / "secrets.json"
-    if path.exists():
-        stored = json.loads(path.read_text())
-    else:
-        stored = {}
+    return kept_secrets(data_dir / "secrets.json", ("jwt_secret", "signing_key", "worker_secret"), 48)
+
+
+def kept_secrets(path: Path, names: tuple[str, ...], nbytes: int) -> dict[str, str]:
+    """The JSON file of secrets at ``path`` (mode 0600, written atomically), with a fresh
+    random secret for each of ``names`` it did not hold yet; existing ones are kept."""
+    stored = json.loads(path.read_text()) if path.exists() else {}
     changed = False
-    for name in ("jwt_secret", "signing_key", "worker_secret"):
+    for name in names:
         if not stored.get(name):
-            stored[name] = secrets.token_urlsafe(48)
+            stored[name] = secrets.token_urlsafe(nbytes)
             changed = True
     if changed:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:

@@ -18,12 +18,12 @@ lines for the web process.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
+
+from server.config import kept_secrets
 
 JANUS_LIB = Path("/usr/lib/x86_64-linux-gnu/janus")
 PLUGIN = "libjanus_videoroom.so"
@@ -68,21 +68,7 @@ class JanusSettings:
 
 def load_secrets(folder: Path) -> dict[str, str]:
     """``folder/secrets.json``: created with fresh secrets on first use, then kept."""
-    path = folder / "secrets.json"
-    stored = json.loads(path.read_text()) if path.exists() else {}
-    changed = False
-    for name in ("api_secret", "admin_secret", "room_admin_key"):
-        if not stored.get(name):
-            stored[name] = secrets.token_urlsafe(32)
-            changed = True
-    if changed:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(stored, f)
-        os.replace(tmp, path)
-    return stored
+    return kept_secrets(folder / "secrets.json", ("api_secret", "admin_secret", "room_admin_key"), 32)
 
 
 def settings_for(folder: Path, **kw) -> JanusSettings:
