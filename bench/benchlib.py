@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass
+from math import comb
 from pathlib import Path
 from typing import Callable
 
@@ -119,24 +120,44 @@ def compare(old: list, new: list, higher_is_better: bool = True) -> dict | None:
     """new/old ratio of the medians of one metric, with the run-to-run spread it is read against.
 
     ``old``/``new``: per-run values (None for a failed run), interleaved runs in order, so run i of
-    each ran back to back. ``spread``: the larger of the two sources' (max - min) / median;
-    ``paired``: new/old of each run pair. Verdict "within noise" when |ratio - 1| <= spread, else
-    "better"/"worse" beyond noise (lower is better for latencies, ``higher_is_better=False``)."""
+    each ran back to back. ``spread``: (max - min) / median of the old source's runs, the noise of
+    the baseline (an erratic new source does not widen it);
+    ``paired``: new/old of each run pair, ``worse_pairs``: in how many of them new was worse,
+    ``sign_p``: the two-sided sign test of those pairs (how often a coin would split them at
+    least as unevenly). Verdict "within noise" when |ratio - 1| <= spread, else "better"/"worse"
+    beyond noise (lower is better for latencies, ``higher_is_better=False``); a ratio within the
+    spread whose pairs lean one way with sign_p < 0.05 is reported as such, since a wide spread
+    hides a shift that every pair shows."""
     o, n = [v for v in old if v is not None], [v for v in new if v is not None]
     if not o or not n or not med(o):
         return None
     mo, mn = med(o), med(n)
     ratio = mn / mo
-    spread = max((max(vs) - min(vs)) / med(vs) if med(vs) else 0.0 for vs in (o, n))
+    spread = (max(o) - min(o)) / mo
     paired = [b / a for a, b in zip(old, new) if a and b is not None]
+    worse = sum(1 for x in paired if (x < 1 if higher_is_better else x > 1))
+    better = sum(1 for x in paired if (x > 1 if higher_is_better else x < 1))
+    sign_p = _sign_test(worse, better)
     if len(o) < 2 or len(n) < 2:
         verdict = "no verdict (the spread needs 2+ runs of each)"
-    elif abs(ratio - 1) <= spread:
-        verdict = "within noise"
-    else:
+    elif abs(ratio - 1) > spread:
         verdict = "better beyond noise" if (ratio > 1) == higher_is_better else "WORSE beyond noise"
+    elif sign_p < 0.05:
+        verdict = (f"within the spread, but {'WORSE' if worse > better else 'better'} in "
+                   f"{max(worse, better)} of {worse + better} pairs (sign test p={sign_p:.3f})")
+    else:
+        verdict = "within noise"
     return {"old_median": mo, "new_median": mn, "ratio": ratio, "old_range": [min(o), max(o)],
-            "new_range": [min(n), max(n)], "spread": spread, "paired": paired, "verdict": verdict}
+            "new_range": [min(n), max(n)], "spread": spread, "paired": paired, "worse_pairs": worse,
+            "better_pairs": better, "sign_p": sign_p, "verdict": verdict}
+
+
+def _sign_test(a: int, b: int) -> float:
+    """Two-sided sign test: the chance that a fair coin splits a + b pairs at least as unevenly."""
+    n, k = a + b, max(a, b)
+    if n == 0:
+        return 1.0
+    return min(1.0, 2 * sum(comb(n, i) for i in range(k, n + 1)) / 2 ** n)
 
 
 def compare_line(name: str, c: dict | None, nd: int = 0) -> str:
@@ -146,8 +167,8 @@ def compare_line(name: str, c: dict | None, nd: int = 0) -> str:
     f = lambda v: f"{v:,.{nd}f}"  # noqa: E731
     return (f"new/old {name}: {c['ratio']:.3f}x (median old {f(c['old_median'])}, runs {f(c['old_range'][0])}–"
             f"{f(c['old_range'][1])}; new {f(c['new_median'])}, runs {f(c['new_range'][0])}–{f(c['new_range'][1])}; "
-            f"run-to-run spread {c['spread']:.1%}; per run pair " + " · ".join(f"{p:.2f}" for p in c["paired"])
-            + f") -> {c['verdict']}")
+            f"old run-to-run spread {c['spread']:.1%}; per run pair " + " · ".join(f"{p:.2f}" for p in c["paired"])
+            + f", new worse in {c['worse_pairs']} of {len(c['paired'])}) -> {c['verdict']}")
 
 
 def free_port() -> int:

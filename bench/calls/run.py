@@ -6,7 +6,7 @@ One command, from the repository root:
 
     .venv/bin/python bench/calls/run.py                 # everything, 3 relay runs each (~4 min)
     .venv/bin/python bench/calls/run.py --runs 1 --parts relay   # a quick look
-    .venv/bin/python bench/calls/run.py --parts relay --relay-servers podium --runs 5 \
+    .venv/bin/python bench/calls/run.py --parts relay --relay-servers podium --runs 5 \\
         --compare-ref OLD --ref NEW        # two server commits, run by run interleaved
 
 It installs what is missing (``ws`` and ``socket.io-client`` into bench/calls/node_modules from
@@ -32,8 +32,10 @@ Podium mesh and every Podium relay run go through both, the relay runs alternati
 (old, new, old, new, ...), on copies of the same seeded database (their migrations must
 match), so drifting machine load hits both alike. The relay table gets a row per source and a
 ``new/old`` row (ratio of medians); a line per headline metric (relay p50, p99, server CPU per
-frame) gives the run-to-run spread, the ratio of each run pair and whether the ratio is within
-that spread. The peers are optional then (``--relay-servers podium``).
+frame) gives the old runs' spread, the ratio of each run pair, in how many pairs new was worse
+and whether the ratio is within that spread (and, when it is, whether the pairs still lean one
+way: sign test p < 0.05, which takes 6+ runs). The peers are optional then
+(``--relay-servers podium``).
 """
 from __future__ import annotations
 
@@ -173,7 +175,7 @@ def main() -> None:
     p.add_argument("--compare-ref", metavar="OLD",
                    help="also run the Podium mesh and every Podium relay run from the server at this git ref, "
                         "alternating run by run with --ref (or the working tree), and print new/old ratios of "
-                        "the medians with the run-to-run spread (the migrations of both must match)")
+                        "the medians with the old runs' spread (the migrations of both must match)")
     p.add_argument("--json", help="write all raw results here (default: in the temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (database, server logs)")
     args = p.parse_args()

@@ -5,7 +5,7 @@ One command, from the repository root:
 
     .venv/bin/python bench/fanout/run.py            # all scenarios, 3 runs each (~7.5 min)
     .venv/bin/python bench/fanout/run.py --runs 1 --scenarios 1,4   # a quick look
-    .venv/bin/python bench/fanout/run.py --scenarios 1 --servers podium --runs 5 \
+    .venv/bin/python bench/fanout/run.py --scenarios 1 --servers podium --runs 5 \\
         --compare-ref OLD --ref NEW        # two server commits, run by run interleaved
 
 It installs what is missing (npm packages into bench/fanout/node_modules from the lock file;
@@ -27,8 +27,10 @@ Two server sources in one run (--compare-ref OLD, with --ref NEW or the working 
 Podium configuration runs from both, alternating run by run (old, new, old, new, ...), on copies
 of the same seeded database (their migrations must match), so drifting machine load hits both
 alike. The table gets a row per source and a ``new/old`` row (ratio of medians); a line per
-headline metric gives the run-to-run spread, the ratio of each run pair and whether the ratio
-is within that spread. The peers are optional then (``--servers podium``).
+headline metric gives the old runs' spread, the ratio of each run pair, in how many pairs new
+was worse and whether the ratio is within that spread (and, when it is, whether the pairs
+still lean one way: sign test p < 0.05, which takes 6+ runs). The peers are optional then
+(``--servers podium``).
 """
 from __future__ import annotations
 
@@ -390,7 +392,7 @@ def report(results: dict, args, sources: list[Source]) -> tuple[str, list[str]]:
             cs.append(c)
             verdicts.append(f"scenario {sc} {key}: " + benchlib.compare_line(name, c, nd))
         ratio = lambda c: "-" if c is None else f"{c['ratio']:.3f}x"  # noqa: E731
-        note = f"run spread {cs[0]['spread']:.1%}" if cs[0] else "no runs"
+        note = f"old run spread {cs[0]['spread']:.1%}" if cs[0] else "no runs"
         pairs = "new/old per run pair " + " · ".join(f"{p:.2f}" for p in cs[0]["paired"]) if cs[0] else ""
         row(scen, "new/old (ratio of medians)", main[0], *(ratio(c) for c in cs), "", note, pairs)
 
@@ -514,7 +516,7 @@ def main() -> None:
     p.add_argument("--compare-ref", metavar="OLD",
                    help="also run every Podium configuration from the server at this git ref, alternating run by "
                         "run with --ref (or the working tree), and print new/old ratios of the medians with the "
-                        "run-to-run spread (the migrations of both must match)")
+                        "old runs' spread (the migrations of both must match)")
     p.add_argument("--json", help="write all raw results here (default: in the temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (databases, server logs)")
     args = p.parse_args()
