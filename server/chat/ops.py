@@ -36,6 +36,7 @@ def register(ops: Dispatcher, messages: Messages, presence: Presence, max_conten
 
     async def send(conn, msg):
         req = parse_send(conn.actor, _room(msg), msg, max_content_bytes)
+        presence.message_sent(req.room_id, conn.actor.id)
         await conn.pipeline(messages.writer.enqueue(req), msg.get("id"), _sent)
         return PIPELINED
 

@@ -8,6 +8,7 @@ import asyncio
 import logging
 from typing import Callable
 
+from server.chat.typing import TypingRelay
 from server.db import rooms as rq
 from server.db.engine import Database
 from server.kernel.actor import Actor
@@ -28,6 +29,7 @@ class Presence:
         # Each adds fields to a room.join answer: ``(room_id) -> dict`` (calls: the live session).
         self._join_extras: list[Callable[[int], dict]] = []
         self._tasks: set[asyncio.Task] = set()
+        self.typing_relay = TypingRelay()
 
     def on_join(self, extra: Callable[[int], dict]) -> None:
         """Register ``extra(room_id) -> dict``, merged into every room.join answer."""
@@ -90,6 +92,7 @@ class Presence:
     def _went_offline(self, room_id: int, user_id: int) -> None:
         """The user's last socket here left the room: tell the room, unless (with several
         processes) the user is still online through another one."""
+        self.typing_relay.ended(room_id, user_id)  # receivers clear typing on presence.left
         event = {"type": "presence.left", "room": str(room_id), "user_id": str(user_id)}
         if self.store is None:
             self.registry.broadcast(room_id, event, droppable=True)
@@ -111,8 +114,13 @@ class Presence:
             async with self.db.read() as s:
                 await room_role(s, room_id, actor)
             return
-        self.registry.broadcast(room_id, {"type": "typing", "room": str(room_id), "user_id": str(actor.id),
-                                          "active": active}, droppable=True, exclude_user=actor.id)
+        if self.typing_relay.should_relay(room_id, actor.id, active):  # only what changes receivers' view
+            self.registry.broadcast(room_id, {"type": "typing", "room": str(room_id), "user_id": str(actor.id),
+                                              "active": active}, droppable=True, exclude_user=actor.id)
+
+    def message_sent(self, room_id: int, user_id: int) -> None:
+        """A message from the user is on its way: its ``message.new`` ends their typing."""
+        self.typing_relay.ended(room_id, user_id)
 
     async def presence_list(self, actor: Actor, room_id: int) -> dict:
         async with self.db.read() as s:

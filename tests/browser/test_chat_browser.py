@@ -191,6 +191,17 @@ def test_typing_indicator_reactions_and_read_receipts_reach_the_other_user(api, 
     expect(a.get_by_test_id("typing-indicator")).to_have_text("Ben Okafor is typing…")
     expect(a.get_by_test_id("typing-indicator")).to_have_text("", timeout=8_000)  # 3 s idle → stop
 
+    # Sending ends the typing at once: the message clears the indicator (the server drops the
+    # active:false that follows a send, server/chat/typing.py); typing again shows it again.
+    b.get_by_test_id("composer").fill("")  # "I think" is still in it
+    b.get_by_test_id("composer").press_sequentially("Page 12")
+    expect(a.get_by_test_id("typing-indicator")).to_have_text("Ben Okafor is typing…")
+    b.get_by_test_id("send").click()
+    expect(message(a, "Page 12")).to_be_visible()
+    expect(a.get_by_test_id("typing-indicator")).to_have_text("", timeout=1_000)
+    b.get_by_test_id("composer").press_sequentially("or 13")
+    expect(a.get_by_test_id("typing-indicator")).to_have_text("Ben Okafor is typing…")
+
     send(a, "Read chapter 4 for Monday.")
     expect(a.get_by_test_id("seen-by")).to_have_text("Seen by Ben Okafor")
 
