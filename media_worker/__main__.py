@@ -41,9 +41,18 @@ def unfinished_recordings(work_dir: Path) -> list[dict]:
 
 def loopback_only() -> None:
     """Tests: gather ICE candidates on 127.0.0.1 only, so a test call never leaves the host."""
+    only_addresses(("127.0.0.1",))
+
+
+def only_addresses(addresses: tuple[str, ...]) -> None:
+    """Tests: gather ICE candidates on ``addresses`` only (``WORKER_ICE_ADDRESSES``: e.g. the
+    peers' veth address of an SFU test's network namespace, which Janus can reach)."""
     import aioice.ice
 
-    aioice.ice.get_host_addresses = lambda use_ipv4=True, use_ipv6=True: ["127.0.0.1"] if use_ipv4 else []
+    v4 = [a for a in addresses if ":" not in a]
+    v6 = [a for a in addresses if ":" in a]
+    aioice.ice.get_host_addresses = lambda use_ipv4=True, use_ipv6=True: \
+        (v4 if use_ipv4 else []) + (v6 if use_ipv6 else [])
 
 
 async def serve(config: WorkerConfig) -> None:
@@ -85,7 +94,9 @@ def main() -> None:
         config = load_worker_config()
     except WorkerConfigError as e:
         sys.exit(f"worker configuration error: {e}")
-    if config.loopback_only:
+    if config.ice_addresses:
+        only_addresses(config.ice_addresses)
+    elif config.loopback_only:
         loopback_only()
     log.info("media worker %s → %s (capacity %d, files in %s)", config.worker_id, config.server_url,
              config.capacity, config.work_dir)

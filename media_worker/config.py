@@ -28,6 +28,9 @@ class WorkerConfig:
     keep_files: bool = False
     loopback_only: bool = False  # tests: gather ICE candidates on 127.0.0.1 only
     shutdown_s: float = 25.0
+    # tests: gather ICE candidates on these addresses only (e.g. a test network namespace's
+    # own veth address, where Janus can reach the worker); overrides ``loopback_only``
+    ice_addresses: tuple[str, ...] = ()
 
     @property
     def ws_url(self) -> str:
@@ -88,4 +91,5 @@ def load_worker_config(env: dict[str, str] | None = None) -> WorkerConfig:
         server_url=server_url, worker_id=worker_id[:64], capacity=capacity,
         work_dir=Path(env.get("WORKER_DIR") or Path(env.get("DATA_DIR") or "data") / "worker"),
         credential=credential, keep_files=_truthy(env.get("WORKER_KEEP_FILES")),
-        loopback_only=_truthy(env.get("WORKER_LOOPBACK_ONLY")), shutdown_s=shutdown_s)
+        loopback_only=_truthy(env.get("WORKER_LOOPBACK_ONLY")), shutdown_s=shutdown_s,
+        ice_addresses=tuple(a.strip() for a in (env.get("WORKER_ICE_ADDRESSES") or "").split(",") if a.strip()))

@@ -1,6 +1,8 @@
 """One recording job (docs/RECORDING.md): join the call as the ``recorder`` participant, offer
-receive-only to every participant and newcomer, record through the live path until stopped,
-then build the assets off the event loop, upload them and complete the recording.
+receive-only to every participant and newcomer — or, when the call's media go through Janus
+(the join ack's ``media_path`` is ``sfu``), subscribe to every publisher on one connection
+(``media_worker/sfu.py``) — record through the live path until stopped, then build the assets
+off the event loop, upload them and complete the recording.
 
 A job outlives its worker's socket: on a reconnect it rejoins the call (the participants have
 new peer ids if the web process restarted, so their tracks start new files). A job found on
@@ -21,6 +23,7 @@ from media_worker.live import RecordingSession
 from media_worker.live.events import EVENTS_FILE, EventLog, recording_started_at
 from media_worker.peers import ReceivePeers
 from media_worker.post.child import postprocess
+from media_worker.sfu import SfuSubscription
 from media_worker.timeline import timeline_events
 from media_worker.upload import complete, fetch_timeline, upload_asset
 
@@ -55,6 +58,9 @@ class Job:
         self.rec: RecordingSession | None = None
         self.peers = ReceivePeers(f"recording {self.recording_id}", on_ended=self._participant_left)
         self.peer_id: str | None = None
+        self.media_path: str | None = None  # "mesh" or "sfu", from the call.join ack
+        self.sfu: SfuSubscription | None = None
+        self.members: dict[str, dict] = {}  # SFU calls: peer_id → user of every participant logged
         self.stop_reason: str | None = None
         self._stop = asyncio.Event()
         self._negotiations = itertools.count(1)
@@ -106,6 +112,8 @@ class Job:
             outcome = "failed"
         finally:
             await self.peers.close_all()
+            if self.sfu is not None:
+                await self.sfu.close()
             self.client.job_done(self.recording_id)
         if outcome == "done" and not self.config.keep_files:
             shutil.rmtree(self.directory, onerror=self._removal_failed)
@@ -126,6 +134,8 @@ class Job:
         reason = self.stop_reason if self.stop_reason in ("stop", "call_ended", "worker_shutdown") else "stop"
         await self.rec.stop(reason)
         await self.peers.close_all()
+        if self.sfu is not None:
+            await self.sfu.close()
         if self.peer_id is not None:
             try:
                 await self.client.request("call.leave", session=self.session_id, timeout=5)
@@ -147,8 +157,12 @@ class Job:
                 self.request_stop("call_ended")
             return
         self.peer_id = ack["peer_id"]
+        self.media_path = ack.get("media_path") or "mesh"
         self.peers.set_ice_servers(ack.get("ice_servers", []))
         present = {p["peer_id"]: p for p in ack.get("participants", []) if not p.get("recorder")}
+        if self.media_path == "sfu":
+            await self._join_sfu(ack, present)
+            return
         for peer_id in self.peers.ids():
             # Gone while we were away. A connection that still carries media is kept (after a
             # web-server restart the peer ids are new but the media path is not): it ends when
@@ -158,6 +172,73 @@ class Job:
         for peer_id, participant in present.items():
             if peer_id not in self.peers:
                 await self._add_peer(participant)
+
+    # -- SFU calls -----------------------------------------------------------------------------
+    async def _join_sfu(self, ack: dict, present: dict[str, dict]) -> None:
+        """Log who is in the call and subscribe to every publisher through Janus. On a rejoin
+        (the socket came back) the old subscription died with our old socket's Janus session:
+        it is replaced, and its tracks end (new files start)."""
+        if self.rec is None or self._stop.is_set():
+            return
+        for peer_id in list(self.members):
+            if peer_id not in present:
+                self._sfu_left(peer_id)
+        for participant in present.values():
+            self._sfu_joined(participant)
+        if self.sfu is None:
+            self.sfu = SfuSubscription(f"recording {self.recording_id}", self.session_id, self.rec,
+                                       self._sfu_request, self._publisher_of)
+        self.sfu.set_ice_servers(ack.get("ice_servers", []))
+        await self.sfu.restart()
+
+    async def _sfu_request(self, type_: str, **fields: Any) -> dict:
+        return await self.client.request(type_, **fields)
+
+    def _publisher_of(self, feed_peer_id: str) -> str | None:
+        """The participant a Janus stream belongs to: its publisher's ``peer_id`` (a screen
+        feed named ``<peer_id>:…`` belongs to that participant too)."""
+        if feed_peer_id in self.members:
+            return feed_peer_id
+        owner = feed_peer_id.split(":", 1)[0]
+        return owner if owner in self.members else None
+
+    def _sfu_joined(self, participant: dict) -> None:
+        peer_id = participant["peer_id"]
+        if peer_id in self.members or self.rec is None or self.rec.stopped:
+            return
+        self.members[peer_id] = participant["user"]
+        self.rec.participant_joined(peer_id, participant["user"])
+        media = participant.get("media") or {}
+        if any(media.values()):
+            self.rec.media(peer_id, media)
+
+    def _sfu_left(self, peer_id: str) -> None:
+        if self.members.pop(peer_id, None) is None:
+            return
+        if self.sfu is not None:
+            self.sfu.forget(peer_id)
+        self._participant_left(peer_id)
+
+    async def _on_sfu_event(self, ev: dict) -> None:
+        kind = ev.get("type")
+        if kind == "call.participant_joined":
+            if not ev["participant"].get("recorder"):
+                self._sfu_joined(ev["participant"])
+        elif kind == "call.participant_left":
+            self._sfu_left(ev["peer_id"])
+        elif kind == "call.media_changed" and self.rec is not None and not self.rec.stopped:
+            p = ev["participant"]
+            if p["peer_id"] in self.members:
+                self.rec.media(p["peer_id"], p.get("media") or {})
+        elif kind == "sfu.feeds_changed" and self.sfu is not None:
+            await self.sfu.refresh()
+        elif kind == "sfu.restart" and self.sfu is not None:
+            log.warning("recording %s: Janus restarted; subscribing again", self.recording_id)
+            await self.sfu.restart()
+        elif kind in ("call.ended", "call.removed"):
+            self.request_stop("call_ended")
+        else:
+            log.debug("recording %s: ignoring %s", self.recording_id, kind)
 
     # -- participants --------------------------------------------------------------------------
     async def _add_peer(self, participant: dict) -> None:
@@ -190,7 +271,9 @@ class Job:
     async def _on_event(self, ev: dict) -> None:
         kind = ev.get("type")
         try:
-            if kind == "call.participant_joined":
+            if self.media_path == "sfu":
+                await self._on_sfu_event(ev)
+            elif kind == "call.participant_joined":
                 p = ev["participant"]
                 if not p.get("recorder") and p["peer_id"] not in self.peers and self.peer_id is not None:
                     await self._add_peer(p)

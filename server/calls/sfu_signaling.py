@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from server.calls.sessions import Calls
 from server.calls.wire import MAX_SDP_BYTES
-from server.kernel.errors import BadRequest, Conflict
+from server.kernel.errors import BadRequest, Conflict, Forbidden
 from server.kernel.frames import event_frame
 from server.sfu import videoroom as vr
 from server.sfu.client import Handle, JanusSession
@@ -152,6 +152,27 @@ class SfuSignaling:
         jsep = reply.jsep or {}
         return {"sdp": jsep.get("sdp"), "streams": streams_wire(reply.data.get("streams") or [])}
 
+    async def record(self, conn, msg: dict) -> dict:
+        """``sfu.record {session}`` → ``{sdp, streams}``, for the session's recorder only
+        (``forbidden`` for anyone else, participants included): like ``sfu.subscribe``, every
+        publisher not yet subscribed on the recorder's one subscription (answered with
+        ``sfu.answer``, trickle with ``sfu.ice`` target ``subscribe``), and Janus is asked for
+        every video stream's top simulcast layer (``substream`` 2, ``temporal`` 2), so the
+        recording gets the best picture whatever the browsers watch."""
+        _, me = self.calls.participant(conn, msg)
+        if not me.recorder:
+            raise Forbidden("only the session's recorder subscribes as its recorder")
+        ack = await self.subscribe(conn, msg)
+        video = [s["mid"] for s in ack["streams"] if s["type"] == "video" and s["mid"] is not None]
+        if ack["sdp"] and video:
+            _, _, peer = await self._peer(conn, msg)
+            try:
+                await peer.subscriber.message(vr.configure(
+                    streams=[{"mid": mid, "substream": 2, "temporal": 2} for mid in video]))
+            except (JanusError, JanusClosed) as e:  # the recording still gets whatever layer flows
+                log.warning("session %s: asking Janus for the top layers failed: %s", msg.get("session"), e)
+        return ack
+
     async def answer(self, conn, msg: dict) -> dict:
         """``sfu.answer {session, sdp}``: the browser's answer to the subscription offer."""
         sdp = parse_sdp(msg)
@@ -225,5 +246,6 @@ class SfuSignaling:
 def register(ops, signaling: SfuSignaling) -> None:
     """The ``sfu.*`` ops, on the signaling budget."""
     for name, op in (("sfu.publish", signaling.publish), ("sfu.subscribe", signaling.subscribe),
+                     ("sfu.record", signaling.record),
                      ("sfu.answer", signaling.answer), ("sfu.ice", signaling.ice)):
         ops.register(name, op, signal=True)

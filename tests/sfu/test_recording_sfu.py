@@ -1,0 +1,222 @@
+"""Recording an SFU call (issue 14.5): aiortc participants publish the flash/beep pattern of
+tests/mediapattern.py through the real Janus in the test namespace (``sfu.publish``); the real
+media worker process, started inside the namespace, records them over one multistream
+subscription (``sfu.record``/``sfu.answer``); the class video is downloaded and decoded, and
+each participant's flashes must sit on their own beeps (the A/V alignment test of
+tests/recordings/test_recording_e2e.py, whose helpers this reuses). Also: only the session's
+recorder may subscribe as its recorder."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+
+import av
+import pytest
+from aiortc import RTCPeerConnection, RTCSessionDescription
+
+from media_worker.credential import mint_worker_token
+from media_worker.post.layout import grid_for
+from tests.mediapattern import beep_times, decode_audio_mono, flash_times
+from tests.patterntracks import pattern_tracks
+from tests.recordings.test_recording_e2e import (SYNC_LIMIT_S, download, frac_distance,
+                                                 recording_start_t, wait_for)
+from tests.sfu.netns import PEER_ADDR
+from tests.sfu.peers import no_stun
+from tests.sfu.test_signaling import code_of, database_url, sqlite_template  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.slow
+
+# Whole frames at 15 fps and whole 20 ms packets (multiples of 0.2 s), as far apart as three
+# such phases can be. The mix then has three beeps a second, the closest 0.15 s of silence
+# apart: shorter than the e2e test's gap for two participants.
+FPS = 15
+PHASES = {"ana": 0.0, "ben": 0.4, "cleo": 0.8}
+BEEP_GAP_S = 0.1
+
+
+@pytest.fixture
+def config_overrides(janus, in_netns) -> dict:
+    """As tests/sfu/test_signaling.py's: the server uses the test's Janus and is built (and
+    binds) inside the namespace; its own JWT secret keys the Janus room ids."""
+    return {"janus_urls": (janus.url,), "janus_api_secret": janus.settings.api_secret,
+            "janus_admin_key": janus.settings.room_admin_key, "redis_url": None,
+            "jwt_secret": "sfu-rec-" + secrets.token_hex(24), "recording_start_timeout_s": 30.0,
+            "recording_worker_grace_s": 30.0, "call_end_grace_s": 120.0}
+
+
+class PatternPublisher:
+    """An aiortc participant publishing the synchronised pattern through ``sfu.publish``."""
+
+    def __init__(self, ws, session: str, phase: float):
+        self.ws, self.session, self.phase = ws, session, phase
+        self.pc = RTCPeerConnection(no_stun())
+
+    async def publish(self) -> str:
+        for track in pattern_tracks(self.phase, fps=FPS)():
+            self.pc.addTrack(track)
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        ack = await self.ws.request("sfu.publish", session=self.session, sdp=self.pc.localDescription.sdp)
+        await self.pc.setRemoteDescription(RTCSessionDescription(ack["sdp"], "answer"))
+        await self.ws.request("sfu.ice", session=self.session, target="publish", candidate=None)
+        return ack["feed"]
+
+
+def same_netns(pid: int, path: str) -> bool:
+    return os.readlink(f"/proc/{pid}/ns/net") == os.readlink(path)
+
+
+async def test_worker_records_an_sfu_call_into_an_aligned_class_video(server, worker_procs, netns, tmp_path):
+    """Ana and Ben publish through Janus; Record; Cleo joins and publishes during the recording
+    (``sfu.feeds_changed`` adds her to the recorder's subscription) and leaves before the stop
+    (her tracks end). The recording is ready; the class video (H.264 + AAC) lasts the span, has
+    the chat as subtitles and the mark as a chapter, and shows three cells whose flashes each
+    sit on one participant's pattern and within 80 ms of a beep of the mix; every participant
+    has a decodable file; the recorder's video came at Janus's top layer request."""
+    worker = worker_procs(server.base_url, server.deps.config.worker_secret, tmp_path / "work",
+                          extra_env={"WORKER_ICE_ADDRESSES": PEER_ADDR}).start()
+    assert same_netns(worker.proc.pid, netns.path)  # started from the test thread, inside
+    await wait_for(lambda: "test-worker" in server.deps.recordings.workers, 30, "the worker to register",
+                   worker.log_tail)
+    (_, a_tok), (ben_user, b_tok), (cleo_user, c_tok) = [
+        await server.user("ana", "instructor"), await server.user("ben"), await server.user("cleo")]
+    room = await server.room(a_tok, members=[ben_user["id"], cleo_user["id"]])
+    ana, ben, cleo = [await server.client(t) for t in (a_tok, b_tok, c_tok)]
+    session = (await ana.request("call.start", room=room["id"]))["session"]["id"]
+    acks = {"ana": await ana.request("call.join", session=session),
+            "ben": await ben.request("call.join", session=session)}
+    assert acks["ana"]["media_path"] == "sfu"
+    pubs = {"ana": PatternPublisher(ana, session, PHASES["ana"]), "ben": PatternPublisher(ben, session, PHASES["ben"])}
+    tracks_dir = tmp_path / "work"
+    try:
+        for p in pubs.values():
+            await p.publish()
+        rid = (await ana.request("recording.start", session=session))["recording"]["id"]
+        started = await ana.next_event("recording.started", timeout=30)
+        assert started["recording"]["id"] == rid, worker.log_tail()
+        tracks_dir = tmp_path / "work" / f"rec-{rid}" / "tracks"
+        await wait_for(lambda: len(list(tracks_dir.glob("*.mkv"))) >= 4, 20, "the recorder to write 4 tracks",
+                       worker.log_tail)
+        # A newcomer publishes during the recording: the recorder adds her to its subscription.
+        acks["cleo"] = await cleo.request("call.join", session=session)
+        pubs["cleo"] = PatternPublisher(cleo, session, PHASES["cleo"])
+        await pubs["cleo"].publish()
+        cleo_peer = acks["cleo"]["peer_id"]
+        await wait_for(lambda: len(list(tracks_dir.glob(f"{cleo_peer}-*.mkv"))) == 2, 20,
+                       "the recorder to record the newcomer", worker.log_tail)
+        await asyncio.sleep(2.0)
+        await ben.request("message.send", room=room["id"], client_msg_id="c1", kind="text",
+                          content="Is F = ma the whole story?")
+        await ana.request("recording.mark", session=session, label="Questions")
+        await asyncio.sleep(3.0)
+        await cleo.request("call.leave", session=session)  # a departure mid-recording
+        await pubs.pop("cleo").pc.close()
+        await asyncio.sleep(2.5)
+        stopped = await ana.request("recording.stop", session=session)
+        span = stopped["recording"]["duration_s"]
+        ready = await ana.next_event("recording.ready", timeout=120)
+        assert ready["recording"]["id"] == rid
+    finally:
+        for p in pubs.values():
+            await p.pc.close()
+    log = worker.log()
+    assert "subscribed through Janus" in log and "rtc.offer" not in log
+
+    status, body = await server.http("GET", f"/api/recordings/{rid}", a_tok)
+    rec = body["recording"]
+    assert status == 200 and rec["status"] == "ready", (rec, worker.log_tail())
+    kinds = sorted(a["kind"] for a in rec["assets"])
+    assert kinds == ["chat", "composite", "manifest"] + ["participant"] * 3 + ["thumbnail"], kinds
+    files = {}
+    for a in rec["assets"]:
+        files.setdefault(a["kind"], []).append(await download(server, a, tmp_path / a["name"]))
+    manifest = json.loads(files["manifest"][0].read_text())
+    t0 = recording_start_t(manifest)
+    events = manifest["events"]
+    peers = {name: acks[name]["peer_id"] for name in acks}
+    assert {e["peer_id"] for e in events if e["type"] == "track_started"} == set(peers.values())
+    left = [e for e in events if e["type"] == "participant_left"]
+    assert [e["peer_id"] for e in left] == [peers["cleo"]]
+    cleo_span = (next(e["t"] for e in events if e["type"] == "track_started" and e["peer_id"] == peers["cleo"]) - t0,
+                 left[0]["t"] - t0)
+
+    mp4 = files["composite"][0]
+    with av.open(str(mp4)) as f:
+        assert f.streams.video[0].codec_context.name == "h264"
+        assert f.streams.audio[0].codec_context.name == "aac"
+        duration = f.duration / 1e6
+        subs = [sub.dialogue.decode() for pkt in f.demux(f.streams.subtitles[0]) for sub in pkt.decode()
+                if sub.dialogue]
+        chapters = [ch["metadata"].get("title") for ch in f.chapters()]
+    assert abs(duration - span) <= 0.05 * span, (duration, span)
+    assert subs == ["Ben: Is F = ma the whole story?"], subs
+    assert "Questions" in chapters, chapters
+
+    with av.open(str(mp4)) as f:
+        frames = [(float(fr.time), fr) for fr in f.decode(video=0)]
+    w, h = frames[0][1].width, frames[0][1].height
+    grid = grid_for(3, (320, 240))
+    assert (grid.width, grid.height) == (w, h)
+    samples, start = decode_audio_mono(mp4)
+    beeps = [start + b for b in beep_times(samples, min_gap_s=BEEP_GAP_S)]
+    audio_end = start + len(samples) / 48000
+    offsets, owners = [], []
+    # Cells are in the composite's order (participants by first frame, as manifest.json lists
+    # them); each must show its own participant's flashes, on their phase.
+    names = [p["display_name"].lower() for p in manifest["participants"]]
+    assert sorted(names) == ["ana", "ben", "cleo"], names
+    for cell, owner in zip(grid.cells, names):
+        flashes = [t for t in flash_times(frames, (cell.x, cell.y, cell.w, cell.h)) if 0.5 < t < audio_end - 0.3]
+        assert len(flashes) >= 3, (owner, cell, flashes, worker.log_tail())
+        owners.append(min(PHASES, key=lambda n: sum(frac_distance(t0 + t, PHASES[n]) for t in flashes)))
+        expected = span if owner != "cleo" else cleo_span[1] - cleo_span[0]
+        assert len(flashes) >= int(expected) - 2, (owner, flashes, expected)
+        for t in flashes:
+            assert frac_distance(t0 + t, PHASES[owner]) < 0.15, (owner, t, t0)
+            if owner == "cleo":  # her cell is black once she left
+                assert cleo_span[0] - 0.2 <= t <= cleo_span[1] + 0.2, (t, cleo_span)
+            offset = min(abs(t - b) for b in beeps)
+            offsets.append(offset)
+            assert offset < SYNC_LIMIT_S, (owner, t, offset)
+    assert owners == names, (owners, names)  # and no other participant's phase fits them better
+    print(f"SFU recording, A/V offsets over {len(offsets)} flashes: max {max(offsets) * 1000:.0f} ms, "
+          f"median {sorted(offsets)[len(offsets) // 2] * 1000:.0f} ms")
+
+    for path in files["participant"]:
+        with av.open(str(path)) as f:
+            assert f.streams.video and f.streams.audio, path.name
+            assert sum(1 for _ in f.decode(video=0)) >= FPS * 2, path.name
+
+
+async def test_only_the_sessions_recorder_subscribes_as_recorder(server):
+    """``sfu.record`` is the session's recorder's: its instructor and students (participants),
+    a room member outside the call and a recorder that joined another session get
+    ``forbidden`` and hold no subscription at Janus; the recorder gets the publishers."""
+    (_, a_tok), (ben_user, b_tok), (bob_user, o_tok) = [
+        await server.user("ana", "instructor"), await server.user("ben"), await server.user("bob")]
+    room = await server.room(a_tok, members=[ben_user["id"], bob_user["id"]])
+    ana, ben, bystander = [await server.client(t) for t in (a_tok, b_tok, o_tok)]
+    session = (await ana.request("call.start", room=room["id"]))["session"]["id"]
+    ana_peer = (await ana.request("call.join", session=session))["peer_id"]
+    await ben.request("call.join", session=session)
+    other_room = await server.room(a_tok, name="Other")
+    other = (await ana.request("call.start", room=other_room["id"]))["session"]["id"]
+    token = mint_worker_token(server.deps.config.worker_secret)
+    recorder, elsewhere = await server.client(token), await server.client(token)
+    await recorder.request("call.join", session=session)
+    await elsewhere.request("call.join", session=other)
+    pub = PatternPublisher(ana, session, 0.0)
+    try:
+        await pub.publish()
+        for c, name in ((ana, "instructor"), (ben, "student"), (bystander, "bystander"), (elsewhere, "other recorder")):
+            assert await code_of(c, "sfu.record", session=session) == "forbidden", name
+        sig = server.deps.sfu_signaling
+        assert all(p.subscriber is None for p in sig.peers.values()), "a refused sfu.record subscribed"
+        deadline = asyncio.get_running_loop().time() + 10
+        while not (ack := await recorder.request("sfu.record", session=session))["sdp"]:
+            assert asyncio.get_running_loop().time() < deadline, "the recorder found no publisher"
+            await asyncio.sleep(0.2)
+        assert {(s["type"], s["peer_id"]) for s in ack["streams"]} == {("audio", ana_peer), ("video", ana_peer)}
+    finally:
+        await pub.pc.close()
