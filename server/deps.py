@@ -5,6 +5,7 @@ dependency order — kernel ← db ← realtime ← rooms ← {chat, calls, file
 """
 from __future__ import annotations
 
+import asyncio
 import secrets
 from pathlib import Path
 
@@ -63,6 +64,7 @@ class Deps:
 
         # realtime: the registry, and with REDIS_URL the bus and the shared directories
         self.registry = Registry()
+        self._fresh_roles: asyncio.Future | None = None
         self.router = NoticeRouter()
         self.rooms = Rooms(self.db, self.registry)
         self.messages = Messages(self.db, self.registry, config.max_content_bytes)
@@ -154,6 +156,8 @@ class Deps:
         call directory and the sweep of unfinished recordings; the Janus connections (if any)."""
         if not self.sfu.started:
             self.sfu.start()
+        if self._fresh_roles is None:  # connected users' roles re-read together (accounts/service.py)
+            self._fresh_roles = asyncio.ensure_future(self.accounts.keep_fresh(lambda: list(self.registry.by_user)))
         if self.bus is None or self.bus.started:
             return
         await self.bus.start()
@@ -162,6 +166,8 @@ class Deps:
         self.recordings.start_sweeping()
 
     async def close(self) -> None:
+        if self._fresh_roles is not None:
+            self._fresh_roles.cancel()
         if self.presence.store is not None:
             await self.presence.store.close()
         if self.calls.directory is not None:

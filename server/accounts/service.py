@@ -6,7 +6,10 @@ alike. HTTP reads the row on every request, so a demoted admin's token loses adm
 once and a deleted user's token stops at once. An open WebSocket keeps the actor it
 authenticated with and calls ``refresh`` before handling a frame once that actor is older
 than ``role_recheck_s`` (15 s); ``refresh`` answers from a per-user cache of the same age,
-so a socket acts on a role at most 2 × 15 = 30 s old (docs/SECURITY.md).
+so a socket acts on a role at most 2 × 15 = 30 s old (docs/SECURITY.md). ``keep_fresh``
+re-reads the rows of every connected user together, one query per 500 users every quarter
+bound, so those sockets' re-checks are cache hits: one read per socket and bound cost a
+class that chats more CPU than its messages (bench/scaleout soak).
 
 Logins and sign-ups are throttled (``server/accounts/throttle.py``). Password hashing runs in
 the default executor (scrypt is slow on purpose) so the loop keeps serving while a login is
@@ -15,7 +18,9 @@ checked; an unknown username costs as much as a known one.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections.abc import Callable, Iterable
 
 from sqlalchemy.exc import IntegrityError
 
@@ -31,9 +36,12 @@ from server.kernel.actor import Actor
 from server.kernel.errors import Conflict, Forbidden, Unauthorized
 from server.kernel.wire import user_wire
 
+log = logging.getLogger("podium.accounts")
+
 # A verified-password dummy so unknown usernames cost as much as known ones (no user probing).
 _DUMMY_HASH = hash_password("podium-timing-equaliser")
 _CACHE_MAX = 10_000  # users whose row a process remembers before it drops the stale ones
+_FRESH_CHUNK = 500  # user ids per query of ``refresh_many``
 
 
 class Accounts:
@@ -70,19 +78,50 @@ class Accounts:
             row = await uq.get_user(s, actor.id)
         return self._remember(actor.id, row)
 
+    async def refresh_many(self, user_ids: list[int]) -> None:
+        """Re-read these users' rows into the cache (one query per ``_FRESH_CHUNK`` ids); a
+        user without a row is cached as gone."""
+        for i in range(0, len(user_ids), _FRESH_CHUNK):
+            chunk = user_ids[i:i + _FRESH_CHUNK]
+            async with self.db.read() as s:
+                rows = {row.id: row for row in await uq.role_rows(s, chunk)}
+            for uid in chunk:
+                self._cache(uid, rows.get(uid))
+
+    async def keep_fresh(self, connected: Callable[[], Iterable[int]]) -> None:
+        """Forever: every quarter of ``role_recheck_s``, re-read together the users of
+        ``connected()`` whose cached row is older than half of it, so an open socket's
+        re-check (``refresh``) finds its row in the cache. A failed read is logged and retried
+        at the next turn; the sockets then read their rows themselves."""
+        bound = self.config.role_recheck_s
+        while True:
+            await asyncio.sleep(bound / 4)
+            now = time.monotonic()
+            due = [uid for uid in connected() if uid != WORKER_USER_ID
+                   and now - self._rows.get(uid, (-bound, None))[0] >= bound / 2]
+            try:
+                await self.refresh_many(due)
+            except Exception:  # noqa: BLE001 - the database is down: sockets fall back to their own reads
+                log.exception("re-reading %d connected users' roles failed", len(due))
+
     def _remember(self, user_id: int, row: User | None) -> Actor:
         """Cache what the row says (a fresh read) and return the actor; Unauthorized when it
         stands for no one who may use a user token."""
+        actor = self._cache(user_id, row)
+        if row is None:
+            raise Unauthorized("unknown user")
+        if actor is None:
+            raise Unauthorized("recorder accounts cannot use user tokens; media workers sign in with WORKER_SECRET")
+        return actor
+
+    def _cache(self, user_id: int, row) -> Actor | None:
+        """Cache the actor ``row`` stands for (None: gone, or a recorder account) as read now."""
         now = time.monotonic()
         if len(self._rows) >= _CACHE_MAX:
             bound = self.config.role_recheck_s
             self._rows = {k: v for k, v in self._rows.items() if now - v[0] < bound}
         actor = None if row is None or row.role == "recorder" else Actor(row.id, row.display_name, row.role)
         self._rows[user_id] = (now, actor)
-        if row is None:
-            raise Unauthorized("unknown user")
-        if actor is None:
-            raise Unauthorized("recorder accounts cannot use user tokens; media workers sign in with WORKER_SECRET")
         return actor
 
     # -- sign-up and login ---------------------------------------------------------------------

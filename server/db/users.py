@@ -22,6 +22,12 @@ async def get_user(s: AsyncSession, user_id: int) -> User | None:
     return await s.get(User, user_id)
 
 
+async def role_rows(s: AsyncSession, user_ids: list[int]) -> list:
+    """``(id, display_name, role)`` of each of ``user_ids`` that exists (one query)."""
+    return list((await s.execute(select(User.id, User.display_name, User.role)
+                                 .where(User.id.in_(user_ids)))).all())
+
+
 async def get_user_by_username(s: AsyncSession, username: str) -> User | None:
     return (await s.execute(select(User).where(User.username == username.lower()))).scalar_one_or_none()
 

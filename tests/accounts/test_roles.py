@@ -137,3 +137,38 @@ async def test_no_valid_token_gives_a_500_on_the_accounts_routes(server, kind, m
     token = {"worker": issue_worker_token(server.deps.config), "lms": lms_token(user, "instructor")}.get(kind, token)
     status, resp = await server.http(method, path, token, body)
     assert status < 500, resp
+
+
+async def test_connected_users_roles_are_read_together_not_per_socket(server):
+    """Open sockets re-check their role every bound; the rows of all connected users are
+    re-read together (one query for many users), so busy sockets do not each read their own
+    row — and a demotion still reaches every socket within the bound."""
+    from sqlalchemy import event
+    engine = server.deps.db.engine.sync_engine
+    single, batched = [], []
+
+    def on_execute(_conn, _cursor, statement, params, _context, _many):
+        flat = " ".join(statement.split()).lower()
+        if flat.startswith("select") and "from users" in flat and "users.role" in flat:
+            (batched if " in (" in flat or "any(" in flat else single).append(flat)
+
+    users = [await server.user(f"u{i}") for i in range(12)]
+    room = (await server.room((await server.user("ivy", "instructor"))[1],
+                              members=[u["id"] for u, _ in users]))["id"]
+    clients = [await server.client(tok) for _, tok in users]
+    for c in clients:
+        await c.request("room.join", room=room)
+    event.listen(engine, "before_cursor_execute", on_execute)
+    try:
+        for _ in range(int(4 * RECHECK_S / 0.05)):  # every socket busy for 4 bounds
+            for c in clients:
+                await c.request("typing", room=room, active=True)
+            await asyncio.sleep(0.05)
+        assert batched, "the connected users' rows were not re-read together"
+        assert len(single) <= len(clients), f"{len(single)} single-user reads for {len(clients)} sockets"
+        await set_role(server, users[0][0], "admin")  # promoted: acts as instructor in any room
+        await asyncio.sleep(2 * RECHECK_S + 0.1)
+        other = await someone_elses_room(server)
+        assert (await clients[0].request("room.join", room=other))["my_role"] == "instructor"
+    finally:
+        event.remove(engine, "before_cursor_execute", on_execute)
