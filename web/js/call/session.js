@@ -1,8 +1,9 @@
 // Live calls (app.calls): the call state machine — start, join, leave, end, rejoin after a reconnect — and the participants.
 //
 // PROTOCOL §2.2. Which rooms have a live session is in live.js; this tab's camera, microphone
-// and screen in devices.js; the connections (one Peer per remote participant) in mesh.js; the
-// call's recording in recording.js; the words of notices in notices.js. CallManager ties them
+// and screen in devices.js; the connections (one Peer per remote participant) in mesh.js, or,
+// when the join ack says `media_path: "sfu"`, one publish and one subscription connection
+// through the media router in sfu.js (`.media`: 'sfu' | 'mesh'); the call's recording in recording.js; the words of notices in notices.js. CallManager ties them
 // together and is what views and tests use (`podium.app.calls`: `.peers`, `.peerId`,
 // `.session`, `.recording`).
 //
@@ -17,11 +18,14 @@
 //   'recording'    recording|null   the call's recording (PROTOCOL §2.2): pending → recording →
 //                                   processing → ready | failed; also from the join ack
 //   'marked'       {mark, recording} an instructor marked a moment of the recording
+//   'sfu-streams'              an SFU call's subscription changed (which participant is on which mid)
+//   'talking'      peerId      an SFU call's active speaker changed (talkingSince())
 
 import { Emitter } from '../emitter.js';
 import { LiveSessions } from './live.js';
 import { LocalMedia } from './devices.js';
 import { Mesh } from './mesh.js';
+import { SfuCall } from './sfu.js';
 import { CallRecording } from './recording.js';
 import * as text from './notices.js';
 
@@ -33,6 +37,9 @@ export class CallManager extends Emitter {
     this.lives = new LiveSessions((room) => this.emit('live', { room }));
     this.devices = new LocalMedia(this);
     this.mesh = new Mesh(this);
+    this.sfu = new SfuCall(this);
+    this.media = null; // 'sfu' | 'mesh' once joined (the join ack's media_path)
+    this.talking = new Map(); // peer_id → when it last started talking (SFU calls)
     this.callRecording = new CallRecording(this);
     this.state = 'idle';
     this.session = null;
@@ -59,7 +66,12 @@ export class CallManager extends Emitter {
     on('call.hand_changed', (f) => this.ours(f) && this.upsertParticipant(f.participant));
     on('call.mute_requested', (f) => this.ours(f) && this.onMuteRequested(f));
     on('call.removed', (f) => this.ours(f) && this.onRemoved(f));
-    for (const type of ['rtc.offer', 'rtc.answer', 'rtc.ice']) on(type, (f) => this.ours(f) && this.mesh.onSignal(f));
+    for (const type of ['rtc.offer', 'rtc.answer', 'rtc.ice']) on(type, (f) => this.ours(f) && this.media === 'mesh' && this.mesh.onSignal(f));
+    const sfu = (type, fn) => on(type, (f) => this.ours(f) && this.state === 'live' && this.media === 'sfu' && fn(f));
+    sfu('sfu.feeds_changed', () => this.sfu.subscribe());
+    sfu('sfu.offer', (f) => this.sfu.onOffer(f));
+    sfu('sfu.restart', () => this.sfu.restart());
+    sfu('sfu.talking', (f) => this.onTalking(f));
     on('recording.started', (f) => rec.apply(f.recording));
     on('recording.stopped', (f) => rec.apply(f.recording));
     on('recording.progress', (f) => rec.apply({ ...f.recording, progress: f.percent }));
@@ -158,6 +170,7 @@ export class CallManager extends Emitter {
     this.session = ack.session || this.session;
     this.setLive(this.session);
     this.peerId = ack.peer_id;
+    this.media = ack.media_path === 'sfu' ? 'sfu' : 'mesh';
     this.mesh.setIceServers(ack.ice_servers, ack.ice_ttl_s);
     this.participants.clear();
     for (const p of ack.participants || []) this.participants.set(p.peer_id, p);
@@ -172,8 +185,13 @@ export class CallManager extends Emitter {
     this.setState('live');
     this.sendMedia(this.mediaState());
     if (this.hand) this.socket.request('call.hand', { session: this.session.id, raised: true }).catch(() => {});
-    // We are the newcomer: we offer to everyone already here, except the recorder.
-    for (const p of this.participants.values()) if (!p.recorder) this.mesh.peerFor(p.peer_id, { offerer: true });
+    if (this.media === 'sfu') {
+      // Through the media router: publish once, subscribe to everyone on one connection.
+      this.sfu.start(ack.ice_servers);
+    } else {
+      // We are the newcomer: we offer to everyone already here, except the recorder.
+      for (const p of this.participants.values()) if (!p.recorder) this.mesh.peerFor(p.peer_id, { offerer: true });
+    }
     this.emit('participants');
   }
 
@@ -196,6 +214,9 @@ export class CallManager extends Emitter {
 
   teardown() {
     this.mesh.stop();
+    this.sfu.stop();
+    this.media = null;
+    this.talking.clear();
     this.participants.clear();
     this.devices.stop();
     this.self = null;
@@ -216,6 +237,8 @@ export class CallManager extends Emitter {
     // The server drops a participant whose socket closes; the others close their side. We
     // keep our camera and microphone and join again (with a new peer_id) on the next hello.
     this.mesh.closeAll();
+    this.sfu.stop();
+    this.talking.clear();
     this.participants.clear();
     this.setState('reconnecting');
     this.emit('participants');
@@ -263,6 +286,11 @@ export class CallManager extends Emitter {
   sendMedia(fields) {
     if (this.state !== 'live') return;
     if (this.self) this.self.media = { ...this.self.media, ...fields };
+    if (this.media === 'sfu' && 'screen' in fields) {
+      // An SFU call shares the screen as a second published stream, beside the camera.
+      if (fields.screen) this.sfu.startScreen();
+      else this.sfu.stopScreen();
+    }
     this.emit('participants');
     this.socket.request('call.media', { session: this.session.id, ...fields })
       .then((data) => { if (data.participant && this.self) this.self = { ...this.self, ...data.participant }; this.emit('participants'); })
@@ -366,6 +394,7 @@ export class CallManager extends Emitter {
   dropParticipant(peerId) {
     this.participants.delete(peerId);
     this.mesh.drop(peerId);
+    this.talking.delete(peerId);
     this.emit('participants');
   }
 
@@ -390,11 +419,36 @@ export class CallManager extends Emitter {
   }
 
   streamOf(peerId) {
-    return this.mesh.streamOf(peerId);
+    return this.media === 'sfu' ? this.sfu.streamOf(peerId) : this.mesh.streamOf(peerId);
   }
 
   peerState(peerId) {
-    return this.mesh.stateOf(peerId);
+    return this.media === 'sfu' ? this.sfu.stateOf(peerId) : this.mesh.stateOf(peerId);
+  }
+
+  /** A participant's shared screen in an SFU call (its own published stream), or null. */
+  screenOf(peerId) {
+    return this.media === 'sfu' ? this.sfu.streamOf(`${peerId}:screen`) : null;
+  }
+
+  /** sfu.talking {peer_id, talking}: Janus heard someone start or stop talking. */
+  onTalking(frame) {
+    if (!frame.peer_id) return;
+    if (frame.talking) this.talking.set(frame.peer_id, Date.now());
+    else this.talking.delete(frame.peer_id);
+    this.lastSpoke = this.lastSpoke || new Map();
+    this.lastSpoke.set(frame.peer_id, Date.now());
+    this.emit('talking', frame.peer_id);
+  }
+
+  /** Is this participant talking now (SFU calls: Janus's talking events)? */
+  isTalking(peerId) {
+    return this.talking.has(peerId);
+  }
+
+  /** When this participant last talked (ms), 0 if never heard: the last-N choice of tiles. */
+  lastSpokeAt(peerId) {
+    return this.talking.has(peerId) ? Date.now() : (this.lastSpoke?.get(peerId) || 0);
   }
 
   // ---- helpers ------------------------------------------------------------------------------

@@ -74,8 +74,10 @@ function createStageHead(app, onToggleExpand) {
   const recText = h('span', { class: 'rec-text' });
   const rec = h('span', { class: 'rec-chip', testid: 'recording-badge', role: 'status', hidden: true }, h('span', { class: 'rec-dot', 'aria-hidden': 'true' }), recText);
   const expand = h('button', { type: 'button', class: 'stage-icon-btn', 'aria-pressed': 'false', onclick: onToggleExpand });
+  // Which way the media goes: through the media router, or peer-to-peer (no Janus configured or reachable).
+  const path = h('span', { class: 'media-path-chip', testid: 'media-path', hidden: true });
   const el = h('header', { class: 'stage-head' },
-    h('span', { class: 'live-dot', 'aria-hidden': 'true' }), title, timer, rec, status,
+    h('span', { class: 'live-dot', 'aria-hidden': 'true' }), title, timer, rec, path, status,
     h('span', { class: 'topbar-spacer' }), expand);
 
   function render() {
@@ -84,6 +86,12 @@ function createStageHead(app, onToggleExpand) {
     const st = calls.state;
     status.textContent = st === 'joining' ? 'Joining…' : st === 'reconnecting' ? 'Connection lost — rejoining…' : '';
     status.dataset.state = st;
+    path.hidden = !calls.media;
+    path.dataset.path = calls.media || '';
+    path.textContent = calls.media === 'mesh' ? 'Peer-to-peer call' : calls.media === 'sfu' ? 'Via media server' : '';
+    path.title = calls.media === 'mesh'
+      ? 'No media server is available: everyone sends their camera to everyone else, which suits up to 6–8 cameras'
+      : 'Everyone sends their camera once, to the media server';
     const recStatus = calls.recordingActive ? calls.recording.status : null;
     rec.hidden = !recStatus;
     rec.dataset.status = recStatus || '';

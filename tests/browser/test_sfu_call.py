@@ -1,0 +1,190 @@
+"""An SFU call in the browser client (web/js/call/sfu.js): four headless Chromium users (fake
+camera and microphone) in one call through the real Janus.
+
+Janus cannot do ICE on loopback, so everything runs inside the test's private network
+namespace (tests/sfu/netns.py): Janus, the Podium server (in-process, started while the test
+thread is inside it, as in tests/sfu) and Chromium — Playwright is started from the thread
+inside the namespace, so its driver and the Chromium it forks are there too, and the pages
+reach the server on the namespace's own 127.0.0.1.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+
+import pytest
+
+from server.config import Config
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.dbutil import fresh_database, migrate
+from tests.sfu.conftest import in_netns, janus, netns, wait_until  # noqa: F401  (fixtures)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(170)]
+
+# Janus ignores mDNS candidates: the pages must offer their real (namespace) addresses.
+ARGS = [*CHROMIUM_ARGS, "--disable-features=WebRtcHideLocalIpsWithMdns"]
+MEDIA_TIMEOUT = 45_000  # four browsers encoding and decoding on a small shared machine
+
+# Every RTCPeerConnection a page makes, kept for inspection.
+COUNT_PCS = """
+(() => {
+  const Real = window.RTCPeerConnection;
+  window.__pcs = [];
+  window.RTCPeerConnection = function (...args) { const pc = new Real(...args); window.__pcs.push(pc); return pc; };
+  window.RTCPeerConnection.prototype = Real.prototype;
+  Object.setPrototypeOf(window.RTCPeerConnection, Real);
+})();
+"""
+
+# Every remote <video>: decoded size and time, by the participant it shows.
+REMOTE_VIDEOS = """() => [...document.querySelectorAll('[data-testid=video-tile]:not(.local)')].map(t => {
+  const v = t.querySelector('video');
+  return {peer: t.dataset.peerId, w: v.videoWidth, h: v.videoHeight, t: v.currentTime, paused: v.paused,
+          rs: v.readyState};
+})"""
+
+# What the page sends and on how many connections (the publish connection is the one with senders).
+SENDING = """async () => {
+  const pcs = window.__pcs.filter(pc => pc.connectionState !== 'closed');
+  const out = [];
+  for (const pc of pcs) {
+    const stats = await pc.getStats();
+    const rtp = [...stats.values()].filter(s => s.type === 'outbound-rtp' && s.kind === 'video');
+    const inbound = [...stats.values()].filter(s => s.type === 'inbound-rtp' && s.kind === 'video');
+    const video = pc.getSenders().filter(s => s.track && s.track.kind === 'video');
+    out.push({
+      state: pc.connectionState,
+      videoSenders: video.length,
+      encodings: video.map(s => s.getParameters().encodings.map(e => ({rid: e.rid, scale: e.scaleResolutionDownBy}))),
+      outbound: rtp.map(s => ({rid: s.rid, bytes: s.bytesSent, w: s.frameWidth})),
+      inboundVideo: inbound.length,
+    });
+  }
+  return {pcs: window.__pcs.length, open: out, layers: podium.app.calls.sfu.layers,
+          camera: podium.app.calls.devices.local.camera.getSettings()};
+}"""
+
+
+@pytest.fixture(scope="module")
+def sqlite_template(tmp_path_factory) -> str:
+    """SQLite even in the PostgreSQL pass: the server runs inside the namespace."""
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sfu-browser-db') / 'template.db'}"
+    migrate(Config(database_url=url, jwt_secret="x" * 32))
+    return url
+
+
+@pytest.fixture
+def database_url(sqlite_template, tmp_path) -> str:
+    return fresh_database(sqlite_template, tmp_path)
+
+
+@pytest.fixture
+def config_overrides(janus, in_netns) -> dict:  # noqa: F811
+    return {"janus_urls": (janus.url,), "janus_api_secret": janus.settings.api_secret,
+            "janus_admin_key": janus.settings.room_admin_key, "redis_url": None,
+            "jwt_secret": "sfu-browser-" + secrets.token_hex(24)}
+
+
+async def addresses_settled(ns, timeout: float = 10) -> None:
+    """Wait until no address in the namespace is still tentative: the IPv6 link-local addresses
+    of its veth pair arrive a moment after it is made, and Chromium fails every request made
+    across such a change (net::ERR_NETWORK_CHANGED)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        out = subprocess.run(["nsenter", f"--net={ns.path}", "--", "ip", "-6", "addr", "show", "tentative"],
+                             capture_output=True, text=True, check=True).stdout
+        links = subprocess.run(["nsenter", f"--net={ns.path}", "--", "ip", "-6", "addr", "show", "scope", "link"],
+                               capture_output=True, text=True, check=True).stdout
+        if not out.strip() and links.count("inet6") >= 2:
+            return
+        assert asyncio.get_running_loop().time() < deadline, out
+        await asyncio.sleep(0.2)
+
+
+async def remote_videos_playing(page, n: int, timeout_ms: int = MEDIA_TIMEOUT) -> list[dict]:
+    """Wait until the page shows ``n`` remote videos with decoded frames, then check each one's
+    time advances."""
+    await page.wait_for_function(
+        f"() => {{ const v = ({REMOTE_VIDEOS})(); return v.length === {n} && v.every(x => x.w > 0 && x.t > 0); }}",
+        timeout=timeout_ms)
+    first = await page.evaluate(REMOTE_VIDEOS)
+    await page.wait_for_timeout(1500)
+    later = await page.evaluate(REMOTE_VIDEOS)
+    by_peer = {v["peer"]: v for v in first}
+    for v in later:
+        assert v["t"] > by_peer[v["peer"]]["t"] + 0.3 and not v["paused"], (first, later)
+    return later
+
+
+async def test_four_browsers_call_through_janus(server, janus, netns):  # noqa: F811
+    """Four Chromium users in one SFU call: each plays the other three's video (frames decoded,
+    time advancing); each publishes its camera once — one connection with one video sender
+    carrying one simulcast encoding set — and receives everyone on one subscription connection
+    (two connections in all, whatever the number of participants); a tile that shrinks is
+    switched to a smaller simulcast layer."""
+    from playwright.async_api import async_playwright
+
+    teacher, t_token = await server.user("ana", "instructor", "Ana Lima")
+    students = [await server.user(name, "student", name.capitalize()) for name in ("ben", "cleo", "dev")]
+    room = await server.room(t_token, members=[u["id"] for u, _ in students])
+    tokens = [t_token] + [tok for _, tok in students]
+    url = f"{server.base_url}/#/rooms/{room['id']}"
+
+    await addresses_settled(netns)
+    pw = await async_playwright().start()  # in the namespace: the driver and Chromium are too
+    errors: list[str] = []
+    try:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        pages = []
+        for token in tokens:
+            ctx = await browser.new_context(viewport={"width": 1100, "height": 760})
+            ctx.set_default_timeout(20_000)
+            await ctx.add_init_script(f"localStorage.setItem('podium.token', {json.dumps(token)});")
+            await ctx.add_init_script(COUNT_PCS)
+            page = await ctx.new_page()
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            if os.environ.get("SFU_DEBUG"):
+                page.on("console", lambda m: print("console:", m.text))
+            await page.goto(url)
+            pages.append(page)
+        a, others = pages[0], pages[1:]
+        if os.environ.get("SFU_DEBUG"):
+            await a.wait_for_timeout(3000)
+            await a.screenshot(path="/tmp/sfu-a.png")
+        await a.get_by_test_id("start-call").click()
+        await a.get_by_test_id("call-stage").wait_for()
+        for p in others:
+            await p.get_by_test_id("join-call").click()
+            await p.get_by_test_id("call-stage").wait_for()
+        for p in pages:
+            assert await p.evaluate("() => podium.app.calls.media") == "sfu"
+            chip = p.get_by_test_id("media-path")
+            assert await chip.get_attribute("data-path") == "sfu"
+
+        for p in pages:
+            await remote_videos_playing(p, 3)
+
+        for p in pages:
+            sending = await p.evaluate(SENDING)
+            if os.environ.get("SFU_DEBUG"):
+                print("sending:", sending)
+            open_pcs = sending["open"]
+            # two connections: one publishing, one subscription — not one per other participant
+            assert sending["pcs"] == 2 and len(open_pcs) == 2, sending
+            pub = [c for c in open_pcs if c["videoSenders"]]
+            sub = [c for c in open_pcs if not c["videoSenders"]]
+            assert len(pub) == 1 and len(sub) == 1, sending
+            layers = sending["layers"]
+            assert layers >= 2, sending  # the fake camera is big enough for simulcast
+            assert pub[0]["videoSenders"] == 1 and len(pub[0]["encodings"][0]) == layers, sending
+            assert [e["rid"] for e in pub[0]["encodings"][0]] == ["h", "m", "l"][:layers], sending
+            rids = {o["rid"] for o in pub[0]["outbound"]}
+            assert len(pub[0]["outbound"]) == layers and rids == set(["h", "m", "l"][:layers]), sending
+            assert all(o["bytes"] > 0 for o in pub[0]["outbound"]), sending
+            assert sub[0]["inboundVideo"] == 3 and not sub[0]["outbound"], sending
+    finally:
+        await pw.stop()
+    assert not errors, errors
