@@ -29,7 +29,10 @@ from server.sfu.rooms import RoomSpec
 from server.sfu.service import JanusNode, Sfu
 
 log = logging.getLogger("podium.calls.sfu")
-TARGETS = ("publish", "subscribe")
+TARGETS = ("publish", "subscribe", "screen")
+SUBSTREAMS = (0, 1, 2)  # simulcast layers, smallest first
+SOURCES = ("camera", "screen")
+MAX_MID_CHARS = 16
 
 
 def parse_sdp(msg: dict) -> str:
@@ -60,6 +63,43 @@ def parse_ice(msg: dict) -> tuple[str, dict | None]:
     return target, out
 
 
+def parse_configure(msg: dict) -> dict:
+    """``sfu.configure``: ``mid`` (a string, the subscription's m-line) and at least one of
+    ``substream`` (0, 1 or 2: the simulcast layer) and ``send`` (whether Janus relays it at all)
+    → the Janus ``streams`` entry."""
+    mid = msg.get("mid")
+    if not isinstance(mid, str) or not mid or len(mid) > MAX_MID_CHARS:
+        raise BadRequest("mid must be the subscription's m-line id (a short string)")
+    stream: dict = {"mid": mid}
+    if "substream" in msg and msg["substream"] is not None:
+        sub = msg["substream"]
+        if isinstance(sub, bool) or sub not in SUBSTREAMS:
+            raise BadRequest("substream must be 0, 1 or 2")
+        stream["substream"] = sub
+    if "send" in msg and msg["send"] is not None:
+        if not isinstance(msg["send"], bool):
+            raise BadRequest("send must be true or false")
+        stream["send"] = msg["send"]
+    if len(stream) == 1:
+        raise BadRequest("give substream, send or both")
+    return stream
+
+
+def parse_source(msg: dict) -> str:
+    source = msg.get("source", "camera")
+    if source is None:
+        source = "camera"
+    if source not in SOURCES:
+        raise BadRequest("source must be camera or screen")
+    return source
+
+
+def screen_display(peer_id: str) -> str:
+    """The Janus display name of a participant's screen share: subscribers see it as a
+    stream of ``<peer_id>:screen``."""
+    return f"{peer_id}:screen"
+
+
 def streams_wire(streams: list[dict]) -> list[dict]:
     """Janus's subscription streams → ``{mid, type, peer_id, feed}`` (``peer_id``: the
     publisher's, which Podium gave Janus as the feed's display name)."""
@@ -79,12 +119,17 @@ class SfuPeer:
     feed: int | None = None
     subscriber: Handle | None = None
     feeds: set[int] = field(default_factory=set)
+    top_layers: bool = False  # the recorder's: every video at its top simulcast layer
+    screen: Handle | None = None  # a second publisher: the participant's shared screen
+    screen_feed: int | None = None
+    mids: set[str] = field(default_factory=set)  # the subscription's m-lines (sfu.configure)
 
 
 class SfuSignaling:
     def __init__(self, calls: Calls, sfu: Sfu):
         self.calls, self.sfu = calls, sfu
         self.peers: dict[tuple[int, str], SfuPeer] = {}
+        self.talking: dict[tuple[int, str], bool] = {}  # (session, peer_id) → last sfu.talking sent
         for node in sfu.nodes:
             node.rooms.on_rooms_recreated.append(self.rooms_recreated)
 
@@ -114,11 +159,14 @@ class SfuSignaling:
     async def publish(self, conn, msg: dict) -> dict:
         """``sfu.publish {session, sdp}`` (an offer) → ``{sdp, feed}`` (Janus's answer)."""
         sdp = parse_sdp(msg)
+        if parse_source(msg) == "screen":
+            return await self.publish_screen(conn, msg, sdp)
         live, me, peer = await self._peer(conn, msg)
         try:
             if peer.publisher is None:
                 peer.publisher = await peer.janus.attach(vr.PLUGIN)
                 peer.publisher.on_event.append(self._announce_when_up(live.id, me.peer_id))
+                peer.publisher.on_event.append(self._relay_talking(live.id))
                 joined = await peer.publisher.message(vr.join_publisher(peer.room, display=me.peer_id))
                 peer.feed = int(joined.data["id"])
                 reply = await peer.publisher.message(vr.publish(), jsep={"type": "offer", "sdp": sdp})
@@ -134,21 +182,24 @@ class SfuSignaling:
         """``sfu.subscribe {session}`` → ``{sdp, streams}``: an offer from Janus carrying every
         other publisher of the session not yet subscribed (``sdp`` null when there is none),
         answered with ``sfu.answer``."""
-        _, me, peer = await self._peer(conn, msg)
+        live, me, peer = await self._peer(conn, msg)
         try:
             listed = await peer.node.rooms.participants_of_room(peer.room)
-            feeds = [int(p["id"]) for p in listed if p.get("publisher") and p.get("display") != me.peer_id]
+            feeds = [int(p["id"]) for p in listed if p.get("publisher")
+                     and p.get("display") not in (me.peer_id, screen_display(me.peer_id))]
             new = [f for f in feeds if f not in peer.feeds]
             if not new:
                 return {"sdp": None, "streams": []}
             if peer.subscriber is None:
                 peer.subscriber = await peer.janus.attach(vr.PLUGIN)
+                peer.subscriber.on_event.append(self._relay_offers(conn, live.id, peer))
                 reply = await peer.subscriber.message(vr.join_subscriber(peer.room, new))
             else:
                 reply = await peer.subscriber.message(vr.subscribe(new))
         except (JanusError, JanusClosed) as e:
             raise Conflict(f"the media router refused the subscription: {e}") from None
         peer.feeds.update(new)
+        peer.mids.update(str(s["mid"]) for s in reply.data.get("streams") or [] if s.get("mid") is not None)
         jsep = reply.jsep or {}
         return {"sdp": jsep.get("sdp"), "streams": streams_wire(reply.data.get("streams") or [])}
 
@@ -162,16 +213,40 @@ class SfuSignaling:
         _, me = self.calls.participant(conn, msg)
         if not me.recorder:
             raise Forbidden("only the session's recorder subscribes as its recorder")
+        _, _, peer = await self._peer(conn, msg)
+        peer.top_layers = True
         ack = await self.subscribe(conn, msg)
-        video = [s["mid"] for s in ack["streams"] if s["type"] == "video" and s["mid"] is not None]
-        if ack["sdp"] and video:
-            _, _, peer = await self._peer(conn, msg)
-            try:
-                await peer.subscriber.message(vr.configure(
-                    streams=[{"mid": mid, "substream": 2, "temporal": 2} for mid in video]))
-            except (JanusError, JanusClosed) as e:  # the recording still gets whatever layer flows
-                log.warning("session %s: asking Janus for the top layers failed: %s", msg.get("session"), e)
+        if ack["sdp"]:
+            await self._ask_top_layers(peer, ack["streams"], msg.get("session"))
         return ack
+
+    async def _ask_top_layers(self, peer: SfuPeer, streams: list[dict], session) -> None:
+        video = [s["mid"] for s in streams if s["type"] == "video" and s["mid"] is not None]
+        if not video or peer.subscriber is None:
+            return
+        try:
+            await peer.subscriber.message(vr.configure(
+                streams=[{"mid": mid, "substream": 2, "temporal": 2} for mid in video]))
+        except (JanusError, JanusClosed) as e:  # the recording still gets whatever layer flows
+            log.warning("session %s: asking Janus for the top layers failed: %s", session, e)
+
+    def _relay_offers(self, conn, session_id: int, peer: SfuPeer):
+        """Janus renegotiates a subscription by itself — a publisher left (its m-lines go
+        inactive), or a ``subscribe`` that arrived while an offer was unanswered (Janus answers
+        it ``updating`` and offers once that one is answered): the subscriber gets the offer as
+        ``sfu.offer {session, sdp, streams}`` and answers it with ``sfu.answer``."""
+        def on_event(msg: dict) -> None:
+            jsep = msg.get("jsep") or {}
+            if msg.get("janus") != "event" or jsep.get("type") != "offer" or not conn.is_open():
+                return
+            data = (msg.get("plugindata") or {}).get("data") or {}
+            streams = streams_wire(data.get("streams") or [])
+            peer.mids.update(str(s["mid"]) for s in streams if s["mid"] is not None)
+            conn.send_frame(event_frame({"type": "sfu.offer", "session": str(session_id),
+                                         "sdp": jsep.get("sdp"), "streams": streams}))
+            if peer.top_layers:
+                self.calls.spawn(self._ask_top_layers(peer, streams, session_id))
+        return on_event
 
     async def answer(self, conn, msg: dict) -> dict:
         """``sfu.answer {session, sdp}``: the browser's answer to the subscription offer."""
@@ -189,7 +264,7 @@ class SfuSignaling:
         """``sfu.ice {session, target, candidate}``: one trickled candidate (null: the end)."""
         target, cand = parse_ice(msg)
         _, _, peer = await self._peer(conn, msg)
-        handle = peer.publisher if target == "publish" else peer.subscriber
+        handle = {"publish": peer.publisher, "subscribe": peer.subscriber, "screen": peer.screen}[target]
         if handle is None:
             raise Conflict(f"no {target} connection yet")
         try:
@@ -198,9 +273,82 @@ class SfuSignaling:
             raise Conflict(f"the media router refused the candidate: {e}") from None
         return {}
 
+    async def configure(self, conn, msg: dict) -> dict:
+        """``sfu.configure {session, mid, substream?, send?}`` → ``{}``: on this participant's
+        own subscription, the simulcast layer Janus relays for the video on ``mid`` (0 smallest
+        … 2 largest), and whether it relays that stream at all (``send: false``: nothing until
+        ``send: true``). ``conflict`` before ``sfu.subscribe`` or for a mid the subscription
+        does not have."""
+        stream = parse_configure(msg)
+        _, _, peer = await self._peer(conn, msg)
+        if peer.subscriber is None:
+            raise Conflict("subscribe first")
+        if stream["mid"] not in peer.mids:
+            raise Conflict("no such stream in this subscription")
+        try:
+            await peer.subscriber.message(vr.configure(streams=[stream]))
+        except (JanusError, JanusClosed) as e:
+            raise Conflict(f"the media router refused the change: {e}") from None
+        return {}
+
+    async def publish_screen(self, conn, msg: dict, sdp: str) -> dict:
+        """``sfu.publish {session, sdp, source: "screen"}``: the shared screen as a second
+        publisher of this participant (Janus display ``<peer_id>:screen``), so the others
+        subscribe to it beside the camera. A later one renegotiates it."""
+        live, me, peer = await self._peer(conn, msg)
+        try:
+            if peer.screen is None:
+                peer.screen = await peer.janus.attach(vr.PLUGIN)
+                peer.screen.on_event.append(self._announce_when_up(live.id, me.peer_id))
+                joined = await peer.screen.message(vr.join_publisher(peer.room, display=screen_display(me.peer_id)))
+                peer.screen_feed = int(joined.data["id"])
+                reply = await peer.screen.message(vr.publish(), jsep={"type": "offer", "sdp": sdp})
+            else:
+                reply = await peer.screen.message(vr.configure(), jsep={"type": "offer", "sdp": sdp})
+        except (JanusError, JanusClosed) as e:
+            raise Conflict(f"the media router refused the offer: {e}") from None
+        if not reply.jsep or reply.jsep.get("type") != "answer":
+            raise Conflict("the media router sent no answer")
+        return {"sdp": reply.jsep["sdp"], "feed": str(peer.screen_feed)}
+
+    async def unpublish(self, conn, msg: dict) -> dict:
+        """``sfu.unpublish {session, source: "screen"}`` → ``{}``: the screen share stops (its
+        publisher leaves the room; the others' subscriptions drop it: Janus offers anew)."""
+        if parse_source(msg) != "screen":
+            raise BadRequest("only the screen is unpublished; leave the call to stop the camera")
+        _, _, peer = await self._peer(conn, msg)
+        handle, peer.screen, peer.screen_feed = peer.screen, None, None
+        if handle is not None:
+            try:
+                await handle.message(vr.leave())
+                await handle.detach()
+            except (JanusError, JanusClosed) as e:
+                log.warning("stopping a screen share at Janus failed: %s", e)
+        return {}
+
+    def _relay_talking(self, session_id: int):
+        """Janus's ``talking`` / ``stopped-talking`` (the room has ``audiolevel_event``) →
+        ``sfu.talking {session, peer_id, talking}`` to the session (every process), once per
+        change, for the feeds of this process's participants."""
+        def on_event(msg: dict) -> None:
+            data = (msg.get("plugindata") or {}).get("data") or {}
+            kind = data.get("videoroom")
+            if msg.get("janus") != "event" or kind not in ("talking", "stopped-talking"):
+                return
+            peer_id = next((k[1] for k, p in self.peers.items() if k[0] == session_id
+                            and p.feed is not None and p.feed == data.get("id")), None)
+            live = self.calls.live.get(session_id)
+            talking = kind == "talking"
+            if peer_id is None or live is None or self.talking.get((session_id, peer_id)) == talking:
+                return
+            self.talking[(session_id, peer_id)] = talking
+            live.send({"type": "sfu.talking", "session": str(session_id), "peer_id": peer_id, "talking": talking})
+        return on_event
+
     async def left(self, session_id: int, peer_id: str) -> None:
         """A participant left the call: its Janus session goes (its feed leaves the room)."""
         peer = self.peers.pop((session_id, peer_id), None)
+        self.talking.pop((session_id, peer_id), None)
         if peer is not None:
             await self._destroy(session_id, peer)
 
@@ -247,5 +395,6 @@ def register(ops, signaling: SfuSignaling) -> None:
     """The ``sfu.*`` ops, on the signaling budget."""
     for name, op in (("sfu.publish", signaling.publish), ("sfu.subscribe", signaling.subscribe),
                      ("sfu.record", signaling.record),
-                     ("sfu.answer", signaling.answer), ("sfu.ice", signaling.ice)):
+                     ("sfu.answer", signaling.answer), ("sfu.ice", signaling.ice),
+                     ("sfu.configure", signaling.configure), ("sfu.unpublish", signaling.unpublish)):
         ops.register(name, op, signal=True)

@@ -45,10 +45,11 @@ class Sfu:
         if not self.nodes:
             log.info("sfu: no JANUS_URL configured: calls use the browser mesh (docs/CALLS.md)")
             return
-        # The sfu.* signaling is served, but the web client does not use it yet (issue 14):
-        # browsers still run calls as a mesh. Say so rather than promise an SFU.
-        log.info("sfu: connecting to Janus at %s (sfu.* signaling on; the web client still runs "
-                 "calls as a browser mesh)", ", ".join(n.url for n in self.nodes))
+        # Calls whose session has a connected Janus go through it (the join ack says
+        # media_path "sfu" and the web client publishes once and subscribes once); until one is
+        # connected, or when none is reachable, calls are a browser mesh.
+        log.info("sfu: connecting to Janus at %s: calls go through it once connected (the browser "
+                 "mesh until then, or while none is reachable)", ", ".join(n.url for n in self.nodes))
         for node in self.nodes:
             node.connection.start()
 
