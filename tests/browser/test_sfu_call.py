@@ -68,6 +68,22 @@ SENDING = """async () => {
 }"""
 
 
+# Frames decoded (video) and audio samples received per participant on the subscription.
+DECODED = """async () => {
+  const sfu = podium.app.calls.sfu;
+  const out = {};
+  for (const tr of sfu.sub.getTransceivers()) {
+    const s = sfu.streams.find(x => String(x.mid) === String(tr.mid));
+    if (!s) continue;
+    const stats = await tr.receiver.getStats();
+    const rtp = [...stats.values()].find(x => x.type === 'inbound-rtp');
+    out[s.peer_id] = out[s.peer_id] || {video: 0, audio: 0};
+    out[s.peer_id][s.type] = s.type === 'video' ? (rtp?.framesDecoded || 0) : (rtp?.totalSamplesReceived || 0);
+  }
+  return out;
+}"""
+
+
 @pytest.fixture(scope="module")
 def sqlite_template(tmp_path_factory) -> str:
     """SQLite even in the PostgreSQL pass: the server runs inside the namespace."""
@@ -185,6 +201,46 @@ async def test_four_browsers_call_through_janus(server, janus, netns):  # noqa: 
             assert len(pub[0]["outbound"]) == layers and rids == set(["h", "m", "l"][:layers]), sending
             assert all(o["bytes"] > 0 for o in pub[0]["outbound"]), sending
             assert sub[0]["inboundVideo"] == 3 and not sub[0]["outbound"], sending
+
+        # A layer switch on one tile: a big stage asks Janus for the full-size layer, a small
+        # window for the smallest; the decoded picture follows.
+        tile = a.locator("[data-testid=video-tile]:not(.local)").first
+        peer = await tile.get_attribute("data-peer-id")
+        width_of = f"() => document.querySelector('[data-testid=video-tile][data-peer-id=\"{peer}\"] video').videoWidth"
+        await a.set_viewport_size({"width": 1900, "height": 1200})
+        await a.get_by_role("button", name="Hide the chat").click()
+        await a.wait_for_function(
+            f"() => document.querySelector('[data-testid=video-tile][data-peer-id=\"{peer}\"]').dataset.layer === '2'",
+            timeout=10_000)
+        await a.wait_for_function(f"() => ({width_of})() >= 960", timeout=20_000)
+        big = await a.evaluate(width_of)
+        await a.set_viewport_size({"width": 700, "height": 500})
+        await a.wait_for_function(
+            f"() => document.querySelector('[data-testid=video-tile][data-peer-id=\"{peer}\"]').dataset.layer === '0'",
+            timeout=10_000)
+        await a.wait_for_function(f"() => ({width_of})() <= 320", timeout=20_000)
+        small = await a.evaluate(width_of)
+        if os.environ.get("SFU_DEBUG"):
+            print("layers:", big, small)
+        assert big >= 3 * small, (big, small)
+
+        # Last-N: with room for one remote camera only, the other two tiles show the avatar and
+        # their video is no longer sent to this page (frames stop), while their audio goes on.
+        b = pages[1]
+        await b.evaluate("() => { podium.app.calls.lastN = 1; podium.app.calls.emit('talking', null); }")
+        await b.wait_for_function(
+            "() => document.querySelectorAll('[data-testid=video-tile][data-sfu-video=off]').length === 2")
+        await b.wait_for_timeout(1000)
+        before = await b.evaluate(DECODED)
+        await b.wait_for_timeout(1500)
+        after = await b.evaluate(DECODED)
+        moving = [k for k in after if after[k]["video"] > before[k]["video"] + 5]
+        assert len(moving) == 1, (before, after)
+        assert all(after[k]["audio"] > before[k]["audio"] for k in after), (before, after)
+        await b.evaluate("() => { podium.app.calls.lastN = 6; podium.app.calls.emit('talking', null); }")
+        await b.wait_for_function(
+            "() => document.querySelectorAll('[data-testid=video-tile][data-sfu-video=off]').length === 0")
+        await remote_videos_playing(b, 3)
     finally:
         await pw.stop()
     assert not errors, errors

@@ -41,6 +41,8 @@ export function createStage(app) {
     calls.on('local', () => { tiles.sync(); controls.render(); }),
     calls.on('stream', (peerId) => tiles.update(peerId)),
     calls.on('peer-state', (peerId) => tiles.update(peerId)),
+    calls.on('sfu-streams', () => tiles.sync()),
+    calls.on('talking', () => tiles.talking()),
     calls.on('state', () => { head.render(); controls.render(); tiles.sync(); }),
     calls.on('recording', () => { head.render(); controls.render(); }),
     calls.on('marked', toast.show),

@@ -2,12 +2,28 @@
 //
 // Largest 16:9 tiles that fit; while one person presents, their tile takes the stage and the
 // others line up beside it (spotlight). The recorder gets no tile.
+//
+// In an SFU call (calls.media 'sfu', web/js/call/sfu.js) a shared screen is a stream of its
+// own and gets its own tile (`<peer_id>:screen`), which takes the stage; each remote tile asks
+// for the simulcast layer its size needs (wants()), and with more than LAST_N remote cameras
+// only visible tiles of the LAST_N most recent speakers get video (the others show the avatar
+// and receive audio only). The active speaker (Janus's talking events) is highlighted.
 
 import { h, initials, hueFor } from '../dom.js';
 import { icon } from '../icons.js';
 
 const TILE_GAP = 10;
 const TILE_RATIO = 16 / 9;
+export const LAST_N = 6; // remote cameras with video at once in a big SFU call (calls.lastN overrides)
+const SCREEN = ':screen';
+
+/** The simulcast layer (0 smallest … 2 full size) a tile `width` CSS pixels wide needs. */
+export function layerForWidth(width, ratio = window.devicePixelRatio || 1) {
+  const px = width * ratio;
+  if (px > 640) return 2;
+  if (px > 320) return 1;
+  return 0;
+}
 
 /** The tile area: {el, sync(), update(peerId), layout(), destroy()}; `overlays` sit on top of the grid. */
 export function createTileGrid(app, ...overlays) {
@@ -19,7 +35,11 @@ export function createTileGrid(app, ...overlays) {
   function sync() {
     const wanted = new Map();
     if (calls.self || calls.state !== 'idle') wanted.set('local', null);
-    for (const p of calls.participants.values()) if (!p.recorder) wanted.set(p.peer_id, p);
+    for (const p of calls.participants.values()) {
+      if (p.recorder) continue;
+      wanted.set(p.peer_id, p);
+      if (calls.screenOf?.(p.peer_id)) wanted.set(p.peer_id + SCREEN, p);
+    }
     for (const [id, tile] of tiles) {
       if (!wanted.has(id)) {
         tile.destroy();
@@ -31,6 +51,7 @@ export function createTileGrid(app, ...overlays) {
         const tile = createTile(id === 'local');
         tiles.set(id, tile);
         grid.append(tile.el);
+        seen.observe(tile.el);
       }
     }
     for (const [id, tile] of tiles) updateTile(id, tile);
@@ -46,13 +67,55 @@ export function createTileGrid(app, ...overlays) {
   }
 
   function updateTile(id, tile) {
+    if (id.endsWith(SCREEN)) { // an SFU call's shared screen: its own stream, presenting
+      const p = calls.participants.get(id.slice(0, -SCREEN.length));
+      tile.update({ participant: p && { ...p, media: { audio: true, video: false, screen: true } }, stream: calls.streamOf(id), local: false, connection: calls.peerState(id) });
+      tile.el.dataset.source = 'screen';
+      return;
+    }
     if (id === 'local') {
       const p = calls.self || { user: app.me, media: calls.mediaState(), hand: calls.hand };
       tile.update({ participant: { ...p, media: calls.mediaState(), hand: calls.hand }, stream: calls.preview, local: true, connection: 'connected' });
       return;
     }
-    tile.update({ participant: calls.participants.get(id), stream: calls.streamOf(id), local: false, connection: calls.peerState(id) });
+    let p = calls.participants.get(id);
+    // Its screen has a tile of its own in an SFU call: this one shows the camera.
+    if (p && tiles.has(id + SCREEN)) p = { ...p, media: { ...p.media, screen: false } };
+    tile.update({ participant: p, stream: calls.streamOf(id), local: false, connection: calls.peerState(id) });
+    tile.el.classList.toggle('talking', !!calls.isTalking?.(id));
+    tile.el.dataset.talking = calls.isTalking?.(id) ? 'yes' : 'no';
+    tile.el.style.outline = calls.isTalking?.(id) ? '3px solid #3ddc84' : '';
   }
+
+  /**
+   * SFU calls: each remote tile's wish for its participant's video — the layer its size needs,
+   * and video at all only for visible tiles of the LAST_N most recent speakers (a shared
+   * screen always). The session sends sfu.configure for what changed.
+   */
+  function wants() {
+    if (calls.media !== 'sfu') return;
+    const cams = [...tiles.entries()].filter(([id]) => id !== 'local' && !id.endsWith(SCREEN));
+    const order = new Map([...tiles.entries()].map(([id, t]) => [id, Number(t.el.style.order) || 0]));
+    const ranked = cams.map(([id]) => id)
+      .sort((x, y) => (calls.lastSpokeAt(y) - calls.lastSpokeAt(x)) || (order.get(x) - order.get(y)));
+    const withVideo = new Set(ranked.slice(0, calls.lastN ?? LAST_N));
+    for (const [id, tile] of tiles) {
+      if (id === 'local') continue;
+      const send = tile.visible !== false && (id.endsWith(SCREEN) || withVideo.has(id));
+      const layer = layerForWidth(tile.el.clientWidth);
+      calls.sfu.want(id, { layer, send });
+      tile.setVideoPaused(!send);
+      tile.el.dataset.layer = String(layer);
+    }
+  }
+
+  const seen = new IntersectionObserver((entries) => {
+    for (const e of entries) {
+      const tile = [...tiles.values()].find((t) => t.el === e.target);
+      if (tile) tile.visible = e.isIntersecting;
+    }
+    wants();
+  });
 
   function layout() {
     const n = Math.max(1, tiles.size);
@@ -70,6 +133,7 @@ export function createTileGrid(app, ...overlays) {
     });
     if (spotlight) spotlightSizes(grid, W, H, sides.length);
     else gridSizes(grid, W, H, n);
+    requestAnimationFrame(wants); // once the tiles have their new sizes
   }
 
   const resize = new ResizeObserver(() => layout());
@@ -81,11 +145,24 @@ export function createTileGrid(app, ...overlays) {
     layout,
     /** A remote participant's stream or connection state changed. */
     update(peerId) {
-      const t = tiles.get(peerId);
-      if (t) updateTile(peerId, t);
+      const id = String(peerId);
+      if (id.endsWith(SCREEN)) {
+        sync(); // a shared screen came or went (SFU calls): the tiles change
+        return;
+      }
+      const t = tiles.get(id);
+      if (!t) return;
+      updateTile(id, t);
+      wants();
+    },
+    /** Who talks changed (SFU calls): the highlight, and who gets video. */
+    talking() {
+      for (const [id, t] of tiles) if (id !== 'local') updateTile(id, t);
+      wants();
     },
     destroy() {
       resize.disconnect();
+      seen.disconnect();
       for (const tile of tiles.values()) tile.destroy();
     },
   };
@@ -141,7 +218,16 @@ function createTile(local) {
     h('div', { class: 'tile-bottom' }, mic, cam, name),
     conn, sound);
   let bound = null;
-  const tile = { el, participant: null };
+  let last = null;
+  const tile = { el, participant: null, videoPaused: false, visible: true };
+
+  /** SFU calls: this tile's video is not sent to us (last-N): show the avatar instead. */
+  tile.setVideoPaused = (paused) => {
+    if (tile.videoPaused === paused) return;
+    tile.videoPaused = paused;
+    el.dataset.sfuVideo = paused ? 'off' : 'on';
+    if (last) tile.update(last);
+  };
 
   function play() {
     const p = video.play();
@@ -162,7 +248,9 @@ function createTile(local) {
     play();
   }
 
-  tile.update = ({ participant, stream, connection }) => {
+  tile.update = (state) => {
+    last = state;
+    const { participant, stream, connection } = state;
     tile.participant = participant;
     const user = participant?.user || {};
     const display = user.display_name || 'Guest';
@@ -174,7 +262,7 @@ function createTile(local) {
     avatar.style.setProperty('--hue', String(hueFor(user.id || display)));
     const media = participant?.media || {};
     const hasVideo = !!stream && stream.getVideoTracks().some((t) => t.readyState === 'live');
-    const showVideo = hasVideo && (media.video || media.screen);
+    const showVideo = hasVideo && (media.video || media.screen) && !tile.videoPaused;
     el.classList.toggle('cam-off', !showVideo);
     el.classList.toggle('presenting', !!media.screen);
     el.classList.toggle('hand-up', !!participant?.hand);
