@@ -241,6 +241,24 @@ async def test_four_browsers_call_through_janus(server, janus, netns):  # noqa: 
         await b.wait_for_function(
             "() => document.querySelectorAll('[data-testid=video-tile][data-sfu-video=off]').length === 0")
         await remote_videos_playing(b, 3)
+
+        # Screen share: Cleo's screen is a second published stream; the others get a tile of
+        # its own on the stage (spotlit) that plays, beside her camera's; it goes when she stops.
+        c = pages[2]
+        await c.get_by_test_id("share-screen").click()
+        cleo = await c.evaluate("() => podium.app.calls.peerId")
+        screen_tile = f"[data-testid=video-tile][data-source=screen][data-peer-id='{cleo}']"
+        for p in (a, b, pages[3]):
+            await p.wait_for_function(
+                f"() => {{ const t = document.querySelector(\"{screen_tile}\"); const v = t && t.querySelector('video');"
+                " return v && v.videoWidth > 0 && v.currentTime > 0 && t.classList.contains('spotlit'); }",
+                timeout=MEDIA_TIMEOUT)
+            assert await p.locator("[data-testid=video-tile]").count() == 5
+        assert (await c.evaluate(SENDING))["pcs"] == 3  # camera, subscription, screen
+        await c.get_by_test_id("share-screen").click()
+        for p in (a, b, pages[3]):
+            await p.wait_for_function(f"() => !document.querySelector(\"{screen_tile}\")", timeout=15_000)
+            assert await p.locator("[data-testid=video-tile]").count() == 4
     finally:
         await pw.stop()
     assert not errors, errors
