@@ -13,7 +13,10 @@ import asyncio
 import json
 import os
 import secrets
+import math
+import struct
 import subprocess
+import wave
 
 import pytest
 
@@ -104,6 +107,19 @@ def config_overrides(janus, in_netns) -> dict:  # noqa: F811
             "jwt_secret": "sfu-browser-" + secrets.token_hex(24)}
 
 
+def talking_wav(path) -> str:
+    """The fake microphone's sound, looped: 3 s of a loud 440 Hz tone, then 4 s of silence, so
+    Janus hears every participant start and stop talking."""
+    rate = 48000
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        tone = b"".join(struct.pack("<h", int(20000 * math.sin(2 * math.pi * 440 * i / rate))) for i in range(rate * 3))
+        w.writeframes(tone + bytes(2 * rate * 4))
+    return str(path)
+
+
 async def addresses_settled(ns, timeout: float = 10) -> None:
     """Wait until no address in the namespace is still tentative: the IPv6 link-local addresses
     of its veth pair arrive a moment after it is made, and Chromium fails every request made
@@ -135,7 +151,7 @@ async def remote_videos_playing(page, n: int, timeout_ms: int = MEDIA_TIMEOUT) -
     return later
 
 
-async def test_four_browsers_call_through_janus(server, janus, netns):  # noqa: F811
+async def test_four_browsers_call_through_janus(server, janus, netns, tmp_path):  # noqa: F811
     """Four Chromium users in one SFU call: each plays the other three's video (frames decoded,
     time advancing); each publishes its camera once — one connection with one video sender
     carrying one simulcast encoding set — and receives everyone on one subscription connection
@@ -153,7 +169,9 @@ async def test_four_browsers_call_through_janus(server, janus, netns):  # noqa: 
     pw = await async_playwright().start()  # in the namespace: the driver and Chromium are too
     errors: list[str] = []
     try:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        sound = talking_wav(tmp_path / "talk.wav")
+        browser = await pw.chromium.launch(executable_path=CHROMIUM,
+                                           args=[*ARGS, f"--use-file-for-fake-audio-capture={sound}"])
         pages = []
         for token in tokens:
             ctx = await browser.new_context(viewport={"width": 1100, "height": 760})
@@ -182,6 +200,20 @@ async def test_four_browsers_call_through_janus(server, janus, netns):  # noqa: 
 
         for p in pages:
             await remote_videos_playing(p, 3)
+
+        # Active speaker: Janus hears each fake microphone's tone start and stop; the tiles of
+        # the three others light up and go dark again on every page.
+        for p in pages:
+            await p.wait_for_function(
+                "() => document.querySelectorAll('[data-testid=video-tile][data-talking=yes]').length > 0",
+                timeout=20_000)
+        await a.wait_for_function(
+            "() => [...document.querySelectorAll('[data-testid=video-tile]:not(.local)')].every(t => {"
+            " window.__spoke = window.__spoke || new Set(); if (t.dataset.talking === 'yes') window.__spoke.add(t.dataset.peerId);"
+            " return window.__spoke.has(t.dataset.peerId); })", timeout=20_000, polling=100)
+        await a.wait_for_function(
+            "() => document.querySelectorAll('[data-testid=video-tile][data-talking=yes]').length === 0",
+            timeout=20_000, polling=100)
 
         for p in pages:
             sending = await p.evaluate(SENDING)
@@ -227,6 +259,11 @@ async def test_four_browsers_call_through_janus(server, janus, netns):  # noqa: 
         # Last-N: with room for one remote camera only, the other two tiles show the avatar and
         # their video is no longer sent to this page (frames stop), while their audio goes on.
         b = pages[1]
+        for p in pages:  # quiet, so that who spoke last (the last-N order) stays put
+            await p.get_by_test_id("toggle-mic").click()
+        await b.wait_for_function(
+            "() => document.querySelectorAll('[data-testid=video-tile][data-talking=yes]').length === 0",
+            timeout=15_000)
         await b.evaluate("() => { podium.app.calls.lastN = 1; podium.app.calls.emit('talking', null); }")
         await b.wait_for_function(
             "() => document.querySelectorAll('[data-testid=video-tile][data-sfu-video=off]').length === 2")
