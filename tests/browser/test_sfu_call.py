@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
 import math
 import struct
@@ -101,8 +100,9 @@ def database_url(sqlite_template, tmp_path) -> str:
 
 
 @pytest.fixture
-def config_overrides(janus, in_netns) -> dict:  # noqa: F811
-    return {"janus_urls": (janus.url,), "janus_api_secret": janus.settings.api_secret,
+def config_overrides(janus, in_netns, request) -> dict:  # noqa: F811
+    url = getattr(request, "param", None) or janus.url  # a test may name an unreachable one
+    return {"janus_urls": (url,), "janus_api_secret": janus.settings.api_secret,
             "janus_admin_key": janus.settings.room_admin_key, "redis_url": None,
             "jwt_secret": "sfu-browser-" + secrets.token_hex(24)}
 
@@ -151,27 +151,34 @@ async def remote_videos_playing(page, n: int, timeout_ms: int = MEDIA_TIMEOUT) -
     return later
 
 
-async def test_four_browsers_call_through_janus(server, janus, netns, tmp_path):  # noqa: F811
-    """Four Chromium users in one SFU call: each plays the other three's video (frames decoded,
-    time advancing); each publishes its camera once — one connection with one video sender
-    carrying one simulcast encoding set — and receives everyone on one subscription connection
-    (two connections in all, whatever the number of participants); a tile that shrinks is
-    switched to a smaller simulcast layer."""
-    from playwright.async_api import async_playwright
+class Call:
+    """Chromium started from the test thread inside the namespace (the driver and the browser
+    inherit it), one signed-in page per user on the room, the first starting the call and the
+    others joining it from the banner."""
 
-    teacher, t_token = await server.user("ana", "instructor", "Ana Lima")
-    students = [await server.user(name, "student", name.capitalize()) for name in ("ben", "cleo", "dev")]
-    room = await server.room(t_token, members=[u["id"] for u, _ in students])
-    tokens = [t_token] + [tok for _, tok in students]
-    url = f"{server.base_url}/#/rooms/{room['id']}"
+    def __init__(self, server, netns, audio_file: str | None = None):  # noqa: F811
+        self.server, self.netns, self.audio_file = server, netns, audio_file
+        self.errors: list[str] = []
+        self.pw = None
 
-    await addresses_settled(netns)
-    pw = await async_playwright().start()  # in the namespace: the driver and Chromium are too
-    errors: list[str] = []
-    try:
-        sound = talking_wav(tmp_path / "talk.wav")
-        browser = await pw.chromium.launch(executable_path=CHROMIUM,
-                                           args=[*ARGS, f"--use-file-for-fake-audio-capture={sound}"])
+    async def __aenter__(self) -> "Call":
+        await addresses_settled(self.netns)
+        from playwright.async_api import async_playwright
+        self.pw = await async_playwright().start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.pw.stop()
+
+    async def join(self, names: list[str]) -> list:
+        server = self.server
+        _, t_token = await server.user(names[0], "instructor", names[0].capitalize())
+        students = [await server.user(name, "student", name.capitalize()) for name in names[1:]]
+        room = await server.room(t_token, members=[u["id"] for u, _ in students])
+        tokens = [t_token] + [tok for _, tok in students]
+        url = f"{server.base_url}/#/rooms/{room['id']}"
+        args = [*ARGS, f"--use-file-for-fake-audio-capture={self.audio_file}"] if self.audio_file else ARGS
+        browser = await self.pw.chromium.launch(executable_path=CHROMIUM, args=args)
         pages = []
         for token in tokens:
             ctx = await browser.new_context(viewport={"width": 1100, "height": 760})
@@ -179,20 +186,26 @@ async def test_four_browsers_call_through_janus(server, janus, netns, tmp_path):
             await ctx.add_init_script(f"localStorage.setItem('podium.token', {json.dumps(token)});")
             await ctx.add_init_script(COUNT_PCS)
             page = await ctx.new_page()
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            if os.environ.get("SFU_DEBUG"):
-                page.on("console", lambda m: print("console:", m.text))
+            page.on("pageerror", lambda exc: self.errors.append(str(exc)))
             await page.goto(url)
             pages.append(page)
-        a, others = pages[0], pages[1:]
-        if os.environ.get("SFU_DEBUG"):
-            await a.wait_for_timeout(3000)
-            await a.screenshot(path="/tmp/sfu-a.png")
-        await a.get_by_test_id("start-call").click()
-        await a.get_by_test_id("call-stage").wait_for()
-        for p in others:
+        await pages[0].get_by_test_id("start-call").click()
+        await pages[0].get_by_test_id("call-stage").wait_for()
+        for p in pages[1:]:
             await p.get_by_test_id("join-call").click()
             await p.get_by_test_id("call-stage").wait_for()
+        return pages
+
+
+async def test_four_browsers_call_through_janus(server, janus, netns, tmp_path):  # noqa: F811
+    """Four Chromium users in one SFU call: each plays the other three's video (frames decoded,
+    time advancing); each publishes its camera once — one connection with one video sender
+    carrying one simulcast encoding set — and receives everyone on one subscription connection
+    (two connections in all, whatever the number of participants); the talking participants'
+    tiles light up; a tile's layer follows its size; last-N; a screen share on its own tile."""
+    async with Call(server, netns, talking_wav(tmp_path / "talk.wav")) as call:
+        pages = await call.join(["ana", "ben", "cleo", "dev"])
+        a = pages[0]
         for p in pages:
             assert await p.evaluate("() => podium.app.calls.media") == "sfu"
             chip = p.get_by_test_id("media-path")
@@ -217,8 +230,6 @@ async def test_four_browsers_call_through_janus(server, janus, netns, tmp_path):
 
         for p in pages:
             sending = await p.evaluate(SENDING)
-            if os.environ.get("SFU_DEBUG"):
-                print("sending:", sending)
             open_pcs = sending["open"]
             # two connections: one publishing, one subscription — not one per other participant
             assert sending["pcs"] == 2 and len(open_pcs) == 2, sending
@@ -252,8 +263,6 @@ async def test_four_browsers_call_through_janus(server, janus, netns, tmp_path):
             timeout=10_000)
         await a.wait_for_function(f"() => ({width_of})() <= 320", timeout=20_000)
         small = await a.evaluate(width_of)
-        if os.environ.get("SFU_DEBUG"):
-            print("layers:", big, small)
         assert big >= 3 * small, (big, small)
 
         # Last-N: with room for one remote camera only, the other two tiles show the avatar and
@@ -296,6 +305,23 @@ async def test_four_browsers_call_through_janus(server, janus, netns, tmp_path):
         for p in (a, b, pages[3]):
             await p.wait_for_function(f"() => !document.querySelector(\"{screen_tile}\")", timeout=15_000)
             assert await p.locator("[data-testid=video-tile]").count() == 4
-    finally:
-        await pw.stop()
-    assert not errors, errors
+    assert not call.errors, call.errors
+
+
+@pytest.mark.parametrize("config_overrides", ["ws://127.0.0.1:9"], indirect=True)
+async def test_unreachable_janus_falls_back_to_the_mesh_and_says_so(server, netns):  # noqa: F811
+    """With the configured Janus unreachable the join ack says mesh: the pages connect to each
+    other directly (one connection per other participant, no sfu.* connection) and the call's
+    header tells them it is peer-to-peer, for a handful of cameras."""
+    async with Call(server, netns) as call:
+        pages = await call.join(["ana", "ben"])
+        for p in pages:
+            chip = p.get_by_test_id("media-path")
+            assert await chip.get_attribute("data-path") == "mesh"
+            assert "Peer-to-peer" in await chip.inner_text()
+            assert "6–8 cameras" in await chip.get_attribute("title")
+            assert await p.evaluate("() => podium.app.calls.media") == "mesh"
+        for p in pages:
+            await remote_videos_playing(p, 1)
+            assert await p.evaluate("() => [podium.app.calls.peers.size, window.__pcs.length]") == [1, 1]
+    assert not call.errors, call.errors
