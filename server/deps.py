@@ -54,7 +54,7 @@ class Deps:
         self.config = config
         self.shutting_down = False
         self.sockets: set = set()  # every open /ws socket, authenticated or not
-        self.stats = {"dropped": 0, "overflows": 0, "rate_limited": 0}
+        self.stats = {"dropped": 0, "overflows": 0, "rate_limited": 0, "downloads_sendfile": 0, "downloads_streamed": 0}
         self.db = Database(config.database_url)
         storage_url = config.storage_url or f"file://{(Path(config.data_dir) / 'files').resolve().as_posix()}"
         self.storage = storage_from_url(storage_url, Path.cwd(), s3_options(config))
@@ -88,6 +88,7 @@ class Deps:
         self.signaling = Signaling(self.calls)
         self.sfu_signaling = SfuSignaling(self.calls, self.sfu)
         self.controls = Controls(self.calls)
+        self.controls.enforce_with(self.sfu_signaling)  # SFU calls: instructor mutes hold at Janus
         self.attendance = Attendance(self.db)
         self.files = Files(config, self.db, self.storage, self.signing, self.rooms.role)
         self.recordings = Recordings(self.db, self.registry, self.calls, config, worker_directory)

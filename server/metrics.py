@@ -40,6 +40,11 @@ class _Live:
         yield c("podium_queue_overflows", "Sockets closed 4008 because their outgoing queue overflowed",
                 value=d.stats["overflows"])
         yield c("podium_rate_limited", "Frames refused by the per-user rate limit", value=d.stats["rate_limited"])
+        downloads = c("podium_downloads", "Download bodies (/dl/) by how they were sent: sendfile (disk storage, "
+                      "zero copy) or streamed (chunks through Python)", labels=["path"])
+        downloads.add_metric(["sendfile"], d.stats["downloads_sendfile"])
+        downloads.add_metric(["streamed"], d.stats["downloads_streamed"])
+        yield downloads
         yield c("podium_signaling_relays", "WebRTC signals relayed between call participants", value=d.calls.relays)
         yield g("podium_call_sessions_live", "Live call sessions held by this process", value=len(d.calls.live))
         yield g("podium_call_participants", "Call participants connected to this process",

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 import secrets
 from abc import ABC, abstractmethod
-from typing import AsyncIterator
+from typing import AsyncIterator, BinaryIO
 
 
 
@@ -121,6 +121,13 @@ class Storage(ABC):
     async def inventory(self) -> list[str]:
         """Everything the backend holds for this store, committed or not (temporaries,
         incomplete multipart uploads): for operators and for tests that prove nothing leaks."""
+
+    async def open_file(self, key: str, start: int, end: int) -> BinaryIO | None:
+        """An open local file holding the object's bytes, checked as :meth:`open_range` checks
+        them (ObjectNotFound, InvalidRange), for zero-copy sending (``os.sendfile``); None when
+        the backend keeps no local file (S3), and callers use :meth:`open_range` instead. The
+        caller closes it."""
+        return None
 
     async def check(self) -> None:
         """Raise StorageError with a clear reason when the store is unusable (run at start-up)."""

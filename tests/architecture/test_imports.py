@@ -36,6 +36,7 @@ THIRD_PARTY_INTERNALS = {
 ALLOWED_PRIVATE = {
     ("server/realtime/tornado_stream.py", "stream._total_write_index"),
     ("server/realtime/tornado_stream.py", "stream._total_write_done_index"),
+    ("server/realtime/tornado_stream.py", "connection._expected_content_remaining"),  # sendfile bodies
     ("server/__main__.py", "os._exit"),
     ("server/http/base.py", "super()._handle_request_exception"),
     ("server/files/handlers.py", "super()._handle_request_exception"),
