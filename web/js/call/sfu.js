@@ -71,7 +71,11 @@ export class SfuCall {
   start(iceServers) {
     this.iceServers = Array.isArray(iceServers) ? iceServers : [];
     const gen = this.generation;
-    this.publish(gen).catch((err) => this.failed('publish', err, gen));
+    this.publish(gen).catch((err) => {
+      if (!this.live(gen)) return;
+      this.failed('publish', err, gen);
+      this.calls.notice({ text: 'The media server did not take your camera and microphone: the others cannot see or hear you. Leave and join the call again.', kind: 'error' });
+    });
     this.subscribe();
   }
 
@@ -236,8 +240,9 @@ export class SfuCall {
     const mid = this.videoMid(peerId);
     if (mid == null || !this.subscribed) return;
     const prev = this.wanted.get(mid);
-    if (prev && prev.substream === layer && prev.send === send) return;
-    this.wanted.set(mid, { substream: layer, send });
+    // (Janus may give a freed mid to another participant's stream: compare whose it was too.)
+    if (prev && prev.peerId === peerId && prev.substream === layer && prev.send === send) return;
+    this.wanted.set(mid, { peerId, substream: layer, send });
     const gen = this.generation;
     this.request('sfu.configure', { mid: String(mid), substream: layer, send })
       .catch((err) => { this.wanted.delete(mid); this.failed('configure', err, gen); });
