@@ -26,6 +26,8 @@ probe (one WebSocket sending ``message.send`` at ``--chat-rate``/s, timing send 
   download 1    3 GETs in a row of the stored 512 MiB file: Podium's signed /dl/ link, and nginx
   download N    N parallel GETs of it, Podium and nginx (client: ``getter.py``, one thread per
                 stream reading into a reusable 4 MiB buffer, in its own process)
+                (both download phases also measure the floor: ``floor.py``, bare asyncio sending
+                the same blob with one ``loop.sock_sendfile``, no HTTP framework, no budget)
 
 The servers run on the first CPU and the clients on the others (``--pin``). A phase during which
 other processes used the machine (other engineers' tests) is repeated after waiting for quiet
@@ -195,6 +197,14 @@ http {{
         return SERVER_CPUS + [binary, "-p", str(d), "-e", str(d / "error.log"), "-c", str(conf)], dict(os.environ), d
 
 
+class Floor(benchlib.Server):
+    """``floor.py``: bare asyncio, one ``loop.sock_sendfile`` per GET of a file under ``root``."""
+
+    def _command(self, work: Path, root: Path):
+        self.base = f"http://127.0.0.1:{self.port}"
+        return SERVER_CPUS + [PY, str(HERE / "floor.py"), str(self.port), str(root)], dict(os.environ), work
+
+
 # --- phases -----------------------------------------------------------------------------------
 def machine_cpu() -> tuple[float, float, float]:
     """CPU seconds the whole machine spent so far in processes (user + nice + system), in
@@ -351,7 +361,7 @@ async def one_run(k: int, args, work: Path, template: Path, room: dict, src: Pat
     up_token, chat_token = room["tokens"][0], room["tokens"][1]
     res: dict = {}
     pod = await asyncio.to_thread(start, Podium, "podium", work, template, args.file_max_mb, args.whatif)
-    ngx = probe = None
+    ngx = flo = probe = None
     prof = (lambda name: prof_dir / f"{name}.txt") if prof_dir is not None else (lambda name: None)
     try:
         pid = pod.proc.pid
@@ -416,13 +426,16 @@ async def one_run(k: int, args, work: Path, template: Path, room: dict, src: Pat
         big = up1["ids"][0]
 
         ngx = await asyncio.to_thread(start, Nginx, "nginx", work, nginx_bin, pod.storage_dir, args.nginx_workers)
-        urls = {"podium": signed_url(pod, up_token, big), "nginx": f"{ngx.base}/{pod.storage_key(big)}"}
-        pids = {"podium": pid, "nginx": ngx.proc.pid}
-        baseline_mb[ngx.proc.pid] = round(clients.rss(clients.tree(ngx.proc.pid)) / MIB, 1)
-        for who in ("podium", "nginx"):
+        flo = await asyncio.to_thread(start, Floor, "floor", work, pod.storage_dir)
+        urls = {"podium": signed_url(pod, up_token, big), "nginx": f"{ngx.base}/{pod.storage_key(big)}",
+                "floor": f"{flo.base}/{pod.storage_key(big)}"}
+        pids = {"podium": pid, "nginx": ngx.proc.pid, "floor": flo.proc.pid}
+        for other in (ngx, flo):
+            baseline_mb[other.proc.pid] = round(clients.rss(clients.tree(other.proc.pid)) / MIB, 1)
+        for who in urls:
             check_bytes(urls[who], src, size)
-        # Alternate who goes first, so a drift in machine load does not always favour one.
-        order = ("podium", "nginx") if k % 2 == 0 else ("nginx", "podium")
+        # Rotate who goes first, so a drift in machine load does not always favour one.
+        order = [("podium", "nginx", "floor"), ("nginx", "floor", "podium"), ("floor", "podium", "nginx")][k % 3]
         blob = pod.storage_dir / pod.storage_key(big)
         for who in order:  # warm: both servers read the blob from the page cache, never the disk
             await measured(f"download_1_{who}", lambda url=urls[who]: download_many([url], size, args.single_repeats),
@@ -437,7 +450,7 @@ async def one_run(k: int, args, work: Path, template: Path, room: dict, src: Pat
     finally:
         if probe is not None:
             probe.close()
-        for srv in (ngx, pod):
+        for srv in (flo, ngx, pod):
             if srv is not None:
                 await asyncio.to_thread(stop, srv)
         if pod.proc.returncode not in (0, None, -signal.SIGTERM):
@@ -456,8 +469,10 @@ PHASES = [
     ("upload_n", "upload {n}×{psize} MiB in parallel", "**Podium**"),
     ("download_1_podium", "download 1×{size} MiB", "**Podium** (/dl/ signed link)"),
     ("download_1_nginx", "", "nginx (sendfile, {workers} worker)"),
+    ("download_1_floor", "", "floor: bare asyncio, loop.sock_sendfile"),
     ("download_n_podium", "download {n}×{size} MiB in parallel", "**Podium** (/dl/ signed link)"),
     ("download_n_nginx", "", "nginx (sendfile, {workers} worker)"),
+    ("download_n_floor", "", "floor: bare asyncio, loop.sock_sendfile"),
 ]
 
 
@@ -523,6 +538,15 @@ def report(runs: list[dict], args) -> tuple[str, list[str], dict]:
                         f"{' · '.join(f'{x:.2f}' for x in m['download_1_ratios'])}; medians "
                         f"{fmt(m['download_1_podium']['mb_s'], 0)} vs {fmt(m['download_1_nginx']['mb_s'], 0)} MB/s) "
                         f"-> {verdict(r >= 0.9)}")
+    for n_ in ("1", "n"):
+        pairs = [(r[f"download_{n_}_podium"]["mb_s"], r[f"download_{n_}_floor"]["mb_s"]) for r in runs
+                 if all(f"download_{n_}_{w}" in r and not r[f"download_{n_}_{w}"].get("errors")
+                        for w in ("podium", "floor"))]
+        if pairs:
+            ratios = [round(a / b, 3) for a, b in pairs]
+            verdicts.append(f"Podium / floor (bare asyncio sock_sendfile), {'single stream' if n_ == '1' else 'parallel'}: "
+                            f"{med(ratios, 3):.2f}x (per run {' · '.join(f'{x:.2f}' for x in ratios)})"
+                            + (f"; Podium / nginx {m[f'download_{n_}_ratio']:.2f}x" if f"download_{n_}_ratio" in m else ""))
     if "download_n_podium" in m:
         p99 = m["download_n_podium"]["rtt_p99"]
         lost = m["download_n_podium"]["lost"]
