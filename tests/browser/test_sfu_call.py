@@ -228,6 +228,7 @@ async def test_four_browsers_call_through_janus(server, janus, netns, tmp_path):
             "() => document.querySelectorAll('[data-testid=video-tile][data-talking=yes]').length === 0",
             timeout=20_000, polling=100)
 
+        await pages[3].screenshot(path="/tmp/sfu-call.png")
         for p in pages:
             sending = await p.evaluate(SENDING)
             open_pcs = sending["open"]
@@ -301,6 +302,7 @@ async def test_four_browsers_call_through_janus(server, janus, netns, tmp_path):
                 timeout=MEDIA_TIMEOUT)
             assert await p.locator("[data-testid=video-tile]").count() == 5
         assert (await c.evaluate(SENDING))["pcs"] == 3  # camera, subscription, screen
+        await pages[3].screenshot(path="/tmp/sfu-call-screen.png")
         await c.get_by_test_id("share-screen").click()
         for p in (a, b, pages[3]):
             await p.wait_for_function(f"() => !document.querySelector(\"{screen_tile}\")", timeout=15_000)
