@@ -62,3 +62,61 @@ async def test_counts_the_bytes_not_yet_handed_to_the_kernel():
     finally:
         stream.close()
         reader.close()
+
+
+async def test_wait_writable_on_a_duplicate_descriptor():
+    """With the kernel buffer full, wait_writable waits; it returns True once the peer reads,
+    and False soon after Tornado closes the stream (while the duplicate keeps the socket)."""
+    import os
+
+    from server.realtime.tornado_stream import plain_socket, wait_writable
+
+    writer_sock, reader = loopback_pair()
+    stream = IOStream(writer_sock)
+    fd = os.dup(plain_socket(stream).fileno())
+    try:
+        while True:  # fill the send buffer through the duplicate, as sendfile does
+            try:
+                os.write(fd, b"x" * 65536)
+            except BlockingIOError:
+                break
+        waiting = asyncio.ensure_future(wait_writable(fd, stream, poll_s=0.05))
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+        loop = asyncio.get_running_loop()
+        for _ in range(200):  # the peer reads: the buffer drains
+            if waiting.done():
+                break
+            try:
+                await asyncio.wait_for(loop.sock_recv(reader, 1 << 20), 0.05)
+            except asyncio.TimeoutError:
+                pass
+        assert await asyncio.wait_for(waiting, 5) is True
+        for _ in range(10):  # fill again, until what the peer's window took has settled
+            while True:
+                try:
+                    os.write(fd, b"x" * 65536)
+                except BlockingIOError:
+                    break
+            await asyncio.sleep(0.05)
+        waiting = asyncio.ensure_future(wait_writable(fd, stream, poll_s=0.05))
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+        stream.close()
+        assert await asyncio.wait_for(waiting, 5) is False
+    finally:
+        os.close(fd)
+        stream.close()
+        reader.close()
+
+
+def test_plain_socket_is_only_for_plain_open_streams():
+    """A plain IOStream gives its socket; a closed one gives None."""
+    from server.realtime.tornado_stream import plain_socket
+
+    writer_sock, reader = loopback_pair()
+    stream = IOStream(writer_sock)
+    assert plain_socket(stream) is writer_sock
+    stream.close()
+    assert plain_socket(stream) is None
+    reader.close()
