@@ -231,7 +231,10 @@ class Job:
             if p["peer_id"] in self.members:
                 self.rec.media(p["peer_id"], p.get("media") or {})
         elif kind == "sfu.feeds_changed" and self.sfu is not None:
-            await self.sfu.refresh()
+            peer_id = self._publisher_of(str(ev.get("peer_id")))
+            await (self.sfu.add(peer_id) if peer_id is not None else self.sfu.refresh())
+        elif kind == "sfu.offer" and self.sfu is not None:
+            await self.sfu.offered(ev.get("sdp"), ev.get("streams") or [])
         elif kind == "sfu.restart" and self.sfu is not None:
             log.warning("recording %s: Janus restarted; subscribing again", self.recording_id)
             await self.sfu.restart()

@@ -30,15 +30,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCBundlePolicy, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from media_worker.live import RecordingSession, TrackWriter, install_passthrough
+from media_worker.live.passthrough import follow_remote_ssrcs
 from media_worker.peers import rtc_configuration
 
 log = logging.getLogger("podium.worker.sfu")
 
 Request = Callable[..., Awaitable[dict]]
+ANNOUNCE_WAIT_S = 5.0
+ANNOUNCE_RETRY_S = 0.25
 
 
 class RoutedTrack(MediaStreamTrack):
@@ -115,25 +118,62 @@ class SfuSubscription:
         async with self._lock:
             return await self._refresh()
 
-    async def _refresh(self) -> bool:
+    async def add(self, peer_id: str, timeout: float = ANNOUNCE_WAIT_S) -> bool:
+        """``sfu.feeds_changed {peer_id}``: a publish connection of ``peer_id`` (camera or
+        screen) is up; subscribe until the subscription has more of their streams than before.
+        Janus may announce a publisher (``webrtcup``) a moment before it lists it, so an empty
+        answer is asked again every ``ANNOUNCE_RETRY_S``, for ``timeout`` at most."""
+        before = self.streams_of(peer_id)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not self._closed and not self.rec.stopped:
+            async with self._lock:
+                if await self._refresh() or self.streams_of(peer_id) > before:
+                    return True
+            if asyncio.get_running_loop().time() > deadline:
+                log.warning("%s: %s was announced but Janus listed no new stream of theirs within %.0f s",
+                            self.label, peer_id, timeout)
+                return False
+            await asyncio.sleep(ANNOUNCE_RETRY_S)
+        return False
+
+    def streams_of(self, peer_id: str) -> int:
+        """How many streams of the subscription belong to ``peer_id`` (a participant)."""
+        return sum(1 for _, p in self._streams.values() if p and self._resolve(p) == peer_id)
+
+    async def _refresh(self, restart: bool = False) -> bool:
         if self._closed or self.rec.stopped:
             return False
         try:
-            ack = await self._request("sfu.record", session=self.session_id)
+            ack = await self._request("sfu.record", session=self.session_id,
+                                      **({"restart": True} if restart else {}))
         except Exception as e:
             log.warning("%s: sfu.record failed: %s", self.label, e)
             return False
-        if not ack.get("sdp"):
+        if not ack.get("sdp"):  # nobody new, or Janus will offer once its pending offer is answered
+            log.debug("%s: no new offer", self.label)
             return False
         if self.pc is None:
             self._open()
-        self._map(ack.get("streams") or [])
+        return await self._answer(ack["sdp"], ack.get("streams") or [])
+
+    async def offered(self, sdp: str, streams: list[dict]) -> bool:
+        """``sfu.offer``: Janus renegotiated the subscription by itself (a publisher left, or
+        an update it had queued); answer it."""
+        async with self._lock:
+            if self.pc is None or self._closed or not sdp:
+                return False
+            return await self._answer(sdp, streams)
+
+    async def _answer(self, sdp: str, streams: list[dict]) -> bool:
+        self._map(streams)
         pc = self.pc
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=ack["sdp"], type="offer"))
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        follow_remote_ssrcs(pc)  # a reused m-line's new source (aiortc would drop its packets)
         await pc.setLocalDescription(await pc.createAnswer())
         try:
             await self._request("sfu.answer", session=self.session_id, sdp=pc.localDescription.sdp)
-            await self._request("sfu.ice", session=self.session_id, target="subscribe", candidate=None)
+            if self.negotiations == 0:
+                await self._request("sfu.ice", session=self.session_id, target="subscribe", candidate=None)
         except Exception as e:
             log.warning("%s: answering Janus's offer failed: %s", self.label, e)
             return False
@@ -146,7 +186,7 @@ class SfuSubscription:
         """Drop the subscription (its tracks end) and subscribe anew on a new connection."""
         async with self._lock:
             await self._drop_connection()
-            return await self._refresh()
+            return await self._refresh(restart=True)
 
     async def close(self) -> None:
         """End every track and close the connection. Idempotent."""
@@ -164,7 +204,13 @@ class SfuSubscription:
 
     # -- the connection ----------------------------------------------------------------------
     def _open(self) -> None:
-        pc = self.pc = RTCPeerConnection(rtc_configuration(self._ice_servers))
+        # One transport for every m-line from the start (Janus bundles them all). With aiortc's
+        # default (balanced) policy, the second m-line of a kind in one offer shares the first
+        # one's own transport, which bundling then discards: its packets never arrive, or go to
+        # the first m-line of that kind as a payload-type match.
+        config = rtc_configuration(self._ice_servers)
+        config.bundlePolicy = RTCBundlePolicy.MAX_BUNDLE
+        pc = self.pc = RTCPeerConnection(config)
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:  # synchronous: before the receiver starts
@@ -192,6 +238,7 @@ class SfuSubscription:
         self._streams.clear()
         self._receivers.clear()
         pc, self.pc = self.pc, None
+        self.negotiations = 0
         if pc is not None:
             await pc.close()
         for task in list(self._pumps):

@@ -18,6 +18,18 @@ the event loop, so no thread hop and no decoder), and wraps the receiver's ``_se
 to learn about losses. Nothing process-wide is patched: other connections in the same process
 keep decoding. The receiver's decoder thread still starts, idles on the stand-in's inner queue
 and ends normally when the receiver stops.
+
+New SSRCs on an m-line that already receives (:func:`follow_remote_ssrcs`): aiortc routes a
+connection's incoming RTP to its receivers by SSRC (``RtpRouter.ssrc_table`` of the DTLS
+transport) and, for an SSRC it does not know, by a payload type only one receiver uses. A
+receiver's SSRCs are registered once, from the description in force when it starts
+(``receive()`` sets ``__started``). Janus reuses a subscription's freed m-line (a publisher left)
+for the next publisher it adds, with new SSRCs in its next offer; with two or more video (or
+audio) m-lines the payload type is shared, so aiortc would drop every packet of the newcomer.
+After each ``setRemoteDescription`` the new SSRCs (and the RTX ones of ``a=ssrc-group:FID``,
+in ``__rtx_ssrc``) are routed to the m-line's receiver, and its per-source state — jitter
+buffer, NACK generator, RTP timestamp mapper, as ``__init__`` creates them — starts afresh,
+since the new source's sequence numbers and timestamps have nothing to do with the old one's.
 """
 from __future__ import annotations
 
@@ -30,7 +42,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiortc
-from aiortc.rtcrtpreceiver import RemoteStreamTrack, RTCRtpReceiver, decoder_worker
+from aiortc import RTCPeerConnection
+from aiortc.jitterbuffer import JitterBuffer
+from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
+from aiortc.rtcrtpreceiver import (NackGenerator, RemoteStreamTrack, RTCRtpReceiver, TimestampMapper,
+                                   decoder_worker)
+from aiortc.sdp import SessionDescription
 
 from media_worker.live import h264, vp8
 
@@ -39,6 +56,8 @@ log = logging.getLogger("podium.worker.live")
 PINNED_AIORTC = "1.16.0"
 _QUEUE_ATTR = "_RTCRtpReceiver__decoder_queue"
 _THREAD_ATTR = "_RTCRtpReceiver__decoder_thread"
+_STARTED_ATTR = "_RTCRtpReceiver__started"
+_RTX_ATTR = "_RTCRtpReceiver__rtx_ssrc"
 
 _KEYFRAME_TESTS = {"vp8": vp8.is_keyframe, "h264": h264.is_keyframe}
 
@@ -134,6 +153,11 @@ class ReceiverTap:
         self.losses += 1
         await self._send_pli(media_ssrc)
 
+    def source_changed(self) -> None:
+        """The m-line now carries another source (``rtp_routes.py``): keyframe requests must
+        address its SSRC, found again from the next packets."""
+        self._ssrc = None
+
     def request_keyframe(self) -> bool:
         """Send one PLI to the sender of this receiver's media (in the background). False when
         no media arrived yet, so there is no SSRC to address."""
@@ -161,6 +185,51 @@ def install_passthrough(receiver: RTCRtpReceiver) -> ReceiverTap:
     :class:`PassthroughUnsupported` otherwise or when aiortc's internals changed."""
     tap = getattr(receiver, "_podium_tap", None)
     return tap if tap is not None else ReceiverTap(receiver)
+
+
+# The receiver's per-source state, as RTCRtpReceiver.__init__ creates it.
+_FRESH = {
+    "audio": {"jitter_buffer": lambda: JitterBuffer(capacity=16, prefetch=4), "nack_generator": lambda: None},
+    "video": {"jitter_buffer": lambda: JitterBuffer(capacity=512, is_video=True), "nack_generator": NackGenerator},
+}
+
+
+def follow_remote_ssrcs(pc: RTCPeerConnection) -> list[str]:
+    """Route the SSRCs of ``pc``'s remote description to the receivers of their m-lines;
+    returns the mids of the started receivers that got a new source (their state was reset)."""
+    if pc.remoteDescription is None:
+        return []
+    changed = []
+    by_mid = {t.mid: t for t in pc.getTransceivers() if t.mid is not None}
+    for media in SessionDescription.parse(pc.remoteDescription.sdp).media:
+        transceiver = by_mid.get(media.rtp.muxId)
+        if transceiver is None or media.kind not in _FRESH:
+            continue
+        receiver = transceiver.receiver
+        if not getattr(receiver, _STARTED_ATTR, False):
+            continue  # receive() registers what the description says
+        router = receiver.transport._rtp_router
+        rtx = getattr(receiver, _RTX_ATTR)
+        for group in media.ssrc_group:  # retransmissions: routed, never a new source
+            if group.semantic == "FID" and len(group.items) == 2:
+                rtx[int(group.items[1])] = int(group.items[0])
+                router.ssrc_table[int(group.items[1])] = receiver
+        new = [s for s in dict.fromkeys(d.ssrc for d in media.ssrc)
+               if s not in rtx and router.ssrc_table.get(s) is not receiver]
+        if not new:
+            continue
+        for ssrc in new:
+            router.ssrc_table[ssrc] = receiver
+        for name, make in _FRESH[media.kind].items():
+            setattr(receiver, "_RTCRtpReceiver__" + name, make())
+        setattr(receiver, "_RTCRtpReceiver__timestamp_mapper", TimestampMapper())
+        tap = getattr(receiver, "_podium_tap", None)
+        if tap is not None:
+            tap.source_changed()
+        changed.append(transceiver.mid)
+        log.info("m-line %s: a new source (SSRC %s) now routed to its receiver", transceiver.mid,
+                 ", ".join(map(str, sorted(new))))
+    return changed
 
 
 def _structural_problems(receiver: RTCRtpReceiver) -> list[str]:
@@ -198,6 +267,16 @@ def aiortc_internals_problems() -> list[str]:
         (RTCRtpReceiver._RTCRtpReceiver__stop_decoder, "self.__decoder_queue.put(None)"),
         (decoder_worker, "task = input_q.get()"),
         (RemoteStreamTrack.__init__, "self._queue: asyncio.Queue = asyncio.Queue()"),
+        # follow_remote_ssrcs:
+        (RTCRtpReceiver.__init__, "self.__jitter_buffer = JitterBuffer(capacity=16, prefetch=4)"),
+        (RTCRtpReceiver.__init__, "self.__nack_generator = None"),
+        (RTCRtpReceiver.__init__, "self.__jitter_buffer = JitterBuffer(capacity=512, is_video=True)"),
+        (RTCRtpReceiver.__init__, "self.__nack_generator = NackGenerator()"),
+        (RTCRtpReceiver.__init__, "self.__rtx_ssrc: dict[int, int] = {}"),
+        (RTCRtpReceiver.__init__, "self.__timestamp_mapper = TimestampMapper()"),
+        (RTCRtpReceiver.receive, "self.__started = True"),
+        (RTCDtlsTransport.__init__, "self._rtp_router = RtpRouter()"),
+        (RtpRouter.route_rtp, "ssrc_receiver = self.ssrc_table.get(packet.ssrc)"),
     ]
     for obj, text in expected:
         if text not in source(obj):

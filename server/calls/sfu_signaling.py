@@ -209,12 +209,22 @@ class SfuSignaling:
         publisher not yet subscribed on the recorder's one subscription (answered with
         ``sfu.answer``, trickle with ``sfu.ice`` target ``subscribe``), and Janus is asked for
         every video stream's top simulcast layer (``substream`` 2, ``temporal`` 2), so the
-        recording gets the best picture whatever the browsers watch."""
+        recording gets the best picture whatever the browsers watch. ``restart: true`` drops
+        its subscription first and starts a new one with every publisher."""
         _, me = self.calls.participant(conn, msg)
         if not me.recorder:
             raise Forbidden("only the session's recorder subscribes as its recorder")
         _, _, peer = await self._peer(conn, msg)
         peer.top_layers = True
+        if msg.get("restart") is True and peer.subscriber is not None:
+            # The recorder lost its connection (ICE failed): a new subscription, from scratch.
+            old, peer.subscriber = peer.subscriber, None
+            peer.feeds.clear()
+            peer.mids.clear()
+            try:
+                await old.detach()
+            except (JanusError, JanusClosed) as e:
+                log.warning("session %s: detaching the recorder's old subscription failed: %s", msg.get("session"), e)
         ack = await self.subscribe(conn, msg)
         if ack["sdp"]:
             await self._ask_top_layers(peer, ack["streams"], msg.get("session"))

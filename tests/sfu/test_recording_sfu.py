@@ -178,15 +178,23 @@ async def test_worker_records_an_sfu_call_into_an_aligned_class_video(server, wo
                 assert cleo_span[0] - 0.2 <= t <= cleo_span[1] + 0.2, (t, cleo_span)
             offset = min(abs(t - b) for b in beeps)
             offsets.append(offset)
-            assert offset < SYNC_LIMIT_S, (owner, t, offset)
+            assert offset < SYNC_LIMIT_S, (owner, t, offset, [round(b, 3) for b in beeps], cleo_span)
     assert owners == names, (owners, names)  # and no other participant's phase fits them better
     print(f"SFU recording, A/V offsets over {len(offsets)} flashes: max {max(offsets) * 1000:.0f} ms, "
           f"median {sorted(offsets)[len(offsets) // 2] * 1000:.0f} ms")
 
+    # Each participant's own file holds their media only: its beeps are all on their phase
+    # (two publishers' audio arriving on one m-line would put another phase in).
+    name_of = {p["user_id"]: p["display_name"].lower() for p in manifest["participants"]}
     for path in files["participant"]:
+        owner = name_of[path.name.split("-")[1]]
         with av.open(str(path)) as f:
             assert f.streams.video and f.streams.audio, path.name
             assert sum(1 for _ in f.decode(video=0)) >= FPS * 2, path.name
+        own, start = decode_audio_mono(path)
+        own_beeps = [start + b for b in beep_times(own, min_gap_s=BEEP_GAP_S)]
+        assert len(own_beeps) >= 3, (path.name, own_beeps)
+        assert all(frac_distance(t0 + b, PHASES[owner]) < 0.15 for b in own_beeps), (owner, own_beeps, t0)
 
 
 async def test_only_the_sessions_recorder_subscribes_as_recorder(server):
@@ -220,3 +228,63 @@ async def test_only_the_sessions_recorder_subscribes_as_recorder(server):
         assert {(s["type"], s["peer_id"]) for s in ack["streams"]} == {("audio", ana_peer), ("video", ana_peer)}
     finally:
         await pub.pc.close()
+
+
+async def test_recorder_follows_departures_and_newcomers(server, worker_procs, netns, tmp_path):
+    """Ana publishes and is recorded; Ben joins, publishes and leaves; then Cleo joins and
+    publishes (Janus may give her Ben's freed m-lines). The recorder ends Ben's tracks when he
+    leaves and records Cleo on the same subscription; the recording is ready with a decodable
+    file for each of the three."""
+    worker = worker_procs(server.base_url, server.deps.config.worker_secret, tmp_path / "work",
+                          extra_env={"WORKER_ICE_ADDRESSES": PEER_ADDR}).start()
+    await wait_for(lambda: "test-worker" in server.deps.recordings.workers, 30, "the worker to register",
+                   worker.log_tail)
+    (_, a_tok), (ben_user, b_tok), (cleo_user, c_tok) = [
+        await server.user("ana", "instructor"), await server.user("ben"), await server.user("cleo")]
+    room = await server.room(a_tok, members=[ben_user["id"], cleo_user["id"]])
+    ana, ben, cleo = [await server.client(t) for t in (a_tok, b_tok, c_tok)]
+    session = (await ana.request("call.start", room=room["id"]))["session"]["id"]
+    await ana.request("call.join", session=session)
+    pubs = [PatternPublisher(ana, session, 0.0)]
+    try:
+        await pubs[0].publish()
+        rid = (await ana.request("recording.start", session=session))["recording"]["id"]
+        await ana.next_event("recording.started", timeout=30)
+        tracks = tmp_path / "work" / f"rec-{rid}" / "tracks"
+        await wait_for(lambda: len(list(tracks.glob("*.mkv"))) == 2, 20, "Ana's tracks", worker.log_tail)
+        peers = {}
+        for name, ws in (("ben", ben), ("cleo", cleo)):
+            peers[name] = (await ws.request("call.join", session=session))["peer_id"]
+            pubs.append(PatternPublisher(ws, session, 0.4))
+            await pubs[-1].publish()
+            await wait_for(lambda: len(list(tracks.glob(f"{peers[name]}-*.mkv"))) == 2, 20,
+                           f"{name}'s tracks", worker.log_tail)
+            await asyncio.sleep(2.0)
+            if name == "ben":
+                await ben.request("call.leave", session=session)
+                await pubs.pop().pc.close()
+                await asyncio.sleep(1.0)
+        await ana.request("recording.stop", session=session)
+        ready = await ana.next_event("recording.ready", timeout=120)
+        assert ready["recording"]["id"] == rid
+    finally:
+        for p in pubs:
+            await p.pc.close()
+    status, body = await server.http("GET", f"/api/recordings/{rid}", a_tok)
+    assets = body["recording"]["assets"]
+    manifest = json.loads((await download(server, next(a for a in assets if a["kind"] == "manifest"),
+                                          tmp_path / "manifest.json")).read_text())
+    events = manifest["events"]
+    ended = {e["track"]: e["t"] for e in events if e["type"] == "track_ended"}
+    started = {e["track"]: e["t"] for e in events if e["type"] == "track_started"}
+    ben_left = next(e["t"] for e in events if e["type"] == "participant_left" and e["peer_id"] == peers["ben"])
+    for kind in ("audio", "video"):
+        assert ended[f"{peers['ben']}-{kind}-0"] <= ben_left + 0.5  # ended when he left
+        assert started[f"{peers['cleo']}-{kind}-0"] > ben_left
+    participant_files = [a for a in assets if a["kind"] == "participant"]
+    assert len(participant_files) == 3
+    for a in participant_files:
+        path = await download(server, a, tmp_path / a["name"])
+        with av.open(str(path)) as f:
+            assert f.streams.video and f.streams.audio, a["name"]
+            assert sum(1 for _ in f.decode(video=0)) >= FPS, a["name"]
