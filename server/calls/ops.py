@@ -43,11 +43,15 @@ def register(ops: Dispatcher, calls: Calls, signaling: Signaling, controls: Cont
     async def mute(conn, msg):
         await controls.mute(conn.actor, msg)
 
+    async def unmute_self(conn, msg):
+        return await controls.unmute_self(conn, msg)
+
     async def remove(conn, msg):
         await controls.remove(conn.actor, msg)
 
     for name, op in (("call.start", start), ("call.join", join), ("call.leave", leave), ("call.end", end),
-                     ("call.media", media), ("call.hand", hand), ("call.mute", mute), ("call.remove", remove)):
+                     ("call.media", media), ("call.hand", hand), ("call.mute", mute), ("call.remove", remove),
+                     ("call.unmute_self", unmute_self)):
         ops.register(name, op)
     for kind in SIGNALS:
         ops.register(kind, relay, signal=True)

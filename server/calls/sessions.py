@@ -44,6 +44,9 @@ class Participant:
     interval_id: int | None
     media: dict = field(default_factory=lambda: {"audio": False, "video": False, "screen": False})
     hand: bool = False
+    # SFU calls: muted at Janus by an instructor; ``may_unmute`` false while they hold it.
+    muted_by_instructor: bool = False
+    may_unmute: bool = True
 
     @property
     def peer_id(self) -> str:
@@ -57,7 +60,8 @@ class Participant:
         return {"peer_id": self.peer_id,
                 "user": {"id": str(self.user_id), "display_name": self.display_name, "role": self.role},
                 "joined_at": iso(self.joined_at), "media": dict(self.media), "hand": self.hand,
-                "recorder": self.recorder}
+                "recorder": self.recorder, "muted_by_instructor": self.muted_by_instructor,
+                "may_unmute": self.may_unmute}
 
 
 @dataclass
@@ -68,6 +72,8 @@ class LiveSession:
     end_timer: asyncio.TimerHandle | None = None
     recording: dict | None = None  # the recording being made, as last announced
     publish: object = None  # with REDIS_URL: (header, frame) → the other processes
+    # SFU calls: user id → allow_unmute, for users an instructor muted (calls/controls.py)
+    instructor_mutes: dict[int, bool] = field(default_factory=dict)
 
     @property
     def id(self) -> int:
@@ -265,6 +271,9 @@ class Calls:
                 raise Conflict("the connection closed while joining")
             me = Participant(conn, actor.id, actor.display_name, role, now, interval_id)
             me.media.update(media)
+            if role != "recorder" and actor.id in live.instructor_mutes:  # still muted (SFU)
+                me.muted_by_instructor, me.may_unmute = True, live.instructor_mutes[actor.id]
+                me.media["audio"] = False
             live.participants[me.peer_id] = me
             self._joined(conn, session_id)
             if role == "instructor" and live.end_timer:

@@ -94,6 +94,17 @@ def parse_source(msg: dict) -> str:
     return source
 
 
+def audio_mids(sdp: str) -> list[str]:
+    """The ``a=mid`` of each audio m-line of an SDP (a publisher's offer: Janus keeps its mids)."""
+    mids, kind = [], None
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            kind = line[2:].split(" ", 1)[0]
+        elif kind == "audio" and line.startswith("a=mid:"):
+            mids.append(line[6:].strip())
+    return mids
+
+
 def screen_display(peer_id: str) -> str:
     """The Janus display name of a participant's screen share: subscribers see it as a
     stream of ``<peer_id>:screen``."""
@@ -123,6 +134,7 @@ class SfuPeer:
     screen: Handle | None = None  # a second publisher: the participant's shared screen
     screen_feed: int | None = None
     mids: set[str] = field(default_factory=set)  # the subscription's m-lines (sfu.configure)
+    audio_mids: list[str] = field(default_factory=list)  # the publisher's audio m-lines (moderate)
 
 
 class SfuSignaling:
@@ -176,6 +188,9 @@ class SfuSignaling:
             raise Conflict(f"the media router refused the offer: {e}") from None
         if not reply.jsep or reply.jsep.get("type") != "answer":
             raise Conflict("the media router sent no answer")
+        peer.audio_mids = audio_mids(sdp)
+        if me.muted_by_instructor:  # a held participant publishing again stays muted
+            await self.moderate_audio(live.id, me.peer_id, True)
         return {"sdp": reply.jsep["sdp"], "feed": str(peer.feed)}
 
     async def subscribe(self, conn, msg: dict) -> dict:
@@ -335,6 +350,22 @@ class SfuSignaling:
             except (JanusError, JanusClosed) as e:
                 log.warning("stopping a screen share at Janus failed: %s", e)
         return {}
+
+    async def moderate_audio(self, session_id: int, peer_id: str, mute: bool) -> None:
+        """An instructor's mute (calls/controls.py): Janus stops (or resumes) relaying the
+        audio of ``peer_id``'s camera publisher, if it publishes here (one who does not publish
+        yet is moderated when it does). A refusal is logged: the others still get theirs."""
+        peer = self.peers.get((session_id, peer_id))
+        if peer is None or peer.feed is None or peer.janus.lost:
+            return
+        spec = peer.node.rooms.open_rooms.get(str(session_id))
+        if spec is None:
+            return
+        try:
+            for mid in peer.audio_mids:
+                await peer.node.rooms.moderate(spec, peer.feed, mid, mute)
+        except (JanusError, JanusClosed) as e:
+            log.warning("session %s: moderating %s at Janus failed: %s", session_id, peer_id, e)
 
     def _relay_talking(self, session_id: int):
         """Janus's ``talking`` / ``stopped-talking`` (the room has ``audiolevel_event``) →
