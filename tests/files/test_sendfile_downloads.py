@@ -54,10 +54,27 @@ async def downloads(server) -> dict[str, int]:
 
 
 def open_fds(server) -> int:
-    """Descriptors of this process (the server's) that a download could leak: sockets and
-    stored objects (not database connections, which the pool opens as it likes)."""
+    """Descriptors of this process that a download could leak: the server's side of HTTP
+    connections (sockets on its port) and stored objects; not the database's or Redis's
+    connections, which their pools open as they like."""
     root = str(server.deps.storage.root)
-    return sum(1 for t in fd_targets() if t.startswith("socket:") or t.startswith(root))
+    http = http_socket_inodes(server.port)
+    return sum(1 for t in fd_targets() if t in http or t.startswith(root))
+
+
+def http_socket_inodes(port: int) -> set[str]:
+    """``socket:[inode]`` of every TCP socket whose local port is ``port`` (/proc/net/tcp*)."""
+    out = set()
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            if int(cols[1].rsplit(":", 1)[1], 16) == port:
+                out.add(f"socket:[{cols[9]}]")
+    return out
 
 
 def fd_targets() -> list[str]:
