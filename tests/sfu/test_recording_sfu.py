@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import secrets
+import time
 
 import av
 import pytest
@@ -288,3 +289,68 @@ async def test_recorder_follows_departures_and_newcomers(server, worker_procs, n
         with av.open(str(path)) as f:
             assert f.streams.video and f.streams.audio, a["name"]
             assert sum(1 for _ in f.decode(video=0)) >= FPS, a["name"]
+
+
+async def test_recording_goes_on_across_a_janus_restart(server, worker_procs, janus, tmp_path):
+    """Janus killed and restarted mid-recording: everyone gets sfu.restart, the participants
+    publish again and the recorder subscribes again from scratch (new track files); the
+    recording is ready and its class video shows both participants' flashes, on their beeps,
+    after the restart too. (This test restarts the module's Janus: it runs last.)"""
+    worker = worker_procs(server.base_url, server.deps.config.worker_secret, tmp_path / "work",
+                          extra_env={"WORKER_ICE_ADDRESSES": PEER_ADDR}).start()
+    await wait_for(lambda: "test-worker" in server.deps.recordings.workers, 30, "the worker to register",
+                   worker.log_tail)
+    (_, a_tok), (ben_user, b_tok) = [await server.user("ana", "instructor"), await server.user("ben")]
+    room = await server.room(a_tok, members=[ben_user["id"]])
+    ana, ben = [await server.client(t) for t in (a_tok, b_tok)]
+    session = (await ana.request("call.start", room=room["id"]))["session"]["id"]
+    peers = {"ana": (await ana.request("call.join", session=session))["peer_id"],
+             "ben": (await ben.request("call.join", session=session))["peer_id"]}
+    socks = {"ana": ana, "ben": ben}
+    pubs = [PatternPublisher(socks[n], session, PHASES[n]) for n in ("ana", "ben")]
+    try:
+        for p in pubs:
+            await p.publish()
+        rid = (await ana.request("recording.start", session=session))["recording"]["id"]
+        await ana.next_event("recording.started", timeout=30)
+        tracks = tmp_path / "work" / f"rec-{rid}" / "tracks"
+        await wait_for(lambda: len(list(tracks.glob("*-0.mkv"))) == 4, 20, "the first tracks", worker.log_tail)
+        await asyncio.sleep(2.0)
+        janus.stop(kill=True)
+        restarted_at = time.time()
+        janus.start()
+        for name in ("ana", "ben"):
+            await socks[name].next_event("sfu.restart", timeout=20, session=session)
+            pubs.append(PatternPublisher(socks[name], session, PHASES[name]))
+            await pubs[-1].publish()
+        await wait_for(lambda: len(list(tracks.glob("*-1.mkv"))) == 4, 30, "the tracks after the restart",
+                       worker.log_tail)
+        await asyncio.sleep(3.0)
+        span = (await ana.request("recording.stop", session=session))["recording"]["duration_s"]
+        ready = await ana.next_event("recording.ready", timeout=120)
+        assert ready["recording"]["id"] == rid
+    finally:
+        for p in pubs:
+            await p.pc.close()
+    assert "Janus restarted; subscribing again" in worker.log()
+    status, body = await server.http("GET", f"/api/recordings/{rid}", a_tok)
+    assets = {a["kind"]: a for a in body["recording"]["assets"]}
+    manifest = json.loads((await download(server, assets["manifest"], tmp_path / "manifest.json")).read_text())
+    t0 = recording_start_t(manifest)
+    mp4 = await download(server, assets["composite"], tmp_path / "class.mp4")
+    with av.open(str(mp4)) as f:
+        duration = f.duration / 1e6
+        frames = [(float(fr.time), fr) for fr in f.decode(video=0)]
+    assert abs(duration - span) <= 0.05 * span, (duration, span)
+    samples, start = decode_audio_mono(mp4)
+    beeps = [start + b for b in beep_times(samples, min_gap_s=BEEP_GAP_S)]
+    w, h = frames[0][1].width, frames[0][1].height
+    names = [p["display_name"].lower() for p in manifest["participants"]]
+    after = restarted_at - t0 + 1.0
+    for (x, cell_w), owner in zip(((0, w // 2), (w // 2, w // 2)), names):
+        flashes = flash_times(frames, (x, 0, cell_w, h))
+        late = [t for t in flashes if after < t < start + len(samples) / 48000 - 0.3]
+        assert len(late) >= 2, (owner, flashes, after)
+        for t in late:
+            assert frac_distance(t0 + t, PHASES[owner]) < 0.15, (owner, t)
+            assert min(abs(t - b) for b in beeps) < SYNC_LIMIT_S, (owner, t, beeps)
