@@ -294,7 +294,9 @@ class Calls:
         return {"session": session_wire(live.row, recording), "peer_id": me.peer_id,
                 "participants": await self._others(live, me.peer_id),
                 "ice_servers": servers, "ice_ttl_s": ttl,
-                "media_path": self._media_path(session_id) if self._media_path else "mesh"}
+                "media_path": self._media_path(session_id) if self._media_path else "mesh",
+                # SFU calls: the joiner's own instructor mute (calls/controls.py)
+                "muted_by_instructor": me.muted_by_instructor, "may_unmute": me.may_unmute}
 
     async def _others(self, live: LiveSession, me: str) -> list[dict]:
         """Everyone else in the call: from every process with REDIS_URL, else this one."""

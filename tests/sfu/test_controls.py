@@ -122,6 +122,7 @@ async def test_mute_all_holds_every_student_and_survives_publishing_again(server
         subs.append(WsSubscriber(b, session))
         await subs[1].subscribe()
         rejoined = await a.request("call.join", session=session)
+        assert rejoined["muted_by_instructor"] is True and rejoined["may_unmute"] is False
         assert participant(rejoined["participants"], b_id)["muted_by_instructor"] is True
         pubs[1] = WsPublisher(a, session)
         await pubs[1].publish()

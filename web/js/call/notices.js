@@ -45,6 +45,14 @@ export function mutedBy(by, wasOn) {
   return wasOn ? `${by} muted your microphone. Unmute when you want to speak.` : `${by} asked everyone to stay muted.`;
 }
 
+/** An SFU call: the instructor muted us at the media router; `allowUnmute`: we may unmute. */
+export function mutedByInstructor(allowUnmute) {
+  return `The instructor muted you. ${allowUnmute ? 'Unmute when you want to speak.' : 'You can unmute once they allow it.'}`;
+}
+
+export const UNMUTE_ALLOWED = 'The instructor allowed you to unmute. Unmute when you want to speak.';
+export const MIC_HELD = 'The instructor muted you: you can unmute once they allow it.';
+
 export function removedBy(by) {
   return `${by} removed you from the call. You cannot rejoin this session.`;
 }
@@ -66,7 +74,9 @@ export function endFailed(err) {
   return `Could not end the call: ${err.message}`;
 }
 
-/** `what`: 'mute' or 'remove' (instructors, from the participant list). */
+/** `what`: 'mute', 'allow' (to unmute) or 'remove' (instructors, from the participant list;
+ * `name` 'everyone' for Mute all). */
 export function participantActionFailed(what, name, err) {
+  if (what === 'allow') return `Could not allow ${name || 'them'} to unmute: ${err.message}`;
   return `Could not ${what} ${name || 'them'}: ${err.message}`;
 }

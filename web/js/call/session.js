@@ -181,7 +181,9 @@ export class CallManager extends Emitter {
       media: this.mediaState(),
       hand: this.hand,
       recorder: false,
+      muted_by_instructor: !!ack.muted_by_instructor, may_unmute: ack.may_unmute !== false,
     };
+    if (ack.muted_by_instructor) this.devices.setMic(false); // still muted by the instructor (SFU)
     this.setState('live');
     this.sendMedia(this.mediaState());
     if (this.hand) this.socket.request('call.hand', { session: this.session.id, raised: true }).catch(() => {});
@@ -298,11 +300,12 @@ export class CallManager extends Emitter {
   }
 
   setMic(on) {
+    if (on && this.micHeld) return this.notice({ text: text.MIC_HELD, kind: 'info', muted: false });
     this.devices.setMic(on);
   }
 
   toggleMic() {
-    this.devices.setMic(!this.devices.mic);
+    this.setMic(!this.devices.mic);
   }
 
   setCamera(on) {
@@ -365,8 +368,20 @@ export class CallManager extends Emitter {
     return !!this.session && this.app.isInstructor(this.session.room);
   }
 
-  async muteParticipant(peerId) {
-    await this.socket.request('call.mute', { session: this.session.id, peer_id: peerId });
+  /** call.mute: a request in a mesh call; in an SFU call muted at the media router and held
+   * (no unmuting) unless `allowUnmute` — which, for a held participant, lifts the hold. */
+  async muteParticipant(peerId, { allowUnmute = false } = {}) {
+    await this.socket.request('call.mute', { session: this.session.id, peer_id: peerId, allow_unmute: allowUnmute });
+  }
+
+  /** call.mute {all: true}: every participant but the instructors and the recorder. */
+  async muteAll() {
+    await this.socket.request('call.mute', { session: this.session.id, all: true });
+  }
+
+  /** True while an instructor holds our microphone muted (SFU calls): we cannot unmute. */
+  get micHeld() {
+    return !!this.self?.muted_by_instructor && this.self?.may_unmute === false;
   }
 
   async removeParticipant(peerId) {
@@ -405,10 +420,22 @@ export class CallManager extends Emitter {
   }
 
   onMuteRequested(frame) {
+    if (frame.enforced) return this.onMutedByInstructor(frame);
     const by = this.nameOfUser(frame.by);
     const wasOn = this.mic;
     this.setMic(false);
     this.notice({ text: text.mutedBy(by, wasOn), kind: 'info', muted: true });
+  }
+
+  /** SFU call: the media router no longer relays our microphone; unmuting waits for the
+   * instructor's allow_unmute (a second call.mute, allow_unmute true, lifts a hold). */
+  onMutedByInstructor(frame) {
+    const wasHeld = this.micHeld;
+    this.self = { ...this.self, muted_by_instructor: true, may_unmute: !!frame.allow_unmute };
+    this.setMic(false);
+    const allowed = wasHeld && frame.allow_unmute;
+    this.notice({ text: allowed ? text.UNMUTE_ALLOWED : text.mutedByInstructor(frame.allow_unmute), kind: 'info', muted: !!frame.allow_unmute });
+    this.emit('participants');
   }
 
   onRemoved(frame) {

@@ -1,6 +1,7 @@
 // The call's control bar: microphone, camera, screen, hand, Record, Mark, People, Leave and End for all.
 //
 // Toggles carry `data-state` on|off (tests read it); Record, Mark and End are instructors' only.
+// The microphone is disabled (`data-held` true) while an instructor holds it muted (SFU calls).
 
 import { h } from '../dom.js';
 import { icon } from '../icons.js';
@@ -73,11 +74,13 @@ export function createControls(app, mark) {
   function renderDevices() {
     const hasMic = !!calls.local.audio;
     const hasCam = !!calls.local.camera;
+    const held = calls.micHeld; // an SFU call's instructor mute: no unmuting until allowed
     setControl(micBtn, {
       icon: calls.mic && hasMic ? 'mic' : 'mic-off', label: calls.mic && hasMic ? 'Mute' : 'Unmute',
-      on: calls.mic && hasMic, danger: !(calls.mic && hasMic), disabled: !hasMic,
-      title: hasMic ? (calls.mic ? 'Mute your microphone' : 'Unmute your microphone') : 'No microphone',
+      on: calls.mic && hasMic, danger: !(calls.mic && hasMic), disabled: !hasMic || held,
+      title: held ? 'The instructor muted you' : hasMic ? (calls.mic ? 'Mute your microphone' : 'Unmute your microphone') : 'No microphone',
     });
+    micBtn.el.dataset.held = String(held);
     setControl(camBtn, {
       icon: calls.camera && hasCam ? 'video' : 'video-off', label: calls.camera && hasCam ? 'Stop video' : 'Start video',
       on: calls.camera && hasCam, danger: !(calls.camera && hasCam), disabled: !hasCam,
