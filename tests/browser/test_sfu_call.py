@@ -207,6 +207,7 @@ async def test_four_browsers_call_through_janus(server, janus, netns, tmp_path):
         pages = await call.join(["ana", "ben", "cleo", "dev"])
         a = pages[0]
         for p in pages:
+            await p.wait_for_function("() => podium.app.calls.state === 'live'")
             assert await p.evaluate("() => podium.app.calls.media") == "sfu"
             chip = p.get_by_test_id("media-path")
             assert await chip.get_attribute("data-path") == "sfu"
@@ -318,6 +319,7 @@ async def test_unreachable_janus_falls_back_to_the_mesh_and_says_so(server, netn
     async with Call(server, netns) as call:
         pages = await call.join(["ana", "ben"])
         for p in pages:
+            await p.wait_for_function("() => podium.app.calls.state === 'live'")
             chip = p.get_by_test_id("media-path")
             assert await chip.get_attribute("data-path") == "mesh"
             assert "Peer-to-peer" in await chip.inner_text()
@@ -326,4 +328,27 @@ async def test_unreachable_janus_falls_back_to_the_mesh_and_says_so(server, netn
         for p in pages:
             await remote_videos_playing(p, 1)
             assert await p.evaluate("() => [podium.app.calls.peers.size, window.__pcs.length]") == [1, 1]
+    assert not call.errors, call.errors
+
+
+async def test_a_dropped_student_comes_back_through_janus(server, janus, netns):  # noqa: F811
+    """A student whose connection drops leaves the call (the others' subscriptions lose its
+    streams: Janus renegotiates them) and, back online, joins again with a new peer_id,
+    publishes and subscribes on new connections: everyone plays everyone again."""
+    async with Call(server, netns) as call:
+        pages = await call.join(["ana", "ben", "cleo"])
+        a, b, c = pages
+        for p in pages:
+            await remote_videos_playing(p, 2)
+        old = await b.evaluate("() => podium.app.calls.peerId")
+        await b.context.set_offline(True)
+        for p in (a, c):
+            await p.wait_for_function(
+                "() => document.querySelectorAll('[data-testid=video-tile]').length === 2", timeout=15_000)
+        await b.context.set_offline(False)
+        await b.wait_for_function("old => podium.app.calls.peerId && podium.app.calls.peerId !== old",
+                                  arg=old, timeout=20_000)
+        for p in pages:
+            await remote_videos_playing(p, 2)
+        assert await b.evaluate("() => window.__pcs.filter(pc => pc.connectionState !== 'closed').length") == 2
     assert not call.errors, call.errors
