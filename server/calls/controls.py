@@ -20,7 +20,7 @@ from server.calls.wire import parse_flag, parse_media_change, parse_peer_id
 from server.kernel.actor import Actor, parse_id
 from server.kernel.errors import BadRequest, Forbidden, NotFound
 from server.kernel.frames import event_frame
-from server.realtime.notices import PeerFrame, SessionBan
+from server.realtime.notices import PeerFrame, SessionBan, SessionMute
 
 log = logging.getLogger("podium.calls")
 
@@ -81,15 +81,16 @@ class Controls:
         return await self._changed(live, me)
 
     async def _unmute_self(self, live: LiveSession, me: Participant) -> None:
+        """The user's microphone is released at Janus on every device (in every process);
+        ``me``'s new state goes out with the caller's own ``call.media_changed``."""
         if not me.may_unmute:
             raise Forbidden("the instructor muted you: wait until they allow you to unmute")
-        live.instructor_mutes.pop(me.user_id, None)
-        for p in live.participants_of(me.user_id):
-            p.muted_by_instructor, p.may_unmute = False, True
-            if p is not me:
-                await self._changed(live, p)
-            if self.moderator is not None:
-                await self.moderator.moderate_audio(live.id, p.peer_id, False)
+        me.muted_by_instructor = False
+        if self.moderator is not None:
+            await self.moderator.moderate_audio(live.id, me.peer_id, False)
+        if live.publish is not None:
+            live.publish(SessionMute(live.id, [me.user_id], True, False), b"")
+        await self.apply_mute(live, {me.user_id}, True, False, b"")
 
     async def _changed(self, live: LiveSession, p: Participant) -> dict:
         if self.calls.directory is not None:
@@ -144,36 +145,44 @@ class Controls:
         else:
             targets = {pid: w for pid, w in (await self._everyone(live)).items()
                        if not w["recorder"] and w["user"]["role"] != "instructor"}
-        enforced = self.enforced(live.id)
-        if enforced and peer_id is not None:  # every device of the user
-            users = {w["user"]["id"] for w in targets.values()}
-            targets = {pid: w for pid, w in (await self._everyone(live)).items()
-                       if not w["recorder"] and w["user"]["id"] in users}
         event = {"type": "call.mute_requested", "session": str(live.id), "by": str(actor.id)}
-        if enforced:
-            event.update(enforced=True, allow_unmute=allow)
-            for user_id in {int(w["user"]["id"]) for w in targets.values()}:
-                live.instructor_mutes[user_id] = allow
-        frame = event_frame(event)
-        for pid in targets:
-            target = live.participants.get(pid)
-            if target is None:
-                live.publish(PeerFrame(pid), frame)  # enforced in its own process (see notices)
-                continue
-            target.conn.send_frame(frame)
-            if enforced:
-                await self.hold_local(live, target, allow)
-        if enforced:
-            log.info("session %s: %s muted by %s (allow_unmute %s)", live.id,
-                     peer_id or "everyone", actor.id, allow)
+        if not self.enforced(live.id):  # a mesh call: a request to each target, as before
+            frame = event_frame(event)
+            for pid in targets:
+                target = live.participants.get(pid)
+                if target is not None:
+                    target.conn.send_frame(frame)
+                else:
+                    live.publish(PeerFrame(pid), frame)
+            return
+        frame = event_frame({**event, "enforced": True, "allow_unmute": allow})
+        users = {int(w["user"]["id"]) for w in targets.values()}
+        if live.publish is not None:  # every process applies it to its own participants
+            live.publish(SessionMute(live.id, sorted(users), allow, True), frame)
+        await self.apply_mute(live, users, allow, True, frame)
+        log.info("session %s: %s muted by %s (allow_unmute %s)", live.id,
+                 peer_id or "everyone", actor.id, allow)
 
-    async def hold_local(self, live: LiveSession, p: Participant, allow: bool) -> None:
-        """Mute ``p`` (in this process) at Janus, held unless ``allow``; everyone sees it."""
-        p.muted_by_instructor, p.may_unmute = True, allow
-        p.media["audio"] = False
-        if self.moderator is not None:
-            await self.moderator.moderate_audio(live.id, p.peer_id, True)
-        await self._changed(live, p)
+    async def apply_mute(self, live: LiveSession, users: set[int], allow: bool, mute: bool,
+                         frame: bytes) -> None:
+        """This process's share of an enforced mute (``mute``: of ``users``, held unless
+        ``allow``; each of their participants here gets ``frame``) or of a user's own unmute
+        (``mute`` false: their other devices here are unmuted at Janus too)."""
+        for user_id in users:
+            if mute:
+                live.instructor_mutes[user_id] = allow
+            else:
+                live.instructor_mutes.pop(user_id, None)
+        for p in [p for p in live.participants.values() if p.user_id in users and not p.recorder]:
+            if mute:
+                p.conn.send_frame(frame)
+                p.media["audio"] = False
+            elif not p.muted_by_instructor:
+                continue
+            p.muted_by_instructor, p.may_unmute = mute, allow or not mute
+            if self.moderator is not None:
+                await self.moderator.moderate_audio(live.id, p.peer_id, mute)
+            await self._changed(live, p)
 
     async def remove(self, actor: Actor, msg: dict) -> None:
         """Remove a user from the call — every device of theirs, in every process — and keep

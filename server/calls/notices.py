@@ -1,10 +1,11 @@
 """Call notices from other processes (with REDIS_URL): a session broadcast, a frame for one of
-this process's participants, a user removed from a call, a session that ended."""
+this process's participants, a user removed from a call, users muted by an instructor in an
+SFU call, a session that ended."""
 from __future__ import annotations
 
 from server.calls.controls import Controls
 from server.calls.sessions import Calls
-from server.realtime.notices import NoticeRouter, PeerFrame, SessionBan, SessionEnded, SessionFrame
+from server.realtime.notices import NoticeRouter, PeerFrame, SessionBan, SessionEnded, SessionFrame, SessionMute
 
 
 def register(router: NoticeRouter, calls: Calls, controls: Controls) -> None:
@@ -27,6 +28,11 @@ def register(router: NoticeRouter, calls: Calls, controls: Controls) -> None:
         if live is not None:
             calls.spawn(controls.remove_local(live, n.user, frame))
 
+    def mute(n: SessionMute, frame: bytes) -> None:
+        live = calls.live.get(n.session)
+        if live is not None:
+            calls.spawn(controls.apply_mute(live, set(n.users), n.allow, n.mute, frame))
+
     def ended(n: SessionEnded, frame: bytes) -> None:
         live = calls.live.pop(n.session, None)
         if live is None:
@@ -39,3 +45,4 @@ def register(router: NoticeRouter, calls: Calls, controls: Controls) -> None:
     router.on(SessionFrame, session_frame)
     router.on(SessionBan, ban)
     router.on(SessionEnded, ended)
+    router.on(SessionMute, mute)

@@ -94,6 +94,19 @@ class SessionBan:
 
 
 @dataclass(slots=True)
+class SessionMute:
+    """In the SFU call ``session`` an instructor muted ``users`` at Janus (held unless
+    ``allow``), or (``mute`` false) one of them unmuted: each process applies it to its own
+    participants (the frame: the targets' ``call.mute_requested``)."""
+
+    session: int
+    users: list[int] = field(default_factory=list)
+    allow: bool = False
+    mute: bool = True
+    origin: str = ""
+
+
+@dataclass(slots=True)
 class SessionEnded:
     """The call ``session`` ended."""
 
@@ -114,7 +127,7 @@ class WorkerNotice:
 
 
 Notice = (RoomFrame | UserFrame | RoomsGap | Noop | Canary | MemberRemoved | SessionFrame | PeerFrame
-          | SessionBan | SessionEnded | WorkerNotice)
+          | SessionBan | SessionEnded | WorkerNotice | SessionMute)
 
 
 def _header(n: Notice) -> dict:
@@ -152,6 +165,8 @@ def _header(n: Notice) -> dict:
         h = {"k": "ban", "s": n.session, "u": n.user}
     elif type(n) is SessionEnded:
         h = {"k": "se", "s": n.session}
+    elif type(n) is SessionMute:
+        h = {"k": "mute", "s": n.session, "u": n.users, "a": int(n.allow), "m": int(n.mute)}
     elif type(n) is RoomsGap:
         h = {"k": "gap", "rooms": n.rooms}
     elif type(n) is Canary:
@@ -183,6 +198,8 @@ _DECODERS: dict[str, Callable[[dict], Notice]] = {
     "unsub": lambda h: MemberRemoved(int(h["r"]), int(h["u"])),
     "ban": lambda h: SessionBan(int(h["s"]), int(h["u"])),
     "se": lambda h: SessionEnded(int(h["s"])),
+    "mute": lambda h: SessionMute(int(h["s"]), [int(u) for u in h.get("u", [])], bool(h.get("a")),
+                                  bool(h.get("m", 1))),
     "gap": lambda h: RoomsGap([int(r) for r in h.get("rooms", [])]),
     "c": lambda h: Canary(),
     "noop": lambda h: Noop(),

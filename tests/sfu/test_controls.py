@@ -9,6 +9,9 @@ import asyncio
 
 import pytest
 
+from server.calls import notices as call_notices
+from server.kernel.frames import event_frame
+from server.realtime.notices import NoticeRouter, SessionMute, decode, encode
 from tests.sfu.conftest import wait_until
 from tests.sfu.test_signaling import (WsPublisher, WsSubscriber, class_of, code_of,  # noqa: F401
                                       config_overrides, database_url, publishers_listed, sqlite_template)
@@ -144,6 +147,41 @@ async def test_mute_all_holds_every_student_and_survives_publishing_again(server
             await p.pc.close()
         for s in subs:
             await s.close()
+
+
+async def test_mute_from_another_process_is_enforced_here(server):
+    """The SessionMute notice another web process publishes for an enforced mute (read back
+    through the bus codec and the calls' notice handler): this process tells its participant,
+    mutes its audio at Janus and holds it; the user's own unmute elsewhere (a notice with mute
+    false) releases it here."""
+    session, (t, t_ack), socks, _ = await class_of(server, 2)
+    (a, a_ack), (b, b_ack) = socks
+    a_id = a_ack["peer_id"]
+    a_user = int(participant(b_ack["participants"], a_id)["user"]["id"])
+    pub, sub = WsPublisher(a, session), WsSubscriber(b, session)
+    router = NoticeRouter()
+    call_notices.register(router, server.deps.calls, server.deps.controls)
+    frame = event_frame({"type": "call.mute_requested", "session": session, "by": "1", "enforced": True,
+                         "allow_unmute": False})
+    try:
+        await pub.publish()
+        await sub.subscribe()
+        await wait_until(lambda: sub.by_peer[(a_id, "audio")] >= 25, 30)
+        router.route(*decode(encode(SessionMute(int(session), [a_user], False, True, origin="other"), frame)))
+        assert (await a.next_event("call.mute_requested", timeout=5))["enforced"] is True
+        assert (await b.next_event("call.media_changed", timeout=5))["participant"]["muted_by_instructor"] is True
+        await asyncio.sleep(SETTLE_S)
+        audio, video = await audio_video_over(sub, a_id)
+        assert audio == 0 and video >= 10, (audio, video)
+        assert await code_of(a, "call.unmute_self", session=session) == "forbidden"
+        router.route(*decode(encode(SessionMute(int(session), [a_user], True, False, origin="other"), b"")))
+        seen = (await b.next_event("call.media_changed", timeout=5))["participant"]
+        assert seen["muted_by_instructor"] is False and seen["may_unmute"] is True
+        await asyncio.sleep(SETTLE_S)
+        assert (await audio_video_over(sub, a_id))[0] >= 25
+    finally:
+        await pub.pc.close()
+        await sub.close()
 
 
 async def test_students_cannot_mute_and_bad_input_is_refused(server):
