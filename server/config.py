@@ -127,6 +127,9 @@ class Config:
     janus_urls: tuple[str, ...] = ()
     janus_api_secret: str | None = None
     janus_admin_key: str | None = None
+    # Several Janus: a Janus whose connection stays down this long fails over (its sessions are
+    # placed on another live one and their participants start again; docs/CALLS.md).
+    janus_failover_grace_s: float = 3.0
     web_dir: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent / "web")
     log_json: bool = False
     # Files (PROTOCOL §3 "Files", docs/FILES.md). An empty storage_url means
@@ -309,6 +312,7 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         heartbeat_s = int(env.get("HEARTBEAT_S", "25"))
         turn_ttl_s = int(env.get("TURN_TTL_S", "3600"))
         call_end_grace_s = float(env.get("CALL_END_GRACE_S", "60"))
+        janus_failover_grace_s = float(env.get("JANUS_FAILOVER_GRACE_S", "3"))
         signed_url_max_ttl_s = int(env.get("SIGNED_URL_MAX_TTL_S", "3600"))
         upload_max_request_bytes = int(float(env.get("UPLOAD_MAX_REQUEST_MB", "1024")) * MB)
         recording_start_timeout_s = float(env.get("RECORDING_START_TIMEOUT_S", "30"))
@@ -397,6 +401,7 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         janus_urls=janus_urls,
         janus_api_secret=env.get("JANUS_API_SECRET") or None,
         janus_admin_key=env.get("JANUS_ADMIN_KEY") or None,
+        janus_failover_grace_s=janus_failover_grace_s,
         storage_url=env.get("STORAGE_URL") or f"file://{data_dir.as_posix()}/files",
         s3_endpoint_url=env.get("S3_ENDPOINT_URL") or None,
         s3_region=env.get("S3_REGION") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",

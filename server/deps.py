@@ -38,6 +38,7 @@ from server.recordings import ops as recording_ops
 from server.recordings.assets import AssetAccess, Assets
 from server.recordings.lifecycle import Recordings
 from server.rooms.service import Rooms
+from server.sfu.placement import RedisPlacements
 from server.sfu.service import Sfu
 from server.storage import storage_from_url
 from server.storage.s3 import S3Options
@@ -83,7 +84,9 @@ class Deps:
         # features
         self.accounts = Accounts(config, self.db, LoginThrottle(config, limits_storage(config, self.bus.redis if self.bus else None)))
         self.presence = Presence(self.db, self.registry, presence_store)
-        self.sfu = Sfu(config)  # the Janus servers of JANUS_URLS, or none: mesh calls
+        # the Janus servers of JANUS_URLS, or none: mesh calls; with Redis every process places
+        # a session on the same Janus (sfu/placement.py)
+        self.sfu = Sfu(config, RedisPlacements(self.bus.redis, config.redis_prefix) if self.bus else None)
         self.calls = Calls(self.db, self.registry, self.rooms, config, call_directory)
         self.signaling = Signaling(self.calls)
         self.sfu_signaling = SfuSignaling(self.calls, self.sfu)

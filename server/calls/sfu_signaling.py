@@ -144,6 +144,7 @@ class SfuSignaling:
         self.talking: dict[tuple[int, str], bool] = {}  # (session, peer_id) → last sfu.talking sent
         for node in sfu.nodes:
             node.rooms.on_rooms_recreated.append(self.rooms_recreated)
+        sfu.on_failover.append(self.failed_over)
 
     def media_path(self, session_id: int) -> str:
         """``sfu`` when a Janus is connected for this session, else ``mesh``."""
@@ -155,7 +156,7 @@ class SfuSignaling:
         peer = self.peers.get(key)
         if peer is not None and not peer.janus.lost:
             return live, me, peer
-        node = self.sfu.node_for_session(live.id)
+        node = await self.sfu.place(live.id)  # least-loaded live Janus, sticky (sfu/placement.py)
         if node is None:
             raise Conflict("no media router is available: this call uses the mesh")
         try:
@@ -403,6 +404,7 @@ class SfuSignaling:
                 await node.rooms.close(str(session_id))
             except (JanusError, JanusClosed) as e:
                 log.warning("session %s: destroying the Janus room failed: %s", session_id, e)
+        await self.sfu.forget(session_id)  # its Janus placement (several Janus: sfu/placement.py)
 
     def _announce_when_up(self, session_id: int, peer_id: str):
         """A publisher's connection is up (Janus ``webrtcup``): everyone else in the session,
@@ -413,6 +415,24 @@ class SfuSignaling:
                 live.send({"type": "sfu.feeds_changed", "session": str(session_id), "peer_id": peer_id},
                           exclude=peer_id)
         return on_event
+
+    async def failed_over(self, node: JanusNode, sessions: list[int]) -> None:
+        """A Janus stayed down past the grace (``sfu/service.py``): its sessions were placed on
+        another one. Participants here whose Janus session was on it are dropped, and every
+        participant of those sessions connected here receives ``sfu.restart``: they publish
+        and subscribe again, which lands them on the new Janus. The call goes on."""
+        stale = [k for k, p in self.peers.items() if p.node is node]
+        for key in stale:
+            peer = self.peers.pop(key)
+            self.talking.pop(key, None)
+            # not reclaimed (nor kept alive) if that Janus comes back: it drops it by itself
+            node.connection.sessions.pop(peer.janus.id, None)
+        for session_id in sorted(set(sessions) | {k[0] for k in stale}):
+            live = self.calls.live.get(session_id)
+            if live is not None:
+                log.warning("session %s: Janus %s is down; participants publish and subscribe again on %s",
+                            session_id, node.url, self.sfu.placement.known.get(session_id) or "none live")
+                live.send_local(event_frame({"type": "sfu.restart", "session": str(session_id)}))
 
     async def rooms_recreated(self, specs: list[RoomSpec]) -> None:
         """Janus restarted: its connections are gone; participants here must start again."""
