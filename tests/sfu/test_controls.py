@@ -101,7 +101,8 @@ async def test_mute_all_holds_every_student_and_survives_publishing_again(server
     subs = [WsSubscriber(c, session)]
     try:
         # one publisher at a time, each added to c's one subscription (Janus renegotiates it):
-        # aiortc receives only the first of several audio m-lines in one initial offer
+        # with aiortc's default bundlePolicy (balanced, as in WsSubscriber) the second audio
+        # m-line of one offer never receives (docs/RECORDING.md "Two aiortc details")
         for n, p in enumerate(pubs, 1):
             await p.publish()
             await publishers_listed(server, session, n)
