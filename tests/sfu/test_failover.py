@@ -1,0 +1,144 @@
+"""Several Janus (issue 14.6): two real Janus processes in the test namespace, Podium
+configured with both (JANUS_URLS). Sessions are spread over them (least loaded); when one is
+killed mid-call its participants get ``sfu.restart`` within seconds, publish and subscribe
+again on the other, and media flows again; the call goes on; a session started meanwhile goes
+to the live one; the killed Janus, restarted, does not take its sessions back."""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import secrets
+import shutil
+
+import pytest
+
+from server.sfu.janus_config import settings_for, write_config
+from tests.sfu.conftest import JanusProcess, wait_until
+from tests.sfu.netns import JANUS_IFACE
+from tests.sfu.test_signaling import (WsPublisher, WsSubscriber, class_of, class_of_other,  # noqa: F401
+                                      database_url, sqlite_template)
+
+pytestmark = pytest.mark.slow
+GRACE_S = 3.0
+
+
+@pytest.fixture(scope="module")
+def januses(netns, tmp_path_factory):
+    """Two Janus in the module's namespace: WebSocket ports 8188 and 8189, RTP ports
+    20000-20999 and 21000-21999, the same secrets (Podium has one JANUS_API_SECRET)."""
+    if shutil.which("janus") is None:
+        pytest.fail("janus is not installed: run scripts/setup.sh --test")
+    first = settings_for(tmp_path_factory.mktemp("janus-a"), ws_port=8188, rtp_port_range="20000-20999",
+                         ice_enforce_list=JANUS_IFACE, reclaim_session_timeout_s=10)
+    second = dataclasses.replace(first, folder=tmp_path_factory.mktemp("janus-b"), ws_port=8189,
+                                 rtp_port_range="21000-21999")
+    procs = []
+    try:
+        for s in (first, second):
+            write_config(s)
+            jp = JanusProcess(netns, s, s.folder / "janus.log")
+            jp.start()
+            procs.append(jp)
+        yield {jp.url: jp for jp in procs}
+    finally:
+        for jp in procs:
+            jp.stop()
+
+
+@pytest.fixture
+def config_overrides(januses, in_netns) -> dict:
+    any_one = next(iter(januses.values())).settings
+    return {"janus_urls": tuple(januses), "janus_api_secret": any_one.api_secret,
+            "janus_admin_key": any_one.room_admin_key, "redis_url": None,
+            "janus_failover_grace_s": GRACE_S, "jwt_secret": "sfu-test-" + secrets.token_hex(24)}
+
+
+async def solo_call(server, name: str):
+    """A teacher alone in a new room's live call: (session, socket)."""
+    _, token = await server.user(name, "instructor")
+    room = await server.room(token, name=f"Room of {name}")
+    c = await server.client(token)
+    session = (await c.request("call.start", room=room["id"]))["session"]["id"]
+    await c.request("call.join", session=session)
+    return session, c
+
+
+async def publishers_on(node, session: str) -> set[str]:
+    """The displays (peer ids) of the publishers Janus ``node`` lists in the session's room."""
+    listed = await node.rooms.participants(node.rooms.open_rooms[session])
+    return {p.get("display") for p in listed if p.get("publisher")}
+
+
+async def test_a_dead_janus_moves_its_calls_to_the_other_and_does_not_take_them_back(server, januses):
+    sfu, loop = server.deps.sfu, asyncio.get_running_loop()
+    await wait_until(lambda: len(sfu.live()) == 2, 15)
+    session, (t, t_ack), socks, room = await class_of(server, 1)
+    other, t2, _, _ = await class_of_other(server)
+    student = socks[0][0]
+    pubs, subs = [WsPublisher(t, session)], [WsSubscriber(student, session)]
+    try:
+        # placed on a first sfu.* op: the two sessions on different Janus (least loaded)
+        await pubs[0].publish()
+        assert (await t2.request("sfu.subscribe", session=other))["sdp"] is None  # nobody publishes yet
+        x_url = await sfu.placement.store.get(int(session))
+        y_url = await sfu.placement.store.get(int(other))
+        assert {x_url, y_url} == set(januses)
+        x, y = sfu.node(x_url), sfu.node(y_url)
+        await subs[0].subscribe()
+        await wait_until(lambda: subs[0].frames["video"] >= 5, 20)
+        assert await publishers_on(x, session) == {t_ack["peer_id"]}
+
+        januses[x_url].stop(kill=True)  # Janus X dies mid-call
+        killed = loop.time()
+        await t.next_event("sfu.restart", timeout=GRACE_S + 10, session=session)
+        await student.next_event("sfu.restart", timeout=5, session=session)
+        told_after = loop.time() - killed
+        assert told_after < GRACE_S + 5, told_after
+        assert await sfu.placement.store.get(int(session)) == y_url  # moved to Y
+        assert await t2.no_event("sfu.restart", within=0.5)  # Y's own call is not disturbed
+        # the call itself goes on: same session, both still in it
+        assert set(server.deps.calls.live[int(session)].participants) >= {t_ack["peer_id"], socks[0][1]["peer_id"]}
+
+        # both start again, landing on Y, and media flows again
+        pubs.append(WsPublisher(t, session))
+        subs.append(WsSubscriber(student, session))
+        await pubs[1].publish()
+        await subs[1].subscribe()
+        await wait_until(lambda: subs[1].frames["video"] >= 10 and subs[1].frames["audio"] >= 25, 30)
+        assert await publishers_on(y, session) == {t_ack["peer_id"]}
+        moved_at = loop.time() - killed
+
+        # a session started while X is dead goes to Y
+        third, t3 = await solo_call(server, "teacher3")
+        assert (await t3.request("sfu.subscribe", session=third))["sdp"] is None
+        assert await sfu.placement.store.get(int(third)) == y_url
+
+        # X comes back: it does not take the session back (no restart, media stays on Y) ...
+        januses[x_url].start()
+        await wait_until(lambda: x.connection.connected.is_set() and x_url not in sfu.failed, 20)
+        assert await t.no_event("sfu.restart", within=1.5)
+        assert await sfu.placement.store.get(int(session)) == y_url
+        assert session not in x.rooms.open_rooms
+        seen = subs[1].frames["video"]
+        await wait_until(lambda: subs[1].frames["video"] >= seen + 5, 10)
+        # a latecomer to that call lands on Y too, where the teacher publishes
+        late_user, late_token = await server.user("latecomer")
+        status, _ = await server.http("POST", f"/api/rooms/{room['id']}/members", room["_token"],
+                                      {"user_id": late_user["id"]})
+        assert status in (200, 201)
+        late = await server.client(late_token)
+        await late.request("call.join", session=session)
+        subs.append(WsSubscriber(late, session))
+        await subs[2].subscribe()
+        await wait_until(lambda: subs[2].by_peer[(t_ack["peer_id"], "video")] >= 5, 20)
+        # ... and, now the least loaded, takes the next new session
+        fourth, t4 = await solo_call(server, "teacher4")
+        assert (await t4.request("sfu.subscribe", session=fourth))["sdp"] is None
+        assert await sfu.placement.store.get(int(fourth)) == x_url
+        print(f"\nfailover: sfu.restart {told_after:.1f}s after the kill (grace {GRACE_S}s); "
+              f"media again {moved_at:.1f}s after it")
+    finally:
+        for p in pubs:
+            await p.pc.close()
+        for s in subs:
+            await s.close()
