@@ -16,10 +16,13 @@ the mesh's. When Janus gives a mid to another publisher (a renegotiation reusing
 m-line) the old participant's track ends and a new one starts. Keyframe requests are the
 writers' own PLIs, which Janus relays to the publisher.
 
-The caller (``job.py``) calls :meth:`refresh` when the call starts and on every
-``sfu.feeds_changed``, :meth:`forget` when a participant leaves, :meth:`restart` after
-``sfu.restart`` or a reconnect (the old subscription died with Janus or with our old socket),
-and :meth:`close` at the end. Calls are serialised: one negotiation at a time.
+The caller (``job.py``) calls :meth:`restart` when it joins the call (and again after
+``sfu.restart`` or a reconnect: the old subscription died with Janus or with our old socket),
+:meth:`add` on every ``sfu.feeds_changed``, :meth:`offered` on every ``sfu.offer`` (Janus
+renegotiating by itself), :meth:`forget` when a participant leaves, and :meth:`close` at the
+end. Negotiations are serialised: one at a time. The connection uses ``max-bundle`` and
+:func:`~media_worker.live.passthrough.follow_remote_ssrcs` (two aiortc details, see
+docs/RECORDING.md).
 """
 from __future__ import annotations
 
