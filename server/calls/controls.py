@@ -142,6 +142,8 @@ class Controls:
         peer_id, allow = parse_mute(msg)
         if peer_id is not None:
             targets = {peer_id: await self._wire_of(live, peer_id)}
+            if targets[peer_id]["recorder"]:
+                raise BadRequest("the recorder has no microphone to mute")
         else:
             targets = {pid: w for pid, w in (await self._everyone(live)).items()
                        if not w["recorder"] and w["user"]["role"] != "instructor"}
