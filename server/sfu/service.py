@@ -49,6 +49,7 @@ class Sfu:
         self.failed: set[str] = set()  # URLs down longer than the grace (failed over)
         self.on_failover: list[Callable[[JanusNode, list[int]], Awaitable[None]]] = []
         self._down_since: dict[str, float] = {}
+        self._moved_away: dict[str, set[int]] = {}  # URL → sessions moved off it (rooms to drop)
         self._watch: asyncio.Task | None = None
 
     @property
@@ -111,6 +112,7 @@ class Sfu:
                         self.failed.discard(node.url)
                         log.info("sfu: janus %s is back: it takes new sessions (moved ones stay where they are)",
                                  node.url)
+                        await self._drop_moved_rooms(node)
                     continue
                 since = self._down_since.setdefault(node.url, loop.time())
                 if node.url not in self.failed and loop.time() - since >= self.failover_grace_s:
@@ -131,6 +133,7 @@ class Sfu:
             moved[session_id] = await self.placement.move(session_id, node.url, live)
             # the dead Janus's room is not recreated if it comes back: the session lives elsewhere
             node.rooms.open_rooms.pop(str(session_id), None)
+            self._moved_away.setdefault(node.url, set()).add(session_id)
         log.log(logging.WARNING if moved else logging.INFO,
                 "sfu: janus %s down for over %.1fs: %d session(s) moved (%s)", node.url,
                 self.failover_grace_s, len(moved),
@@ -141,6 +144,16 @@ class Sfu:
             except Exception:
                 log.exception("sfu: failover hook failed for janus %s", node.url)
         return sorted(moved)
+
+    async def _drop_moved_rooms(self, node: JanusNode) -> None:
+        """A failed-over Janus is back: if it did not restart (the connection alone was lost),
+        it still has the moved sessions' rooms and their old participants: destroy them."""
+        for session_id in sorted(self._moved_away.pop(node.url, set())):
+            try:
+                if await self.placement.store.get(session_id) != node.url:
+                    await node.rooms.close(str(session_id))
+            except Exception as e:  # gone already (it restarted), or it failed again
+                log.info("sfu: dropping the moved session %s's room on janus %s: %s", session_id, node.url, e)
 
     async def close(self) -> None:
         if self._watch is not None:
