@@ -64,7 +64,7 @@ async def send_file_range(connection: HTTP1Connection, f: BinaryIO, offset: int,
                 if not await wait_writable(out_fd, stream):
                     raise StreamClosedError() from None
                 continue
-            except (BrokenPipeError, ConnectionResetError) as e:
+            except ConnectionError as e:  # reset, broken pipe, aborted: the client is gone
                 raise StreamClosedError(real_error=e) from None
             if k == 0:
                 raise StorageError("object shorter than expected")
