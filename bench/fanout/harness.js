@@ -32,11 +32,13 @@ class PodiumClient {
   open() {
     return new Promise((resolve, reject) => {
       const ws = this.ws = new WebSocket(this.url, { perMessageDeflate: false });
+      ws.on('upgrade', (res) => { this.extensions = res.headers['sec-websocket-extensions'] || ''; });
       let hello = false;
       ws.on('message', (data) => {
         const msg = JSON.parse(data);
         const t = msg.type;
         if (t === 'message.new') {
+          if (this.onFrame) this.onFrame(data.length); // payload bytes of this WebSocket message
           if (this.onMessageNew) this.onMessageNew(msg.message.content);
         } else if (t === 'ack' || t === 'error') {
           const p = this.pending.get(msg.id);
@@ -73,8 +75,23 @@ class SioClient {
   constructor(url) { this.url = url; this.nextId = 1; this.onMessageNew = null; }
   open() {
     return new Promise((resolve, reject) => {
-      const s = this.socket = io(this.url, { transports: ['websocket'], forceNew: true, reconnection: false, timeout: 15000 });
+      // perMessageDeflate: socket.io-client offers permessage-deflate unless told not to, and
+      // python-socketio's Tornado handler accepts it (Node socket.io's default refuses it): the
+      // main rows turn the offer off (cfg.deflate false) so both socket.io servers run alike.
+      const s = this.socket = io(this.url, { transports: ['websocket'], forceNew: true, reconnection: false,
+        timeout: 15000, perMessageDeflate: cfg.deflate ? { threshold: 0 } : false });
       s.on('message.new', (d) => { if (this.onMessageNew) this.onMessageNew(d.message.content); });
+      s.io.on('open', () => {
+        const eng = s.io.engine;
+        const ws = eng.transport && eng.transport.ws;
+        if (ws && ws.extensions !== undefined) this.extensions = String(ws.extensions || '');
+        // Engine.io packet "4" + socket.io packet: the WebSocket message payload is 1 + its length.
+        eng.on('packet', (pk) => {
+          if (this.onFrame && pk.type === 'message' && typeof pk.data === 'string' && pk.data.startsWith('2["message.new"')) {
+            this.onFrame(1 + Buffer.byteLength(pk.data));
+          }
+        });
+      });
       s.once('connect', () => resolve(this));
       s.once('connect_error', (e) => reject(e));
     });
@@ -253,6 +270,122 @@ async function fanout() {
   };
 }
 
+// Both send modes against one set of subscribers (scenario "modes", run.py's scenario 1).
+// A message is complete when the publisher has its ack AND every subscriber has received it.
+// Mode {name, window}: at most `window` messages not yet complete; window 1 is "one at a time"
+// (each send waits until every subscriber got the previous one: how a class chats). Each mode
+// sends for duration_s (at most max_messages) and then waits for its last messages.
+// The content is padded so that the message.new WebSocket payload each subscriber receives is
+// cfg.frame_bytes long for every server (calibrated on the first warm-up message, then checked
+// on every measured delivery to subscriber 0).
+async function modes() {
+  const nSubs = cfg.subs;
+  const room = roomId('fanout');
+  const tokens = seed ? seed.subs : [];
+  const maxMsgs = cfg.max_messages || 20000;
+  const latCap = Math.min(nSubs * maxMsgs, 4000000);
+  const lat = new Float64Array(latCap);
+  const counts = new Int32Array(maxMsgs);
+  const acked = new Uint8Array(maxMsgs);
+  let nLat = 0; let delivered = 0; let warmDelivered = 0; let onComplete = null;
+  let n = nSubs;
+  const onNew = (content) => {
+    const t = now();
+    if (content.charCodeAt(0) !== 109 /* m */) { warmDelivered++; return; }
+    delivered++;
+    if (nLat < latCap) lat[nLat++] = t - contentTime(content);
+    const j = content.indexOf('|', 2);
+    const idx = parseInt(content.slice(j + 1), 10);
+    if (++counts[idx] === n && acked[idx] && onComplete) onComplete(idx);
+  };
+  let frameLast = 0; let frameMin = Infinity; let frameMax = 0;
+  phase('open_start');
+  const tOpen = now();
+  const subs = await openMany(nSubs, (i) => tokens[i], () => room, cfg.concurrency || 50,
+    (c, i) => { c.onMessageNew = onNew; if (i === 0) c.onFrame = (len) => { frameLast = len; }; });
+  const openS = (now() - tOpen) / 1000;
+  phase('open_end');
+  if (subs.failed) throw new Error(`${subs.failed} subscribers failed: ${subs.firstError}`);
+  n = subs.clients.length;
+  const pub = makeClient(seed ? seed.publisher.token : null);
+  let pubGot = 0; // message.new frames the publisher received: must stay 0 (excluded from its broadcast)
+  pub.onMessageNew = () => { pubGot++; };
+  await withTimeout(pub.open(), 20000, 'publisher open');
+  const extensions = subs.clients[0].extensions || '';
+
+  const content = (tag, len, idx) => {
+    const head = `${tag}|${now().toFixed(3)}|${idx}|`;
+    return head + 'x'.repeat(Math.max(0, len - head.length));
+  };
+  const waitWarm = async (k) => {
+    const dl = now() + 30000;
+    while (warmDelivered < n * k && now() < dl) await sleep(2);
+    if (warmDelivered < n * k) throw new Error(`warm-up: ${warmDelivered}/${n * k} delivered`);
+  };
+  // Calibration: one message at the base length; the padding makes up the difference.
+  const base = 100;
+  await pub.send(room, content('w', base, 0));
+  await waitWarm(1);
+  const natural = frameLast;
+  const target = cfg.frame_bytes || natural;
+  if (natural > target) throw new Error(`frame of ${natural} B at the base content exceeds frame_bytes ${target}`);
+  const len = base + (target - natural);
+  const warm = cfg.warmup ?? 20;
+  for (let i = 0; i < warm; i++) { await pub.send(room, content('w', len, 0)); await waitWarm(2 + i); }
+  await sleep(200);
+
+  const out = { subscribers: n, frame_natural_bytes: natural, frame_target_bytes: target, content_bytes: len,
+    extensions, open_s: Math.round(openS * 100) / 100 };
+  for (const mode of cfg.modes) {
+    counts.fill(0); acked.fill(0); nLat = 0; delivered = 0; frameMin = Infinity; frameMax = 0;
+    const ackLat = []; let errors = 0; let firstErr = null; let sent = 0; let completed = 0; let inFlight = 0;
+    const durMs = (mode.duration_s || cfg.duration_s || 4) * 1000;
+    const timeoutMs = (cfg.timeout_s || 60) * 1000;
+    const sub0 = subs.clients[0];
+    sub0.onFrame = (l) => { if (l < frameMin) frameMin = l; if (l > frameMax) frameMax = l; };
+    phase(`start:${mode.name}`);
+    const cpu0 = process.cpuUsage();
+    const t0 = now(); let tLast = t0;
+    await new Promise((resolve) => {
+      let stopped = false;
+      const finish = () => { if (!stopped) { stopped = true; resolve(); } };
+      const guard = setTimeout(finish, timeoutMs);
+      const pump = () => {
+        while (inFlight < mode.window && sent < maxMsgs && now() - t0 < durMs) {
+          const idx = sent++; inFlight++;
+          const ts = now();
+          pub.send(room, content('m', len, idx)).then((r) => {
+            ackLat.push(now() - ts);
+            if (!r.ok) { errors++; if (!firstErr) firstErr = r.code; }
+            acked[idx] = 1;
+            if (counts[idx] === n && onComplete) onComplete(idx);
+          });
+        }
+        if (inFlight === 0) { clearTimeout(guard); finish(); }
+      };
+      onComplete = () => { inFlight--; completed++; tLast = now(); pump(); };
+      pump();
+    });
+    onComplete = null;
+    const elapsed = (tLast - t0) / 1000;
+    phase(`end:${mode.name}`);
+    const d = process.cpuUsage(cpu0);
+    out[mode.name] = {
+      window: mode.window, sent, completed, complete: completed === sent, errors, first_error: firstErr,
+      deliveries: delivered, expected: sent * n, elapsed_s: Math.round(elapsed * 1000) / 1000,
+      deliveries_per_s: Math.round(delivered / elapsed), messages_per_s: Math.round(completed / elapsed * 10) / 10,
+      latency_ms: percentiles(lat, nLat), ack_ms: percentiles(ackLat, ackLat.length),
+      frame_bytes: { min: frameMin === Infinity ? null : frameMin, max: frameMax },
+      client_cpu_s: Math.round((d.user + d.system) / 1e4) / 100,
+    };
+    await sleep(300);
+  }
+  out.publisher_received = pubGot;
+  for (const c of subs.clients) c.close();
+  pub.close();
+  return out;
+}
+
 // Each sender its own user and socket, sending to one room as fast as acks come back.
 async function senders() {
   const n = cfg.senders;
@@ -318,6 +451,7 @@ async function idle() {
   let result;
   try {
     if (cfg.scenario === 'fanout' || cfg.scenario === 'rate') result = await fanout();
+    else if (cfg.scenario === 'modes') result = await modes();
     else if (cfg.scenario === 'senders') result = await senders();
     else if (cfg.scenario === 'idle') result = await idle();
     else throw new Error(`unknown scenario ${cfg.scenario}`);

@@ -16,7 +16,16 @@ subprocess on a free 127.0.0.1 port, drives it with ``harness.js`` (Node ``ws`` 
 table of medians. Nothing leaves loopback; every load loop is bounded in count and time.
 
 Scenarios:
-  1  fan-out: N=200 subscribers in one room, 2,000 messages, publisher window 50 unacked
+  1  fan-out, every server (Podium, Node socket.io 4, python-socketio, the Tornado floor that
+     builds each frame once) at N = 200 and 1,000 subscribers, BOTH send modes on the same
+     connections: one message at a time (each send waits for its ack and for every subscriber to
+     receive it: how a class chats) and a window of 50 messages not yet delivered to everyone
+     (batching); 4 s of sending each. Same message.new payload bytes per delivery for every server
+     (--frame-bytes, padded, checked on every delivery to one subscriber and printed), the
+     publisher never subscribed (checked: it must receive none of its broadcasts), no
+     permessage-deflate on the main rows (socket.io-client's offer turned off; Node socket.io
+     refuses it anyway), plus separately labelled socket.io rows WITH deflate at N = 200. Server
+     CPU per delivery from /proc; latency p50/p99 per delivery; ratios vs Node socket.io per mode
   2  steady rate: 500 subscribers, 20 messages/s for 10 s → latency p50/p99
   3  idle RSS: 5,000 authenticated connections, each joined to a room (50 rooms of 100)
      → server RSS / connection; also a bare Tornado WebSocketHandler as the floor
@@ -65,7 +74,13 @@ SERVERS = {
     "pysio": "python-socketio/Tornado (no persistence)",
     "nodesio": "Node socket.io 4 (no persistence)",
     "tornado": "Tornado floor (bare WebSocketHandler)",
+    "pysio-deflate": "python-socketio/Tornado WITH permessage-deflate",
+    "nodesio-deflate": "Node socket.io 4 WITH permessage-deflate",
 }
+# Short names for scenario 1's table.
+SHORT = {"podium": "Podium", "nodesio": "Node socket.io 4", "pysio": "python-socketio",
+         "tornado": "Tornado floor (frame built once)", "pysio-deflate": "python-socketio + deflate",
+         "nodesio-deflate": "Node socket.io 4 + deflate"}
 
 
 # --- setup ------------------------------------------------------------------------------------
@@ -124,7 +139,7 @@ class Server(benchlib.Server):
                 db_url = f"sqlite+aiosqlite:///{run_dir / 'podium.db'}"
             cmd, env = [PY, "-m", "server", "serve"], podium_env(db_url, run_dir, src, self.port)
             self.url = f"ws://127.0.0.1:{self.port}/ws"
-        elif kind == "pysio":
+        elif kind in ("pysio", "pysio-deflate"):  # deflate: whether the client offers it (harness cfg)
             cmd, env = [PY, str(HERE / "pysio_server.py"), str(self.port)], dict(os.environ)
             self.url = f"http://127.0.0.1:{self.port}"
         elif kind == "tornado":
@@ -132,6 +147,7 @@ class Server(benchlib.Server):
             self.url = f"ws://127.0.0.1:{self.port}/ws"
         else:
             cmd, env = ["node", str(HERE / "sio_server.js"), str(self.port)], dict(os.environ)
+            env["BENCH_DEFLATE"] = "1" if kind == "nodesio-deflate" else "0"
             self.url = f"http://127.0.0.1:{self.port}"
         return cmd, env, src if kind == "podium" else ROOT
 
@@ -176,6 +192,19 @@ def harness(cfg: dict, timeout: float, server: "Server | None" = None, profile: 
             prof[0].finish()
 
     def on_result(res: dict) -> None:
+        for name in [n for n in cpu if n.startswith("start:")]:  # scenario "modes": CPU per mode
+            mode = name[len("start:"):]
+            if f"end:{mode}" in cpu and isinstance(res.get(mode), dict):
+                (s0, m0, t0), (s1, m1, t1) = cpu[name], cpu[f"end:{mode}"]
+                r = res[mode]
+                r["server_cpu_s"] = round(s1 - s0, 3)
+                if r.get("deliveries"):
+                    r["server_cpu_us_per_delivery"] = round((s1 - s0) * 1e6 / r["deliveries"], 2)
+                    r["deliveries_per_server_cpu_s"] = round(r["deliveries"] / max(s1 - s0, 1e-3))
+                if r.get("completed"):
+                    r["server_cpu_ms_per_message"] = round((s1 - s0) * 1e3 / r["completed"], 3)
+                other = (m1 - m0) - (s1 - s0) - r.get("client_cpu_s", 0)
+                r["other_load_cores"] = round(max(other, 0) / max(t1 - t0, 1e-3), 2)
         if "open_start" in cpu and "open_end" in cpu and cfg.get("subs"):
             # Server CPU to accept, authenticate and room.join each subscriber.
             res["open_cpu_ms_per_conn"] = round((cpu["open_end"][0] - cpu["open_start"][0]) * 1000 / cfg["subs"], 2)
@@ -210,7 +239,27 @@ def guarded(fn, *a) -> dict:
 
 
 def client_kind(server_kind: str) -> str:
-    return "sio" if server_kind in ("pysio", "nodesio") else "podium"
+    return "sio" if server_kind.split("-")[0] in ("pysio", "nodesio") else "podium"
+
+
+def run_modes(kind: str, subs: int, args, work: Path, template: Path, seed: Path, src: Source) -> dict:
+    """Scenario 1: one server, ``subs`` subscribers, both send modes on the same connections: one
+    message at a time (each send waits until every subscriber got it) and a window of
+    ``args.window`` messages not yet delivered to everyone; same payload bytes per delivery for
+    every server (``args.frame_bytes``); server CPU per mode from /proc."""
+    srv = Server(kind, work, template=template, src=src.path)
+    try:
+        cfg = {"scenario": "modes", "kind": client_kind(kind), "url": srv.url, "seed": str(seed), "subs": subs,
+               "modes": [{"name": "serial", "window": 1}, {"name": "window", "window": args.window}],
+               "duration_s": args.mode_duration, "frame_bytes": args.frame_bytes, "timeout_s": 90,
+               "deflate": kind.endswith("-deflate")}
+        load = os.getloadavg()
+        res = harness(cfg, timeout=200, server=srv)
+        res["loadavg_1m"] = round(load[0], 2)
+        res["server_rss_mb"] = round(srv.rss() / 2**20, 1)
+    finally:
+        srv.stop()
+    return res
 
 
 def run_fanout(kind: str, args, work: Path, template: Path, seed: Path, scenario: int, prof_dir: Path | None,
@@ -488,7 +537,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=int, default=3, help="runs of each configuration (default 3)")
     p.add_argument("--scenarios", default="1,2,3,4", help="comma-separated subset of 1,2,3,4")
-    p.add_argument("--servers", default="podium,pysio,nodesio", help="for scenarios 1 and 2")
+    p.add_argument("--servers", default="podium,nodesio,pysio,tornado", help="for scenarios 1 and 2")
+    p.add_argument("--subs-list", default="200,1000", help="scenario 1: subscriber counts N")
+    p.add_argument("--mode-duration", type=float, default=4,
+                   help="scenario 1: seconds each send mode sends for (then its last messages drain)")
+    p.add_argument("--frame-bytes", type=int, default=600,
+                   help="scenario 1: message.new WebSocket payload per delivery, the same for every server")
+    p.add_argument("--deflate-servers", default="pysio-deflate,nodesio-deflate",
+                   help="scenario 1: extra, separately labelled rows with permessage-deflate ('' for none)")
+    p.add_argument("--deflate-subs", default="200", help="scenario 1: the N the deflate rows run at")
     p.add_argument("--idle-servers", default="podium,tornado,pysio,nodesio", help="for scenario 3")
     p.add_argument("--peer-runs", type=int, default=1,
                    help="runs of the peers in scenarios 2 and 3 (Podium gets --runs; scenario 1 peers get --runs)")
@@ -544,10 +601,22 @@ def main() -> None:
         tdir.mkdir()
         seed = work / "seed.json"
         prepare_db(f"sqlite+aiosqlite:///{tdir / 'podium.db'}", tdir, seed,
-                   subs=max(args.idle_conns, args.rate_subs, args.subs), src=new_src.path)
+                   subs=max([args.idle_conns, args.rate_subs, args.subs] +
+                            [int(x) for x in args.subs_list.split(",") if x.strip()]), src=new_src.path)
         template = tdir / "podium.db"
 
-        for sc in ("1", "2"):
+        if "1" in scenarios:
+            deflate = [s.strip() for s in args.deflate_servers.split(",") if s.strip()]
+            for n in [int(x) for x in args.subs_list.split(",") if x.strip()]:
+                sc = f"1/N{n}"
+                configs = plan(servers + (deflate if n in deflate_subs(args) else []), sources)
+                results[sc] = {src.key(k): [] for k, src in configs}
+                for run in range(args.runs):
+                    for k, src in configs:
+                        res = guarded(run_modes, k, n, args, work, template, seed, src)
+                        results[sc][src.key(k)].append(res)
+                        log(f"scenario {sc} run {run + 1} {src.key(k)}: " + _short_modes(res))
+        for sc in ("2",):
             if sc not in scenarios:
                 continue
             configs = plan(servers, sources)
@@ -588,6 +657,7 @@ def main() -> None:
         out = Path(args.json) if args.json else work / "results.json"
         out.write_text(json.dumps({"meta": meta, "results": results}, indent=1))
         table, verdicts = report(results, args, sources)
+        modes_table, modes_notes = report_modes(results, args, sources)
         print()
         print()
         for src in sources:
@@ -595,8 +665,16 @@ def main() -> None:
         print(f"Chat fan-out benchmark: {meta['machine']['cpus']} CPUs ({meta['machine']['cpu']}), medians of "
               f"{args.runs} run(s); load average at start {meta['machine']['loadavg_start'][0]:.2f}, "
               f"at end {meta['loadavg_end'][0]:.2f}; wall {meta['wall_s']:.0f} s")
-        print(table)
-        print()
+        if modes_table:
+            print("\nScenario 1, fan-out in both send modes (medians; deliveries/s · server CPU µs per delivery "
+                  "· latency p50/p99 ms; ratio = Podium or peer / Node socket.io in the same mode):")
+            print(modes_table)
+            for v in modes_notes:
+                print(v)
+            print()
+        if table.count("\n") > 1:
+            print(table)
+            print()
         for v in verdicts:
             print(v)
         print(f"\nraw results: {out}")
@@ -610,6 +688,101 @@ def main() -> None:
                     shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
             if not any(work.iterdir()):
                 work.rmdir()
+
+def deflate_subs(args) -> set[int]:
+    return {int(x) for x in args.deflate_subs.split(",") if x.strip()}
+
+
+def _short_modes(res: dict) -> str:
+    if "error" in res:
+        return "ERROR " + res["error"][:300]
+    parts = [f"load {res.get('loadavg_1m')}", f"frame {res.get('frame_target_bytes')} B (natural "
+             f"{res.get('frame_natural_bytes')})", f"ext '{res.get('extensions')}'", f"pub got {res.get('publisher_received')}"]
+    for m in ("serial", "window"):
+        r = res.get(m) or {}
+        parts.append(f"{m}: {r.get('deliveries_per_s')}/s {r.get('server_cpu_us_per_delivery')} us/deliv "
+                     f"p50 {_get(r, 'latency_ms.p50')} p99 {_get(r, 'latency_ms.p99')} frames {r.get('frame_bytes')} "
+                     f"complete {r.get('complete')}")
+    return "; ".join(parts)
+
+
+MODE_METRICS = (("deliveries/s", "deliveries_per_s", True, 0), ("CPU µs/delivery", "server_cpu_us_per_delivery", False, 2),
+                ("p50 ms", "latency_ms.p50", False, 2), ("p99 ms", "latency_ms.p99", False, 2))
+
+
+def report_modes(results: dict, args, sources: list[Source]) -> tuple[str, list[str]]:
+    """Scenario 1's table: a row per (N, server), both modes side by side, ratios vs Node socket.io
+    in the same mode; with --compare-ref a new/old row under Podium."""
+    scs = [sc for sc in results if sc.startswith("1/")]
+    if not scs:
+        return "", []
+    old_src = sources[0] if len(sources) == 2 else None
+    notes: list[str] = []
+    cell = lambda m: f"{'deliv/s':>8} {'µs/deliv':>8} {'p50':>6} {'p99':>6} {'vs Node':>7} {'vs Node/CPU':>11}"  # noqa: E731
+    head = (f"{'N':>5} {'server':<34} {'frame B':>9} | one at a time (window 1):{'':<24}| "
+            f"window {args.window}:{'':<36}| {'win/one':>7} {'load':>5} runs (deliv/s one · window)")
+    sub = f"{'':>5} {'':<34} {'':>9} | {cell('')} | {cell('')} |"
+    lines = [head, sub, "-" * len(head)]
+
+    def ok(sc, k):
+        return [r for r in results[sc].get(k, []) if "error" not in r]
+
+    def m(sc, k, mode, key):
+        return med([_get(r.get(mode) or {}, key) for r in ok(sc, k)])
+
+    for sc in scs:
+        n = int(sc.split("N")[1])
+        node = {mode: (m(sc, "nodesio", mode, "deliveries_per_s"), m(sc, "nodesio", mode, "server_cpu_us_per_delivery"))
+                for mode in ("serial", "window")}
+        for k in results[sc]:
+            rs = ok(sc, k)
+            errs = [r["error"][:200] for r in results[sc][k] if "error" in r]
+            for e in errs:
+                notes.append(f"ERROR scenario 1 N={n} {k}: {e}")
+            label = SHORT.get(k.split("@")[0], k) + (f" · old {old_src.name}" if k.endswith("@old") else
+                                                     (f" · new {sources[-1].name}" if old_src and k == "podium" else ""))
+            frames = sorted({(_get(r, "serial.frame_bytes.min"), _get(r, "serial.frame_bytes.max"),
+                              _get(r, "window.frame_bytes.min"), _get(r, "window.frame_bytes.max")) for r in rs})
+            fb = {v for f in frames for v in f if v is not None}
+            # The envelope's id/seq digits grow during a run (same for every server): a range of a few bytes.
+            frame = (f"{min(fb)}" if min(fb) == max(fb) else f"{min(fb)}-{max(fb)}") if fb else "-"
+            cells = []
+            for mode in ("serial", "window"):
+                d, us = m(sc, k, mode, "deliveries_per_s"), m(sc, k, mode, "server_cpu_us_per_delivery")
+                nd, nus = node[mode]
+                vs = f"{d / nd:.2f}x" if d and nd else "-"
+                vs_cpu = f"{nus / us:.2f}x" if us and nus else "-"
+                cells.append(f"{fmt(d):>8} {fmt(us, 1):>8} {fmt(m(sc, k, mode, 'latency_ms.p50'), 1):>6} "
+                             f"{fmt(m(sc, k, mode, 'latency_ms.p99'), 1):>6} {vs:>7} {vs_cpu:>11}")
+            ds, dw = m(sc, k, "serial", "deliveries_per_s"), m(sc, k, "window", "deliveries_per_s")
+            wo = f"{dw / ds:.2f}x" if ds and dw else "-"
+            runs = ", ".join(f"{fmt(_get(r, 'serial.deliveries_per_s'))}·{fmt(_get(r, 'window.deliveries_per_s'))}"
+                             for r in rs) + (", ERR" * len(errs))
+            lines.append(f"{n:>5} {label:<34} {frame:>9} | {cells[0]} | {cells[1]} | {wo:>7} "
+                         f"{fmt(med([r.get('loadavg_1m') for r in rs]), 2):>5} {runs}")
+            if rs and any(r.get("publisher_received") for r in rs):
+                notes.append(f"WARNING N={n} {k}: the publisher received its own broadcast "
+                             f"({[r.get('publisher_received') for r in rs]} message.new frames)")
+            exts = {r.get("extensions") or "" for r in rs}
+            if any(exts):
+                notes.append(f"N={n} {k}: negotiated WebSocket extensions: {sorted(exts)}")
+            incomplete = [mode for r in rs for mode in ("serial", "window") if not _get(r, f"{mode}.complete")]
+            if incomplete:
+                notes.append(f"WARNING N={n} {k}: {len(incomplete)} mode run(s) did not deliver every message "
+                             f"to every subscriber in time: {incomplete}")
+            if k.endswith("@old") or not old_src or f"{k}@old" not in results[sc]:
+                continue
+            for mode in ("serial", "window"):
+                for name, key, higher, nd in MODE_METRICS:
+                    per_run = lambda kk: [None if "error" in r else _get(r.get(mode) or {}, key)  # noqa: E731
+                                          for r in results[sc][kk]]
+                    c = benchlib.compare(per_run(f"{k}@old"), per_run(k), higher)
+                    notes.append(f"N={n} {mode} {k}: " + benchlib.compare_line(name, c, nd))
+    notes.append("one at a time = each send waits for its ack and for every subscriber to receive it (a class "
+                 "chatting); window = that many messages not yet delivered to every subscriber (batching). "
+                 "vs Node/CPU = Node's server CPU per delivery / this row's (higher is better).")
+    return "\n".join(lines), notes
+
 
 def _short(res: dict) -> str:
     if "error" in res:

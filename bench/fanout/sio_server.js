@@ -11,7 +11,11 @@ const { Server } = require('socket.io');
 
 const port = Number(process.argv[2]);
 const server = http.createServer();
-const io = new Server(server, { serveClient: false, transports: ['websocket'] });
+// BENCH_DEFLATE=1: accept permessage-deflate (threshold 0, as python-socketio's Tornado handler
+// compresses every message) for the separately labelled deflate row; the default refuses it.
+const deflate = process.env.BENCH_DEFLATE === '1';
+const io = new Server(server, { serveClient: false, transports: ['websocket'],
+  perMessageDeflate: deflate ? { threshold: 0 } : false });
 let nextId = 1;
 const seqs = new Map();
 
