@@ -26,12 +26,14 @@ log = logging.getLogger("podium.calls")
 
 
 class AudioModerator(Protocol):
-    """What enforces a mute (``SfuSignaling``): the media path of a session, and muting a
-    participant's published audio at the media router."""
+    """What enforces controls at the media router (``SfuSignaling``): the media path of a
+    session, muting a participant's published audio, and kicking removed participants' feeds."""
 
     def media_path(self, session_id: int) -> str: ...
 
     async def moderate_audio(self, session_id: int, peer_id: str, mute: bool) -> None: ...
+
+    async def kick(self, session_id: int, peer_ids: set[str]) -> None: ...
 
 
 def parse_mute(msg: dict) -> tuple[str | None, bool]:
@@ -193,11 +195,14 @@ class Controls:
         if wire["recorder"]:
             raise BadRequest("stop the recording instead of removing the recorder")
         user_id = int(wire["user"]["id"])
+        devices = {pid for pid, w in (await self._everyone(live)).items() if w["user"]["id"] == wire["user"]["id"]}
         frame = event_frame({"type": "call.removed", "session": str(live.id), "by": str(actor.id)})
         if self.calls.directory is not None:
             await self.calls.directory.ban(live.id, user_id)
             live.publish(SessionBan(live.id, user_id), frame)
         await self.remove_local(live, user_id, frame)
+        if self.enforced(live.id):  # their feeds published through any process leave Janus now
+            await self.moderator.kick(live.id, devices)
         log.info("session %s: user %s removed by %s", live.id, user_id, actor.id)
 
     async def remove_local(self, live: LiveSession, user_id: int, frame: bytes) -> None:

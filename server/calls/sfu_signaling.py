@@ -25,7 +25,7 @@ from server.kernel.frames import event_frame
 from server.sfu import videoroom as vr
 from server.sfu.client import Handle, JanusSession
 from server.sfu.protocol import JanusClosed, JanusError
-from server.sfu.rooms import RoomSpec
+from server.sfu.rooms import RoomSpec, room_spec
 from server.sfu.service import JanusNode, Sfu
 
 log = logging.getLogger("podium.calls.sfu")
@@ -367,6 +367,23 @@ class SfuSignaling:
                 await peer.node.rooms.moderate(spec, peer.feed, mid, mute)
         except (JanusError, JanusClosed) as e:
             log.warning("session %s: moderating %s at Janus failed: %s", session_id, peer_id, e)
+
+    async def kick(self, session_id: int, peer_ids: set[str]) -> None:
+        """``call.remove``: Janus kicks every feed of ``peer_ids`` (camera and screen) still in
+        the session's room, whichever process published it — a process that died, or one the
+        removal notice has not reached yet (the room is the session's own: any process can
+        moderate it)."""
+        node = self.sfu.node_for_session(session_id)
+        if node is None:
+            return
+        spec = node.rooms.open_rooms.get(str(session_id)) or room_spec(node.rooms.key, str(session_id))
+        names = peer_ids | {screen_display(p) for p in peer_ids}
+        try:
+            for p in await node.rooms.participants(spec):
+                if p.get("display") in names and p.get("publisher"):
+                    await node.rooms.kick(spec, int(p["id"]))
+        except (JanusError, JanusClosed) as e:  # no room (nobody published), or Janus gone
+            log.info("session %s: kicking %s at Janus: %s", session_id, sorted(peer_ids), e)
 
     def _relay_talking(self, session_id: int):
         """Janus's ``talking`` / ``stopped-talking`` (the room has ``audiolevel_event``) →

@@ -185,6 +185,36 @@ async def test_mute_from_another_process_is_enforced_here(server):
         await sub.close()
 
 
+async def test_remove_kicks_a_feed_published_through_another_process(server):
+    """call.remove kicks the removed user's feeds out of the Janus room even when this process
+    does not hold their Janus session (published through another web process, or one that
+    died): here the publisher's Podium-side state is taken away before the removal, so only
+    the kick by the room's secret can end its feed; the other student stops receiving it."""
+    session, (t, _), socks, _ = await class_of(server, 2)
+    (a, a_ack), (b, _) = socks
+    a_id = a_ack["peer_id"]
+    pub, sub = WsPublisher(a, session), WsSubscriber(b, session)
+    sig = server.deps.sfu_signaling
+    elsewhere = None
+    try:
+        await pub.publish()
+        await sub.subscribe()
+        await wait_until(lambda: sub.by_peer[(a_id, "video")] >= 10, 30)
+        elsewhere = sig.peers.pop((int(session), a_id))  # as if another process held it
+        node = server.deps.sfu.node_for_session(int(session))
+        spec = node.rooms.open_rooms[session]
+        await t.request("call.remove", session=session, peer_id=a_id)
+        listed = await node.rooms.participants(spec)
+        assert not [p for p in listed if p.get("display") == a_id and p.get("publisher")], listed
+        await asyncio.sleep(SETTLE_S)
+        assert (await audio_video_over(sub, a_id, 1.0)) == (0, 0)
+    finally:
+        if elsewhere is not None:
+            await elsewhere.janus.destroy()
+        await pub.pc.close()
+        await sub.close()
+
+
 async def test_students_cannot_mute_and_bad_input_is_refused(server):
     """A student's call.mute (one or all) is forbidden and mutes nobody; malformed call.mute
     fields are bad_request; an unknown peer not_found; call.unmute_self from outside the call
