@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import secrets
 import shutil
+import signal
+import subprocess
 
 import pytest
 
 from server.sfu.janus_config import settings_for, write_config
+from server.sfu.protocol import JanusError
 from tests.sfu.conftest import JanusProcess, wait_until
 from tests.sfu.netns import JANUS_IFACE
 from tests.sfu.test_signaling import (WsPublisher, WsSubscriber, class_of, class_of_other,  # noqa: F401
@@ -142,3 +146,59 @@ async def test_a_dead_janus_moves_its_calls_to_the_other_and_does_not_take_them_
             await p.pc.close()
         for s in subs:
             await s.close()
+
+
+async def test_a_hung_janus_cut_off_past_the_grace_fails_over_and_loses_the_moved_rooms(server, januses, netns):
+    """Janus X hangs (SIGSTOP) and Podium's connection to it is cut (``ss -K``): it stays
+    unreachable past the grace, so the call moves to Y (sfu.restart, publish again on Y). When X
+    wakes up it still has the session's room and the old publisher in it; Podium reconnects and
+    destroys that room (the old participants there are cut off), and the session stays on Y."""
+    sfu = server.deps.sfu
+    await wait_until(lambda: len(sfu.live()) == 2, 15)
+    session, (t, t_ack), _, _ = await class_of(server, 1)
+    pubs = [WsPublisher(t, session)]
+    x_url = frozen = None
+    try:
+        await pubs[0].publish()
+        x_url = await sfu.placement.store.get(int(session))
+        (y_url,) = set(januses) - {x_url}
+        x, y = sfu.node(x_url), sfu.node(y_url)
+        deadline = asyncio.get_running_loop().time() + 10
+        while await publishers_on(x, session) != {t_ack["peer_id"]}:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.1)
+        room = x.rooms.open_rooms[session]
+        frozen = januses[x_url].proc.pid
+        os.killpg(frozen, signal.SIGSTOP)
+        port = januses[x_url].settings.ws_port
+        netns.popen(["ss", "-K", "dst", "127.0.0.1", "dport", "=", str(port)],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).wait(timeout=10)
+        await t.next_event("sfu.restart", timeout=GRACE_S + 10, session=session)
+        assert await sfu.placement.store.get(int(session)) == y_url
+        assert all(p.node is not x for p in server.deps.sfu_signaling.peers.values())  # stale peers dropped
+        pubs.append(WsPublisher(t, session))
+        await pubs[1].publish()
+        deadline = asyncio.get_running_loop().time() + 10
+        while await publishers_on(y, session) != {t_ack["peer_id"]}:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.1)
+
+        os.killpg(frozen, signal.SIGCONT)
+        frozen = None
+        await wait_until(lambda: x.connection.connected.is_set() and x_url not in sfu.failed, 20)
+        deadline = asyncio.get_running_loop().time() + 10
+        while True:  # the old room on X goes
+            try:
+                await x.rooms.participants_of_room(room.room)
+            except JanusError:
+                break
+            assert asyncio.get_running_loop().time() < deadline, "the moved session's room is still on X"
+            await asyncio.sleep(0.2)
+        assert await sfu.placement.store.get(int(session)) == y_url
+        assert await publishers_on(y, session) == {t_ack["peer_id"]}
+        assert await t.no_event("sfu.restart", within=1.0)
+    finally:
+        if frozen is not None:
+            os.killpg(frozen, signal.SIGCONT)
+        for p in pubs:
+            await p.pc.close()
