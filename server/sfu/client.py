@@ -4,7 +4,10 @@
 ``close()``: a lost socket is reopened with exponential backoff (``backoff_s`` doubling up to
 ``max_backoff_s``). Every request carries a transaction id and waits for its answer (see
 ``protocol.py``) at most ``request_timeout_s``. Every session gets a ``keepalive`` each
-``keepalive_s`` (Janus destroys a silent session after its ``session_timeout``).
+``keepalive_s`` (Janus destroys a silent session after its ``session_timeout``). The socket
+is pinged every ``ping_s`` and closed when no pong comes back within ``ping_s``, so a hung or
+unreachable Janus (a host gone, no TCP reset) counts as disconnected within seconds
+(``sfu/service.py`` fails it over).
 
 After a reconnect each session is ``claim``ed on the new socket (Janus keeps a session whose
 socket closed for ``reclaim_session_timeout``); a session Janus no longer knows (it restarted,
@@ -100,10 +103,11 @@ class JanusConnection:
 
     def __init__(self, url: str, api_secret: str | None, *, keepalive_s: float = 25.0,
                  request_timeout_s: float = 10.0, backoff_s: float = 0.5, max_backoff_s: float = 10.0,
-                 connect_timeout_s: float = 5.0):
+                 connect_timeout_s: float = 5.0, ping_s: float = 2.0):
         self.url, self.api_secret = url, api_secret
         self.keepalive_s, self.request_timeout_s = keepalive_s, request_timeout_s
         self.backoff_s, self.max_backoff_s, self.connect_timeout_s = backoff_s, max_backoff_s, connect_timeout_s
+        self.ping_s = ping_s
         self.transactions = Transactions()
         self.sessions: dict[int, JanusSession] = {}
         self.connected = asyncio.Event()
@@ -193,7 +197,8 @@ class JanusConnection:
             try:
                 ws = await websocket_connect(
                     HTTPRequest(self.url, connect_timeout=self.connect_timeout_s, request_timeout=self.connect_timeout_s),
-                    subprotocols=[SUBPROTOCOL], max_message_size=MAX_MESSAGE_BYTES)
+                    subprotocols=[SUBPROTOCOL], max_message_size=MAX_MESSAGE_BYTES,
+                    ping_interval=self.ping_s, ping_timeout=self.ping_s)
             except Exception as e:  # refused, reset, DNS, TLS, a refused handshake: all retried
                 # Podium's calls fall back to the mesh while no Janus is connected: say so.
                 log.warning("sfu: cannot connect to janus %s (%s); again in %.1fs; calls use the "
