@@ -7,17 +7,25 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import secrets
 import shutil
 import signal
+import time
+
+import av
 
 import pytest
 
 from server.sfu.janus_config import settings_for, write_config
 from server.sfu.protocol import JanusError
 from tests.sfu.conftest import JanusProcess, wait_until
-from tests.sfu.netns import JANUS_IFACE
+from tests.mediapattern import beep_times, decode_audio_mono, flash_times
+from tests.recordings.test_recording_e2e import (SYNC_LIMIT_S, download, frac_distance,
+                                                 recording_start_t, wait_for)
+from tests.sfu.netns import JANUS_IFACE, PEER_ADDR
+from tests.sfu.test_recording_sfu import BEEP_GAP_S, PHASES, PatternPublisher
 from tests.sfu.test_signaling import (WsPublisher, WsSubscriber, class_of, class_of_other,  # noqa: F401
                                       database_url, sqlite_template)
 
@@ -53,7 +61,8 @@ def config_overrides(januses, in_netns) -> dict:
     any_one = next(iter(januses.values())).settings
     return {"janus_urls": tuple(januses), "janus_api_secret": any_one.api_secret,
             "janus_admin_key": any_one.room_admin_key, "redis_url": None,
-            "janus_failover_grace_s": GRACE_S, "jwt_secret": "sfu-test-" + secrets.token_hex(24)}
+            "janus_failover_grace_s": GRACE_S, "jwt_secret": "sfu-test-" + secrets.token_hex(24),
+            "recording_start_timeout_s": 30.0, "recording_worker_grace_s": 30.0, "call_end_grace_s": 120.0}
 
 
 async def solo_call(server, name: str):
@@ -204,3 +213,71 @@ async def test_a_hung_janus_fails_over_and_loses_the_moved_rooms_when_it_wakes(s
             os.killpg(frozen, signal.SIGCONT)
         for p in pubs:
             await p.pc.close()
+
+
+async def test_recording_goes_on_when_its_janus_dies(server, worker_procs, januses, tmp_path):
+    """A call recorded through Janus X; X is killed (not restarted): the participants and the
+    media worker get sfu.restart, publish and subscribe again on Y (new track files), and the
+    recording is one class video whose cells show both participants' flashes, on their beeps,
+    after the failover too. (This test leaves X dead: it runs last.)"""
+    worker = worker_procs(server.base_url, server.deps.config.worker_secret, tmp_path / "work",
+                          extra_env={"WORKER_ICE_ADDRESSES": PEER_ADDR}).start()
+    sfu = server.deps.sfu
+    await wait_until(lambda: len(sfu.live()) == 2, 15)
+    await wait_for(lambda: "test-worker" in server.deps.recordings.workers, 30, "the worker to register",
+                   worker.log_tail)
+    (_, a_tok), (ben_user, b_tok) = [await server.user("ana", "instructor"), await server.user("ben")]
+    room = await server.room(a_tok, members=[ben_user["id"]])
+    ana, ben = [await server.client(t) for t in (a_tok, b_tok)]
+    session = (await ana.request("call.start", room=room["id"]))["session"]["id"]
+    for ws in (ana, ben):
+        await ws.request("call.join", session=session)
+    socks = {"ana": ana, "ben": ben}
+    pubs = [PatternPublisher(socks[n], session, PHASES[n]) for n in ("ana", "ben")]
+    try:
+        for p in pubs:
+            await p.publish()
+        x_url = await sfu.placement.store.get(int(session))
+        (y_url,) = set(januses) - {x_url}
+        rid = (await ana.request("recording.start", session=session))["recording"]["id"]
+        await ana.next_event("recording.started", timeout=30)
+        tracks = tmp_path / "work" / f"rec-{rid}" / "tracks"
+        await wait_for(lambda: len(list(tracks.glob("*-0.mkv"))) == 4, 20, "the first tracks", worker.log_tail)
+        await asyncio.sleep(2.0)
+        januses[x_url].stop(kill=True)
+        killed_at = time.time()
+        for name in ("ana", "ben"):
+            await socks[name].next_event("sfu.restart", timeout=GRACE_S + 10, session=session)
+            pubs.append(PatternPublisher(socks[name], session, PHASES[name]))
+            await pubs[-1].publish()
+        assert await sfu.placement.store.get(int(session)) == y_url
+        await wait_for(lambda: len(list(tracks.glob("*-1.mkv"))) == 4, 30, "the tracks after the failover",
+                       worker.log_tail)
+        await asyncio.sleep(3.0)
+        span = (await ana.request("recording.stop", session=session))["recording"]["duration_s"]
+        ready = await ana.next_event("recording.ready", timeout=120)
+        assert ready["recording"]["id"] == rid
+    finally:
+        for p in pubs:
+            await p.pc.close()
+    status, body = await server.http("GET", f"/api/recordings/{rid}", a_tok)
+    assets = {a["kind"]: a for a in body["recording"]["assets"]}
+    manifest = json.loads((await download(server, assets["manifest"], tmp_path / "manifest.json")).read_text())
+    t0 = recording_start_t(manifest)
+    mp4 = await download(server, assets["composite"], tmp_path / "class.mp4")
+    with av.open(str(mp4)) as f:
+        duration = f.duration / 1e6
+        frames = [(float(fr.time), fr) for fr in f.decode(video=0)]
+    assert abs(duration - span) <= 0.05 * span, (duration, span)
+    samples, start = decode_audio_mono(mp4)
+    beeps = [start + b for b in beep_times(samples, min_gap_s=BEEP_GAP_S)]
+    w, h = frames[0][1].width, frames[0][1].height
+    names = [p["display_name"].lower() for p in manifest["participants"]]
+    after = killed_at - t0 + GRACE_S + 1.0
+    for (x, cell_w), owner in zip(((0, w // 2), (w // 2, w // 2)), names):
+        flashes = flash_times(frames, (x, 0, cell_w, h))
+        late = [t for t in flashes if after < t < start + len(samples) / 48000 - 0.3]
+        assert len(late) >= 2, (owner, flashes, after)
+        for t in late:
+            assert frac_distance(t0 + t, PHASES[owner]) < 0.15, (owner, t)
+            assert min(abs(t - b) for b in beeps) < SYNC_LIMIT_S, (owner, t, beeps)
