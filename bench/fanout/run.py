@@ -100,12 +100,12 @@ def podium_env(db_url: str, data_dir: Path, src: Path, port: int = 0) -> dict:
     return benchlib.podium_env(db_url, data_dir, port, jwt_secret=JWT_SECRET, src=src, drop=("PODIUM_ENV",))
 
 
-def prepare_db(db_url: str, data_dir: Path, seed_out: Path, subs: int, src: Path) -> None:
+def prepare_db(db_url: str, data_dir: Path, seed_out: Path, subs: int, src: Path, fanout_members: int = 500) -> None:
     env = podium_env(db_url, data_dir, src)
     subprocess.run([PY, "-m", "server", "migrate"], cwd=src, env=env, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    subprocess.run([PY, str(HERE / "seed.py"), str(seed_out), "--subs", str(subs)], cwd=ROOT, env=env,
-                   check=True)
+    subprocess.run([PY, str(HERE / "seed.py"), str(seed_out), "--subs", str(subs),
+                    "--fanout-members", str(fanout_members)], cwd=ROOT, env=env, check=True)
 
 
 def prepare_pg(work: Path, src: Path) -> tuple[str, Path] | None:
@@ -601,13 +601,14 @@ def main() -> None:
         tdir.mkdir()
         seed = work / "seed.json"
         prepare_db(f"sqlite+aiosqlite:///{tdir / 'podium.db'}", tdir, seed,
-                   subs=max([args.idle_conns, args.rate_subs, args.subs] +
-                            [int(x) for x in args.subs_list.split(",") if x.strip()]), src=new_src.path)
+                   subs=max([args.idle_conns, args.rate_subs, args.subs] + subs_list(args)), src=new_src.path,
+                   # every subscriber of scenarios 1 and 2 must be a member of the fan-out room
+                   fanout_members=max([500, args.rate_subs, args.subs] + subs_list(args)))
         template = tdir / "podium.db"
 
         if "1" in scenarios:
             deflate = [s.strip() for s in args.deflate_servers.split(",") if s.strip()]
-            for n in [int(x) for x in args.subs_list.split(",") if x.strip()]:
+            for n in subs_list(args):
                 sc = f"1/N{n}"
                 configs = plan(servers + (deflate if n in deflate_subs(args) else []), sources)
                 results[sc] = {src.key(k): [] for k, src in configs}
@@ -688,6 +689,10 @@ def main() -> None:
                     shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
             if not any(work.iterdir()):
                 work.rmdir()
+
+def subs_list(args) -> list[int]:
+    return [int(x) for x in args.subs_list.split(",") if x.strip()]
+
 
 def deflate_subs(args) -> set[int]:
     return {int(x) for x in args.deflate_subs.split(",") if x.strip()}
