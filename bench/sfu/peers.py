@@ -2,6 +2,8 @@
 
     python bench/sfu/peers.py teacher CONFIG.json     # publishes, then stays until stdin closes
     python bench/sfu/peers.py students CONFIG.json    # receive-only students, driven over stdin
+    python bench/sfu/peers.py mesh CONFIG.json        # a mesh call of len(tokens) (the comparison)
+    python bench/sfu/peers.py encode x                # one VP8 encode of the same source, CPU
 
 CONFIG: ``{"ws_url", "session"?, "room"?, "tokens": [...], "peer_addr"}``.
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import fractions
 import json
 import os
@@ -263,18 +266,97 @@ async def students(cfg: dict, join_timeout: float) -> None:
             ws.close()
 
 
+# -- mesh (the comparison) -------------------------------------------------------------------------
+async def mesh(cfg: dict, max_kbps: int, window: float, settle: float) -> None:
+    """``len(tokens)`` participants of one mesh call (tests/rtcpeer.py's RtcPeer: one connection,
+    so one VP8 encoder, per other participant, as a browser does), the same camera source as the
+    SFU teacher on every link, nothing decoded. Prints one JSON line: time to all connected,
+    then per participant over ``window`` s: uplink video streams carrying bytes, their kbps."""
+    from tests.rtcpeer import RtcPeer
+
+    vpx.DEFAULT_BITRATE = vpx.MAX_BITRATE = max_kbps * 1000
+    rtpreceiver.get_decoder = lambda codec: NullDecoder()
+    # RtcPeer reads every received track; with no decoder its queue stays empty.
+    t_ws = await WsClient.connect(cfg["ws_url"], cfg["tokens"][0])
+    session = (await t_ws.request("call.start", room=cfg["room"]))["session"]["id"]
+    peers = [await RtcPeer.connect(cfg["ws_url"], tok, label=f"m{k}",
+                                   tracks=lambda: (NoiseVideoTrack(), ToneAudioTrack()))
+             for k, tok in enumerate(cfg["tokens"])]
+    res: dict = {"participants": len(peers)}
+    try:
+        t0 = time.monotonic()
+        acks = await asyncio.gather(*(p.join(session) for p in peers))
+        res["media_path"] = sorted({a.get("media_path", "mesh") for a in acks})
+        for p in peers:
+            await p.wait_connected([q.peer_id for q in peers if q is not p], timeout=90)
+        res["all_connected_s"] = round(time.monotonic() - t0, 2)
+        await asyncio.sleep(settle)
+
+        async def sent() -> list[dict]:
+            out = []
+            for p in peers:
+                per = {"links": len(p.links), "video_bytes": 0, "video_streams": 0, "frames": 0}
+                for link in p.links.values():
+                    for st in (await link.pc.getStats()).values():
+                        if st.type == "outbound-rtp" and st.kind == "video":
+                            per["video_bytes"] += st.bytesSent
+                            per["video_streams"] += 1 if st.bytesSent > 0 else 0
+                out.append(per)
+            return out
+        a, ta = await sent(), time.monotonic()
+        print("MARK", flush=True)
+        await asyncio.sleep(window)
+        b, tb = await sent(), time.monotonic()
+        print("MARK", flush=True)
+        res["window_s"] = round(tb - ta, 1)
+        res["per_participant"] = [{"peer_connections": y["links"], "uplink_video_streams": y["video_streams"],
+                                   "uplink_video_kbps": round((y["video_bytes"] - x["video_bytes"]) * 8 / (tb - ta) / 1000, 1)}
+                                  for x, y in zip(a, b)]
+        print(json.dumps(res), flush=True)  # before the teardown: 56 connections take long to close
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.gather(*(p.close() for p in peers), return_exceptions=True), 20)
+        with contextlib.suppress(Exception):
+            await t_ws.request("call.end", session=session)
+        t_ws.close()
+
+
+async def encode_probe(max_kbps: int, seconds: float) -> None:
+    """One VP8 encoder fed the teacher's source in real time (30 fps) for ``seconds``: the CPU
+    one more mesh link costs its sender (process CPU; the source's frame copies included)."""
+    vpx.DEFAULT_BITRATE = vpx.MAX_BITRATE = max_kbps * 1000
+    track, enc = NoiseVideoTrack(), vpx.Vp8Encoder()
+    await track.recv()
+    c0, t0, size, n = time.process_time(), time.monotonic(), 0, 0
+    while time.monotonic() - t0 < seconds:
+        frame = await track.recv()
+        packets, _ = enc.encode(frame, force_keyframe=False)
+        size += sum(len(x) for x in packets)
+        n += 1
+    secs = time.monotonic() - t0
+    print(json.dumps({"encode_core_pct": round(100 * (time.process_time() - c0) / secs, 2),
+                      "fps": round(n / secs, 1), "kbps": round(size * 8 / secs / 1000, 1)}), flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("role", choices=("teacher", "students"))
+    p.add_argument("role", choices=("teacher", "students", "mesh", "encode"))
     p.add_argument("config")
     p.add_argument("--max-kbps", type=int, default=1000)
     p.add_argument("--join-timeout", type=float, default=30)
+    p.add_argument("--window", type=float, default=15)
+    p.add_argument("--settle", type=float, default=3)
     args = p.parse_args()
+    if args.role == "encode":
+        asyncio.run(encode_probe(args.max_kbps, args.window))
+        return
     cfg = json.loads(Path(args.config).read_text())
     if cfg.get("peer_addr"):  # gather on the namespace's peer address only
         aioice.ice.get_host_addresses = lambda use_ipv4=True, use_ipv6=True: [cfg["peer_addr"]]
     if args.role == "teacher":
         asyncio.run(teacher(cfg, args.max_kbps))
+    elif args.role == "mesh":
+        asyncio.run(mesh(cfg, args.max_kbps, args.window, args.settle))
     else:
         asyncio.run(students(cfg, args.join_timeout))
 
