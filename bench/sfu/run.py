@@ -313,7 +313,10 @@ def main() -> None:
         raise SystemExit("bench/sfu makes a private network namespace: run it as root")
     sizes = sorted({0, *(int(x) for x in args.sizes.split(",") if x.strip())})
     parts = [x.strip() for x in args.parts.split(",")]
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Ctrl-C and SIGTERM both unwind through the finally below (SIGINT even when the shell
+    # started us in the background with it ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     work = Path(tempfile.mkdtemp(prefix="bench-sfu-"))
     started = time.time()
     result: dict = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
