@@ -550,7 +550,7 @@ def main() -> None:
     p.add_argument("--peer-runs", type=int, default=1,
                    help="runs of the peers in scenarios 2 and 3 (Podium gets --runs; scenario 1 peers get --runs)")
     p.add_argument("--subs", type=int, default=200)
-    p.add_argument("--messages", type=int, default=2000)
+    p.add_argument("--messages", type=int, default=2000, help="(unused: scenario 1 sends for --mode-duration)")
     p.add_argument("--pysio-messages", type=int, default=500,
                    help="messages for python-socketio in scenario 1 (it is ~10x slower; rate is steady-state)")
     p.add_argument("--window", type=int, default=50)
@@ -610,7 +610,9 @@ def main() -> None:
             deflate = [s.strip() for s in args.deflate_servers.split(",") if s.strip()]
             for n in subs_list(args):
                 sc = f"1/N{n}"
-                configs = plan(servers + (deflate if n in deflate_subs(args) else []), sources)
+                # a deflate row runs when its plain peer does (so --servers podium stays Podium-only)
+                extra = [d for d in deflate if d.split("-")[0] in servers] if n in deflate_subs(args) else []
+                configs = plan(servers + extra, sources)
                 results[sc] = {src.key(k): [] for k, src in configs}
                 for run in range(args.runs):
                     for k, src in configs:
