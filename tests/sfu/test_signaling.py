@@ -346,3 +346,24 @@ async def test_janus_restart_tells_participants_to_start_again(server, janus):
             await p.pc.close()
         for s in subs:
             await s.close()
+
+
+async def test_a_class_of_twenty_receives_the_teacher_through_janus(server):
+    """Issue 14: one aiortc publisher and twenty aiortc subscribers, each on its own
+    subscription through Podium's signaling: every one of them decodes the teacher's video
+    and audio, while the teacher uploads one stream of each."""
+    session, (t, t_ack), socks, _ = await class_of(server, 20)
+    pub = WsPublisher(t, session)
+    subs = [WsSubscriber(c, session) for c, _ in socks]
+    try:
+        await pub.publish()
+        for s in subs:
+            await s.subscribe()
+        await wait_until(lambda: all(s.by_peer[(t_ack["peer_id"], "video")] >= 10
+                                     and s.by_peer[(t_ack["peer_id"], "audio")] >= 25 for s in subs), 90)
+        senders = [tr.sender for tr in pub.pc.getTransceivers() if tr.sender.track is not None]
+        assert sorted(s.track.kind for s in senders) == ["audio", "video"]
+    finally:
+        await pub.pc.close()
+        for s in subs:
+            await s.close()
