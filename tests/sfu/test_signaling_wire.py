@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.calls.sfu_signaling import parse_ice, parse_sdp, streams_wire
+from server.calls.sfu_wire import parse_ice, parse_sdp, streams_wire
 from server.kernel.errors import BadRequest
 
 
