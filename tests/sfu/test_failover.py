@@ -7,25 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import os
 import secrets
 import shutil
 import signal
 import time
 
-import av
-
 import pytest
 
 from server.sfu.janus_config import settings_for, write_config
 from server.sfu.protocol import JanusError
 from tests.sfu.conftest import JanusProcess, wait_until
-from tests.mediapattern import beep_times, decode_audio_mono, flash_times
-from tests.recordings.test_recording_e2e import (SYNC_LIMIT_S, download, frac_distance,
-                                                 recording_start_t, wait_for)
+from tests.recordings.test_recording_e2e import wait_for
 from tests.sfu.netns import JANUS_IFACE, PEER_ADDR
-from tests.sfu.test_recording_sfu import BEEP_GAP_S, PHASES, PatternPublisher
+from tests.sfu.test_recording_sfu import PHASES, PatternPublisher, assert_two_cells_flash_on_beeps_after
 from tests.sfu.test_signaling import (WsPublisher, WsSubscriber, class_of, class_of_other,  # noqa: F401
                                       database_url, sqlite_template)
 
@@ -293,24 +288,4 @@ async def test_recording_goes_on_when_its_janus_dies(server, worker_procs, janus
     finally:
         for p in pubs:
             await p.pc.close()
-    status, body = await server.http("GET", f"/api/recordings/{rid}", a_tok)
-    assets = {a["kind"]: a for a in body["recording"]["assets"]}
-    manifest = json.loads((await download(server, assets["manifest"], tmp_path / "manifest.json")).read_text())
-    t0 = recording_start_t(manifest)
-    mp4 = await download(server, assets["composite"], tmp_path / "class.mp4")
-    with av.open(str(mp4)) as f:
-        duration = f.duration / 1e6
-        frames = [(float(fr.time), fr) for fr in f.decode(video=0)]
-    assert abs(duration - span) <= 0.05 * span, (duration, span)
-    samples, start = decode_audio_mono(mp4)
-    beeps = [start + b for b in beep_times(samples, min_gap_s=BEEP_GAP_S)]
-    w, h = frames[0][1].width, frames[0][1].height
-    names = [p["display_name"].lower() for p in manifest["participants"]]
-    after = killed_at - t0 + GRACE_S + 1.0
-    for (x, cell_w), owner in zip(((0, w // 2), (w // 2, w // 2)), names):
-        flashes = flash_times(frames, (x, 0, cell_w, h))
-        late = [t for t in flashes if after < t < start + len(samples) / 48000 - 0.3]
-        assert len(late) >= 2, (owner, flashes, after)
-        for t in late:
-            assert frac_distance(t0 + t, PHASES[owner]) < 0.15, (owner, t)
-            assert min(abs(t - b) for b in beeps) < SYNC_LIMIT_S, (owner, t, beeps)
+    await assert_two_cells_flash_on_beeps_after(server, a_tok, rid, tmp_path, span, killed_at + GRACE_S + 1.0)

@@ -333,6 +333,14 @@ async def test_recording_goes_on_across_a_janus_restart(server, worker_procs, ja
         for p in pubs:
             await p.pc.close()
     assert "Janus restarted; subscribing again" in worker.log()
+    await assert_two_cells_flash_on_beeps_after(server, a_tok, rid, tmp_path, span, restarted_at + 1.0)
+
+
+async def assert_two_cells_flash_on_beeps_after(server, a_tok: str, rid: str, tmp_path, span: float,
+                                                since: float) -> None:
+    """The ready class video of a two-person recording ``rid``: its length matches ``span``, and
+    each cell shows at least two of its participant's flashes after wall-clock time ``since``,
+    each on its own phase and on a beep (the recording went on across a restart or failover)."""
     status, body = await server.http("GET", f"/api/recordings/{rid}", a_tok)
     assets = {a["kind"]: a for a in body["recording"]["assets"]}
     manifest = json.loads((await download(server, assets["manifest"], tmp_path / "manifest.json")).read_text())
@@ -346,7 +354,7 @@ async def test_recording_goes_on_across_a_janus_restart(server, worker_procs, ja
     beeps = [start + b for b in beep_times(samples, min_gap_s=BEEP_GAP_S)]
     w, h = frames[0][1].width, frames[0][1].height
     names = [p["display_name"].lower() for p in manifest["participants"]]
-    after = restarted_at - t0 + 1.0
+    after = since - t0
     for (x, cell_w), owner in zip(((0, w // 2), (w // 2, w // 2)), names):
         flashes = flash_times(frames, (x, 0, cell_w, h))
         late = [t for t in flashes if after < t < start + len(samples) / 48000 - 0.3]
