@@ -19,10 +19,10 @@ import wave
 
 import pytest
 
-from server.config import Config
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.dbutil import fresh_database, migrate
 from tests.sfu.conftest import in_netns, janus, netns, wait_until  # noqa: F401  (fixtures)
+# SQLite even in the PostgreSQL pass: the server runs inside the namespace (fixtures).
+from tests.sfu.test_signaling import database_url, sqlite_template  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(170)]
 
@@ -84,19 +84,6 @@ DECODED = """async () => {
   }
   return out;
 }"""
-
-
-@pytest.fixture(scope="module")
-def sqlite_template(tmp_path_factory) -> str:
-    """SQLite even in the PostgreSQL pass: the server runs inside the namespace."""
-    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sfu-browser-db') / 'template.db'}"
-    migrate(Config(database_url=url, jwt_secret="x" * 32))
-    return url
-
-
-@pytest.fixture
-def database_url(sqlite_template, tmp_path) -> str:
-    return fresh_database(sqlite_template, tmp_path)
 
 
 @pytest.fixture
