@@ -31,6 +31,11 @@ class WorkerConfig:
     # tests: gather ICE candidates on these addresses only (e.g. a test network namespace's
     # own veth address, where Janus can reach the worker); overrides ``loopback_only``
     ice_addresses: tuple[str, ...] = ()
+    # live segments of the class video (media_worker/live_render.py): seconds per segment
+    # (0: off, the whole video is built after the stop) and the real-time factor past which
+    # the worker gives up rendering live and processes after the class
+    segment_s: float = 60.0
+    live_max_rtf: float = 1.0
 
     @property
     def ws_url(self) -> str:
@@ -79,10 +84,16 @@ def load_worker_config(env: dict[str, str] | None = None) -> WorkerConfig:
     try:
         capacity = int(env.get("WORKER_CAPACITY", "4"))
         shutdown_s = float(env.get("WORKER_SHUTDOWN_S", "25"))
+        segment_s = float(env.get("WORKER_SEGMENT_S", "60"))
+        live_max_rtf = float(env.get("WORKER_LIVE_MAX_RTF", "1.0"))
     except ValueError as e:
         raise WorkerConfigError(f"malformed number in environment: {e}") from None
     if not 1 <= capacity <= 64:
         raise WorkerConfigError("WORKER_CAPACITY must be from 1 to 64")
+    if segment_s != 0 and not 2 <= segment_s <= 3600:
+        raise WorkerConfigError("WORKER_SEGMENT_S must be 0 (off) or from 2 to 3600 seconds")
+    if not live_max_rtf > 0:
+        raise WorkerConfigError("WORKER_LIVE_MAX_RTF must be a positive number")
     server_url = (env.get("SERVER_URL") or "http://127.0.0.1:8000").rstrip("/")
     if not server_url.startswith(("http://", "https://")):
         raise WorkerConfigError("SERVER_URL must start with http:// or https://")
@@ -92,4 +103,5 @@ def load_worker_config(env: dict[str, str] | None = None) -> WorkerConfig:
         work_dir=Path(env.get("WORKER_DIR") or Path(env.get("DATA_DIR") or "data") / "worker"),
         credential=credential, keep_files=_truthy(env.get("WORKER_KEEP_FILES")),
         loopback_only=_truthy(env.get("WORKER_LOOPBACK_ONLY")), shutdown_s=shutdown_s,
+        segment_s=segment_s, live_max_rtf=live_max_rtf,
         ice_addresses=tuple(a.strip() for a in (env.get("WORKER_ICE_ADDRESSES") or "").split(",") if a.strip()))

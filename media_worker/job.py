@@ -21,8 +21,10 @@ from typing import Any
 
 from media_worker.live import RecordingSession
 from media_worker.live.events import EVENTS_FILE, EventLog, recording_started_at
+from media_worker.live_render import LiveRenderer
 from media_worker.peers import ReceivePeers
 from media_worker.post.child import postprocess
+from media_worker.post.segment_render import live_off
 from media_worker.sfu import SfuSubscription
 from media_worker.timeline import timeline_events
 from media_worker.upload import complete, fetch_timeline, upload_asset
@@ -41,6 +43,16 @@ def append_timeline(directory: Path, timeline: dict) -> tuple[int, int]:
     events, skipped = timeline_events(timeline, recording_started_at(path))
     with EventLog(path) as log_:
         return log_.append_dated(events), skipped
+
+
+def eta(percent: int, elapsed_s: float) -> dict:
+    """``{"eta_s"}``: the seconds left at the rate so far (the class video's frames are most of
+    the work; the rest — participant files, uploads — is added as a tenth), once there is a
+    rate to go by."""
+    if percent < 1 or elapsed_s <= 0:
+        return {}
+    left = elapsed_s * (100 - percent) / percent
+    return {"eta_s": int(round(left * 1.1 + 0.1 * elapsed_s))}
 
 
 class Job:
@@ -66,6 +78,8 @@ class Job:
         self._negotiations = itertools.count(1)
         self._join_task: asyncio.Task | None = None
         self.task: asyncio.Task | None = None
+        self.live: LiveRenderer | None = None  # the class video rendered while recording
+        self.fallback: str | None = None  # why it is processed after the class instead
 
     # -- control -----------------------------------------------------------------------------
     def begin(self) -> None:
@@ -111,6 +125,8 @@ class Job:
             await self.report_status("failed", detail=str(e)[:300] or type(e).__name__)
             outcome = "failed"
         finally:
+            if self.live is not None:
+                await self.live.cancel()
             await self.peers.close_all()
             if self.sfu is not None:
                 await self.sfu.close()
@@ -129,10 +145,18 @@ class Job:
         self.rec = RecordingSession(self.directory, recording_id=self.recording_id,
                                     session_id=self.session_id, room_id=self.room_id)
         self.rec.start()
+        if self.config.segment_s > 0:
+            rec = self.rec
+            self.live = LiveRenderer(self.directory, segment_s=self.config.segment_s,
+                                     max_rtf=self.config.live_max_rtf,
+                                     request_keyframes=lambda: [w.request_keyframe() for w in rec.writers])
+            self.live.start()
         self._spawn_join()
         await self._stop.wait()
         reason = self.stop_reason if self.stop_reason in ("stop", "call_ended", "worker_shutdown") else "stop"
         await self.rec.stop(reason)
+        if self.live is not None:
+            self.fallback = await self.live.finish()
         await self.peers.close_all()
         if self.sfu is not None:
             await self.sfu.close()
@@ -313,13 +337,22 @@ class Job:
             log.warning("recording %s: %d malformed timeline entries left out", self.recording_id, malformed)
         log.info("recording %s: %d chat lines and marks added; post-processing", self.recording_id, added)
         last = [0.0, -1]
+        began = time.monotonic()
+        # A recovered job did not render live itself: its directory says if the killed worker gave up.
+        self.fallback = self.fallback or (live_off(self.directory) or {}).get("reason")
+        status = {"fallback": self.fallback} if self.fallback else {}
+        if self.fallback:
+            log.warning("recording %s: processing after the class (%s)", self.recording_id, self.fallback)
+        self.client.send({"type": "worker.status", "recording": self.recording_id,
+                          "state": "processing", "percent": 0, **status})
 
         def on_progress(percent: int) -> None:
             now = time.monotonic()
             if percent != last[1] and (now - last[0] >= PROGRESS_EVERY_S or percent == 100):
                 last[:] = [now, percent]
                 self.client.send({"type": "worker.status", "recording": self.recording_id,
-                                  "state": "processing", "percent": percent})
+                                  "state": "processing", "percent": percent, **status,
+                                  **eta(percent, now - began)})
 
         assets = await postprocess(self.directory, on_progress)
         out = self.directory / "out"

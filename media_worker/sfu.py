@@ -275,7 +275,9 @@ class SfuSubscription:
                 log.warning("%s: stream %s of %s is not a participant's; not recorded", self.label, mid, publisher)
             return
         track = RoutedTrack(kind)
-        writer = self.rec.on_track(peer_id, track, receiver)
+        # A shared screen is its own publisher feed, ``<peer_id>:screen`` (web/js/call/sfu.js).
+        source = ("screen" if publisher.endswith(":screen") else "camera") if kind == "video" else None
+        writer = self.rec.on_track(peer_id, track, receiver, source=source)
         if writer is None:  # the recording has stopped
             track.stop()
             return

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-CHAT_KINDS = ("text", "announcement")  # what becomes subtitles; other kinds (files) do not
+CHAT_KINDS = ("text", "announcement", "poll")  # what becomes subtitles; other kinds (files) do not
 
 
 def _who(user: Any) -> dict[str, Any]:

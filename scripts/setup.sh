@@ -48,6 +48,15 @@ if ! command -v janus >/dev/null 2>&1; then
   fi
 fi
 
+# Fonts for the names in the class video (media_worker/post/text.py): Noto Sans for Latin,
+# Greek, Cyrillic and most other scripts, Noto Sans CJK for Chinese, Japanese and Korean.
+# Without them a worker draws names in ASCII only (and says so in its log).
+if command -v apt-get >/dev/null 2>&1; then
+  apt_install fonts-noto-core fonts-noto-cjk
+else
+  echo "setup: no apt-get: install the Noto fonts (fonts-noto-core, fonts-noto-cjk) yourself"
+fi
+
 if [ $want_test = 1 ]; then
   apt_install chromium
   if ! command -v node >/dev/null 2>&1; then apt_install nodejs npm; fi

@@ -13,11 +13,20 @@ status=0
 # The two passes run at the same time (most of a test's time is spent waiting on sockets,
 # processes and media clocks, so two passes on 2 cores take little longer than one);
 # TEST_SERIAL=1 runs them one after the other. The SQLite pass's output is printed when it ends.
+# TEST_WORKERS=N runs each pass on N pytest-xdist workers, file by file (default 0: none —
+# with workers the media tests, which measure timing, failed under the contention on 2 cores):
+# On PostgreSQL each worker has its own database (tests/dbutil.py).
+workers="${TEST_WORKERS:-0}"
+xdist=()
+# Each pass ends with its 25 slowest tests (what to look at when the suite nears its budget).
+durations=(--durations=25 --durations-min=5)
+if [ "$workers" != "0" ]; then xdist=(-n "$workers" --dist loadfile); fi
+
 logdir="$(mktemp -d)"
 trap 'rm -rf "$logdir"' EXIT
 sqlite_pass() {
   echo "=== test suite on SQLite ==="
-  env -u TEST_DATABASE_URL -u TEST_REDIS_URL .venv/bin/python -m pytest "$@"
+  env -u TEST_DATABASE_URL -u TEST_REDIS_URL .venv/bin/python -m pytest "${xdist[@]}" "${durations[@]}" "$@"
 }
 if [ -n "${TEST_SERIAL:-}" ]; then
   sqlite_pass "$@" || status=1
@@ -47,7 +56,10 @@ except Exception as e:
 PY
 then
   echo "=== test suite on PostgreSQL + Redis ==="
-  TEST_DATABASE_URL="$PG_URL" TEST_REDIS_URL="$REDIS_URL_" .venv/bin/python -m pytest "$@" || status=1
+  # Tests that use neither a database nor Redis (tests/conftest.py DB_FREE_PATHS: the worker's
+  # media code, the kernel, the import rules) ran in the SQLite pass; this pass deselects them.
+  TEST_DATABASE_URL="$PG_URL" TEST_REDIS_URL="$REDIS_URL_" TEST_SKIP_DB_FREE=1 \
+    .venv/bin/python -m pytest "${xdist[@]}" "${durations[@]}" "$@" || status=1
 elif [ "${CI:-}" = "true" ]; then
   echo "FAIL: PostgreSQL and Redis are required in CI" >&2
   status=1

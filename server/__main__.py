@@ -1,4 +1,4 @@
-"""Command line: ``python -m server [serve|migrate|users add|token]``."""
+"""Command line: ``python -m server [serve|migrate|users add|token|lti ...|service-credential ...]``."""
 from __future__ import annotations
 
 import argparse
@@ -40,15 +40,17 @@ async def _serve(config: Config) -> None:
     deps = Deps.build(config)
     await deps.start()
     await deps.storage.check()  # an unreachable bucket stops the start with a clear reason
+    deps.lti.start()  # the LTI tool's key pair, made on first start (server/lti/keys.py)
     await deps.calls.recover()
+    await deps.breakouts.recover()  # timers of breakout rooms still open
     await deps.recordings.recover()
     sweep = getattr(deps.storage, "sweep_temp", None)  # disk only: orphans of crashed uploads
     if sweep is not None:
         await sweep(24 * 3600)
     server = http_server(make_app(deps), config)
     server.listen(config.port, config.host)
-    log.info("Podium listening on http://%s:%d (database %s)", config.host, config.port,
-             config.database_url.split("@")[-1])
+    log.info("Podium listening on http://%s:%d (database %s, event loop %s)", config.host, config.port,
+             config.database_url.split("@")[-1], type(asyncio.get_running_loop()).__module__.split(".")[0])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -121,6 +123,10 @@ def main(argv: list[str] | None = None) -> None:
     tok = sub.add_parser("token", help="print a JWT for a user")
     tok.add_argument("--user", required=True)
     tok.add_argument("--ttl", type=int, help="lifetime in seconds")
+    from server.lti import cli as lti_cli
+    lti_cli.add_parser(sub)
+    from server.provision import cli as provision_cli
+    provision_cli.add_parser(sub)
     args = parser.parse_args(argv)
     try:
         config = load_config()
@@ -139,10 +145,15 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(_add_user(config, args.username, args.password, args.role, args.display_name))
     elif args.cmd == "token":
         asyncio.run(_token(config, args.user, args.ttl))
+    elif args.cmd == "lti":
+        lti_cli.run(config, args)
+    elif args.cmd == "service-credential":
+        provision_cli.run(config, args)
     else:
+        from server import event_loop
         from server.storage import StorageError
         try:
-            asyncio.run(_serve(config))
+            event_loop.run(_serve(config), config.event_loop)
         except (ConfigError, StorageError) as e:
             sys.exit(f"cannot start: {e}")
 

@@ -150,3 +150,31 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# -- tests that use neither a database nor Redis run in one pass ----------------------------------
+# The media worker's own modules, the kernel and the import rules never touch the database or
+# Redis, so the PostgreSQL + Redis pass (scripts/test.sh sets TEST_SKIP_DB_FREE=1 there) leaves
+# them to the SQLite pass instead of running them a second time for nothing. A test under these
+# paths that asks for a database-backed fixture is an error, so the list cannot hide one.
+DB_FREE_PATHS = ("tests/worker/post/", "tests/worker/live/", "tests/kernel/", "tests/architecture/",
+                 "tests/worker/test_timeline.py", "tests/worker/test_package.py", "tests/worker/test_live_render.py",
+                 "tests/worker/test_peers.py")
+DB_FIXTURES = {"template_db", "database_url", "config", "deps", "server", "api", "open_page"}
+
+
+def pytest_collection_modifyitems(config, items):
+    root = str(config.rootpath)
+    db_free, rest = [], []
+    for item in items:
+        path = os.path.relpath(str(item.path), root)
+        if path.startswith(DB_FREE_PATHS):
+            used = DB_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+            if used:
+                raise pytest.UsageError(f"{item.nodeid} is under DB_FREE_PATHS but uses {sorted(used)}")
+            db_free.append(item)
+        else:
+            rest.append(item)
+    if os.environ.get("TEST_SKIP_DB_FREE") and os.environ.get("TEST_DATABASE_URL") and db_free:
+        config.hook.pytest_deselected(items=db_free)
+        items[:] = rest

@@ -15,12 +15,25 @@ from pathlib import Path
 from server.__main__ import migrate
 from server.config import Config, normalise_database_url
 
-TABLES = ("recording_marks", "recording_assets", "recordings", "files", "attendance_intervals", "call_sessions", "reactions", "read_positions", "messages", "memberships", "rooms", "users")
+# Every table a test may fill (TRUNCATE … CASCADE also empties the tables that reference them;
+# tables that reference none of these, such as LTI's platforms, must be named).
+TABLES = ("recording_marks", "recording_assets", "recordings", "files", "attendance_intervals", "call_sessions", "reactions", "read_positions", "messages", "memberships", "rooms", "users",
+          "lti_platforms", "lti_states", "lti_memberships", "lti_room_services", "lti_line_items",
+          "external_identities", "external_rooms", "service_credentials")
 
 
 def test_database_url() -> str | None:
+    """The PostgreSQL pass's database; with pytest-xdist each worker has its own
+    (``<name>_<worker>``, created when missing), since tests truncate it."""
     url = os.environ.get("TEST_DATABASE_URL")
-    return normalise_database_url(url) if url else None
+    if not url:
+        return None
+    url = normalise_database_url(url)
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        base, _, name = url.rpartition("/")
+        url = f"{base}/{name.split('?')[0]}_{worker}"
+    return url
 
 
 def _in_thread(coro_fn) -> None:
@@ -52,6 +65,21 @@ async def _pg_exec(url: str, *statements: str) -> None:
         await conn.close()
 
 
+async def _ensure_database(url: str) -> None:
+    """Create the (per-worker) database if it does not exist yet."""
+    import asyncpg
+    base, _, name = url.replace("postgresql+asyncpg://", "postgresql://").rpartition("/")
+    conn = await asyncpg.connect(f"{base}/postgres")
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+            try:
+                await conn.execute(f'CREATE DATABASE "{name}"')
+            except asyncpg.DuplicateDatabaseError:
+                pass
+    finally:
+        await conn.close()
+
+
 def prepare_template(tmp_root: Path) -> str:
     """Migrate a template database once; return its URL."""
     url = test_database_url()
@@ -60,6 +88,7 @@ def prepare_template(tmp_root: Path) -> str:
         url = f"sqlite+aiosqlite:///{path}"
         migrate(Config(database_url=url, jwt_secret="x" * 32))
         return url
+    _in_thread(lambda: _ensure_database(url))
     _in_thread(lambda: _pg_exec(url, "DROP SCHEMA public CASCADE", "CREATE SCHEMA public"))
     migrate(Config(database_url=url, jwt_secret="x" * 32))
     return url
@@ -72,6 +101,14 @@ def fresh_database(template_url: str, tmp_path: Path) -> str:
         dst = tmp_path / "podium.db"
         shutil.copyfile(src, dst)
         return f"sqlite+aiosqlite:///{dst}"
+    # A test that failed may leave a server's connection behind, idle in a transaction that
+    # holds locks: TRUNCATE would wait on it forever and every later test would hang or error.
+    # No connection of an earlier test is wanted here (each test builds its own server after
+    # this), so they are ended first, and the TRUNCATE gives up instead of hanging.
     _in_thread(lambda: _pg_exec(
-        template_url, f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        template_url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        "SET lock_timeout = '20s'",
+        f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
     return template_url

@@ -33,7 +33,7 @@ FLASH_LUMA = 235
 BEEP_S = 0.05
 BEEP_HZ = 1000
 BEEP_AMPLITUDE = 0.5
-_EPS = 1e-9
+_EPS = 1e-5  # above float error at epoch magnitude (ulp 2.4e-7), below half an audio sample
 
 
 # -- the pattern --------------------------------------------------------------------------------
@@ -85,6 +85,28 @@ def audio_frame_at(t0: float, n: int, rate: int = AUDIO_RATE, phase: float = 0.0
     frame = av.AudioFrame(format="s16", layout=layout, samples=n)
     frame.planes[0].update(data.tobytes())
     frame.sample_rate = rate
+    return frame
+
+
+TALK_HZ = 440
+
+
+def tone_frame_at(t0: float, n: int, rate: int = AUDIO_RATE) -> av.AudioFrame:
+    """``n`` stereo s16 samples of a steady ``TALK_HZ`` tone at ``BEEP_AMPLITUDE`` from ``t0``
+    (a participant talking, for the speaker detection)."""
+    mono = [int(32767 * BEEP_AMPLITUDE * math.sin(2 * math.pi * TALK_HZ * (t0 + i / rate)))
+            for i in range(n)]
+    frame = av.AudioFrame(format="s16", layout="stereo", samples=n)
+    frame.planes[0].update(array.array("h", (s for s in mono for _ in (0, 1))).tobytes())
+    frame.sample_rate = rate
+    return frame
+
+
+def solid_frame(w: int, h: int, yuv: tuple[int, int, int]) -> av.VideoFrame:
+    """A ``w``x``h`` yuv420p frame of one colour (a shared screen's content)."""
+    frame = av.VideoFrame(w, h, "yuv420p")
+    for plane, value in zip(frame.planes, yuv):
+        plane.update(bytes([value]) * plane.buffer_size)
     return frame
 
 
@@ -188,16 +210,25 @@ class RecordingDir:
     def mark(self, s: float, label: str) -> None:
         self.event(s, "mark", label=label, by={"id": "1", "display_name": "Teacher"})
 
+    def media(self, s: float, peer_id: str, audio: bool = True, video: bool = True,
+              screen: bool = False) -> None:
+        self.event(s, "media", peer_id=peer_id, media={"audio": audio, "video": video, "screen": screen})
+
     def stop(self, s: float, reason: str = "stop") -> None:
         self.event(s, "recording_stopped", reason=reason)
 
     def video_track(self, peer_id: str, n: int, codec: str, start: float, end: float,
                     sizes: Sequence[tuple[float, int, int]] = ((0.0, 320, 240),),
-                    fps: int = 15, phase: float = 0.0, ended: bool = True) -> str:
+                    fps: int = 15, phase: float = 0.0, ended: bool = True,
+                    source: str | None = None, solid: tuple[int, int, int] | None = None,
+                    solid_span: tuple[float, float] | None = None) -> str:
         """Encode the pattern from ``start`` to ``end`` (frames on the absolute ``1/fps``
         grid, plus one at ``start``) with ``codec`` (``vp8``/``h264``, H.264 as Annex B access
         units with in-band parameter sets, as WebRTC delivers them); ``sizes`` lists (from
-        time, width, height) for resolution changes, each starting at a keyframe."""
+        time, width, height) for resolution changes, each starting at a keyframe. ``solid``
+        (Y, U, V) makes every frame that one colour instead (a shared screen), or only the
+        frames inside ``solid_span`` (a mesh call's screen on the camera's track); ``source`` goes
+        into ``track_started`` (``"camera"``/``"screen"``, as for an SFU feed)."""
         name = f"{peer_id}-video-{n}"
         rel = f"tracks/{name}.mkv"
         times = [start] + [k / fps for k in range(math.floor(start * fps) + 1, math.ceil(end * fps))
@@ -205,7 +236,7 @@ class RecordingDir:
         tb = fractions.Fraction(1, VIDEO_CLOCK)
         out = self.writer(self.path / rel, codec, width=sizes[0][1], height=sizes[0][2])
         self.event(start, "track_started", track=name, peer_id=peer_id, kind="video",
-                   codec=codec, file=rel)
+                   codec=codec, file=rel, **({"source": source} if source else {}))
         enc, size, count = None, None, 0
 
         def mux(packets):
@@ -221,7 +252,9 @@ class RecordingDir:
                 enc = _video_encoder(codec, *want, fps)
                 size = want
                 self.event(t, "video_size", track=name, width=want[0], height=want[1], pts=pts)
-            frame = video_frame_at(t, *size, fps=fps, phase=phase)
+            in_span = solid_span is None or solid_span[0] - _EPS <= t < solid_span[1] - _EPS
+            frame = (solid_frame(*size, solid) if solid and in_span else
+                     video_frame_at(t, *size, fps=fps, phase=phase))
             frame.pts, frame.time_base = pts, tb
             mux(enc.encode(frame))
             count += 1
@@ -233,10 +266,12 @@ class RecordingDir:
         return name
 
     def audio_track(self, peer_id: str, n: int, start: float, end: float, phase: float = 0.0,
-                    ended: bool = True, drop: tuple[float, float] | None = None) -> str:
+                    ended: bool = True, drop: tuple[float, float] | None = None,
+                    talk: Sequence[tuple[float, float]] = ()) -> str:
         """Opus, 20 ms packets, stereo, from ``start`` to ``end``; packet ``j`` has pts
         ``960 j`` (its RTP timestamp relative to the first, as the live path writes it).
-        Packets starting inside ``drop`` (from, to) are left out, as lost packets or DTX are."""
+        Packets starting inside ``drop`` (from, to) are left out, as lost packets or DTX are.
+        Inside each ``talk`` span (from, to) a steady tone replaces the beeps (someone talking)."""
         name = f"{peer_id}-audio-{n}"
         rel = f"tracks/{name}.mkv"
         tb = fractions.Fraction(1, AUDIO_RATE)
@@ -250,7 +285,10 @@ class RecordingDir:
         for i in range(frames + 1):
             frame = None
             if i < frames:
-                frame = audio_frame_at(start + i * 0.02, 960, phase=phase, layout="stereo")
+                at = start + i * 0.02
+                talking = any(a <= at + _EPS and at + 0.02 <= b + _EPS for a, b in talk)
+                frame = (tone_frame_at(at, 960) if talking else
+                         audio_frame_at(at, 960, phase=phase, layout="stereo"))
                 frame.pts, frame.time_base = i * 960, tb
             for pkt in enc.encode(frame):
                 pts = j * 960

@@ -36,7 +36,8 @@ JWT_SECRET = "proc-test-secret-" + "p" * 40
 WORKER_SECRET = "proc-test-worker-secret-" + "q" * 40
 # Variables of the caller's environment that would change what the subprocess does.
 _SCRUB = ("PODIUM_ENV", "DATABASE_URL", "DATA_DIR", "PORT", "HOST", "JWT_SECRET", "WORKER_SECRET", "JWT_PUBLIC_KEY",
-          "JWT_ALGORITHMS", "JWT_AUDIENCE", "JWT_ISSUER", "ALLOW_SIGNUP", "LOG_JSON", "REDIS_URL",
+          "JWT_ALGORITHMS", "JWT_AUDIENCE", "JWT_ISSUER", "JWT_JWKS_URL", "JWT_AUTO_PROVISION", "JWT_ROLE_CLAIM",
+          "JWT_ROLE_MAP", "ALLOW_SIGNUP", "LOG_JSON", "REDIS_URL",
           "RATE_LIMIT_PER_S", "RATE_LIMIT_BURST", "HEARTBEAT_S")
 
 

@@ -12,66 +12,37 @@ floor).
 serialized once and its WebSocket frame (header + payload, unmasked server frame) built once,
 then the same bytes are written to every room member's IOStream except the sender's, and the
 sender gets an ack. That is the least a Python/Tornado server can do per delivery.
+
+The frame, the message and the room sets are ``bench/ws_floor.py``'s, shared with the soak's
+floor (``bench/scaleout/soak_floor.py``).
 """
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import os
-import struct
 import sys
-import time
+from pathlib import Path
 
 import tornado.iostream
-import tornado.web
-import tornado.websocket
 
-ROOMS: dict[str, set] = {}
-IDS = itertools.count(1)
-SEQS: dict[str, int] = {}
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/, for the shared ws_floor module
+from ws_floor import ROOMS, FloorSocket, frame, listen, new_message  # noqa: E402
 
 
-def frame(payload: bytes) -> bytes:
-    """One unfragmented, unmasked text frame (RFC 6455 §5.2) carrying ``payload``."""
-    n = len(payload)
-    if n < 126:
-        head = struct.pack("!BB", 0x81, n)
-    elif n <= 0xFFFF:
-        head = struct.pack("!BBH", 0x81, 126, n)
-    else:
-        head = struct.pack("!BBQ", 0x81, 127, n)
-    return head + payload
-
-
-def iso_now() -> str:
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
-
-
-class Sock(tornado.websocket.WebSocketHandler):
-    def check_origin(self, origin: str) -> bool:
-        return True
-
+class Sock(FloorSocket):
     def open(self) -> None:
-        self.rooms: set[str] = set()
+        super().open()
         self.write_message('{"type":"hello"}')
 
     def on_message(self, raw) -> None:
         msg = json.loads(raw)
         if msg.get("type") == "room.join":
-            room = str(msg.get("room"))
-            ROOMS.setdefault(room, set()).add(self)
-            self.rooms.add(room)
+            self.join(str(msg.get("room")))
             self.write_message(json.dumps({"type": "ack", "id": msg.get("id"), "data": {}}))
         elif msg.get("type") == "message.send":
             room = str(msg.get("room"))
-            seq = SEQS[room] = SEQS.get(room, 0) + 1
-            m = {"id": str(next(IDS)), "room": room, "seq": seq,
-                 "sender": {"id": str(id(self)), "display_name": "Bench Publisher"}, "kind": "text",
-                 "content": msg.get("content"), "file_id": None, "reply_to": None,
-                 "client_msg_id": msg.get("client_msg_id"), "created_at": iso_now(), "edited_at": None,
-                 "deleted_at": None, "reactions": {}}
+            m = new_message(room, str(id(self)), "Bench Publisher", msg)
             data = frame(json.dumps({"type": "message.new", "message": m}, separators=(",", ":")).encode())
             for ws in ROOMS.get(room, ()):
                 if ws is not self and ws.ws_connection is not None and not ws.ws_connection.is_closing():
@@ -81,17 +52,11 @@ class Sock(tornado.websocket.WebSocketHandler):
                         pass
             self.write_message(json.dumps({"type": "ack", "id": msg.get("id"), "data": {"message": m}}))
 
-    def on_close(self) -> None:
-        for room in self.rooms:
-            ROOMS.get(room, set()).discard(self)
-
 
 async def main(port: int) -> None:
     # BENCH_FLOOR_PING=0 turns the per-connection ping task off, to see what it costs.
     ping = float(os.environ.get("BENCH_FLOOR_PING", "25")) or None
-    app = tornado.web.Application([(r"/ws", Sock)], websocket_ping_interval=ping,
-                                  websocket_ping_timeout=20 if ping else None)
-    app.listen(port, "127.0.0.1")
+    listen([(r"/ws", Sock)], port, ping_interval=ping, ping_timeout=20 if ping else None)
     print(f"listening {port}", flush=True)
     await asyncio.Event().wait()
 

@@ -23,6 +23,10 @@ Parts (every process is a subprocess; everything stays on 127.0.0.1):
            recording and while post-processing + uploading, in --cycles cycles.
   post     a synthetic 10-minute, 4-participant 720p recording through the worker's own child
            command, ``python -m media_worker.post DIR``: wall time against the 600 s recorded.
+  live     "ready minutes after the bell" (issue 15.4): the same synthetic class replayed on the
+           wall clock into a recording directory (tests/livereplay.py) while the worker's
+           LiveRenderer renders live segments; time from Stop to ready and the worker's CPU
+           during the class, for each of --live-minutes (livebench.py says what is simulated).
 """
 from __future__ import annotations
 
@@ -46,7 +50,7 @@ benchlib.reexec_in_venv(__file__)
 
 from benchlib import PY, ROOT, log, med, table  # noqa: E402
 
-PARTS = ("cpu", "ladder", "writers", "weblag", "post")
+PARTS = ("cpu", "ladder", "writers", "weblag", "post", "live")
 MODE_NAMES = {"live": "live path (tap + TrackWriter)", "tap": "receive-only floor (tap, discard)",
               "decode": "aiortc decode, discard", "mediarecorder": "aiortc MediaRecorder (.mp4)"}
 VIDEO_TARGET_BPS = {480: 1_200_000, 720: 2_500_000}  # libvpx CBR targets; the measured rate is printed
@@ -190,6 +194,23 @@ def part_post(args, work: Path, clipset: dict, results: dict) -> None:
     else:
         log(f"  {r['wall_s']} s wall for {r['recording_s']:.0f} s recorded ({r['wall_per_recorded_s']} s/s), "
             f"{r['cpu_s']} CPU-s, other load {r['other_load_cores']} cores")
+
+
+def part_live(args, work: Path, clipset: dict, results: dict) -> None:
+    import livebench
+    results["live"] = runs = []
+    for minutes in args.live_minutes:
+        r = livebench.run(work, minutes=minutes, segment_s=args.live_segment_s, max_rtf=args.live_max_rtf,
+                          width=args.live_size[0], height=args.live_size[1],
+                          compare_full=args.live_compare, keep=args.keep)
+        r["size"] = f"{args.live_size[0]}x{args.live_size[1]}"
+        r["minutes"] = minutes
+        runs.append(r)
+        if "error" in r:
+            log(f"  error: {r['error']}")
+        else:
+            log(f"  {minutes:g} min: ready {r['stop_to_ready_s']} s after Stop; live segments "
+                f"{r['worker_cores_during_class']} cores during the class; fallback {r['fallback']}")
 
 
 # -- report ----------------------------------------------------------------------------------
@@ -349,6 +370,23 @@ def report(args, results: dict, elapsed: float) -> None:
                              f"{s['participants']} x {s['size']})",
                              f"{r['wall_s']:.0f} s for {r['recording_s']:.0f} s ({r['wall_per_recorded_s']}x)",
                              "met" if r["wall_per_recorded_s"] < 1 and r.get("exit") == 0 else "NOT met"])
+    for r in results.get("live") or []:
+        if "error" in r:
+            print(f"Live segments, {r['minutes']:g} min: error: {r['error']}")
+            continue
+        print()
+        print(f"Live segments, {r['minutes']:g}-minute class (4 x {r['size']} 30 fps, replayed on the wall clock, "
+              f"segments of {args.live_segment_s:g} s, limit {args.live_max_rtf:g}x real time):")
+        full = r.get("full_post") or {}
+        print(table(["class", "segments (relayouts)", "x real time per segment (median, max)", "fallback",
+                     "worker cores during class", "replay cores", "other load", "Stop → ready s",
+                     "of it: segment under way", "post wall s", "old way post wall s"],
+                    [[f"{r['class_wall_s']:.0f} s", f"{r['segments']} ({r['relayouts']})",
+                      f"{med(r['rtf'], 2)}, {max(r['rtf']) if r['rtf'] else None}", r["fallback"],
+                      r["worker_cores_during_class"], r["replay_cores"], r["other_load_cores_during_class"],
+                      r["stop_to_ready_s"], r["finish_wait_s"], r["post"]["wall_s"], full.get("wall_s")]]))
+        verdicts.append([f"ready <= 2 min after Stop ({r['minutes']:g}-min class)", f"{r['stop_to_ready_s']} s",
+                         "met" if r["stop_to_ready_s"] <= 120 and r["post"].get("exit") == 0 else "NOT met"])
     if verdicts:
         print()
         print(table(["target", "measured", "verdict"], verdicts))
@@ -361,7 +399,8 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--parts", default=",".join(PARTS))
+    p.add_argument("--parts", default=",".join(p for p in PARTS if p != "live"),
+                   help="default: all but live (a live run takes the class's length in real time)")
     p.add_argument("--runs", type=int, default=3, help="runs of each cpu configuration (default 3)")
     p.add_argument("--sizes", default="640x480,1280x720")
     p.add_argument("--modes", default="live,tap,mediarecorder", help="cpu part: live,tap,decode,mediarecorder")
@@ -379,6 +418,11 @@ def main() -> None:
     p.add_argument("--post-minutes", type=float, default=10)
     p.add_argument("--post-participants", type=int, default=4)
     p.add_argument("--post-size", default="1280x720")
+    p.add_argument("--live-minutes", default="10,30", help="live part: class lengths in minutes (each runs in real time)")
+    p.add_argument("--live-segment-s", type=float, default=60.0)
+    p.add_argument("--live-size", default="1280x720", help="live part: each participant's video size")
+    p.add_argument("--live-max-rtf", type=float, default=1.0)
+    p.add_argument("--live-compare", action="store_true", help="live part: also post-process each class the old way")
     p.add_argument("--json", help="write all raw results here (default: results.json in the temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs, clips)")
     args = p.parse_args()
@@ -386,6 +430,8 @@ def main() -> None:
     args.ladder = [int(x) for x in args.ladder.split(",") if x.strip()]
     args.writer_ladder = [int(x) for x in args.writer_ladder.split(",") if x.strip()]
     args.post_size = parse_size(args.post_size)
+    args.live_minutes = [float(x) for x in args.live_minutes.split(",") if x.strip()]
+    args.live_size = parse_size(args.live_size)
     parts = [s.strip() for s in args.parts.split(",") if s.strip()]
     unknown = set(parts) - set(PARTS)
     if unknown:

@@ -84,7 +84,9 @@ LIVE: list["Web"] = []  # every server started; stopped in main()'s finally
 class Web:
     """One ``python -m server serve`` on a free 127.0.0.1 port."""
 
-    def __init__(self, work: Path, db_url: str, redis: tuple[str, str] | None, bench_limits: bool, name: str):
+    def __init__(self, work: Path, db_url: str, redis: tuple[str, str] | None, bench_limits: bool, name: str,
+                 floor: bool = False):
+        """``floor``: soak_floor.py (a bare Tornado server for the soak's traffic) instead of Podium."""
         self.port = benchlib.free_port()
         self.name = name
         data = work / f"data-{name}-{self.port}"
@@ -97,7 +99,8 @@ class Web:
         if redis:
             env["REDIS_URL"], env["REDIS_PREFIX"] = redis
         self.logf = open(work / f"server-{name}-{self.port}.log", "w")
-        self.proc = subprocess.Popen([PY, "-m", "server", "serve"], cwd=ROOT, env=env, stdout=self.logf,
+        cmd = [PY, str(HERE / "soak_floor.py"), str(self.port)] if floor else [PY, "-m", "server", "serve"]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.logf,
                                      stderr=subprocess.STDOUT, preexec_fn=PREEXEC)
         LIVE.append(self)
         self.url = f"ws://127.0.0.1:{self.port}/ws"
@@ -450,7 +453,9 @@ def soak_main(args, work: Path, meta: dict) -> dict:
     url, seed = fresh_db(args.db, work, ["--subs", str(args.conns), "--fanout-members", "0",
                                          "--idle-room-size", str(args.room_size), "--senders", "1"])
     redis = (args.redis_url, f"bench-scaleout-{secrets.token_hex(4)}")
-    servers = [Web(work, url, redis, False, f"soak-{i}") for i in range(args.procs)]
+    if args.server == "floor" and args.procs != 1:
+        raise SystemExit("--server floor runs one process (--procs 1): it has no bus between processes")
+    servers = [Web(work, url, redis, False, f"soak-{i}", floor=args.server == "floor") for i in range(args.procs)]
     rproc = redis_process(args.redis_url)
     samples: list[dict] = []
     marks: dict[str, tuple] = {}
@@ -654,6 +659,9 @@ def main() -> None:
             sp.add_argument("--procs", type=int, default=2)
             sp.add_argument("--rate", type=float, default=2, help="messages/s per room")
             sp.add_argument("--no-typing", action="store_true")
+            sp.add_argument("--server", choices=("podium", "floor"), default="podium",
+                            help="floor: bench/scaleout/soak_floor.py, a bare Tornado server for the same traffic "
+                                 "(with --procs 1)")
             sp.add_argument("--sample-s", type=float, default=5, help="RSS/CPU sampling period")
             sp.add_argument("--profile", action="store_true", help="py-spy both servers during the traffic phase")
     args = p.parse_args()

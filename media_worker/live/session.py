@@ -101,10 +101,12 @@ class RecordingSession:
             self.on_track(peer_id, track, receiver)
 
     def on_track(self, peer_id: str, track: MediaStreamTrack,
-                 receiver: RTCRtpReceiver) -> TrackWriter | None:
+                 receiver: RTCRtpReceiver, source: str | None = None) -> TrackWriter | None:
         """Start a :class:`TrackWriter` for ``track`` (named ``<peer_id>-<kind>-<n>``). For
         callers that handle the ``track`` event themselves; must run before the receiver starts
-        (raises :class:`PassthroughUnsupported` otherwise). ``None`` after :meth:`stop`."""
+        (raises :class:`PassthroughUnsupported` otherwise). ``None`` after :meth:`stop`.
+        ``source`` (``"camera"``/``"screen"``), when the caller knows it, goes into the
+        manifest's ``track_started``."""
         tap = install_passthrough(receiver)  # also when not recording: it never decodes
         if self._stopped or self.events is None:
             log.warning("recording %s: %s track of %s arrived outside start()..stop(); "
@@ -115,7 +117,7 @@ class RecordingSession:
         writer = TrackWriter(f"{peer_id}-{track.kind}-{n}", track.kind, peer_id=peer_id,
                              directory=self.directory, events=self.events,
                              request_keyframe=tap.request_keyframe if track.kind == "video" else None,
-                             options=self.options)
+                             options=self.options, source=source)
         self.writers.append(writer)
         writer.start(track)
         return writer

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -59,10 +60,11 @@ class TrackWriter:
 
     def __init__(self, name: str, kind: str, *, peer_id: str, directory: Path, events: EventLog,
                  request_keyframe: Callable[[], bool] | None = None,
-                 options: LiveOptions | None = None):
+                 options: LiveOptions | None = None, source: str | None = None):
         self.name = name
         self.kind = kind
         self.peer_id = peer_id
+        self.source = source  # "camera" | "screen" when the caller knows (SFU), else None
         self.file = f"tracks/{name}.mkv"
         self.path = Path(directory) / self.file
         self.codec: str | None = None
@@ -174,6 +176,13 @@ class TrackWriter:
     def closed(self) -> bool:
         return self._closed
 
+    def request_keyframe(self) -> None:
+        """Ask the sender for a keyframe now (a video track being written; within the usual
+        rate limit): live segments of the class video start decoding at a keyframe
+        (``media_worker/live_render.py``), and WebRTC senders send one only when asked."""
+        if self._video and not self._closed and self._out is not None:
+            self._maybe_request_keyframe(time.monotonic())
+
     # -- frames -----------------------------------------------------------------------------
     def write(self, frame: EncodedFrame) -> None:
         """Write one received frame, or drop it (see the class docstring)."""
@@ -279,8 +288,10 @@ class TrackWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._out = MatroskaTrackFile(self.path, self.codec, width=width, height=height,
                                       cluster_ms=self._opts.cluster_ms)
+        extra = {"source": self.source} if self.source else {}
         self._events.write("track_started", t=frame.received_at, track=self.name,
-                           peer_id=self.peer_id, kind=self.kind, codec=self.codec, file=self.file)
+                           peer_id=self.peer_id, kind=self.kind, codec=self.codec, file=self.file,
+                           **extra)
         log.info("track %s started: %s %s", self.name, self.codec,
                  f"{width}x{height}" if size else "")
 

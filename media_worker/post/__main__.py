@@ -7,13 +7,11 @@ machine keeps its event loop responsive.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import os
 import sys
 
-from media_worker.post.composite import EncodeSettings
+from media_worker.post.child_cli import child_parser, start_child
 from media_worker.post.manifest import ManifestError
 from media_worker.post.run import run
 
@@ -24,20 +22,10 @@ def _emit(obj: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m media_worker.post",
-                                     description="Build the outputs of one recording directory.")
-    parser.add_argument("recording_dir")
-    parser.add_argument("--fps", type=int, default=EncodeSettings.fps)
-    parser.add_argument("--preset", default=EncodeSettings.preset,
-                        help="libx264 preset (default %(default)s)")
-    parser.add_argument("--crf", type=int, default=EncodeSettings.crf)
-    parser.add_argument("--nice", type=int, default=10, help="added CPU niceness (0: none)")
+    parser = child_parser("python -m media_worker.post",
+                          "Build the outputs of one recording directory.")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    if args.nice and hasattr(os, "nice"):
-        os.nice(args.nice)
-    settings = EncodeSettings(fps=args.fps, preset=args.preset, crf=args.crf)
+    settings = start_child(args)
     try:
         assets = run(args.recording_dir, lambda p: _emit({"percent": p}), settings=settings)
     except ManifestError as exc:

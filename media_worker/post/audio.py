@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import fractions
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import av
 import av.error
@@ -35,6 +35,9 @@ class AudioTrackReader:
         self._pending: tuple[int, bytes] | None = None  # (start sample, data) not yet used up
         self._cursor: int | None = None  # where the previous chunk ended
         self._done = False
+        # Live segments (``segments.py``): packets ending before this recording-clock time
+        # are not decoded (the segment's mix starts a pre-roll later).
+        self.decode_from: float | None = None
 
     def _decoded(self) -> Iterator[tuple[int, bytes]]:
         """(recording-clock sample, packed float stereo bytes) per decoded frame."""
@@ -53,7 +56,12 @@ class AudioTrackReader:
                     yield pts_s, bytes(rf.planes[0])[:rf.samples * BYTES_PER_SAMPLE]
                     pts_s = None  # following frames of one input frame are contiguous
 
+            skip = None if self.decode_from is None else self.decode_from - self.info.start_s
             for pkt in packets(container, self.info.path):
+                if skip is not None:
+                    if float((pkt.pts + (pkt.duration or 0)) * tb) < skip:
+                        continue
+                    skip = None
                 for frame in decode(stream, pkt, self.info.path):
                     if in_rate is not None and frame.sample_rate != in_rate:
                         resampler = av.AudioResampler(format="flt", layout="stereo", rate=RATE)
@@ -126,8 +134,12 @@ def _frame(data: bytes, n: int, pts: int) -> av.AudioFrame:
 class Mixer:
     """Sum of every reader, as fltp stereo frames on the recording clock."""
 
-    def __init__(self, readers: list[AudioTrackReader], limit: float = 0.95):
+    def __init__(self, readers: list[AudioTrackReader], limit: float = 0.95,
+                 on_read: Callable[[int, int, bytes], None] | None = None):
+        """``on_read(i, start, samples)`` sees each chunk of reader ``i`` before it is mixed
+        (the speaker levels are measured there, without decoding twice)."""
         self.readers = readers
+        self._on_read = on_read
         self._sources = []
         if not readers:
             return
@@ -161,8 +173,11 @@ class Mixer:
         if not self.readers:
             silent = _frame(bytes(n * BYTES_PER_SAMPLE), n, start)
             return [silent]
-        for reader, src in zip(self.readers, self._sources):
-            src.push(_frame(reader.read(start, n), n, start))
+        for i, (reader, src) in enumerate(zip(self.readers, self._sources)):
+            data = reader.read(start, n)
+            if self._on_read is not None:
+                self._on_read(i, start, data)
+            src.push(_frame(data, n, start))
         return self._drain()
 
     def flush(self) -> list[av.AudioFrame]:

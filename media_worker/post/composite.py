@@ -1,11 +1,10 @@
-"""``class.mp4``: the grid of participants with mixed audio, chat subtitles and chapters.
+"""``class.mp4``: the participants (grid, or presenter layout while a screen is shared) with
+mixed audio, chat subtitles and chapters.
 
-One output frame every 1/fps seconds of the recording clock; per participant, the cell shows
-the newest frame of their most recently started video track at or before that instant (see
-``VideoTrackReader``), scaled to fit and letterboxed, with a name label. A participant shows a
-name tile when they are in the call without a picture (audio only, camera off, or their video
-has stalled for ``STALE_S``), and an empty cell when they are not in the call. Audio is mixed
-in ``AUDIO_CHUNK_S`` steps just ahead of the video so the muxer interleaves without buffering.
+One output frame every 1/fps seconds of the recording clock, drawn by ``scene.Scene`` (what a
+frame shows). Audio is mixed in ``AUDIO_CHUNK_S`` steps just ahead of the video so the muxer
+interleaves without buffering; the mix also measures the speaker levels the scene reads
+(``speakers.LOOKAHEAD_S`` ahead at most, which ``AUDIO_CHUNK_S`` covers).
 """
 from __future__ import annotations
 
@@ -17,23 +16,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
-import av.error
-from av.video.reformatter import VideoReformatter
 
 from media_worker.post.audio import RATE, AudioTrackReader, Mixer
 from media_worker.post.canvas import Canvas
 from media_worker.post.chapters import Chapter, to_av
-from media_worker.post.layout import Grid, Rect, fit, grid_for
+from media_worker.post.layout import Grid
+from media_worker.post.part_output import part_output
+from media_worker.post.scene import Scene
+from media_worker.post.speakers import LOOKAHEAD_S, SpeakerActivity
 from media_worker.post.subtitles import Cue, add_chat_stream, mov_text_packet
-from media_worker.post.tiles import BLACK, Picture, name_label, name_tile
-from media_worker.post.timeline import Participant, Timeline
-from media_worker.post.video import VideoTrackReader
+from media_worker.post.timeline import Timeline
 
 log = logging.getLogger("podium.worker.post")
 
-STALE_S = 2.0  # a picture older than this is a frozen camera: show the name tile
-EOF_HOLD_S = 0.5  # after a track's last frame, keep it this long (one frame's worth and more)
 AUDIO_CHUNK_S = 0.5
+assert AUDIO_CHUNK_S >= LOOKAHEAD_S  # the speaker levels a frame needs are measured before it
 
 
 @dataclass
@@ -53,86 +50,79 @@ class CompositeResult:
     fps: int
     frames: int
     duration_s: float
-
-
-class _Cell:
-    def __init__(self, part: Participant, rect: Rect):
-        self.part = part
-        self.rect = rect
-        self.readers = [VideoTrackReader(info) for info in part.video_tracks]
-        self.key: tuple | None = None
-        self.drawn: Rect | None = None  # where the last video picture went
-        self._tile: Picture | None = None
-        self._labels: dict[int, Picture] = {}  # by picture width
-        # One reformatter per cell keeps its swscale context between frames of the same size;
-        # VideoFrame.reformat builds and frees a context (and its thread pool) on every call,
-        # which cost ~37 % of the main thread (bench/recording).
-        self._scaler = VideoReformatter()
-
-    @property
-    def tile(self) -> Picture:
-        if self._tile is None:
-            self._tile = name_tile(self.part.user.display_name, self.rect.w, self.rect.h,
-                                   key=self.part.user.id)
-        return self._tile
-
-    def label(self, width: int) -> Picture:
-        if width not in self._labels:
-            self._labels[width] = name_label(self.part.user.display_name, width, self.rect.h)
-        return self._labels[width]
-
-    def showing(self, t: float) -> VideoTrackReader | None:
-        """The reader whose picture this cell shows at ``t``, if any."""
-        best = None
-        for reader in self.readers:
-            current = reader.advance(t)
-            if current is None:
-                continue
-            age = t - current[0]
-            ended = reader.info.track.ended_s
-            if age > STALE_S or (reader.exhausted and age > EOF_HOLD_S):
-                continue
-            if ended is not None and t >= ended:
-                continue
-            if not self.part.camera_on_at(reader.info.track.peer_id, t):
-                continue
-            if best is None or reader.info.start_s >= best.info.start_s:
-                best = reader
-        return best
-
-    def draw(self, canvas: Canvas, t: float) -> None:
-        reader = self.showing(t)
-        if reader is not None:
-            key = ("video", id(reader), reader.serial)
-        elif self.part.present_at(t):
-            key = ("tile",)
-        else:
-            key = ("empty",)
-        if key == self.key:
-            return
-        if key[0] == "video":
-            frame = reader.current[1]
-            target = fit(frame.width, frame.height, self.rect)
-            if self.key is None or self.key[0] != "video" or self.drawn != target:
-                canvas.fill(self.rect, BLACK)
-            canvas.blit_frame(self._scaler.reformat(frame, width=target.w, height=target.h, format="yuv420p"),
-                              target)
-            self.drawn = target
-            margin = max(2, self.rect.h // 60) // 2 * 2
-            label = self.label(target.w - 2 * margin)
-            fits = label.height + 2 * margin <= target.h and label.width + 2 * margin <= target.w
-            if fits:  # on the picture's bottom-left corner
-                canvas.blit_picture(label, target.x + margin,
-                                    target.y + target.h - label.height - margin)
-        elif key[0] == "tile":
-            canvas.blit_picture(self.tile, self.rect.x, self.rect.y)
-        else:
-            canvas.fill(self.rect, BLACK)
-        self.key = key
+    speakers: SpeakerActivity | None = None  # the levels measured while mixing
 
 
 def plan_grid(timeline: Timeline, settings: EncodeSettings) -> Grid:
-    return grid_for(len(timeline.participants), timeline.largest_size, settings.max_canvas)
+    """The grid on the canvas (its size is the video's, the presenter layout's too)."""
+    return Scene(timeline, settings.max_canvas).grid
+
+
+def plan_key(timeline: Timeline, settings: EncodeSettings) -> list:
+    """What every frame of the composite depends on beyond the media up to its own instant:
+    the canvas and cell geometry, who has a cell (in order) and the encoder settings. Two
+    renderings of one span are the same when their keys are (live segments, ``segments.py``)."""
+    return [*Scene(timeline, settings.max_canvas).layout_key(),
+            [p.user.id for p in timeline.participants], [p.user.display_name for p in timeline.participants],
+            settings.fps, settings.preset, settings.crf, settings.audio_bit_rate]
+
+
+def compose(timeline: Timeline, settings: EncodeSettings) -> tuple[Grid, Canvas, Scene]:
+    """The grid (whose size is the canvas's), the canvas and the scene drawn on it (its video
+    readers: ``scene.video_readers``)."""
+    scene = Scene(timeline, settings.max_canvas)
+    return scene.grid, Canvas(scene.width, scene.height), scene
+
+
+def mixer_for(timeline: Timeline, scene: Scene,
+              readers: list[AudioTrackReader] | None = None) -> Mixer:
+    """The mix of every participant's audio tracks (``readers``: theirs in that order, made
+    here when None), feeding ``scene.speakers`` the samples it reads."""
+    keys = [p.user.id for p in timeline.participants for _ in p.audio_tracks]
+    if readers is None:
+        readers = [AudioTrackReader(i) for p in timeline.participants for i in p.audio_tracks]
+    return Mixer(readers, on_read=lambda i, start, data: scene.speakers.feed(keys[i], start, data))
+
+
+def draw_frame(canvas: Canvas, scene: Scene, t: float) -> av.VideoFrame:
+    """The composed picture at ``t`` seconds of the recording clock (calls move forward; the
+    audio must be mixed ``LOOKAHEAD_S`` past ``t`` for the speaker frame)."""
+    scene.draw(canvas, t)
+    return canvas.to_frame()
+
+
+def add_video_stream(output, grid: Grid, settings: EncodeSettings):
+    video = output.add_stream("libx264", rate=settings.fps,
+                              options={"preset": settings.preset, "crf": str(settings.crf)})
+    video.width, video.height, video.pix_fmt = grid.width, grid.height, "yuv420p"
+    video.codec_context.time_base = fractions.Fraction(1, settings.fps)
+    video.codec_context.gop_size = 2 * settings.fps  # a keyframe every 2 s keeps seeking quick
+    # Frame threads, x264's own count (PyAV's default SLICE type would make libx264 use
+    # sliced threads, which keep two cores far less busy).
+    video.codec_context.thread_type = "FRAME"
+    video.codec_context.thread_count = 0
+    return video
+
+
+def add_audio_stream(output, settings: EncodeSettings):
+    audio = output.add_stream("aac", rate=RATE)
+    audio.codec_context.layout = "stereo"
+    audio.codec_context.bit_rate = settings.audio_bit_rate
+    return audio
+
+
+def add_metadata(output, timeline: Timeline, cues: list[Cue], chapters: list[Chapter]):
+    """Chat stream (muxed at once), chapters and the comment; returns the chat stream or None."""
+    chat = add_chat_stream(output) if cues else None
+    if chapters:
+        output.set_chapters(to_av(chapters))
+    ids = timeline.manifest.ids
+    if ids.get("recording"):
+        output.metadata["comment"] = f"Podium recording {ids['recording']}"
+    if chat is not None:
+        for cue in cues:
+            output.mux(mov_text_packet(cue, chat))
+    return chat
 
 
 def write_composite(timeline: Timeline, path: Path, *, cues: list[Cue], chapters: list[Chapter],
@@ -145,40 +135,18 @@ def write_composite(timeline: Timeline, path: Path, *, cues: list[Cue], chapters
     ``on_thumbnail`` gets the composed frame at ``thumbnail_at`` seconds."""
     settings = settings or EncodeSettings()
     fps = settings.fps
-    grid = plan_grid(timeline, settings)
-    canvas = Canvas(grid.width, grid.height)
-    cells = [_Cell(p, r) for p, r in zip(timeline.participants, grid.cells)]
-    n_frames = max(1, round(timeline.duration_s * fps))
+    grid, canvas, scene = compose(timeline, settings)
+    n_frames = frame_count(timeline.duration_s, fps)
     total_samples = round(n_frames / fps * RATE)
     thumb_frame = min(n_frames - 1, int((thumbnail_at or 0.0) * fps))
-    mixer = Mixer([AudioTrackReader(i) for p in timeline.participants for i in p.audio_tracks])
+    mixer = mixer_for(timeline, scene)
     log.info("composite %s: %dx%d, %d cells, %d frames at %d fps, %d audio tracks",
-             path.name, grid.width, grid.height, len(cells), n_frames, fps, len(mixer.readers))
+             path.name, grid.width, grid.height, len(scene.cells), n_frames, fps, len(mixer.readers))
 
-    tmp = path.with_name(path.name + ".part")
-    output = av.open(str(tmp), "w", format="mp4", container_options={"movflags": "+faststart"})
-    try:
-        video = output.add_stream("libx264", rate=fps,
-                                  options={"preset": settings.preset, "crf": str(settings.crf)})
-        video.width, video.height, video.pix_fmt = grid.width, grid.height, "yuv420p"
-        video.codec_context.time_base = fractions.Fraction(1, fps)
-        video.codec_context.gop_size = 2 * fps  # a keyframe every 2 s keeps seeking quick
-        # Frame threads, x264's own count (PyAV's default SLICE type would make libx264 use
-        # sliced threads, which keep two cores far less busy).
-        video.codec_context.thread_type = "FRAME"
-        video.codec_context.thread_count = 0
-        audio = output.add_stream("aac", rate=RATE)
-        audio.codec_context.layout = "stereo"
-        audio.codec_context.bit_rate = settings.audio_bit_rate
-        chat = add_chat_stream(output) if cues else None
-        if chapters:
-            output.set_chapters(to_av(chapters))
-        ids = timeline.manifest.ids
-        if ids.get("recording"):
-            output.metadata["comment"] = f"Podium recording {ids['recording']}"
-        if chat is not None:
-            for cue in cues:
-                output.mux(mov_text_packet(cue, chat))
+    with part_output(path, "mp4", container_options={"movflags": "+faststart"}) as output:
+        video = add_video_stream(output, grid, settings)
+        audio = add_audio_stream(output, settings)
+        add_metadata(output, timeline, cues, chapters)
 
         audio_done = 0
         chunk = round(AUDIO_CHUNK_S * RATE)
@@ -190,9 +158,7 @@ def write_composite(timeline: Timeline, path: Path, *, cues: list[Cue], chapters
                 for af in mixer.mix(audio_done, n):
                     output.mux(audio.encode(af))
                 audio_done += n
-            for cell in cells:
-                cell.draw(canvas, t)
-            frame = canvas.to_frame()
+            frame = draw_frame(canvas, scene, t)
             frame.pts = k
             frame.time_base = video.codec_context.time_base
             if k == thumb_frame and on_thumbnail is not None:
@@ -206,16 +172,12 @@ def write_composite(timeline: Timeline, path: Path, *, cues: list[Cue], chapters
             output.mux(audio.encode(af))
         output.mux(audio.encode(None))
         output.mux(video.encode(None))
-        output.close()
-    except BaseException:
-        try:
-            output.close()
-        except av.error.FFmpegError:
-            pass  # the original error is the one worth raising
-        tmp.unlink(missing_ok=True)
-        raise
-    tmp.replace(path)
-    return CompositeResult(path, grid.width, grid.height, fps, n_frames, n_frames / fps)
+    return CompositeResult(path, grid.width, grid.height, fps, n_frames, n_frames / fps,
+                           speakers=scene.speakers)
+
+
+def frame_count(duration_s: float, fps: int) -> int:
+    return max(1, round(duration_s * fps))
 
 
 def thumbnail_time(duration_s: float) -> float:

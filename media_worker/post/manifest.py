@@ -53,6 +53,9 @@ class Track:
     ended_s: float | None = None
     frames: int | None = None  # from track_ended, when the line exists
     sizes: list[tuple[float, int, int]] = field(default_factory=list)  # (pts seconds, w, h)
+    # "camera" | "screen" when the live path knew (an SFU feed); None: the participant's video,
+    # a screen while their ``media`` events say ``screen`` (a mesh call replaces the camera).
+    source: str | None = None
 
 
 @dataclass
@@ -175,7 +178,8 @@ def load_manifest(recording_dir: Path) -> Manifest:
                 tracks[name] = Track(
                     name=name, peer_id=str(ev["peer_id"]), kind=str(ev["kind"]),
                     codec=str(ev.get("codec", "")),
-                    file=str(ev.get("file") or f"tracks/{name}.mkv"), offset_s=rel(ev))
+                    file=str(ev.get("file") or f"tracks/{name}.mkv"), offset_s=rel(ev),
+                    source=ev["source"] if ev.get("source") in ("camera", "screen") else None)
             elif kind == "track_clock":  # a better estimate of where pts 0 is (live path)
                 tr = tracks.get(str(ev["track"]))
                 if tr is not None:

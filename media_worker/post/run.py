@@ -20,6 +20,9 @@ from media_worker.post.chapters import chapters_from_marks
 from media_worker.post.composite import EncodeSettings, thumbnail_time, write_composite
 from media_worker.post.manifest import load_manifest
 from media_worker.post.remux import remux_participants
+from media_worker.post.speakers import speakers_document
+from media_worker.post.segment_join import finish_composite, plan_finish
+from media_worker.post.segment_render import live_off
 from media_worker.post.subtitles import chat_cues, webvtt
 from media_worker.post.thumbnail import write_jpeg
 from media_worker.post.timeline import Timeline, build_timeline
@@ -49,7 +52,7 @@ def _write_text(path: Path, text: str) -> None:
 def run(recording_dir: str | Path, progress_cb: Callable[[int], None] | None = None, *,
         settings: EncodeSettings | None = None) -> list[dict[str, Any]]:
     """Build every output; returns the asset dicts in the order composite, participant…,
-    chat, thumbnail, manifest. Raises ``ManifestError`` when there is no usable manifest;
+    speakers, chat, thumbnail, manifest. Raises ``ManifestError`` when there is no usable manifest;
     a damaged track only loses its damaged part (logged)."""
     started = time.monotonic()
     recording_dir = Path(recording_dir)
@@ -64,15 +67,35 @@ def run(recording_dir: str | Path, progress_cb: Callable[[int], None] | None = N
     chapters = chapters_from_marks(manifest.marks, duration)
 
     thumb_path = out_dir / "thumbnail.jpg"
-    composite = write_composite(
-        timeline, out_dir / "class.mp4", cues=cues, chapters=chapters, settings=settings,
-        on_progress=progress_cb, thumbnail_at=thumbnail_time(duration),
-        on_thumbnail=lambda frame: write_jpeg(frame, thumb_path))
+    composite_started = time.monotonic()
+    live = plan_finish(recording_dir, timeline, settings)
+    if live is not None:
+        composite = finish_composite(
+            recording_dir, timeline, out_dir / "class.mp4", live, cues=cues, chapters=chapters,
+            settings=settings, on_progress=progress_cb, thumbnail_at=thumbnail_time(duration),
+            on_thumbnail=lambda frame: write_jpeg(frame, thumb_path))
+        live_note = {"segments_reused": len(live.reused), "frames_rendered_after_stop": live.frames_to_render,
+                     "segments_rendered_again": live.dropped, "off": live_off(recording_dir)}
+    else:
+        composite = write_composite(
+            timeline, out_dir / "class.mp4", cues=cues, chapters=chapters, settings=settings,
+            on_progress=progress_cb, thumbnail_at=thumbnail_time(duration),
+            on_thumbnail=lambda frame: write_jpeg(frame, thumb_path))
+        live_note = {"segments_reused": 0, "off": live_off(recording_dir)}
+    live_note["composite_s"] = round(time.monotonic() - composite_started, 2)
+    log.info("class video of %s: %s", recording_dir.name, live_note)
     assets = [asset(out_dir, "composite", composite.path, "video/mp4", composite.duration_s)]
 
     for pf in remux_participants(timeline, out_dir):
         assets.append(asset(out_dir, "participant", pf.path,
                             "video/x-matroska" if pf.has_video else "audio/x-matroska", pf.end_s))
+
+    if composite.speakers is not None:
+        speakers_path = out_dir / "speakers.json"
+        names = {p.user.id: p.user.display_name for p in timeline.participants}
+        _write_text(speakers_path, json.dumps(
+            speakers_document(composite.speakers, names, composite.duration_s), ensure_ascii=False))
+        assets.append(asset(out_dir, "speakers", speakers_path, "application/json", composite.duration_s))
 
     chat_path = out_dir / "chat.vtt"
     _write_text(chat_path, webvtt(cues))
@@ -83,6 +106,7 @@ def run(recording_dir: str | Path, progress_cb: Callable[[int], None] | None = N
     manifest_path = out_dir / "manifest.json"
     doc = manifest_document(timeline, composite, chapters, cues, assets,
                             elapsed_s=time.monotonic() - started)
+    doc["processing"]["live"] = live_note
     _write_text(manifest_path, json.dumps(doc, indent=1, ensure_ascii=False))
     assets.append(asset(out_dir, "manifest", manifest_path, "application/json", None))
     log.info("post-processing of %s done in %.1f s for %.1f s of recording",

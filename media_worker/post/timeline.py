@@ -54,6 +54,11 @@ class Participant:
         return [t for t in self.tracks if t.track.kind == "video"]
 
     @property
+    def camera_tracks(self) -> list[TrackInfo]:
+        """Video tracks that may show in the participant's cell: all but screen feeds."""
+        return [t for t in self.video_tracks if t.track.source != "screen"]
+
+    @property
     def audio_tracks(self) -> list[TrackInfo]:
         return [t for t in self.tracks if t.track.kind == "audio"]
 
@@ -68,11 +73,95 @@ class Participant:
 
     def camera_on_at(self, peer_id: str, t: float) -> bool:
         """What the peer last said it sends (``media`` events); True when it never said."""
+        state = self.media_at(peer_id, t)
+        return True if state is None else (state.video or state.screen)
+
+    def media_at(self, peer_id: str, t: float) -> MediaState | None:
+        """The peer's latest ``media`` event at or before ``t``, if any."""
         states = self.media.get(peer_id)
         if not states:
-            return True
+            return None
         i = bisect.bisect_right([s.t_s for s in states], t) - 1
-        return True if i < 0 else (states[i].video or states[i].screen)
+        return None if i < 0 else states[i]
+
+
+@dataclass
+class Share:
+    """A screen shared from ``start_s`` to ``end_s``: ``track`` shows it (an SFU screen feed,
+    or in a mesh call the participant's one video track while ``media`` says ``screen``)."""
+
+    participant: Participant
+    track: TrackInfo
+    start_s: float
+    end_s: float
+
+
+def screen_shares(participants: list[Participant], end_s: float) -> list[Share]:
+    """Every screen share of the recording, by start time. A ``source: "screen"`` track is a
+    share from its start until it ends, its publisher leaves or says ``screen: false``; an
+    unmarked video track (mesh) is one while its peer's ``media`` events say ``screen``."""
+    shares = []
+    for part in participants:
+        for info in part.video_tracks:
+            peer_id = info.track.peer_id
+            left = min((p.left_s for p in part.peers if p.peer_id == peer_id and p.left_s is not None),
+                       default=math.inf)
+            stop = min(info.track.ended_s if info.track.ended_s is not None else info.end_s,
+                       left, end_s)
+            states = [m for m in part.media.get(peer_id, []) if m.t_s < stop]
+            if info.track.source == "screen":
+                off = [m.t_s for m in states if m.t_s > info.start_s and not m.screen]
+                spans = [(info.start_s, min([stop, *off]))]
+            elif info.track.source is None:
+                spans, since = [], None
+                for m in states:
+                    if m.screen and since is None:
+                        since = m.t_s
+                    elif not m.screen and since is not None:
+                        spans.append((since, m.t_s))
+                        since = None
+                if since is not None:
+                    spans.append((since, stop))
+                spans = [(max(a, info.start_s), min(b, stop)) for a, b in spans]
+            else:
+                spans = []
+            shares.extend(Share(part, info, a, b) for a, b in spans if b > a)
+    return sorted(shares, key=lambda sh: sh.start_s)
+
+
+def share_at(shares: list[Share], t: float) -> Share | None:
+    """The share on stage at ``t``: the latest started of those under way."""
+    best = None
+    for sh in shares:
+        if sh.start_s <= t < sh.end_s and (best is None or sh.start_s >= best.start_s):
+            best = sh
+    return best
+
+
+HELD_FRACTION = 0.25  # a size counts for the canvas when held this share of a track's time…
+HELD_S = 30.0  # …or this long
+
+
+def usual_size(info: TrackInfo) -> tuple[int, int] | None:
+    """The largest size ``info`` held long enough to count (``HELD_FRACTION`` of its time or
+    ``HELD_S``): a browser's first second at 1280x720 before it settles on 640x480 does not
+    size the canvas. Sizes come from the file's keyframes, else the manifest's ``video_size``."""
+    changes = list(info.probe.size_changes) or [(pts, w, h) for pts, w, h in info.track.sizes]
+    changes = [(t, w, h) for t, w, h in changes if w > 0 and h > 0]
+    if not changes:
+        sizes = [s for s in info.probe.sizes if s[0] > 0 and s[1] > 0]
+        return max(sizes, key=_area) if sizes else None
+    end = max(info.probe.end_s or 0.0, changes[-1][0])
+    held: dict[tuple[int, int], float] = {}
+    for (t, w, h), nxt in zip(changes, [c[0] for c in changes[1:]] + [end]):
+        held[(w, h)] = held.get((w, h), 0.0) + max(0.0, nxt - t)
+    total = sum(held.values())
+    enough = [s for s, d in held.items() if d >= min(HELD_S, HELD_FRACTION * total)]
+    return max(enough, key=_area) if enough else max(held, key=lambda s: (held[s], _area(s)))
+
+
+def _area(size: tuple[int, int]) -> tuple[int, int]:
+    return size[0] * size[1], size[0]
 
 
 @dataclass
@@ -83,6 +172,9 @@ class Timeline:
     participants: list[Participant]
     largest_size: tuple[int, int] | None  # the largest video frame seen, by area
     duration_source: str  # "recording_stopped" or "last_frame"
+    camera_size: tuple[int, int] | None = None  # the largest ``usual_size`` of camera tracks
+    shares: list[Share] = field(default_factory=list)
+    screen_size: tuple[int, int] | None = None  # the largest ``usual_size`` of shared screens
 
 
 MIN_DURATION_S = 0.1
@@ -140,4 +232,16 @@ def build_timeline(recording_dir: Path, manifest: Manifest) -> Timeline:
     sizes = [(w, h) for w, h in sizes if w > 0 and h > 0]
     largest = max(sizes, key=lambda s: (s[0] * s[1], s[0])) if sizes else None
 
-    return Timeline(manifest, max(duration, MIN_DURATION_S), infos, participants, largest, source)
+    duration = max(duration, MIN_DURATION_S)
+    shares = screen_shares(participants, duration)
+    on_stage = {id(sh.track) for sh in shares}
+    cameras = [usual_size(t) for p in participants for t in p.camera_tracks
+               if t.track.source == "camera" or id(t) not in on_stage]
+    screens = [usual_size(sh.track) for sh in shares]
+    camera = max((s for s in cameras if s), key=_area, default=None)
+    screen = max((s for s in screens if s), key=_area, default=None)
+    if camera is None:  # everyone's video was a shared screen (mesh): size cells from it
+        camera = max((s for s in (usual_size(t) for p in participants for t in p.camera_tracks)
+                      if s), key=_area, default=None)
+    return Timeline(manifest, duration, infos, participants, largest, source,
+                    camera_size=camera, shares=shares, screen_size=screen)

@@ -27,6 +27,8 @@ class TrackProbe:
     last_s: float | None = None  # start of the last packet
     end_s: float | None = None  # end of the last packet (start + duration)
     sizes: set[tuple[int, int]] = field(default_factory=set)
+    # (track time, width, height) at every keyframe whose size differs from the previous one
+    size_changes: list[tuple[float, int, int]] = field(default_factory=list)
     codec: str | None = None
     error: str | None = None  # why reading stopped early, if it did
 
@@ -101,8 +103,16 @@ def probe_track(path: Path, kind: str) -> TrackProbe:
             probe.end_s = max(probe.end_s or 0.0, start + float((pkt.duration or 0) * tb))
             if video:
                 for frame in decode(stream, pkt, path):
-                    probe.sizes.add((frame.width, frame.height))
+                    _saw_size(probe, start, frame)
         if video:
             for frame in decode(stream, None, path):
-                probe.sizes.add((frame.width, frame.height))
+                _saw_size(probe, probe.last_s or 0.0, frame)
     return probe
+
+
+def _saw_size(probe: TrackProbe, at: float, frame: av.VideoFrame) -> None:
+    size = (frame.width, frame.height)
+    probe.sizes.add(size)
+    if not probe.size_changes or probe.size_changes[-1][1:] != size:
+        t = float(frame.pts * frame.time_base) if frame.pts is not None and frame.time_base else at
+        probe.size_changes.append((t, *size))

@@ -32,6 +32,9 @@ class VideoTrackReader:
         self._gen: Iterator[tuple[float, av.VideoFrame]] | None = None
         self._next: tuple[float, av.VideoFrame] | None = None
         self.exhausted = False
+        # Live segments (``segments.py``): packets before this recording-clock time are not
+        # decoded; set it to a keyframe's time so decoding starts there.
+        self.decode_from: float | None = None
 
     def _frames(self) -> Iterator[tuple[float, av.VideoFrame]]:
         container = open_track(self.info.path)
@@ -52,7 +55,12 @@ class VideoTrackReader:
                     last = t
                     yield t, f
 
+            skip = None if self.decode_from is None else self.decode_from - offset - TOLERANCE_S
             for pkt in packets(container, self.info.path):
+                if skip is not None:
+                    if float(pkt.pts * tb) < skip:
+                        continue
+                    skip = None
                 yield from timed(decode(stream, pkt, self.info.path))
             yield from timed(decode(stream, None, self.info.path))
 

@@ -26,16 +26,23 @@ class Identity:
     claims: dict
 
 
-def issue_token(config: Config, user_id: int, name: str, role: str, ttl_s: int | None = None) -> str:
-    """Mint an HS256 token for a local user."""
+def issue_token(config: Config, user_id: int, name: str, role: str, ttl_s: int | None = None,
+                version: int = 0) -> str:
+    """Mint an HS256 token for a local user; ``version`` is the user's token version (claim
+    ``tv``): changing the password bumps it, and tokens of an older version stop working."""
     now = int(time.time())
     claims = {"sub": str(user_id), "name": name, "role": role, "iat": now,
-              "exp": now + (ttl_s if ttl_s is not None else config.token_ttl_s)}
+              "exp": now + (ttl_s if ttl_s is not None else config.token_ttl_s), "tv": version}
     if config.jwt_audience:
         claims["aud"] = config.jwt_audience
     if config.jwt_issuer:
         claims["iss"] = config.jwt_issuer
     return jwt.encode(claims, config.jwt_secret, algorithm="HS256")
+
+
+# An LMS back end's service credential (server/provision/credentials.py) starts with this: it
+# is accepted on /api/provision/ only, never as a user's token.
+SERVICE_CREDENTIAL_PREFIX = "podium-svc-"
 
 
 # A media worker's own token (docs/RECORDING.md): ``sub`` is this word instead of a user id,
@@ -93,6 +100,13 @@ def verify_token(config: Config, token: str) -> Identity:
     except (TypeError, ValueError):
         raise Unauthorized("token subject is not a Podium user id") from None
     return Identity(user_id=user_id, name=str(claims.get("name", "")), role=role, claims=claims)
+
+
+def token_version(ident: Identity) -> int:
+    """The token version a verified token was minted for (``tv``; 0 when absent, as in an
+    LMS's tokens); -1 for a malformed claim, which matches no user."""
+    tv = ident.claims.get("tv", 0)
+    return tv if isinstance(tv, int) and not isinstance(tv, bool) else -1
 
 
 def _unverified_subject(token: str) -> object:

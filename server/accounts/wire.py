@@ -51,6 +51,31 @@ def parse_registration(body: dict, min_score: int) -> Registration:
     return Registration(username, password, display.strip() if display else username, role)
 
 
+@dataclass(frozen=True)
+class PasswordChange:
+    old_password: str
+    new_password: str
+
+
+def parse_display_name(body: dict) -> str:
+    """``{display_name}``: 1-128 characters once trimmed; BadRequest otherwise."""
+    name = body.get("display_name")
+    if not isinstance(name, str) or not name.strip() or len(name.strip()) > 128:
+        raise BadRequest("display_name must be 1-128 characters")
+    return name.strip()
+
+
+def parse_password_change(body: dict) -> PasswordChange:
+    """``{old_password, new_password}`` as strings (the new one is checked by the service,
+    which knows the account's names)."""
+    old, new = body.get("old_password"), body.get("new_password")
+    if not isinstance(old, str) or not old or len(old) > 256:
+        raise BadRequest("old_password is required")
+    if not isinstance(new, str):
+        raise BadRequest("new_password must be a string")
+    return PasswordChange(old, new)
+
+
 def parse_login(body: dict) -> Credentials:
     """``{username, password}`` as given (an unknown username is the service's answer)."""
     username, password = body.get("username"), body.get("password")

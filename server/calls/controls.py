@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
+from server.calls.policy import may_send
 from server.calls.sessions import Calls, LiveSession, Participant
 from server.calls.wire import parse_flag, parse_media_change, parse_peer_id
 from server.kernel.actor import Actor, parse_id
@@ -68,6 +69,10 @@ class Controls:
     async def media(self, conn, msg: dict) -> dict:
         live, me = self.calls.participant(conn, msg)
         change = parse_media_change(msg)
+        for kind in ("video", "screen"):
+            if change.get(kind) and not may_send(live, me, kind):
+                raise Forbidden("the instructor turned "
+                                + ("cameras" if kind == "video" else "screen sharing") + " off for students in this call")
         if change.get("audio") and me.muted_by_instructor:
             await self._unmute_self(live, me)  # forbidden while held
         me.media.update(change)
@@ -92,6 +97,8 @@ class Controls:
             await self.moderator.moderate_audio(live.id, me.peer_id, False)
         if live.publish is not None:
             live.publish(SessionMute(live.id, [me.user_id], True, False), b"")
+        if self.calls.directory is not None:
+            await self.calls.directory.unmute(live.id, me.user_id)
         await self.apply_mute(live, {me.user_id}, True, False, b"")
 
     async def _changed(self, live: LiveSession, p: Participant) -> dict:
@@ -161,6 +168,8 @@ class Controls:
             return
         frame = event_frame({**event, "enforced": True, "allow_unmute": allow})
         users = {int(w["user"]["id"]) for w in targets.values()}
+        if self.calls.directory is not None:  # and a process that loads the session later
+            await self.calls.directory.set_mutes(live.id, users, allow)
         if live.publish is not None:  # every process applies it to its own participants
             live.publish(SessionMute(live.id, sorted(users), allow, True), frame)
         await self.apply_mute(live, users, allow, True, frame)

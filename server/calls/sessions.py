@@ -4,105 +4,39 @@ part.
 Participants live in memory in the process that holds their socket; sessions and attendance
 intervals are stored. A call ends when its instructors have all been gone for
 ``CALL_END_GRACE_S`` (checked across processes with REDIS_URL). Recordings hook in when
-``deps`` builds the app: a recorder joining, a call ending, the current recording.
+``deps`` builds the app: a recorder joining, a call ending, the current recording. Joining
+and resuming are in join.py, the in-memory session and participants in live.py.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Awaitable, Callable
 
 from sqlalchemy.exc import IntegrityError
 
-from server.calls.ice import ice_servers
-from server.calls.wire import parse_join_media, session_wire
+from server.calls.join import Joining
+from server.calls.live import LiveSession, Participant
+from server.calls.resume import ResumeTokens
+from server.calls.wire import session_wire
 from server.config import Config
 from server.db import calls as cq
+from server.db import rooms as rq
 from server.db.engine import Database
 from server.kernel.actor import Actor, parse_id
-from server.kernel.clock import iso, utcnow
+from server.kernel.clock import utcnow
 from server.kernel.errors import Conflict, Forbidden, NotFound
 from server.kernel.frames import event_frame
 from server.realtime.call_directory import CallDirectory
-from server.realtime.notices import SessionEnded, SessionFrame
+from server.realtime.notices import SessionEnded
 from server.realtime.registry import Registry
-from server.rooms.membership import room_role, system_message
+from server.rooms.membership import require_open, room_role, system_message
 from server.rooms.service import Rooms
 
 log = logging.getLogger("podium.calls")
 
 
-@dataclass
-class Participant:
-    conn: object  # the ChatSocket
-    user_id: int
-    display_name: str
-    role: str  # room role, or "recorder"
-    joined_at: datetime
-    interval_id: int | None
-    media: dict = field(default_factory=lambda: {"audio": False, "video": False, "screen": False})
-    hand: bool = False
-    # SFU calls: muted at Janus by an instructor; ``may_unmute`` false while they hold it.
-    muted_by_instructor: bool = False
-    may_unmute: bool = True
-
-    @property
-    def peer_id(self) -> str:
-        return self.conn.connection_id
-
-    @property
-    def recorder(self) -> bool:
-        return self.role == "recorder"
-
-    def wire(self) -> dict:
-        return {"peer_id": self.peer_id,
-                "user": {"id": str(self.user_id), "display_name": self.display_name, "role": self.role},
-                "joined_at": iso(self.joined_at), "media": dict(self.media), "hand": self.hand,
-                "recorder": self.recorder, "muted_by_instructor": self.muted_by_instructor,
-                "may_unmute": self.may_unmute}
-
-
-@dataclass
-class LiveSession:
-    row: object  # CallSession
-    participants: dict[str, Participant] = field(default_factory=dict)
-    banned: set[int] = field(default_factory=set)
-    end_timer: asyncio.TimerHandle | None = None
-    recording: dict | None = None  # the recording being made, as last announced
-    publish: object = None  # with REDIS_URL: (header, frame) → the other processes
-    # SFU calls: user id → allow_unmute, for users an instructor muted (calls/controls.py)
-    instructor_mutes: dict[int, bool] = field(default_factory=dict)
-
-    @property
-    def id(self) -> int:
-        return self.row.id
-
-    @property
-    def room_id(self) -> int:
-        return self.row.room_id
-
-    def has_instructor(self) -> bool:
-        return any(p.role == "instructor" for p in self.participants.values())
-
-    def send(self, event: dict, exclude: str | None = None) -> None:
-        """To every participant, in every process (never dropped: signaling state)."""
-        frame = event_frame(event)
-        self.send_local(frame, exclude)
-        if self.publish is not None:
-            self.publish(SessionFrame(self.id, exclude), frame)
-
-    def send_local(self, frame: bytes, exclude: str | None = None) -> None:
-        for p in tuple(self.participants.values()):
-            if p.peer_id != exclude:
-                p.conn.send_frame(frame)
-
-    def participants_of(self, user_id: int) -> list[Participant]:
-        return [p for p in self.participants.values() if p.user_id == user_id and not p.recorder]
-
-
-class Calls:
+class Calls(Joining):
     def __init__(self, db: Database, registry: Registry, rooms: Rooms, config: Config,
                  directory: CallDirectory | None = None):
         """``directory``: with REDIS_URL, every process's participants (realtime.call_directory)."""
@@ -117,12 +51,22 @@ class Calls:
         self._ended: list[Callable[[int], Awaitable[None]]] = []
         self._recording_of: Callable[[int], Awaitable[dict | None]] | None = None
         # (sfu): participants leaving, and which media path a session's join ack names.
-        self._participant_left: list[Callable[[int, str], Awaitable[None]]] = []
+        self._participant_left: list[Callable[[int, str, bool], Awaitable[None]]] = []
+        self._resumed: list[Callable[[object, LiveSession, Participant], Awaitable[dict]]] = []
         self._media_path: Callable[[int], str] | None = None
+        self.tokens = ResumeTokens(config.jwt_secret)
+        self.lobby = None  # the waiting room (calls/lobby.py), set when deps builds the app
+        self.ringing = None  # ringing people (calls/ringing.py), set when deps builds the app
 
-    def on_participant_left(self, hook: Callable[[int, str], Awaitable[None]]) -> None:
-        """``await hook(session_id, peer_id)`` after a participant left (or was dropped)."""
+    def on_participant_left(self, hook: Callable[[int, str, bool], Awaitable[None]]) -> None:
+        """``await hook(session_id, peer_id, resumable)`` after a participant left (or was
+        dropped); ``resumable``: its socket closed, it may come back with its resume token."""
         self._participant_left.append(hook)
+
+    def on_resumed(self, hook: Callable[[object, LiveSession, Participant], Awaitable[dict]]) -> None:
+        """``await hook(conn, live, participant)`` → fields for the join ack, when a join took
+        an earlier peer id back (``resume``; sfu_resume.py takes its Janus session back)."""
+        self._resumed.append(hook)
 
     def media_path_from(self, provider: Callable[[int], str]) -> None:
         """``provider(session_id)`` → ``"sfu"`` or ``"mesh"`` for the join ack (mesh without)."""
@@ -213,17 +157,19 @@ class Calls:
             raise Forbidden("only the room's instructors may do that")
 
     # -- start / join / leave / end ------------------------------------------------------
-    async def start(self, actor: Actor, room_id: int) -> dict:
+    async def start(self, actor: Actor, room_id: int, lobby: bool = False) -> dict:
+        """``lobby``: the call opens with a waiting room (calls/lobby.py)."""
         async with self.db.read() as s:
             room, role = await room_role(s, room_id, actor)
         if actor.role == "recorder" or (role != "instructor" and room.kind != "group"):
             raise Forbidden("only the room's instructors start calls")
+        require_open(room)  # an archived room is read-only: no calls
         try:
             async with self.db.write() as s:
                 existing = await cq.live_session_for_room(s, room_id)
                 if existing is not None:
                     return {"session": session_wire(existing)}
-                row = await cq.create_session(s, room_id, actor.id, utcnow())
+                row = await cq.create_session(s, room_id, actor.id, utcnow(), lobby)
                 note = await system_message(s, room_id, f"{actor.display_name} started a call")
         except IntegrityError:
             # Another instructor started one at the same moment (one live call per room).
@@ -239,79 +185,24 @@ class Calls:
         wire = session_wire(live.row)
         self.registry.broadcast(room_id, {"type": "call.started", "session": wire})
         log.info("session %s started in room %s by user %s", row.id, room_id, actor.id)
+        if self.ringing is not None:  # a direct room's call rings the other person
+            await self.ringing.started(actor, live, room.kind)
         return {"session": wire}
 
-    async def join(self, conn, actor: Actor, session_id: int, media=None) -> dict:
-        """Join as a participant; ``media`` ({audio, video, screen} booleans) is the state the
-        others see from the start, so nobody flashes as muted before the first call.media."""
-        media = parse_join_media(media)
-        live = await self.load(session_id)
-        if actor.role == "recorder":
-            role = "recorder"
-        else:
-            role = await self.rooms.role(live.room_id, actor)
-            if actor.id in live.banned or (self.directory is not None
-                                           and await self.directory.banned(session_id, actor.id)):
-                raise Forbidden("you were removed from this call")
-        me = live.participants.get(conn.connection_id)
-        if me is None:
-            now = utcnow()
-            interval_id = None
-            if role != "recorder":
-                async with self.db.write() as s:
-                    interval_id = await cq.open_interval(s, session_id, actor.id, conn.connection_id, now)
-            ended = session_id not in self.live  # ended while we were writing
-            gone = not conn.is_open()
-            if ended or gone:  # a socket that died meanwhile must not stay as a ghost
-                if interval_id is not None:
-                    async with self.db.write() as s:
-                        await cq.close_interval(s, interval_id, live.row.ended_at or now)
-                if ended:
-                    raise Conflict("the call has ended")
-                raise Conflict("the connection closed while joining")
-            me = Participant(conn, actor.id, actor.display_name, role, now, interval_id)
-            me.media.update(media)
-            if role != "recorder" and actor.id in live.instructor_mutes:  # still muted (SFU)
-                me.muted_by_instructor, me.may_unmute = True, live.instructor_mutes[actor.id]
-                me.media["audio"] = False
-            live.participants[me.peer_id] = me
-            self._joined(conn, session_id)
-            if role == "instructor" and live.end_timer:
-                live.end_timer.cancel()
-                live.end_timer = None
-            if self.directory is not None:
-                await self.directory.put(session_id, me.wire())
-            live.send({"type": "call.participant_joined", "session": str(session_id),
-                       "participant": me.wire()}, exclude=me.peer_id)
-            log.info("session %s: peer %s (user %s, %s) joined", session_id, me.peer_id, actor.id, role)
-            if role == "recorder":
-                for hook in self._recorder_joined:
-                    await hook(conn, session_id)
-        servers, ttl = ice_servers(self.config, actor.id)
-        recording = live.recording
-        if self.directory is not None and self._recording_of is not None:  # may be known only elsewhere
-            recording = await self._recording_of(session_id)
-        return {"session": session_wire(live.row, recording), "peer_id": me.peer_id,
-                "participants": await self._others(live, me.peer_id),
-                "ice_servers": servers, "ice_ttl_s": ttl,
-                "media_path": self._media_path(session_id) if self._media_path else "mesh",
-                # SFU calls: the joiner's own instructor mute (calls/controls.py)
-                "muted_by_instructor": me.muted_by_instructor, "may_unmute": me.may_unmute}
+    def adopt(self, row) -> LiveSession:
+        """The live session of a row created elsewhere in this process (breakout groups)."""
+        return self._live(row)
 
-    async def _others(self, live: LiveSession, me: str) -> list[dict]:
-        """Everyone else in the call: from every process with REDIS_URL, else this one."""
-        if self.directory is None:
-            return [p.wire() for p in live.participants.values() if p.peer_id != me]
-        local = {p.peer_id: p.wire() for p in live.participants.values()}
-        everyone = {pid: wire for pid, (wire, _) in (await self.directory.entries(live.id)).items()}
-        everyone.update(local)  # this process's view of its own participants is the freshest
-        return [w for pid, w in everyone.items() if pid != me]
+    async def end_session(self, live: LiveSession, why: str) -> None:
+        """End ``live`` as ``call.end`` would, without an actor (errors are logged)."""
+        await self._end_logged(live, why)
 
     async def leave(self, conn, session_id: int) -> None:
         live = self.live.get(session_id)
-        if live is None or conn.connection_id not in live.participants:
+        me = live.of_conn(conn) if live is not None else None
+        if me is None:
             raise NotFound("you are not in this session")
-        await self.drop(live, conn.connection_id)
+        await self.drop(live, me.peer_id)
 
     async def member_removed(self, room_id: int, user_id: int) -> None:
         """Someone removed from a room leaves its live call at once (and is told why)."""
@@ -323,20 +214,34 @@ class Calls:
                 p.conn.send_frame(frame)
                 await self.drop(live, p.peer_id)
 
+    def room_archive_changed(self, room_id: int) -> None:
+        """Rooms hook (run in the process that archived it): an archived room is read-only,
+        so its live call ends for everyone, as after "End for all"."""
+        self.spawn(self._end_if_archived(room_id))
+
+    async def _end_if_archived(self, room_id: int) -> None:
+        async with self.db.read() as s:
+            room, row = await rq.get_room(s, room_id), await cq.live_session_for_room(s, room_id)
+        if room is not None and room.archived_at is not None and row is not None:
+            await self._end_logged(self._live(row), "the room was archived")
+
     async def leave_all(self, conn) -> None:
         """A socket that closes (or stops answering heartbeats) leaves every session it was in."""
         for session_id in tuple(self.sessions_of(conn)):
             live = self.live.get(session_id)
-            if live is not None and conn.connection_id in live.participants:
+            me = live.of_conn(conn) if live is not None else None
+            if me is not None:
                 try:
-                    await self.drop(live, conn.connection_id)
+                    await self.drop(live, me.peer_id, resumable=True)
                 except Exception:  # one session's storage failure must not skip the others
                     log.exception("session %s: leaving on close failed", session_id)
 
-    async def drop(self, live: LiveSession, peer_id: str) -> None:
+    async def drop(self, live: LiveSession, peer_id: str, resumable: bool = False) -> None:
+        """``peer_id`` leaves; ``resumable``: its socket closed (it may resume, resume.py)."""
         p = live.participants.pop(peer_id, None)
         if p is None:
             return
+        live.resumed.pop(p.conn.connection_id, None)
         self._left(p.conn, live.id)
         if p.interval_id is not None:
             async with self.db.write() as s:
@@ -346,7 +251,9 @@ class Calls:
         live.send({"type": "call.participant_left", "session": str(live.id), "peer_id": peer_id})
         log.info("session %s: peer %s (user %s) left", live.id, peer_id, p.user_id)
         for hook in self._participant_left:
-            await hook(live.id, peer_id)
+            await hook(live.id, peer_id, resumable)
+        if self.ringing is not None and not resumable and not live.participants_of(p.user_id):
+            await self.ringing.caller_left(live.id, p.user_id)  # nobody to answer to any more
         if p.role == "instructor":
             self._schedule_end_check(live)
 
@@ -362,7 +269,11 @@ class Calls:
         live.end_timer = asyncio.get_running_loop().call_later(self.config.call_end_grace_s, check)
 
     async def _end_unless_instructor_elsewhere(self, live: LiveSession) -> None:
-        """With several processes the instructor may be connected to another one."""
+        """With several processes the instructor may be connected to another one. A breakout
+        group's call (calls/breakouts.py) ends with its breakout, not for want of an instructor."""
+        async with self.db.read() as s:
+            if await cq.is_breakout_group(s, live.id):
+                return
         if self.directory is not None:
             try:
                 entries = await self.directory.entries(live.id)
@@ -422,8 +333,9 @@ class Calls:
         for p in live.participants.values():
             self._left(p.conn, live.id)
             for hook in self._participant_left:  # (sfu) their state elsewhere goes too
-                self.spawn(hook(live.id, p.peer_id))
+                self.spawn(hook(live.id, p.peer_id, False))
         live.participants.clear()
+        live.resumed.clear()
 
     async def sessions(self, actor: Actor, room_id: int, limit: int) -> dict:
         await self.rooms.role(room_id, actor)
@@ -453,7 +365,7 @@ class Calls:
         when the connection does not take part."""
         session_id = parse_id(msg.get("session"), "session")
         live = self.live.get(session_id)
-        me = live.participants.get(conn.connection_id) if live else None
+        me = live.of_conn(conn) if live else None
         if me is None:
             raise Forbidden("you are not a participant of this session")
         return live, me

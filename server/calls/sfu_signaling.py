@@ -16,41 +16,27 @@ every participant of those sessions connected to this process receives ``sfu.res
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 
-from server.calls.sessions import Calls
+from server.calls.sessions import Calls, LiveSession, Participant
+from server.calls.sfu_moderation import SfuModeration
+from server.calls.sfu_peer import SfuPeer
+from server.calls.sfu_resume import SfuResume, destroy
+from server.calls.policy import may_send
 from server.calls.sfu_wire import (audio_mids, parse_configure, parse_ice, parse_sdp, parse_source,
-                                   screen_display, streams_wire)
+                                   screen_display, streams_wire, video_mids)
 from server.kernel.errors import BadRequest, Conflict, Forbidden
 from server.kernel.frames import event_frame
 from server.sfu import videoroom as vr
-from server.sfu.client import Handle, JanusSession
 from server.sfu.protocol import JanusClosed, JanusError
-from server.sfu.rooms import RoomSpec, room_spec
+from server.sfu.rooms import RoomSpec
 from server.sfu.service import JanusNode, Sfu
 
 log = logging.getLogger("podium.calls.sfu")
-@dataclass
-class SfuPeer:
-    """One participant's side in Janus: its Janus session, publisher and subscriber handles."""
-
-    node: JanusNode
-    janus: JanusSession
-    room: int
-    publisher: Handle | None = None
-    feed: int | None = None
-    subscriber: Handle | None = None
-    feeds: set[int] = field(default_factory=set)
-    top_layers: bool = False  # the recorder's: every video at its top simulcast layer
-    screen: Handle | None = None  # a second publisher: the participant's shared screen
-    screen_feed: int | None = None
-    mids: set[str] = field(default_factory=set)  # the subscription's m-lines (sfu.configure)
-    audio_mids: list[str] = field(default_factory=list)  # the publisher's audio m-lines (moderate)
-
-
-class SfuSignaling:
-    def __init__(self, calls: Calls, sfu: Sfu):
-        self.calls, self.sfu = calls, sfu
+SUBSCRIBE_ATTEMPTS = 3  # listings of the room's publishers per sfu.subscribe
+class SfuSignaling(SfuModeration):
+    def __init__(self, calls: Calls, sfu: Sfu, resume: SfuResume | None = None):
+        """``resume``: participants' Janus sessions outlive their sockets (sfu_resume.py)."""
+        self.calls, self.sfu, self.resume = calls, sfu, resume
         self.peers: dict[tuple[int, str], SfuPeer] = {}
         self.talking: dict[tuple[int, str], bool] = {}  # (session, peer_id) → last sfu.talking sent
         for node in sfu.nodes:
@@ -78,7 +64,14 @@ class SfuSignaling:
             raise Conflict("the media router is unavailable") from None
         peer = SfuPeer(node, janus, spec.room)
         self.peers[key] = peer
+        self._store(live.id, me, peer)
         return live, me, peer
+
+    def _store(self, session_id: int, me: Participant, peer: SfuPeer) -> None:
+        """The peer's Janus side changed: stored, so a resume can take it back (not the
+        recorder's: it starts again)."""
+        if self.resume is not None and not me.recorder:
+            self.resume.save_soon((session_id, me.peer_id), me.user_id, peer)
 
     async def publish(self, conn, msg: dict) -> dict:
         """``sfu.publish {session, sdp}`` (an offer) → ``{sdp, feed}`` (Janus's answer)."""
@@ -100,35 +93,57 @@ class SfuSignaling:
             raise Conflict(f"the media router refused the offer: {e}") from None
         if not reply.jsep or reply.jsep.get("type") != "answer":
             raise Conflict("the media router sent no answer")
-        peer.audio_mids = audio_mids(sdp)
+        peer.audio_mids, peer.video_mids = audio_mids(sdp), video_mids(sdp)
+        self._store(live.id, me, peer)
         if me.muted_by_instructor:  # a held participant publishing again stays muted
             await self.moderate_audio(live.id, me.peer_id, True)
+        if not may_send(live, me, "video"):  # students' cameras are off in this call
+            await self.moderate_video(live.id, me.peer_id, True)
         return {"sdp": reply.jsep["sdp"], "feed": str(peer.feed)}
 
     async def subscribe(self, conn, msg: dict) -> dict:
         """``sfu.subscribe {session}`` → ``{sdp, streams}``: an offer from Janus carrying every
         other publisher of the session not yet subscribed (``sdp`` null when there is none),
-        answered with ``sfu.answer``."""
+        answered with ``sfu.answer``. A publisher that leaves between Janus's list and the
+        request (Janus: no such feed) is left out: the list is read again."""
         live, me, peer = await self._peer(conn, msg)
-        try:
-            listed = await peer.node.rooms.participants_of_room(peer.room)
-            feeds = [int(p["id"]) for p in listed if p.get("publisher")
-                     and p.get("display") not in (me.peer_id, screen_display(me.peer_id))]
-            new = [f for f in feeds if f not in peer.feeds]
-            if not new:
-                return {"sdp": None, "streams": []}
-            if peer.subscriber is None:
-                peer.subscriber = await peer.janus.attach(vr.PLUGIN)
-                peer.subscriber.on_event.append(self._relay_offers(conn, live.id, peer))
-                reply = await peer.subscriber.message(vr.join_subscriber(peer.room, new))
-            else:
-                reply = await peer.subscriber.message(vr.subscribe(new))
-        except (JanusError, JanusClosed) as e:
-            raise Conflict(f"the media router refused the subscription: {e}") from None
+        for attempt in range(1, SUBSCRIBE_ATTEMPTS + 1):
+            try:
+                listed = await peer.node.rooms.participants_of_room(peer.room)
+                feeds = [int(p["id"]) for p in listed if p.get("publisher")
+                         and p.get("display") not in (me.peer_id, screen_display(me.peer_id))]
+                new = [f for f in feeds if f not in peer.feeds]
+                if not new:
+                    return {"sdp": None, "streams": []}
+                reply = await self._add_feeds(conn, live.id, me, peer, new)
+                break
+            except JanusError as e:
+                if e.code == vr.NO_SUCH_FEED and attempt < SUBSCRIBE_ATTEMPTS:
+                    log.info("session %s: a publisher left while %s subscribed; listing again", live.id, me.peer_id)
+                    continue
+                raise Conflict(f"the media router refused the subscription: {e}") from None
+            except JanusClosed as e:
+                raise Conflict(f"the media router refused the subscription: {e}") from None
         peer.feeds.update(new)
         peer.mids.update(str(s["mid"]) for s in reply.data.get("streams") or [] if s.get("mid") is not None)
         jsep = reply.jsep or {}
         return {"sdp": jsep.get("sdp"), "streams": streams_wire(reply.data.get("streams") or [])}
+
+    async def _add_feeds(self, conn, session_id: int, me: Participant, peer: SfuPeer, feeds: list[int]):
+        """Janus's reply to adding ``feeds`` to ``peer``'s one subscription — joining it first
+        when there is none yet (a handle whose join failed is dropped, not kept half made)."""
+        if peer.subscriber is not None:
+            return await peer.subscriber.message(vr.subscribe(feeds))
+        handle = await peer.janus.attach(vr.PLUGIN)
+        handle.on_event.append(self._relay_offers(conn, session_id, peer))
+        try:
+            reply = await handle.message(vr.join_subscriber(peer.room, feeds))
+        except (JanusError, JanusClosed):
+            self.calls.spawn(self._detach(handle, session_id))
+            raise
+        peer.subscriber = handle
+        self._store(session_id, me, peer)
+        return reply
 
     async def record(self, conn, msg: dict) -> dict:
         """``sfu.record {session}`` → ``{sdp, streams}``, for the session's recorder only
@@ -195,7 +210,16 @@ class SfuSignaling:
             await peer.subscriber.message(vr.start(), jsep={"type": "answer", "sdp": sdp})
         except (JanusError, JanusClosed) as e:
             raise Conflict(f"the media router refused the answer: {e}") from None
+        if peer.stale_subscriber is not None:  # resumed: the subscription of before goes now
+            stale, peer.stale_subscriber = peer.stale_subscriber, None
+            self.calls.spawn(self._detach(stale, msg.get("session")))
         return {}
+
+    async def _detach(self, handle, session) -> None:
+        try:
+            await handle.detach()
+        except (JanusError, JanusClosed) as e:
+            log.info("session %s: detaching a subscription handle no longer used: %s", session, e)
 
     async def ice(self, conn, msg: dict) -> dict:
         """``sfu.ice {session, target, candidate}``: one trickled candidate (null: the end)."""
@@ -233,12 +257,15 @@ class SfuSignaling:
         publisher of this participant (Janus display ``<peer_id>:screen``), so the others
         subscribe to it beside the camera. A later one renegotiates it."""
         live, me, peer = await self._peer(conn, msg)
+        if not may_send(live, me, "screen"):
+            raise Forbidden("the instructor turned screen sharing off for students in this call")
         try:
             if peer.screen is None:
                 peer.screen = await peer.janus.attach(vr.PLUGIN)
                 peer.screen.on_event.append(self._announce_when_up(live.id, me.peer_id))
                 joined = await peer.screen.message(vr.join_publisher(peer.room, display=screen_display(me.peer_id)))
                 peer.screen_feed = int(joined.data["id"])
+                self._store(live.id, me, peer)
                 reply = await peer.screen.message(vr.publish(), jsep={"type": "offer", "sdp": sdp})
             else:
                 reply = await peer.screen.message(vr.configure(), jsep={"type": "offer", "sdp": sdp})
@@ -253,79 +280,55 @@ class SfuSignaling:
         publisher leaves the room; the others' subscriptions drop it: Janus offers anew)."""
         if parse_source(msg) != "screen":
             raise BadRequest("only the screen is unpublished; leave the call to stop the camera")
-        _, _, peer = await self._peer(conn, msg)
-        handle, peer.screen, peer.screen_feed = peer.screen, None, None
-        if handle is not None:
-            try:
-                await handle.message(vr.leave())
-                await handle.detach()
-            except (JanusError, JanusClosed) as e:
-                log.warning("stopping a screen share at Janus failed: %s", e)
+        live, me, peer = await self._peer(conn, msg)
+        await self._leave_screen(live.id, me.peer_id, peer)
+        self._store(live.id, me, peer)
         return {}
 
-    async def moderate_audio(self, session_id: int, peer_id: str, mute: bool) -> None:
-        """An instructor's mute (calls/controls.py): Janus stops (or resumes) relaying the
-        audio of ``peer_id``'s camera publisher, if it publishes here (one who does not publish
-        yet is moderated when it does). A refusal is logged: the others still get theirs."""
-        peer = self.peers.get((session_id, peer_id))
-        if peer is None or peer.feed is None or peer.janus.lost:
+    async def left(self, session_id: int, peer_id: str, resumable: bool = False) -> None:
+        """A participant left the call: its Janus session goes (its feed leaves the room) —
+        unless only its socket closed (``resumable``): then it is parked for a resume."""
+        key = (session_id, peer_id)
+        peer = self.peers.pop(key, None)
+        self.talking.pop(key, None)
+        if peer is None:
             return
-        spec = peer.node.rooms.open_rooms.get(str(session_id))
-        if spec is None:
+        if self.resume is not None and resumable and not peer.top_layers:
+            await self.resume.park(key, peer)
             return
+        if self.resume is not None:
+            await self.resume.forget(key, peer)
+        await destroy(session_id, peer)
+
+    async def resumed(self, conn, live: LiveSession, me: Participant) -> dict:
+        """``call.join`` with a resume token took ``me``'s peer id back: its Janus session
+        too, if it is still there (sfu_resume.py). The ack's ``sfu_resumed`` says what goes on
+        publishing ({publish, screen}); null: nothing (publish again). The subscription is
+        always made again (``sfu.subscribe``)."""
+        if self.resume is None:
+            return {}
+        key = (live.id, me.peer_id)
+        peer = await self.resume.take(key, me.user_id)
+        if peer is None:
+            return {"sfu_resumed": None}
         try:
-            for mid in peer.audio_mids:
-                await peer.node.rooms.moderate(spec, peer.feed, mid, mute)
+            await peer.node.rooms.open(str(live.id))  # this process moderates the room from now
         except (JanusError, JanusClosed) as e:
-            log.warning("session %s: moderating %s at Janus failed: %s", session_id, peer_id, e)
-
-    async def kick(self, session_id: int, peer_ids: set[str]) -> None:
-        """``call.remove``: Janus kicks every feed of ``peer_ids`` (camera and screen) still in
-        the session's room, whichever process published it — a process that died, or one the
-        removal notice has not reached yet (the room is the session's own: any process can
-        moderate it)."""
-        node = self.sfu.node_for_session(session_id)
-        if node is None:
-            return
-        spec = node.rooms.open_rooms.get(str(session_id)) or room_spec(node.rooms.key, str(session_id))
-        names = peer_ids | {screen_display(p) for p in peer_ids}
-        try:
-            for p in await node.rooms.participants(spec):
-                if p.get("display") in names and p.get("publisher"):
-                    await node.rooms.kick(spec, int(p["id"]))
-        except (JanusError, JanusClosed) as e:  # no room (nobody published), or Janus gone
-            log.info("session %s: kicking %s at Janus: %s", session_id, sorted(peer_ids), e)
-
-    def _relay_talking(self, session_id: int):
-        """Janus's ``talking`` / ``stopped-talking`` (the room has ``audiolevel_event``) →
-        ``sfu.talking {session, peer_id, talking}`` to the session (every process), once per
-        change, for the feeds of this process's participants."""
-        def on_event(msg: dict) -> None:
-            data = (msg.get("plugindata") or {}).get("data") or {}
-            kind = data.get("videoroom")
-            if msg.get("janus") != "event" or kind not in ("talking", "stopped-talking"):
-                return
-            peer_id = next((k[1] for k, p in self.peers.items() if k[0] == session_id
-                            and p.feed is not None and p.feed == data.get("id")), None)
-            live = self.calls.live.get(session_id)
-            talking = kind == "talking"
-            if peer_id is None or live is None or self.talking.get((session_id, peer_id)) == talking:
-                return
-            self.talking[(session_id, peer_id)] = talking
-            live.send({"type": "sfu.talking", "session": str(session_id), "peer_id": peer_id, "talking": talking})
-        return on_event
-
-    async def left(self, session_id: int, peer_id: str) -> None:
-        """A participant left the call: its Janus session goes (its feed leaves the room)."""
-        peer = self.peers.pop((session_id, peer_id), None)
-        self.talking.pop((session_id, peer_id), None)
-        if peer is not None:
-            await self._destroy(session_id, peer)
+            log.warning("session %s: reopening the Janus room on resume: %s", live.id, e)
+        if peer.publisher is not None:
+            peer.publisher.on_event += [self._announce_when_up(live.id, me.peer_id), self._relay_talking(live.id)]
+        if peer.screen is not None:
+            peer.screen.on_event.append(self._announce_when_up(live.id, me.peer_id))
+        self.peers[key] = peer
+        if me.muted_by_instructor:
+            await self.moderate_audio(live.id, me.peer_id, True)
+        return {"sfu_resumed": {"publish": peer.publisher is not None, "screen": peer.screen is not None}}
 
     async def ended(self, session_id: int) -> None:
         """The call ended: every participant's Janus session and the room go."""
-        for key in [k for k in self.peers if k[0] == session_id]:
-            await self._destroy(session_id, self.peers.pop(key))
+        parked = await self.resume.forget_session(session_id) if self.resume is not None else []
+        for peer in parked + [self.peers.pop(k) for k in [k for k in self.peers if k[0] == session_id]]:
+            await destroy(session_id, peer)
         node = self.sfu.node_for_session(session_id)
         if node is not None and str(session_id) in node.rooms.open_rooms:
             try:
@@ -372,12 +375,6 @@ class SfuSignaling:
             if live is not None:
                 log.warning("session %s: Janus restarted; participants publish and subscribe again", session_id)
                 live.send_local(event_frame({"type": "sfu.restart", "session": str(session_id)}))
-
-    async def _destroy(self, session_id: int, peer: SfuPeer) -> None:
-        try:
-            await peer.janus.destroy()
-        except (JanusError, JanusClosed) as e:  # Janus drops it itself after its timeout
-            log.warning("session %s: destroying a Janus session failed: %s", session_id, e)
 
 
 def register(ops, signaling: SfuSignaling) -> None:

@@ -72,11 +72,19 @@ def parse_source(msg: dict) -> str:
 
 def audio_mids(sdp: str) -> list[str]:
     """The ``a=mid`` of each audio m-line of an SDP (a publisher's offer: Janus keeps its mids)."""
+    return mids_of(sdp, "audio")
+
+
+def video_mids(sdp: str) -> list[str]:
+    return mids_of(sdp, "video")
+
+
+def mids_of(sdp: str, media: str) -> list[str]:
     mids, kind = [], None
     for line in sdp.splitlines():
         if line.startswith("m="):
             kind = line[2:].split(" ", 1)[0]
-        elif kind == "audio" and line.startswith("a=mid:"):
+        elif kind == media and line.startswith("a=mid:"):
             mids.append(line[6:].strip())
     return mids
 

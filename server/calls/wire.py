@@ -14,7 +14,11 @@ SIGNALS = ("rtc.offer", "rtc.answer", "rtc.ice")
 def session_wire(session, recording: dict | None = None) -> dict:
     return {"id": str(session.id), "room": str(session.room_id), "started_by": str(session.started_by),
             "started_at": iso(session.started_at), "ended_at": iso(session.ended_at),
-            "recording": recording}
+            "recording": recording,
+            # what students may send (calls/policy.py)
+            "students_video": session.students_video is not False,
+            "students_screen": session.students_screen is not False,
+            "lobby": session.lobby is True}  # a waiting room (calls/lobby.py)
 
 
 def parse_join_media(media) -> dict[str, bool]:

@@ -21,6 +21,9 @@ class MessagesHandler(BaseHandler):
         req = parse_send(actor, self.path_id(room_id), self.json_body(), self.deps.config.max_content_bytes)
         # The same budget as the user's WebSocket frames, in every process.
         await spend(self.deps.chat_budget, actor.id, "slow down: too many messages")
+        check = self.deps.moderation.gate(req)  # a locked chat, slow mode (rooms/moderation.py)
+        if check is not None:
+            await check
         message, created = await self.deps.messages.send(req)
         self.send_json({"message": message}, 201 if created else 200)
 

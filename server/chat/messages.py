@@ -6,6 +6,8 @@ anything is acked or broadcast (ARCHITECTURE principle 1).
 """
 from __future__ import annotations
 
+from typing import Awaitable, Callable
+
 from server.chat.wire import MAX_SEQ, MAX_SYNC, SendRequest, new_message_frame, parse_edit, parse_page, parse_reaction
 from server.chat.writer import MessageWriter
 from server.db import messages as mq
@@ -17,7 +19,7 @@ from server.kernel.clock import utcnow
 from server.kernel.errors import BadRequest, Conflict, Forbidden, NotFound
 from server.kernel.frames import event_frame
 from server.realtime.registry import Registry
-from server.rooms.membership import room_role
+from server.rooms.membership import require_open, room_role
 from server.rooms.wire import message_wire
 
 
@@ -27,10 +29,30 @@ async def message_wires(s, rows) -> list[dict]:
     return [message_wire(m, name, reactions.get(m.id)) for m, name in rows]
 
 
+# ``await fields(session, [(message row, wire)])`` adds a kind's own fields to its wires.
+KindFields = Callable[[object, list[tuple[object, dict]]], Awaitable[None]]
+
+
 class Messages:
     def __init__(self, db: Database, registry: Registry, max_content_bytes: int):
         self.db, self.registry, self.max_content_bytes = db, registry, max_content_bytes
         self.writer = MessageWriter(db, self._broadcast_stored)
+        self._kind_fields: dict[str, KindFields] = {}
+
+    def add_kind_fields(self, kind: str, fields: KindFields) -> None:
+        """Messages of ``kind`` carry more than their row (a poll its options and state):
+        ``fields`` adds it to their wires wherever messages are read here — sync, history,
+        changes, edits, deletions and the SQL gap filling of other processes' deliveries."""
+        self._kind_fields[kind] = fields
+
+    async def wires(self, s, rows) -> list[dict]:
+        """``message_wires`` plus the fields registered for their kinds."""
+        out = await message_wires(s, rows)
+        for kind, fields in self._kind_fields.items():
+            mine = [(m, wire) for (m, _), wire in zip(rows, out) if m.kind == kind]
+            if mine:
+                await fields(s, mine)
+        return out
 
     def _broadcast_stored(self, stored: list[tuple[int, dict]]) -> None:
         """Broadcast a committed batch: per room, all its ``message.new`` frames in seq order
@@ -51,7 +73,7 @@ class Messages:
         while until is None or after < until:
             async with self.db.read() as s:
                 rows, complete = await mq.after(s, room_id, after, MAX_SYNC)
-                wires = await message_wires(s, rows)
+                wires = await self.wires(s, rows)
             for wire in wires:
                 seq = int(wire["seq"])
                 if until is not None and seq > until:
@@ -74,7 +96,7 @@ class Messages:
                 if room is None:
                     return frames, upto
                 rows, complete = await mq.changed_since(s, room_id, since, room.last_seq, MAX_SYNC)
-                wires = await message_wires(s, rows)
+                wires = await self.wires(s, rows)
             upto = max(upto, room.last_change, *(m.change_seq for m, _ in rows))
             for wire in wires:
                 kind = "message.deleted" if wire.get("deleted_at") else "message.updated"
@@ -88,7 +110,7 @@ class Messages:
         async with self.db.read() as s:
             room, _ = await room_role(s, room_id, actor)
             rows, complete = await mq.after(s, room_id, since, limit)
-            out = await message_wires(s, rows)
+            out = await self.wires(s, rows)
         return {"messages": out, "complete": complete, "last_seq": room.last_seq}
 
     async def changes(self, actor: Actor, room_id: int, since, upto, limit) -> dict:
@@ -99,7 +121,7 @@ class Messages:
             room, _ = await room_role(s, room_id, actor)
             upto = bounded_int(upto, "upto", 0, MAX_SEQ, default=room.last_seq)
             rows, complete = await mq.changed_since(s, room_id, since, upto, limit)
-            out = await message_wires(s, rows)
+            out = await self.wires(s, rows)
         last = rows[-1][0].change_seq if rows and not complete else room.last_change
         return {"messages": out, "complete": complete, "last_change": last}
 
@@ -110,7 +132,7 @@ class Messages:
         async with self.db.read() as s:
             await room_role(s, room_id, actor)
             rows, complete = await mq.page(s, room_id, before=before, after_seq=after, limit=limit, kind=kind)
-            return {"messages": await message_wires(s, rows), "complete": complete}
+            return {"messages": await self.wires(s, rows), "complete": complete}
 
     # -- writing ---------------------------------------------------------------------------
     async def send(self, req: SendRequest) -> tuple[dict, bool]:
@@ -121,18 +143,22 @@ class Messages:
         """
         return await self.writer.enqueue(req)
 
-    async def _load_for_change(self, s, actor: Actor, message_id: int):
+    async def _load_for_change(self, s, actor: Actor, message_id: int, writing: bool = False):
+        """The message, its sender's name and the actor's role in its room; ``writing`` (an
+        edit, a reaction): RoomArchived in an archived room (deleting stays possible)."""
         row = await mq.get_message(s, message_id)
         if row is None:
             raise NotFound("no such message")
         msg, name = row
-        _, role = await room_role(s, msg.room_id, actor)
+        room, role = await room_role(s, msg.room_id, actor)
+        if writing:
+            require_open(room)
         return msg, name, role
 
     async def edit(self, actor: Actor, message_id: int, content) -> dict:
         content = parse_edit(content, self.max_content_bytes)
         async with self.db.write() as s:
-            msg, name, _ = await self._load_for_change(s, actor, message_id)
+            msg, name, _ = await self._load_for_change(s, actor, message_id, writing=True)
             if msg.sender_id != actor.id:
                 raise Forbidden("only the author edits a message")
             if msg.deleted_at is not None:
@@ -142,7 +168,7 @@ class Messages:
             msg.edited_at = utcnow()
             msg.change_seq = await rq.next_change(s, msg.room_id)
             await s.flush()
-            wire = (await message_wires(s, [(msg, name)]))[0]
+            wire = (await self.wires(s, [(msg, name)]))[0]
         self.registry.broadcast(msg.room_id, {"type": "message.updated", "message": wire}, change=msg.change_seq)
         return wire
 
@@ -157,14 +183,14 @@ class Messages:
                 msg.content = ""
                 msg.change_seq = await rq.next_change(s, msg.room_id)
                 await s.flush()
-            wire = (await message_wires(s, [(msg, name)]))[0]
+            wire = (await self.wires(s, [(msg, name)]))[0]
         self.registry.broadcast(msg.room_id, {"type": "message.deleted", "message": wire}, change=msg.change_seq)
         return wire
 
     async def react(self, actor: Actor, message_id: int, emoji, on) -> dict:
         emoji, on = parse_reaction(emoji, on)
         async with self.db.write() as s:
-            msg, _, _ = await self._load_for_change(s, actor, message_id)
+            msg, _, _ = await self._load_for_change(s, actor, message_id, writing=True)
             if msg.deleted_at is not None:
                 raise Conflict("the message is deleted")
             await mq.set_reaction(s, message_id, actor.id, emoji, on, utcnow())

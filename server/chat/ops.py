@@ -2,6 +2,9 @@
 read, presence.*; registered with the dispatcher when ``deps`` builds the app."""
 from __future__ import annotations
 
+import asyncio
+from typing import Callable
+
 from server.chat.messages import Messages
 from server.chat.presence import Presence
 from server.chat.wire import parse_send
@@ -21,7 +24,20 @@ def _sent(outcome: tuple[dict, bool]) -> dict:
     return {"message": outcome[0]}
 
 
-def register(ops: Dispatcher, messages: Messages, presence: Presence, max_content_bytes: int) -> None:
+def register(ops: Dispatcher, messages: Messages, presence: Presence, max_content_bytes: int,
+             gate: Callable | None = None) -> None:
+    """``gate(req)``: None, or an awaitable that refuses a send (the room's moderation,
+    rooms/moderation.py) before it is queued."""
+    def queued(req) -> asyncio.Future:
+        check = gate(req) if gate is not None else None
+        if check is None:
+            return messages.writer.enqueue(req)
+
+        async def after_check():
+            await check
+            return await messages.writer.enqueue(req)
+        return asyncio.ensure_future(after_check())
+
     async def join(conn, msg):
         return await presence.join(conn, conn.actor, _room(msg))
 
@@ -37,7 +53,7 @@ def register(ops: Dispatcher, messages: Messages, presence: Presence, max_conten
     async def send(conn, msg):
         req = parse_send(conn.actor, _room(msg), msg, max_content_bytes)
         presence.message_sent(req.room_id, conn.actor.id)
-        await conn.pipeline(messages.writer.enqueue(req), msg.get("id"), _sent)
+        await conn.pipeline(queued(req), msg.get("id"), _sent)
         return PIPELINED
 
     async def edit(conn, msg):

@@ -9,13 +9,14 @@ import logging
 from typing import Callable
 
 from server.chat.typing import TypingRelay
+from server.db import messages as mq
 from server.db import rooms as rq
 from server.db.engine import Database
 from server.kernel.actor import Actor
 from server.kernel.errors import BadRequest
 from server.realtime.registry import Registry
 from server.rooms.membership import room_role
-from server.rooms.wire import room_wire
+from server.rooms.wire import last_message_wire, room_wire
 
 log = logging.getLogger("podium.presence")
 
@@ -46,14 +47,18 @@ class Presence:
             room, role = await room_role(s, room_id, actor)
             mem = await rq.member_users(s, room_id)
             reads = await rq.reads(s, room_id)
+            last = last_message_wire((await mq.last_messages(s, room=room_id)).get(room_id))
         first = self.registry.subscribe(conn, room_id)
         if self.registry.changes is not None and len(self.registry.by_room.get(room_id, ())) == 1:
-            self.registry.changes.baseline(room_id, room.last_change)  # the room's first local socket
+            # The room's first local socket: its next message.new and change are the ones after
+            # these, even when a later one (sent through this process) overtakes them.
+            self.registry.order.baseline(room_id, room.last_seq)
+            self.registry.changes.baseline(room_id, room.last_change)
         if first and (self.store is None or await self.store.came_online(room_id, actor.id)):
             self.registry.broadcast(room_id, {"type": "presence.joined", "room": str(room_id),
                                               "user_id": str(actor.id)}, droppable=True,
                                     exclude_user=actor.id)
-        data = {"room": room_wire(room, role, reads.get(str(actor.id), 0), len(mem)),
+        data = {"room": room_wire(room, role, reads.get(str(actor.id), 0), len(mem), last),
                 "last_seq": room.last_seq,
                 "members": mem,
                 "online": await self.online(room_id), "reads": reads, "my_role": role,

@@ -1,7 +1,8 @@
 """Searching a room's messages and its statistics (PROTOCOL §3)."""
 from __future__ import annotations
 
-from server.chat.messages import message_wires
+from typing import Awaitable, Callable
+
 from server.chat.wire import parse_search
 from server.db import messages as mq
 from server.db.engine import Database
@@ -11,15 +12,17 @@ from server.rooms.membership import room_role
 
 
 class Search:
-    def __init__(self, db: Database):
-        self.db = db
+    def __init__(self, db: Database, wires: Callable[[object, list], Awaitable[list[dict]]]):
+        """``wires(session, rows)``: the messages' wire shapes (``Messages.wires``: a poll's
+        carries its ``poll`` field, as everywhere messages are read)."""
+        self.db, self.wires = db, wires
 
     async def search(self, actor: Actor, room_id: int, q, limit: int) -> dict:
         q = parse_search(q)
         async with self.db.read() as s:
             await room_role(s, room_id, actor)
             rows = await mq.search(s, room_id, q, limit)
-            return {"messages": await message_wires(s, rows)}
+            return {"messages": await self.wires(s, rows)}
 
     async def statistics(self, actor: Actor, room_id: int) -> dict:
         async with self.db.read() as s:

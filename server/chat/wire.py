@@ -12,7 +12,8 @@ from server.kernel.actor import Actor, bounded_int, parse_id
 from server.kernel.errors import BadRequest, TooLarge
 from server.kernel.frames import event_frame
 
-CLIENT_KINDS = tuple(k for k in MESSAGE_KINDS if k != "system")
+# ``system`` messages are the server's own; ``poll`` messages are made by ``poll.create`` (server/polls/).
+CLIENT_KINDS = tuple(k for k in MESSAGE_KINDS if k not in ("system", "poll"))
 MAX_SYNC = 500
 MAX_EMOJI_LEN = 32
 MAX_SEQ = 2**62

@@ -19,7 +19,7 @@ from typing import Awaitable, Callable
 from sqlalchemy.exc import IntegrityError
 
 from server.db.engine import Database
-from server.db.message_batch import needs_transaction, store_batch
+from server.db.message_batch import needs_transaction, simple_batch, store_batch, store_simple_pg
 from server.chat.wire import SendRequest
 from server.rooms.membership import effective_role
 from server.rooms.wire import message_wire
@@ -33,7 +33,10 @@ Store = Callable[[object, list[SendRequest]], Awaitable[list[Outcome | Exception
 def store_wires(conn, batch: list[SendRequest]) -> list[Outcome | Exception]:
     """Store a batch with the room-role rule on a synchronous connection (inside
     ``Database.run_write``); outcomes as ``(message wire, created)``."""
-    outcomes = store_batch(conn, batch, effective_role)
+    return _wires(store_batch(conn, batch, effective_role))
+
+
+def _wires(outcomes: list) -> list[Outcome | Exception]:
     return [out if isinstance(out, Exception)
             else (message_wire(out.message, out.sender_name, out.reactions), out.created)
             for out in outcomes]
@@ -132,6 +135,10 @@ class MessageWriter:
 
     async def _commit(self, batch: list[SendRequest]) -> list[Outcome | Exception]:
         if self._store is None:
+            if not self.db.is_sqlite and simple_batch(batch):  # the common case, on asyncpg itself
+                outcomes = await self.db.run_pg(store_simple_pg, batch, effective_role)
+                if outcomes is not None:
+                    return _wires(outcomes)
             return await self.db.run_write(store_wires, batch, atomic=needs_transaction(batch))
         async with self.db.write() as s:
             return await self._store(s, batch)

@@ -6,11 +6,11 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.models import AttendanceInterval, CallSession, User
+from server.db.models import AttendanceInterval, Breakout, BreakoutGroup, CallSession, User
 
 
-async def create_session(s: AsyncSession, room_id: int, user_id: int, at: datetime) -> CallSession:
-    session = CallSession(room_id=room_id, started_by=user_id, started_at=at)
+async def create_session(s: AsyncSession, room_id: int, user_id: int, at: datetime, lobby: bool = False) -> CallSession:
+    session = CallSession(room_id=room_id, started_by=user_id, started_at=at, lobby=lobby)
     s.add(session)
     await s.flush()
     return session
@@ -34,6 +34,21 @@ async def sessions_for_room(s: AsyncSession, room_id: int, limit: int) -> list[C
     stmt = (select(CallSession).where(CallSession.room_id == room_id)
             .order_by(CallSession.started_at.desc(), CallSession.id.desc()).limit(limit))
     return list((await s.execute(stmt)).scalars())
+
+
+async def is_breakout_group(s: AsyncSession, session_id: int) -> bool:
+    return (await s.execute(select(BreakoutGroup.id).where(BreakoutGroup.session_id == session_id).limit(1))).first() is not None
+
+
+async def breakout_sessions(s: AsyncSession, session_id: int) -> list[int]:
+    """The calls of the breakout groups of ``session_id`` (their time counts as its attendance)."""
+    return list((await s.execute(select(BreakoutGroup.session_id).join(Breakout, Breakout.id == BreakoutGroup.breakout_id)
+                                 .where(Breakout.session_id == session_id))).scalars())
+
+
+async def set_policy(s: AsyncSession, session_id: int, video: bool, screen: bool, lobby: bool) -> None:
+    await s.execute(update(CallSession).where(CallSession.id == session_id)
+                    .values(students_video=video, students_screen=screen, lobby=lobby))
 
 
 async def end_session(s: AsyncSession, session_id: int, at: datetime) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from concurrent.futures import ThreadPoolExecutor
-from typing import AsyncIterator, Callable, TypeVar
+from typing import AsyncIterator, Awaitable, Callable, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
@@ -108,6 +108,15 @@ class Database:
                 return await conn.run_sync(fn, *args)
         async with self._write_engine.begin() as conn:
             return await conn.run_sync(fn, *args)
+
+    async def run_pg(self, fn: Callable[..., Awaitable[T]], *args) -> T:
+        """PostgreSQL only: ``await fn(asyncpg_connection, *args)`` on a connection of the
+        message writer's pool, in autocommit (each statement its own transaction unless ``fn``
+        opens one with ``connection.transaction()``). The hot path of chat sends
+        (db.message_batch's ``store_simple_pg``), without SQLAlchemy's per-statement machinery."""
+        async with self._write_engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            return await fn(raw.driver_connection, *args)
 
     def _sqlite_transaction(self, fn: Callable[..., T], args: tuple) -> T:
         """On the writer thread: one transaction on the thread's own connection, kept open

@@ -73,3 +73,24 @@ async def set_folder(s: AsyncSession, file_id: str, folder: str) -> File | None:
     """Move a live file; None when it is gone."""
     await s.execute(update(File).where(File.id == file_id, File.deleted_at.is_(None)).values(folder=folder))
     return await get_file(s, file_id)
+
+
+async def set_name(s: AsyncSession, file_id: str, name: str) -> File | None:
+    """Rename a live file; None when it is gone."""
+    await s.execute(update(File).where(File.id == file_id, File.deleted_at.is_(None)).values(name=name))
+    return await get_file(s, file_id)
+
+
+async def name_taken(s: AsyncSession, where: list[ColumnElement], folder: str, name: str,
+                     except_id: str | None = None) -> bool:
+    """Whether a live file of the scope ``where`` already has ``name`` in ``folder``
+    (case-insensitively, as people read names)."""
+    q = select(File.id).where(*where, File.folder == folder, func.lower(File.name) == name.lower())
+    if except_id is not None:
+        q = q.where(File.id != except_id)
+    return (await s.execute(q.limit(1))).first() is not None
+
+
+async def files_in_tree(s: AsyncSession, where: list[ColumnElement], folder: str) -> list[File]:
+    """Live files of the scope in ``folder`` and every folder below it."""
+    return list((await s.execute(select(File).where(*where, in_folder_tree(folder)))).scalars())

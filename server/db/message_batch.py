@@ -10,10 +10,12 @@ loading would cost more than the SQL itself.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable
 
 from sqlalchemy import BigInteger, bindparam, cast, insert, literal_column, null, select, text, union_all, update
+from sqlalchemy.exc import IntegrityError
 
 from server.db.models import File, Membership, Message, Reaction, Room, User
 from server.kernel.clock import utcnow
@@ -129,6 +131,23 @@ RETURNING id, seq
 """)
 
 
+def _numbered(clause) -> tuple[str, tuple[str, ...]]:
+    """A ``text()`` statement's SQL with ``:name`` parameters as asyncpg's ``$n`` (numbered in
+    order of first appearance), and the names in that order."""
+    names: list[str] = []
+
+    def number(m: re.Match) -> str:
+        if m.group(1) not in names:
+            names.append(m.group(1))
+        return f"${names.index(m.group(1)) + 1}"
+    return re.sub(r"(?<![:\w]):(\w+)", number, clause.text), tuple(names)
+
+
+# The same two statements for asyncpg itself (``store_simple_pg``).
+_LOOKUP_PG_RAW = _numbered(_LOOKUP_PG)
+_BUMP_AND_INSERT_PG_RAW = _numbered(_BUMP_AND_INSERT_PG)
+
+
 
 class _RawSqlite:
     """The three statements of every batch straight on the stdlib ``sqlite3`` connection of the
@@ -195,47 +214,36 @@ def reactions_for(conn, message_ids: list[int]) -> dict[int, dict[str, list[str]
     return out
 
 
-def store_batch(conn, batch: list, role_of: Callable) -> list["Stored | Exception"]:
-    """Store a batch of validated sends (``chat.writer.SendRequest``) on ``conn``, a synchronous
-    SQLAlchemy Connection inside the caller's transaction (``Database.run_write``), with a fixed
-    number of statements whatever its size: one lookup (membership and dedupe), then per room
-    the seqs and the INSERT (one statement on PostgreSQL, two on SQLite). One outcome per send,
-    in order: a ``Stored`` or the send's own error. ``role_of(membership role or None, actor)``
-    is the room-role rule (rooms.membership.effective_role). Nothing is committed here."""
-    room_ids = list({r.room_id for r in batch})
-    user_ids = list({r.actor.id for r in batch})
-    cmids = list({r.client_msg_id for r in batch})
+def simple_batch(batch: list) -> bool:
+    """No attachment, no reply: what ``store_simple_pg`` stores."""
+    return all(r.file_id is None and r.reply_to is None for r in batch)
+
+
+def _read_lookup(rows) -> tuple[set[int], dict[tuple[int, int], str], dict[tuple, int]]:
+    """The lookup's rows as (existing rooms, (room, user) → membership role, send key → id of
+    the message already stored with it)."""
     rooms: set[int] = set()
     roles: dict[tuple[int, int], str] = {}
     found: dict[tuple, int] = {}
-    # The stdlib driver on SQLite's writer thread; SQLAlchemy Core otherwise (PostgreSQL, or an
-    # in-memory SQLite database on the aiosqlite connection).
-    raw = _RawSqlite(conn) if conn.dialect.driver == "pysqlite" else None
-    pg = conn.dialect.name == "postgresql"
-    looked_up = raw.lookup(room_ids, user_ids, cmids) if raw else conn.execute(
-        _LOOKUP_PG if pg else _LOOKUP, {"rooms": room_ids, "users": user_ids, "cmids": cmids})
-    for k, rid, uid, txt, mid in looked_up:
+    for k, rid, uid, txt, mid in rows:
         if k == 0:
             rooms.add(rid)
             if uid is not None:
                 roles[(rid, uid)] = txt
         else:
             found[(rid, uid, txt)] = mid
-    existing = {}
-    if found:  # resends are rare: load their full rows only then
-        by_id = {mid: key for key, mid in found.items()}
-        for row in conn.execute(_RESENT, {"ids": list(by_id)}).all():
-            existing[by_id[row.id]] = (row, row.sender_name)
-    reply_ids = {r.reply_to for r in batch if r.reply_to is not None}
-    reply_room = dict(conn.execute(select(_MESSAGES.c.id, _MESSAGES.c.room_id)
-                                   .where(_MESSAGES.c.id.in_(reply_ids))).all()) if reply_ids else {}
+    return rooms, roles, found
 
-    files = file_rows(conn, {r.file_id for r in batch if r.file_id})
-    attach: dict[str, int] = {}  # unattached file → the room it joins in this batch
 
+def _decide(batch: list, rooms: set[int], roles: dict, existing: dict, reply_room: dict, files: dict,
+            role_of: Callable) -> tuple[list, dict[tuple, int], dict[int, list[int]], dict[str, int]]:
+    """Which sends are refused (their outcome: the error), which are resends (no outcome yet),
+    which are stored: (outcomes, send key → index of its first send, room → indexes of the
+    sends to store there, unattached file → the room it joins)."""
     outcomes: list[Stored | Exception | None] = [None] * len(batch)
     first_of: dict[tuple, int] = {}
-    fresh: list[int] = []
+    by_room: dict[int, list[int]] = {}
+    attach: dict[str, int] = {}
     for i, req in enumerate(batch):
         if req.room_id not in rooms:
             outcomes[i] = NotFound("no such room")
@@ -255,23 +263,75 @@ def store_batch(conn, batch: list, role_of: Callable) -> list["Stored | Exceptio
             outcomes[i] = Forbidden("attach a file you uploaded, or one of this room")
         else:
             first_of[req.key] = i
-            fresh.append(i)
+            by_room.setdefault(req.room_id, []).append(i)
             if req.file_id is not None and files[req.file_id][1] is None:
                 attach[req.file_id] = req.room_id
+    return outcomes, first_of, by_room, attach
+
+
+def _bump_and_insert_params(room_id: int, reqs: list, now) -> dict:
+    return {"k": len(reqs), "now": now, "room": room_id, "senders": [r.actor.id for r in reqs],
+            "kinds": [r.kind for r in reqs], "contents": [r.content for r in reqs],
+            "cmids": [r.client_msg_id for r in reqs], "files": [r.file_id for r in reqs],
+            "replies": [r.reply_to for r in reqs]}
+
+
+def _created(outcomes: list, batch: list, idxs: list[int], room_id: int, first: int, ids: dict[int, int],
+             now) -> None:
+    for n, i in enumerate(idxs):
+        r, seq = batch[i], first + n
+        msg = NewMessage(ids[seq], room_id, seq, r.actor.id, r.kind, r.content, r.client_msg_id, r.file_id,
+                         r.reply_to, now)
+        outcomes[i] = Stored(msg, r.actor.display_name, None, True)
+
+
+def _answer_resends(outcomes: list, batch: list, existing: dict, reactions: dict, first_of: dict) -> None:
+    """What is left are resends: of a stored message, or of a send earlier in this batch."""
+    for i, req in enumerate(batch):
+        if outcomes[i] is not None:
+            continue
+        if req.key in existing:
+            msg, name = existing[req.key]
+            outcomes[i] = Stored(msg, name, reactions.get(msg.id), False)
+        else:
+            first_out = outcomes[first_of[req.key]]
+            outcomes[i] = Stored(first_out.message, first_out.sender_name, first_out.reactions, False)
+
+
+def store_batch(conn, batch: list, role_of: Callable) -> list["Stored | Exception"]:
+    """Store a batch of validated sends (``chat.writer.SendRequest``) on ``conn``, a synchronous
+    SQLAlchemy Connection inside the caller's transaction (``Database.run_write``), with a fixed
+    number of statements whatever its size: one lookup (membership and dedupe), then per room
+    the seqs and the INSERT (one statement on PostgreSQL, two on SQLite). One outcome per send,
+    in order: a ``Stored`` or the send's own error. ``role_of(membership role or None, actor)``
+    is the room-role rule (rooms.membership.effective_role). Nothing is committed here."""
+    room_ids = list({r.room_id for r in batch})
+    user_ids = list({r.actor.id for r in batch})
+    cmids = list({r.client_msg_id for r in batch})
+    # The stdlib driver on SQLite's writer thread; SQLAlchemy Core otherwise (PostgreSQL, or an
+    # in-memory SQLite database on the aiosqlite connection).
+    raw = _RawSqlite(conn) if conn.dialect.driver == "pysqlite" else None
+    pg = conn.dialect.name == "postgresql"
+    rooms, roles, found = _read_lookup(raw.lookup(room_ids, user_ids, cmids) if raw else conn.execute(
+        _LOOKUP_PG if pg else _LOOKUP, {"rooms": room_ids, "users": user_ids, "cmids": cmids}))
+    existing = {}
+    if found:  # resends are rare: load their full rows only then
+        by_id = {mid: key for key, mid in found.items()}
+        for row in conn.execute(_RESENT, {"ids": list(by_id)}).all():
+            existing[by_id[row.id]] = (row, row.sender_name)
+    reply_ids = {r.reply_to for r in batch if r.reply_to is not None}
+    reply_room = dict(conn.execute(select(_MESSAGES.c.id, _MESSAGES.c.room_id)
+                                   .where(_MESSAGES.c.id.in_(reply_ids))).all()) if reply_ids else {}
+    files = file_rows(conn, {r.file_id for r in batch if r.file_id})
+    outcomes, first_of, by_room, attach = _decide(batch, rooms, roles, existing, reply_room, files, role_of)
 
     now = utcnow()
-    by_room: dict[int, list[int]] = {}
-    for i in fresh:
-        by_room.setdefault(batch[i].room_id, []).append(i)
     for room_id in sorted(by_room):  # rooms in id order: concurrent batches cannot deadlock
         idxs = by_room[room_id]
         reqs = [batch[i] for i in idxs]
         if pg:
-            ids = dict((seq, mid) for mid, seq in conn.execute(_BUMP_AND_INSERT_PG, {
-                "k": len(idxs), "now": now, "room": room_id, "senders": [r.actor.id for r in reqs],
-                "kinds": [r.kind for r in reqs], "contents": [r.content for r in reqs],
-                "cmids": [r.client_msg_id for r in reqs], "files": [r.file_id for r in reqs],
-                "replies": [r.reply_to for r in reqs]}))
+            ids = dict((seq, mid) for mid, seq in conn.execute(_BUMP_AND_INSERT_PG,
+                                                                _bump_and_insert_params(room_id, reqs, now)))
             first = min(ids)
         elif raw:
             first = raw.bump(room_id, len(idxs), now) - len(idxs) + 1
@@ -284,23 +344,51 @@ def store_batch(conn, batch: list, role_of: Callable) -> list["Stored | Exceptio
                 dict(room_id=room_id, seq=first + n, sender_id=r.actor.id, kind=r.kind, content=r.content,
                      client_msg_id=r.client_msg_id, file_id=r.file_id, reply_to=r.reply_to, created_at=now)
                 for n, r in enumerate(reqs)]).all()}
-        for n, (i, r) in enumerate(zip(idxs, reqs)):
-            seq = first + n
-            msg = NewMessage(ids[seq], room_id, seq, r.actor.id, r.kind, r.content, r.client_msg_id, r.file_id,
-                             r.reply_to, now)
-            outcomes[i] = Stored(msg, r.actor.display_name, None, True)
+        _created(outcomes, batch, idxs, room_id, first, ids, now)
     attach_files(conn, attach)
 
     old = [m.id for m, _ in existing.values()]
-    reactions = reactions_for(conn, old) if old else {}
-    for i, req in enumerate(batch):
-        if outcomes[i] is not None:
-            continue
-        # What is left are resends: of a stored message, or of a send earlier in this batch.
-        if req.key in existing:
-            msg, name = existing[req.key]
-            outcomes[i] = Stored(msg, name, reactions.get(msg.id), False)
-        else:
-            first_out = outcomes[first_of[req.key]]
-            outcomes[i] = Stored(first_out.message, first_out.sender_name, first_out.reactions, False)
+    _answer_resends(outcomes, batch, existing, reactions_for(conn, old) if old else {}, first_of)
     return outcomes  # type: ignore[return-value]
+
+
+async def _fetch(conn, statement: tuple[str, tuple[str, ...]], params: dict) -> list:
+    sql, names = statement
+    try:
+        return await conn.fetch(sql, *(params[n] for n in names))
+    except Exception as e:
+        if getattr(e, "sqlstate", None) == "23505":  # unique_violation: the writer retries it alone
+            raise IntegrityError(sql, params, e) from e
+        raise
+
+
+async def store_simple_pg(conn, batch: list, role_of: Callable) -> list["Stored | Exception"] | None:
+    """``store_batch`` for a ``simple_batch`` on PostgreSQL, straight on an asyncpg connection
+    (``Database.run_pg``): the same statements — the lookup, then per room the seq bump and
+    INSERT as one statement — without SQLAlchemy's execution machinery, which cost more CPU
+    than PostgreSQL's work. One room: in autocommit (its one write is atomic by itself); more:
+    in one transaction, rooms in id order. None (nothing written) when the batch holds a
+    resend of a stored message: ``store_batch`` answers those."""
+    room_ids = list({r.room_id for r in batch})
+    if len(room_ids) == 1:
+        return await _store_simple_pg(conn, batch, room_ids, role_of)
+    async with conn.transaction():
+        return await _store_simple_pg(conn, batch, room_ids, role_of)
+
+
+async def _store_simple_pg(conn, batch: list, room_ids: list[int], role_of: Callable):
+    user_ids = list({r.actor.id for r in batch})
+    cmids = list({r.client_msg_id for r in batch})
+    rooms, roles, found = _read_lookup(await _fetch(conn, _LOOKUP_PG_RAW,
+                                                    {"rooms": room_ids, "users": user_ids, "cmids": cmids}))
+    if found:
+        return None
+    outcomes, first_of, by_room, _ = _decide(batch, rooms, roles, {}, {}, {}, role_of)
+    now = utcnow()
+    for room_id in sorted(by_room):  # rooms in id order: concurrent batches cannot deadlock
+        idxs = by_room[room_id]
+        rows = await _fetch(conn, _BUMP_AND_INSERT_PG_RAW, _bump_and_insert_params(room_id, [batch[i] for i in idxs], now))
+        ids = {seq: mid for mid, seq in rows}
+        _created(outcomes, batch, idxs, room_id, min(ids), ids, now)
+    _answer_resends(outcomes, batch, {}, {}, first_of)
+    return outcomes

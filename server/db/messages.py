@@ -6,8 +6,9 @@ from datetime import datetime
 
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
-from server.db.models import Message, Reaction, User
+from server.db.models import Membership, Message, Reaction, Room, User
 
 _WITH_SENDER = select(Message, User.display_name).outerjoin(User, User.id == Message.sender_id)
 
@@ -70,6 +71,40 @@ async def page(s: AsyncSession, room_id: int, *, before: int | None, after_seq: 
     rows = [tuple(r) for r in (await s.execute(stmt.order_by(Message.seq.desc()).limit(limit + 1))).all()]
     complete = len(rows) <= limit
     return list(reversed(rows[:limit])), complete
+
+
+# The longest prefix of a message's content the room list reads (its preview is shorter still).
+PREVIEW_SOURCE_CHARS = 2000
+
+
+_NEWEST = aliased(Message, name="newest")
+# Per room, the id of its newest message nobody deleted: a correlated ORDER BY seq DESC LIMIT 1
+# that walks the (room_id, seq) index from its top.
+_LAST_ID = (select(_NEWEST.id).where(_NEWEST.room_id == Room.id, _NEWEST.deleted_at.is_(None))
+            .order_by(_NEWEST.seq.desc()).limit(1).correlate(Room).scalar_subquery())
+_LAST_COLUMNS = (Message.room_id, Message.id, Message.seq, Message.sender_id, User.display_name, Message.kind,
+                 func.substr(Message.content, 1, PREVIEW_SOURCE_CHARS), Message.file_id, Message.created_at,
+                 Message.edited_at)
+
+
+async def last_messages(s: AsyncSession, *, member: int | None = None,
+                        room: int | None = None) -> dict[int, tuple]:
+    """The newest message nobody deleted of every room ``member`` is in (or of ``room``):
+    ``{room_id: (id, seq, sender_id, sender_name, kind, content_prefix, file_id, created_at,
+    edited_at)}``; rooms without such a message are absent.
+
+    For a member, one statement for all their rooms (a correlated subquery per room, SQLite
+    and PostgreSQL alike); for one room, the top of its ``(room_id, seq)`` index.
+    """
+    if room is not None:
+        stmt = (select(*_LAST_COLUMNS).outerjoin(User, User.id == Message.sender_id)
+                .where(Message.room_id == room, Message.deleted_at.is_(None))
+                .order_by(Message.seq.desc()).limit(1))
+    else:
+        stmt = (select(*_LAST_COLUMNS).select_from(Room).join(Message, Message.id == _LAST_ID)
+                .outerjoin(User, User.id == Message.sender_id)
+                .join(Membership, (Membership.room_id == Room.id) & (Membership.user_id == member)))
+    return {row[0]: tuple(row[1:]) for row in (await s.execute(stmt)).all()}
 
 
 async def reactions_for(s: AsyncSession, message_ids: list[int]) -> dict[int, dict[str, list[str]]]:

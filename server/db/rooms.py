@@ -5,6 +5,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.kernel.clock import utcnow
+from server.kernel.wire import avatar_wire
 from server.db.models import Membership, ReadPosition, Room, User
 
 
@@ -56,11 +57,17 @@ async def members(s: AsyncSession, room_id: int) -> list[tuple[User, Membership]
 async def member_users(s: AsyncSession, room_id: int) -> list[dict]:
     """The room's members as wire users with their ``room_role`` (columns only: a room.join
     in a 500-member course must not build 1,000 ORM objects)."""
-    stmt = (select(User.id, User.username, User.display_name, User.role, Membership.role)
+    stmt = (select(User.id, User.username, User.display_name, User.role, User.avatar, Membership.role)
             .join(Membership, Membership.user_id == User.id).where(Membership.room_id == room_id)
             .order_by(Membership.role, User.display_name))
-    return [{"id": str(uid), "username": uname, "display_name": name, "role": grole, "room_role": rrole}
-            for uid, uname, name, grole, rrole in (await s.execute(stmt)).all()]
+    return [{"id": str(uid), "username": uname, "display_name": name, "role": grole,
+             "avatar": avatar_wire(avatar), "room_role": rrole}
+            for uid, uname, name, grole, avatar, rrole in (await s.execute(stmt)).all()]
+
+
+async def room_ids_of(s: AsyncSession, user_id: int) -> list[int]:
+    """The rooms ``user_id`` is a member of."""
+    return list((await s.execute(select(Membership.room_id).where(Membership.user_id == user_id))).scalars())
 
 
 async def member_ids(s: AsyncSession, room_id: int) -> list[int]:

@@ -8,6 +8,11 @@ from server.kernel.clock import utcnow
 from server.db.models import Membership, User
 
 
+async def any_person(s: AsyncSession) -> bool:
+    """Is there any account yet (media workers' recorder accounts aside)?"""
+    return (await s.execute(select(User.id).where(User.role != "recorder").limit(1))).first() is not None
+
+
 async def create_user(s: AsyncSession, username: str, display_name: str, password_hash: str | None,
                       role: str) -> User:
     """Insert a user; the caller's transaction raises IntegrityError on a taken username."""
@@ -23,8 +28,8 @@ async def get_user(s: AsyncSession, user_id: int) -> User | None:
 
 
 async def role_rows(s: AsyncSession, user_ids: list[int]) -> list:
-    """``(id, display_name, role)`` of each of ``user_ids`` that exists (one query)."""
-    return list((await s.execute(select(User.id, User.display_name, User.role)
+    """``(id, display_name, role, token_version)`` of each of ``user_ids`` that exists (one query)."""
+    return list((await s.execute(select(User.id, User.display_name, User.role, User.token_version)
                                  .where(User.id.in_(user_ids)))).all())
 
 

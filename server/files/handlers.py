@@ -2,6 +2,7 @@
 and the ``/dl/`` download endpoint (docs/FILES.md)."""
 from __future__ import annotations
 
+import html
 import logging
 import re
 from typing import Any
@@ -20,11 +21,12 @@ from server.files.wire import (
     parse_folder_query,
     parse_link_request,
     parse_room,
+    parse_room_body,
     statistics_wire,
 )
 from server.realtime.budget import spend
 from server.http.base import BaseHandler, StreamedUploadHandler
-from server.kernel.errors import BadRequest, TooLarge
+from server.kernel.errors import BadRequest, PodiumError, TooLarge
 from server.realtime.turn_budget import SLICE
 
 log = logging.getLogger("podium.files")
@@ -72,11 +74,18 @@ class FilesHandler(StreamedUploadHandler):
 
 
 class FileHandler(BaseHandler):
-    """``GET`` / ``DELETE /api/files/{id}``."""
+    """``GET`` / ``PATCH {name}`` / ``DELETE /api/files/{id}``."""
 
     async def get(self, file_id: str) -> None:
         actor = await self.authenticate()
         self.send_json({"file": file_wire(await self.deps.files.get(actor, file_id))})
+
+    async def patch(self, file_id: str) -> None:
+        actor = await self.authenticate()
+        body = self.json_body()
+        if "name" not in body:
+            raise BadRequest("name is required")
+        self.send_json({"file": file_wire(await self.deps.files.rename(actor, file_id, body["name"]))})
 
     async def delete(self, file_id: str) -> None:
         actor = await self.authenticate()
@@ -105,6 +114,30 @@ class FoldersHandler(BaseHandler):
         actor = await self.authenticate()
         room = parse_room(self.get_query_argument("room", None))
         self.send_json({"folders": folders_wire(await self.deps.files.folders(actor, room))})
+
+
+class FolderMoveHandler(BaseHandler):
+    """``POST /api/folders/move {room?, folder, to}`` → ``{folder: to, files: n}``: rename or
+    move a folder with everything below it."""
+
+    async def post(self) -> None:
+        actor = await self.authenticate()
+        body = self.json_body()
+        folder, to = parse_folder_body(body), parse_folder_body(body, "to")
+        moved = await self.deps.files.move_folder(actor, parse_room_body(body), folder, to)
+        self.send_json({"folder": to, "files": moved})
+
+
+class FolderDeleteHandler(BaseHandler):
+    """``POST /api/folders/delete {room?, folder}`` → ``{folder, files: n}``: a folder, the
+    folders below it and all their files are deleted."""
+
+    async def post(self) -> None:
+        actor = await self.authenticate()
+        body = self.json_body()
+        folder = parse_folder_body(body)
+        deleted = await self.deps.files.delete_folder(actor, parse_room_body(body), folder)
+        self.send_json({"folder": folder, "files": deleted})
 
 
 class FolderSizeHandler(BaseHandler):
@@ -162,6 +195,19 @@ def _etag_matches(header: str, etag: str) -> bool:
     return "*" in tags or any(t.removeprefix("W/") == etag for t in tags)
 
 
+LINK_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>This link no longer works · Podium</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;margin:0;display:grid;place-items:center;min-height:100vh;background:#f8f9fb;color:#1d2430}
+main{max-width:28rem;padding:2rem;text-align:center}a{display:inline-block;margin-top:1rem;padding:.6rem 1rem;border-radius:8px;background:#2f6fed;color:#fff;text-decoration:none}
+small{color:#5b6575}</style></head>
+<body><main data-testid="link-error"><h1>This link no longer works</h1>
+<p>Download links expire after a while, and stop working when the file is deleted or your access changes.
+Ask for a fresh link, or open the file again from Podium.</p>
+<p><small>({reason})</small></p><a href="/" data-testid="back-to-podium">Back to Podium</a></main></body></html>
+"""
+
+
 class DownloadHandler(BaseHandler):
     """``GET``/``HEAD /dl/{file_id}/{name}?exp=&kid=&disp=&sig=``: no credential but the
     signature; Range, ETag (the stored SHA-256), If-None-Match, If-Range. From disk storage on a
@@ -176,6 +222,7 @@ class DownloadHandler(BaseHandler):
 
     async def head(self, file_id: str, name: str) -> None:
         await self.get(file_id, name)
+
 
     async def get(self, file_id: str, name: str) -> None:
         f, disp = await self.deps.files.for_download(self.request.method, file_id, name,
@@ -248,9 +295,19 @@ class DownloadHandler(BaseHandler):
         self.finish()
 
     def _handle_request_exception(self, e: BaseException) -> None:
+        """A person who opens a dead link in the browser (expired, tampered, revoked) gets a
+        page that says so and what to do, not JSON (issue 15.8); programs still get JSON."""
         if self._headers_written:  # mid-stream failure: the status is already sent
             log.error("download of %s failed mid-stream: %s", self.request.path, e)
             self.request.connection.close()
+            return
+        wants_page = "text/html" in self.request.headers.get("Accept", "")
+        if isinstance(e, PodiumError) and not self._finished and wants_page and 400 <= e.status < 500:
+            self.clear_header("Content-Disposition")
+            self.set_status(e.status)
+            self.set_header("Content-Type", "text/html; charset=utf-8")
+            self.set_header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+            self.finish(LINK_PAGE.replace("{reason}", html.escape(e.reason)))
             return
         super()._handle_request_exception(e)
 

@@ -80,6 +80,19 @@ def sanitize_name(raw: str) -> str:
     return name or "file"
 
 
+def rename_target(current: str, raw) -> str:
+    """The new name of a file called ``current``: ``raw`` sanitised like an uploaded name, with
+    ``current``'s extension appended when ``raw`` does not end with it (a rename never changes
+    what kind of file it is). An empty or non-string name is a bad request."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise BadRequest("name must be a non-empty string")
+    name = sanitize_name(raw)
+    _, dot, ext = current.rpartition(".")
+    if dot and not name.lower().endswith("." + ext.lower()):
+        name = sanitize_name(f"{name}.{ext}")
+    return name
+
+
 def normalize_folder(raw) -> str:
     """``"a/b"`` style folder path: segments stripped, empty segments dropped; ``.``/``..``,
     control characters and over-long paths are a bad request. ``""`` is the root."""

@@ -75,11 +75,18 @@ def parse_folder_query(raw: str | None) -> str | None:
     return normalize_folder(raw) if raw is not None else None
 
 
-def parse_folder_body(body: dict) -> str:
-    """The required ``folder`` of a move or copy, normalised."""
-    if "folder" not in body:
-        raise BadRequest("folder is required")
-    return normalize_folder(body["folder"])
+def parse_folder_body(body: dict, field: str = "folder") -> str:
+    """The required ``folder`` (or ``field``) of a move or copy, normalised."""
+    if field not in body:
+        raise BadRequest(f"{field} is required")
+    return normalize_folder(body[field])
+
+
+def parse_room_body(body: dict) -> int | None:
+    """The optional ``room`` of a folder operation: None (absent or null: the caller's own
+    files) or a room id."""
+    room = body.get("room")
+    return None if room is None or room == "" else parse_id(room, "room")
 
 
 def parse_copy(body: dict) -> CopyRequest:

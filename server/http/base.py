@@ -70,8 +70,12 @@ class BaseHandler(tornado.web.RequestHandler):
         self.finish()
 
     # -- the body --------------------------------------------------------------------------
+    def body_limit(self) -> int:
+        """The largest body this handler buffers (a subclass may allow more, e.g. an image)."""
+        return self.deps.config.max_json_body_bytes
+
     def _bound_body(self) -> None:
-        limit = self.deps.config.max_json_body_bytes
+        limit = self.body_limit()
         length = self.request.headers.get("Content-Length")
         if length is None:
             # Chunked: data_received answers 413 past the limit. Tornado's own check compares
@@ -90,7 +94,7 @@ class BaseHandler(tornado.web.RequestHandler):
         if self._finished:
             return
         self._body += chunk
-        limit = self.deps.config.max_json_body_bytes
+        limit = self.body_limit()
         if len(self._body) > limit:
             self._body.clear()
             self._handle_request_exception(self._too_large(limit))

@@ -41,15 +41,23 @@ def content_security_policy(allowed_origins: Iterable[str]) -> str:
 
 class WebHandler(tornado.web.StaticFileHandler):
     """Serves ``web/`` (``index.html`` for ``/``; the client routes in the URL fragment, so a
-    reload asks for ``/`` again). ``csp`` is :func:`content_security_policy` of the configuration."""
+    reload asks for ``/`` again). ``csp`` is :func:`content_security_policy` of the configuration;
+    ``frame_ancestors`` (async, optional) gives the origins allowed to frame the pages (the
+    registered LMSs, server/lti/origins.py), so this header is made per response."""
 
-    def initialize(self, path: str, default_filename: str | None = None, csp: str = "") -> None:
+    def initialize(self, path: str, default_filename: str | None = None, csp: str = "",
+                   frame_ancestors=None) -> None:
         super().initialize(path, default_filename)
         self.csp = csp or content_security_policy(())
+        self.frame_ancestors = frame_ancestors
 
     async def get(self, path: str, include_body: bool = True) -> None:
         if "\x00" in path:  # Tornado's realpath() raises ValueError on a NUL: a 500 otherwise
             raise tornado.web.HTTPError(404)
+        if self.frame_ancestors is not None:
+            origins = await self.frame_ancestors()
+            if origins:
+                self.csp = self.csp.replace("frame-ancestors 'none'", "frame-ancestors 'self' " + " ".join(origins))
         await super().get(path, include_body)
 
     def set_default_headers(self) -> None:

@@ -13,6 +13,7 @@ class Actor:
     id: int
     display_name: str
     role: str  # global role: instructor | student | admin | recorder
+    token_version: int = 0  # the user row's token version when this actor was read
 
     @property
     def is_admin(self) -> bool:

@@ -7,6 +7,8 @@ HTTP_STATUS = {
     "forbidden": 403,
     "not_found": 404,
     "conflict": 409,
+    "room_archived": 409,
+    "gone": 410,
     "too_large": 413,
     "unsupported_media_type": 415,
     "rate_limited": 429,

@@ -16,6 +16,12 @@ payloads only; SQL stays the record:
 Publishing never blocks a broadcast: frames go to a bounded queue drained by one task (which
 keeps this process's order); when Redis is unreachable the queue drops and counts, and the
 other processes catch up from SQL when they notice.
+
+Publishing and the subscription use ``resp_client`` (one pipelined connection, and messages
+handed over from ``data_received``), not redis-py: per notice, redis-py's command machinery
+cost more CPU than delivering the frame. A process recognises its own notices by their
+header's last bytes (``notices.is_from``) and skips them without decoding. ``self.redis``
+(redis-py) serves everything else: presence, the directories, login throttling.
 """
 from __future__ import annotations
 
@@ -26,9 +32,10 @@ import time
 from typing import Any
 
 from server.kernel.frames import split_frames
-from server.realtime import notices
+from server.realtime import notices, resp
 from server.realtime.notices import (BadNotice, Canary, Noop, Notice, NoticeRouter, RoomFrame, RoomsGap,
                                      UserFrame)
+from server.realtime.resp_client import RespClient, Subscription
 
 log = logging.getLogger("podium.bus")
 
@@ -48,6 +55,8 @@ class RedisBus:
         self.router = router or NoticeRouter()  # features' notices (calls, recordings, rooms)
         self.verify_tls, self.max_connections = verify_tls, max_connections
         self.origin = secrets.token_hex(6)
+        self._own = notices.origin_tail(self.origin)
+        self._held: list[bytes] | None = None  # messages read while catching up, handled after
         # (encoded notice, its room when a RoomFrame, the rooms it names when a RoomsGap)
         self._queue: asyncio.Queue[tuple[bytes, int | None, list[int]]] = asyncio.Queue(QUEUE_MAX)
         self._lost_rooms: set[int] = set()  # rooms whose notices could not be published
@@ -72,6 +81,9 @@ class RedisBus:
             self.url, max_connections=self.max_connections, timeout=5, socket_connect_timeout=2,
             socket_timeout=5, socket_keepalive=True, health_check_interval=10, **kw)
         self.redis: Any = aioredis.Redis(connection_pool=self._pool)
+        self.address = resp.parse_url(self.url)
+        # The publisher, the canary and the budgets' script share one pipelined connection.
+        self.raw = RespClient(self.address, verify_tls=self.verify_tls)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -88,6 +100,7 @@ class RedisBus:
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=3)
         try:
+            await self.raw.close()
             await asyncio.wait_for(self.redis.aclose(), 3)
             await asyncio.wait_for(self._pool.disconnect(), 3)
         except Exception as e:  # closing anyway: a dead Redis must not hold up shutdown
@@ -123,10 +136,10 @@ class RedisBus:
                 batch.insert(0, (notices.encode(RoomsGap(lost, self.origin)), None, lost))
                 self._lost_rooms.clear()
             try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for data, _, _ in batch:
-                        pipe.publish(self.channel, data)
-                    await pipe.execute()
+                replies = await self.raw.execute_many([("PUBLISH", self.channel, data) for data, _, _ in batch])
+                failed = next((r for r in replies if isinstance(r, resp.RedisReplyError)), None)
+                if failed is not None:
+                    raise failed
                 self.stats["published"] += len(batch)
                 if self._pub_delay > BACKOFF_MIN_S:
                     log.info("publishing to Redis works again")
@@ -152,22 +165,28 @@ class RedisBus:
         delay = BACKOFF_MIN_S
         first = True
         while not self._closing:
-            pubsub = self.redis.pubsub()
+            sub: Subscription | None = None
             try:
-                await pubsub.subscribe(self.channel)
+                sub = await Subscription.open(self.address, self.channel, self._receive, verify_tls=self.verify_tls)
                 self._canary_seen = time.monotonic()
                 self._resubscribe.clear()
                 self.connected.set()
                 if not first:
                     log.info("Redis subscription back; catching up from SQL")
-                    await self.order.catch_up_all()
-                    await self.registry.changes.catch_up_all()
+                    self._held = []  # what arrives meanwhile is handled after the catch-up, in order
+                    try:
+                        await self.order.catch_up_all()
+                        await self.registry.changes.catch_up_all()
+                    finally:
+                        held, self._held = self._held, None
+                        for data in held:
+                            self._on_message(data)
                 first = False
                 delay = BACKOFF_MIN_S
-                while not self._resubscribe.is_set():
-                    msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
-                    if msg is not None:
-                        self._on_message(msg["data"])
+                while not self._resubscribe.is_set() and not sub.lost.done():
+                    await asyncio.wait([sub.lost], timeout=0.5)
+                if not self._resubscribe.is_set():
+                    raise sub.lost.result()
             except asyncio.CancelledError:
                 raise
             except Exception as e:
@@ -176,15 +195,24 @@ class RedisBus:
                 log.warning("Redis subscriber lost (%s); reconnecting in %.1f s", e, delay)
             finally:
                 self.connected.clear()
-                try:
-                    await asyncio.wait_for(pubsub.aclose(), 2)
-                except Exception as e:  # the connection is being replaced anyway
-                    log.debug("closing a dead subscription: %r", e)
+                if sub is not None:
+                    sub.close()
             self.stats["reconnects"] += 1
             await asyncio.sleep(delay)
             delay = min(BACKOFF_MAX_S, delay * 2)
 
+    def _receive(self, data: bytes) -> None:
+        """A message from the subscription (called from the connection's ``data_received``)."""
+        if self._held is not None:
+            self._held.append(data)
+        else:
+            self._on_message(data)
+
     def _on_message(self, data: bytes) -> None:
+        if notices.is_from(data, self._own):  # our own: delivered locally already
+            if notices.is_canary(data):
+                self._canary_seen = time.monotonic()
+            return
         try:
             notice, frame = notices.decode(data)
         except BadNotice as e:
@@ -227,7 +255,7 @@ class RedisBus:
             if not self.connected.is_set():
                 continue
             try:
-                await self.redis.publish(self.channel, notices.encode(Canary(self.origin)))
+                await self.raw.execute("PUBLISH", self.channel, notices.encode(Canary(self.origin)))
             except Exception as e:  # a canary that cannot be sent comes back late: that is the alarm
                 log.debug("publishing the canary failed: %r", e)
             if time.monotonic() - self._canary_seen > CANARY_TIMEOUT_S:

@@ -64,7 +64,55 @@ class CallDirectory:
         await self.redis.hdel(self._key(session), peer_id)
 
     async def clear(self, session: int) -> None:
-        await self.redis.delete(self._key(session), f"{self._key(session)}:banned")
+        k = self._key(session)
+        await self.redis.delete(k, f"{k}:banned", f"{k}:mutes", f"{k}:lobby", f"{k}:admitted")
+
+    # -- the waiting room (calls/lobby.py) ------------------------------------------------------
+    async def put_waiting(self, session: int, conn_id: str, wire: dict) -> None:
+        key = f"{self._key(session)}:lobby"
+        await self.redis.hset(key, conn_id, json.dumps({"w": wire, "o": self.origin}))
+        await self.redis.expire(key, 24 * 3600)
+
+    async def remove_waiting(self, session: int, conn_ids) -> None:
+        if conn_ids:
+            await self.redis.hdel(f"{self._key(session)}:lobby", *conn_ids)
+
+    async def waiting(self, session: int) -> dict[str, dict]:
+        """conn id → waiting wire, of live processes."""
+        key = f"{self._key(session)}:lobby"
+        items = {k.decode(): json.loads(v) for k, v in (await self.redis.hgetall(key)).items()}
+        alive = await self.alive(e["o"] for e in items.values())
+        dead = [c for c, e in items.items() if not alive.get(e["o"])]
+        if dead:
+            await self.redis.hdel(key, *dead)
+        return {c: e["w"] for c, e in items.items() if alive.get(e["o"])}
+
+    async def admit(self, session: int, users) -> None:
+        key = f"{self._key(session)}:admitted"
+        if users:
+            await self.redis.sadd(key, *[str(u) for u in users])
+            await self.redis.expire(key, 24 * 3600)
+
+    async def admitted(self, session: int, user: int) -> bool:
+        return bool(await self.redis.sismember(f"{self._key(session)}:admitted", str(user)))
+
+    async def set_mutes(self, session: int, users, allow: bool) -> None:
+        """An instructor's enforced mute of ``users`` (held unless ``allow``), for the whole
+        session in every process — one that loads the session later too (calls/controls.py)."""
+        key = f"{self._key(session)}:mutes"
+        if users:
+            await self.redis.hset(key, mapping={str(u): "1" if allow else "0" for u in users})
+            await self.redis.expire(key, 24 * 3600)
+
+    async def unmute(self, session: int, user: int) -> None:
+        await self.redis.hdel(f"{self._key(session)}:mutes", str(user))
+
+    async def mute_of(self, session: int, user: int) -> bool | None:
+        """None: not muted by an instructor; else whether the user may unmute."""
+        value = await self.redis.hget(f"{self._key(session)}:mutes", str(user))
+        if value is None:
+            return None
+        return value in (b"1", "1")
 
     async def ban(self, session: int, user: int) -> None:
         """Someone removed from a call may not rejoin it through any process."""

@@ -9,11 +9,61 @@ process ignores its own.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Callable
 
+# How a header value is read back into a field, by the field's annotation.
+_READERS: dict[str, Callable] = {
+    "int": int,
+    "int | None": lambda v: None if v is None else int(v),
+    "str": str,
+    "str | None": lambda v: v,
+    "bool": bool,
+    "list[int]": lambda v: [int(x) for x in v],
+    "list | None": lambda v: v,
+}
 
-@dataclass(slots=True)
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    """Where one field of a notice type goes in the bus header, and how it is read back."""
+
+    name: str
+    key: str
+    sparse: bool  # left out while the field holds its default (or is empty)
+    default: object
+    required: bool  # no default: a header without the key is unreadable
+    read: Callable
+
+
+_WIRE: dict[type, tuple[str, tuple[_Key, ...]]] = {}
+_KINDS: dict[str, type] = {}
+
+
+def _notice(kind: str, **keys: str):
+    """Declare a notice type: a slotted dataclass whose bus header is ``{"k": kind}``, then
+    each field's value under its key in ``keys`` (in field order; a key ending in ``?`` is
+    left out while the field holds its default or is empty, and then reads back as the
+    default), then ``"o"``: the origin. Booleans travel as 0/1."""
+
+    def declare(cls: type) -> type:
+        cls = dataclass(slots=True)(cls)
+        wire = []
+        for f in fields(cls):
+            if f.name != "origin":
+                key = keys.pop(f.name)
+                wire.append(_Key(f.name, key.rstrip("?"), key.endswith("?"), f.default,
+                                 f.default is MISSING and f.default_factory is MISSING, _READERS[f.type]))
+        if keys:
+            raise TypeError(f"{cls.__name__} has no field {', '.join(keys)}")
+        _WIRE[cls] = (kind, tuple(wire))
+        _KINDS[kind] = cls
+        return cls
+
+    return declare
+
+
+@_notice("r", room="r", droppable="d?", exclude_user="x?", seqs="s?", change="c?")
 class RoomFrame:
     """A frame for every subscriber of ``room``. ``seqs`` lists ``(seq, byte length)`` of each
     ``message.new`` frame in it; ``change`` is the change number of an edit/delete/reaction."""
@@ -26,7 +76,7 @@ class RoomFrame:
     origin: str = ""
 
 
-@dataclass(slots=True)
+@_notice("u", user="u")
 class UserFrame:
     """A frame for every socket of ``user``."""
 
@@ -34,7 +84,7 @@ class UserFrame:
     origin: str = ""
 
 
-@dataclass(slots=True)
+@_notice("gap", rooms="rooms")
 class RoomsGap:
     """The sender lost notices of these rooms: read what they missed from SQL."""
 
@@ -42,21 +92,21 @@ class RoomsGap:
     origin: str = ""
 
 
-@dataclass(slots=True)
+@_notice("noop")
 class Noop:
     """Carries nothing; flushes a pending ``RoomsGap`` after publishing failed."""
 
     origin: str = ""
 
 
-@dataclass(slots=True)
+@_notice("c")
 class Canary:
     """A process's own probe: it must come back, or the subscription is silently dead."""
 
     origin: str = ""
 
 
-@dataclass(slots=True)
+@_notice("unsub", room="r", user="u")
 class MemberRemoved:
     """``user`` was removed from ``room``: their sockets stop receiving it, their calls end."""
 
@@ -65,7 +115,7 @@ class MemberRemoved:
     origin: str = ""
 
 
-@dataclass(slots=True)
+@_notice("s", session="s", exclude="x?", outside_room="nr?")
 class SessionFrame:
     """A frame for a call's participants (all but peer ``exclude``; with ``outside_room`` only
     those not subscribed to the call's room, who do not get the room's broadcast)."""
@@ -76,7 +126,7 @@ class SessionFrame:
     origin: str = ""
 
 
-@dataclass(slots=True)
+@_notice("p", connection="c")
 class PeerFrame:
     """A frame for one connection (a call participant) wherever it is held."""
 
@@ -84,7 +134,7 @@ class PeerFrame:
     origin: str = ""
 
 
-@dataclass(slots=True)
+@_notice("ban", session="s", user="u")
 class SessionBan:
     """``user`` was removed from the call ``session`` and may not rejoin it."""
 
@@ -93,7 +143,7 @@ class SessionBan:
     origin: str = ""
 
 
-@dataclass(slots=True)
+@_notice("mute", session="s", users="u", allow="a", mute="m")
 class SessionMute:
     """In the SFU call ``session`` an instructor muted ``users`` at Janus (held unless
     ``allow``), or (``mute`` false) one of them unmuted: each process applies it to its own
@@ -106,7 +156,34 @@ class SessionMute:
     origin: str = ""
 
 
-@dataclass(slots=True)
+@_notice("rmod", room="r")
+class RoomModerated:
+    """The chat rules of ``room`` changed (rooms/moderation.py): forget the cached ones."""
+
+    room: int
+    origin: str = ""
+
+
+@_notice("ctl", session="s", what="w", peer="p", video="v", screen="sc", users="u")
+class SessionControl:
+    """An instructor's control in the call ``session`` that each process applies to its own
+    participants (calls/policy.py): ``what`` "hands" lowers the hand of ``peer`` (None: every
+    raised hand; the frame: the targets' ``call.hand_lowered``), "policy" sets whether students
+    may send ``video`` and ``screen``; the waiting room (calls/lobby.py): "lobby" (the frame
+    to the instructors), "admit" / "deny" ``users`` (the frame to their waiting sockets);
+    ringing (calls/ringing.py): "answered" — ``users[0]`` answered (``peer`` "answered" or
+    "declined") or joined (``peer`` "joined"), so a ring kept by another process stops."""
+
+    session: int
+    what: str
+    peer: str | None = None
+    video: bool = True
+    screen: bool = True
+    users: list[int] = field(default_factory=list)
+    origin: str = ""
+
+
+@_notice("se", session="s")
 class SessionEnded:
     """The call ``session`` ended."""
 
@@ -114,7 +191,7 @@ class SessionEnded:
     origin: str = ""
 
 
-@dataclass(slots=True)
+@_notice("w", worker="w", target="t?", add="add?", drop="drop?")
 class WorkerNotice:
     """For the process holding media worker ``worker``: a frame to send it and/or a job to give
     (``add``) or release (``drop``). ``target`` is the process that listed the worker."""
@@ -127,83 +204,49 @@ class WorkerNotice:
 
 
 Notice = (RoomFrame | UserFrame | RoomsGap | Noop | Canary | MemberRemoved | SessionFrame | PeerFrame
-          | SessionBan | SessionEnded | WorkerNotice | SessionMute)
+          | SessionBan | SessionEnded | WorkerNotice | SessionMute | SessionControl | RoomModerated)
 
 
 def _header(n: Notice) -> dict:
-    if type(n) is RoomFrame:
-        h: dict = {"k": "r", "r": n.room}
-        if n.droppable:
-            h["d"] = 1
-        if n.exclude_user is not None:
-            h["x"] = n.exclude_user
-        if n.seqs:
-            h["s"] = n.seqs
-        if n.change is not None:
-            h["c"] = n.change
-    elif type(n) is UserFrame:
-        h = {"k": "u", "u": n.user}
-    elif type(n) is SessionFrame:
-        h = {"k": "s", "s": n.session}
-        if n.exclude is not None:
-            h["x"] = n.exclude
-        if n.outside_room:
-            h["nr"] = 1
-    elif type(n) is PeerFrame:
-        h = {"k": "p", "c": n.connection}
-    elif type(n) is WorkerNotice:
-        h = {"k": "w", "w": n.worker}
-        if n.target is not None:
-            h["t"] = n.target
-        if n.add is not None:
-            h["add"] = n.add
-        if n.drop is not None:
-            h["drop"] = n.drop
-    elif type(n) is MemberRemoved:
-        h = {"k": "unsub", "r": n.room, "u": n.user}
-    elif type(n) is SessionBan:
-        h = {"k": "ban", "s": n.session, "u": n.user}
-    elif type(n) is SessionEnded:
-        h = {"k": "se", "s": n.session}
-    elif type(n) is SessionMute:
-        h = {"k": "mute", "s": n.session, "u": n.users, "a": int(n.allow), "m": int(n.mute)}
-    elif type(n) is RoomsGap:
-        h = {"k": "gap", "rooms": n.rooms}
-    elif type(n) is Canary:
-        h = {"k": "c"}
-    elif type(n) is Noop:
-        h = {"k": "noop"}
-    else:
-        raise TypeError(f"not a notice: {n!r}")
+    try:
+        kind, wire = _WIRE[type(n)]
+    except KeyError:
+        raise TypeError(f"not a notice: {n!r}") from None
+    h: dict = {"k": kind}
+    for k in wire:
+        value = getattr(n, k.name)
+        if k.sparse and (value == k.default or value == []):
+            continue
+        h[k.key] = int(value) if type(value) is bool else value
     h["o"] = n.origin
     return h
 
 
 def encode(notice: Notice, frame: bytes = b"") -> bytes:
-    """``notice`` and the frame it carries as one bus message."""
+    """``notice`` and the frame it carries as one bus message. The header's last key is the
+    origin (``origin_tail``)."""
     return json.dumps(_header(notice), separators=(",", ":")).encode() + b"\n" + frame
 
 
-def _opt_int(v) -> int | None:
-    return None if v is None else int(v)
+def origin_tail(origin: str) -> bytes:
+    """How the header of every notice published by ``origin`` ends."""
+    return json.dumps({"o": origin}, separators=(",", ":")).encode()[1:]
 
 
-_DECODERS: dict[str, Callable[[dict], Notice]] = {
-    "r": lambda h: RoomFrame(int(h["r"]), bool(h.get("d")), _opt_int(h.get("x")), h.get("s"),
-                             _opt_int(h.get("c"))),
-    "u": lambda h: UserFrame(int(h["u"])),
-    "s": lambda h: SessionFrame(int(h["s"]), h.get("x"), bool(h.get("nr"))),
-    "p": lambda h: PeerFrame(str(h["c"])),
-    "w": lambda h: WorkerNotice(str(h["w"]), h.get("t"), _opt_int(h.get("add")), _opt_int(h.get("drop"))),
-    "unsub": lambda h: MemberRemoved(int(h["r"]), int(h["u"])),
-    "ban": lambda h: SessionBan(int(h["s"]), int(h["u"])),
-    "se": lambda h: SessionEnded(int(h["s"])),
-    "mute": lambda h: SessionMute(int(h["s"]), [int(u) for u in h.get("u", [])], bool(h.get("a")),
-                                  bool(h.get("m", 1))),
-    "gap": lambda h: RoomsGap([int(r) for r in h.get("rooms", [])]),
-    "c": lambda h: Canary(),
-    "noop": lambda h: Noop(),
-}
+def is_from(data: bytes, tail: bytes) -> bool:
+    """Whether the bus message ``data`` was published by the origin whose ``origin_tail`` is
+    ``tail`` (without decoding it: a process skips its own notices this way)."""
+    nl = data.find(b"\n")
+    return nl >= len(tail) and data.startswith(tail, nl - len(tail))
+
+
+def is_canary(data: bytes) -> bool:
+    return data.startswith(b'{"k":"c",')
+
+
+def _from_header(h: dict) -> Notice:
+    cls = _KINDS[h["k"]]
+    return cls(**{k.name: k.read(h[k.key]) for k in _WIRE[cls][1] if k.required or k.key in h})
 
 
 class BadNotice(ValueError):
@@ -215,7 +258,7 @@ def decode(data: bytes) -> tuple[Notice, bytes]:
     head, _, frame = data.partition(b"\n")
     try:
         h = json.loads(head)
-        notice = _DECODERS[h["k"]](h)
+        notice = _from_header(h)
     except (ValueError, KeyError, TypeError) as e:
         raise BadNotice(f"unreadable bus message: {e!r}") from None
     notice.origin = str(h.get("o", ""))

@@ -5,8 +5,9 @@ Broadcasts encode once and write the same frame to every subscriber (principle 6
 from __future__ import annotations
 
 import logging
-from typing import Iterable, Protocol
+from typing import Callable, Iterable, Protocol
 
+from server.kernel.actor import Actor
 from server.kernel.frames import event_frame, split_frames
 
 log = logging.getLogger("podium.registry")
@@ -15,9 +16,12 @@ log = logging.getLogger("podium.registry")
 class Connection(Protocol):
     connection_id: str
     user_id: int
+    actor: Actor
     rooms: set[int]
 
     def send_frame(self, frame: bytes, droppable: bool = False) -> None: ...
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None: ...
 
 
 class Registry:
@@ -100,6 +104,15 @@ class Registry:
 
     def user_sockets(self, user_id: int) -> set[Connection]:
         return self.by_user.get(user_id, set())
+
+    def close_user(self, user_id: int, code: int, reason: str,
+                   only: Callable[[Connection], bool] = lambda conn: True) -> int:
+        """Close this process's sockets of ``user_id`` for which ``only(conn)``; how many."""
+        # A copy: closing a socket takes it out of the registry.
+        doomed = [conn for conn in tuple(self.by_user.get(user_id, ())) if only(conn)]
+        for conn in doomed:
+            conn.close(code, reason)
+        return len(doomed)
 
     # -- fan-out -------------------------------------------------------------------------
     def broadcast(self, room: int, event: dict, *, droppable: bool = False,

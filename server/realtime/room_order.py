@@ -39,13 +39,18 @@ class RoomOrder:
         """The room has no local subscriber any more."""
         self.last.pop(room, None)
 
+    def baseline(self, room: int, last_seq: int) -> None:
+        """The room just got its first local subscriber, with this last seq in SQL: a later
+        seq that arrives before an earlier one is held for it (not taken as the first)."""
+        self.last.setdefault(room, last_seq)
+
     def offer(self, room: int, items: list[tuple[int, bytes]]) -> None:
         """Deliver ``items`` (ascending seqs) to the room's local sockets in seq order."""
         if room in self._filling:
             self._filling[room].extend(items)
             return
         last = self.last.get(room)
-        if last is None:  # first delivery since the room got a local subscriber: no history
+        if last is None:  # a room without a baseline (no subscriber joined it here): no history
             last = items[0][0] - 1
         last, rest = self._deliver_run(room, last, items)
         if rest:  # something past a gap: read the gap from SQL, hold later arrivals meanwhile

@@ -10,6 +10,7 @@ from server.kernel.actor import parse_id
 from server.kernel.errors import BadRequest
 from server.http.base import BaseHandler, StreamedUploadHandler
 from server.recordings.library import RecordingLibrary
+from server.recordings.playback import Playback
 
 log = logging.getLogger("podium.recordings")
 
@@ -28,11 +29,24 @@ class RoomRecordingsHandler(BaseHandler):
 
 
 class RecordingHandler(BaseHandler):
-    """``GET /api/recordings/{id}`` → ``{recording}``, each asset with fresh signed links."""
+    """``GET /api/recordings/{id}`` → ``{recording}``, each asset with fresh signed links;
+    ``PATCH {title}`` renames it and ``DELETE`` deletes it (instructors, recordings/manage.py)."""
 
     async def get(self, recording_id: str) -> None:
         actor = await self.authenticate()
         self.send_json({"recording": await library(self).get(actor, parse_id(recording_id, "recording"))})
+
+    async def patch(self, recording_id: str) -> None:
+        actor = await self.authenticate()
+        rid = parse_id(recording_id, "recording")
+        change = await self.deps.recording_manager.rename(actor, rid, self.json_body())
+        self.deps.registry.broadcast(int(change["room"]), {"type": "recording.updated", "recording": change})
+        self.send_json({"recording": await library(self).get(actor, rid)})
+
+    async def delete(self, recording_id: str) -> None:
+        actor = await self.authenticate()
+        await self.deps.recording_manager.delete(actor, parse_id(recording_id, "recording"))
+        self.send_json({})
 
 
 class TimelineHandler(BaseHandler):
@@ -41,6 +55,16 @@ class TimelineHandler(BaseHandler):
     async def get(self, recording_id: str) -> None:
         actor = await self.authenticate()
         self.send_json(await library(self).timeline(actor, parse_id(recording_id, "recording")))
+
+
+class PlaybackHandler(BaseHandler):
+    """``GET /api/recordings/{id}/playback`` → what the playback page shows (members, once
+    ready; recordings/playback.py)."""
+
+    async def get(self, recording_id: str) -> None:
+        actor = await self.authenticate()
+        rid = parse_id(recording_id, "recording")
+        self.send_json(await Playback(self.deps, self.base_url()).read(actor, rid))
 
 
 class CompleteHandler(BaseHandler):

@@ -11,11 +11,15 @@ import time
 from datetime import datetime
 
 from server.db import recordings as rq
-from server.db.models import File, Recording
+from sqlalchemy import select
+
+from server.db.models import File, Recording, Room
 from server.files import links
 from server.kernel.actor import Actor
 from server.kernel.clock import utcnow
 from server.kernel.errors import Forbidden
+from server.polls.summary import poll_lines
+from server.recordings.manage import title_of
 from server.recordings.wire import STUDENT_ASSET_KINDS, recording_wire
 
 LINK_TTL_S = 3600
@@ -32,6 +36,8 @@ class RecordingLibrary:
         """The recordings as ``role`` sees them, with links minted for ``holder``."""
         async with self.db.read() as s:
             by_rec = await rq.assets(s, [r.id for r in rows])
+            rooms = {r.id: r.name for r in (await s.execute(
+                select(Room).where(Room.id.in_({row.room_id for row in rows})))).scalars()} if rows else {}
         now = time.time()
         out = []
         for row in rows:
@@ -42,7 +48,10 @@ class RecordingLibrary:
                 if role != "instructor" and row.status != "ready":
                     continue
                 assets.append(self._asset_wire(asset, f, now, holder))
-            out.append(recording_wire(row, assets, self.recordings.progress.get(row.id)))
+            wire = recording_wire(row, assets, self.recordings.progress.get(row.id),
+                                  self.recordings.processing.get(row.id))
+            wire["title"] = title_of(rooms.get(row.room_id, "Recording"), row)  # (recordings/manage.py)
+            out.append(wire)
         return out
 
     def _asset_wire(self, asset, f: File, now: float, holder: int) -> dict:
@@ -72,18 +81,28 @@ class RecordingLibrary:
         row = await self.recordings.get(recording_id)
         if actor.role != "recorder" and await self.rooms.role(row.room_id, actor) != "instructor":
             raise Forbidden("only instructors and workers read a recording's timeline")
+        return {"recording": recording_wire(row)} | await self.span(row)
+
+    async def span(self, row: Recording) -> dict:
+        """``{chat, marks}`` of the recorded span (no access check), offsets from its start;
+        the class video's clock is the same (its worker places them by these offsets)."""
         if row.started_at is None:
-            return {"recording": recording_wire(row), "chat": [], "marks": []}
+            return {"chat": [], "marks": []}
         end = row.stopped_at or utcnow()
         async with self.db.read() as s:
             chat = await rq.chat_between(s, row.room_id, row.started_at, end)
             marks = await rq.marks(s, row.id)
+            polls = await poll_lines(s, [m for m, _ in chat if m.kind == "poll"])
 
         def offset(at: datetime) -> float:
             return round(max(0.0, (at - row.started_at).total_seconds()), 3)
 
-        return {"recording": recording_wire(row),
-                "chat": [{"seq": m.seq, "kind": m.kind, "text": m.content, "offset_s": offset(m.created_at),
-                          "user": {"id": str(u.id), "display_name": u.display_name}} for m, u in chat],
-                "marks": [{"label": k.label, "offset_s": offset(k.at),
-                           "by": {"id": str(u.id), "display_name": u.display_name}} for k, u in marks]}
+        def who(u) -> dict:
+            return {"id": str(u.id), "display_name": u.display_name}
+
+        # A poll is a subtitle and a chapter, "Poll: …" with its result when the timeline is read.
+        return {"chat": [{"seq": m.seq, "kind": m.kind, "text": polls.get(m.id, m.content),
+                          "offset_s": offset(m.created_at), "user": who(u)} for m, u in chat],
+                "marks": sorted([{"label": k.label, "offset_s": offset(k.at), "by": who(u)} for k, u in marks]
+                                + [{"label": polls[m.id], "offset_s": offset(m.created_at), "by": who(u)}
+                                   for m, u in chat if m.id in polls], key=lambda k: k["offset_s"])}

@@ -34,6 +34,9 @@ from server.kernel.frames import event_frame
 from server.realtime.notices import SessionFrame
 from server.realtime.registry import Registry
 from server.realtime.worker_directory import WorkerDirectory
+from server.recordings.manage import name_files_in
+from server.recordings.playback import watch_path
+from server.rooms.membership import system_message
 from server.recordings.wire import (parse_completion, parse_label, parse_recording_id, parse_registration,
                                     parse_worker_status, recording_wire)
 from server.recordings.workers import Worker, WorkerPool
@@ -48,6 +51,7 @@ class Recordings:
         self.pool = WorkerPool(db, registry, directory, calls.spawn)
         self.pool.on_capacity_freed(self._dispatch_waiting)
         self.progress: dict[int, int] = {}
+        self.processing: dict[int, dict] = {}  # the worker's latest {eta_s, fallback} (issue 15.4)
         self._timers: dict[int, asyncio.TimerHandle] = {}  # start timeout / worker grace
         self._missing_since: dict[int, float] = {}  # sweep: recording → when its worker was first missed
         self._sweeper: asyncio.Task | None = None
@@ -82,6 +86,15 @@ class Recordings:
             self.calls.send_outside_room(live, frame)
         if self.registry.bus is not None:  # participants of other processes not in the room
             self.registry.bus.publish(SessionFrame(row.session_id, outside_room=True), frame)
+
+    async def _tell_room(self, row: Recording, text: str) -> None:
+        """A system message in the call's room (everyone, in the call or not, sees it)."""
+        try:
+            async with self.db.write() as s:
+                note = await system_message(s, row.room_id, text)
+            self.registry.broadcast(row.room_id, {"type": "message.new", "message": note})
+        except Exception:  # the recording goes on; the room just misses the note
+            log.exception("recording %s: telling the room failed", row.id)
 
     def _timer(self, recording_id: int, delay: float, why: str, check: str) -> None:
         """Fail the recording after ``delay`` unless, then, ``check`` says it is fine:
@@ -151,6 +164,7 @@ class Recordings:
         self.pool.send(stopped.worker_id, {"type": "recording.stop", "recording": str(row.id), "reason": reason})
         wire = recording_wire(stopped)
         self._announce(stopped, {"type": "recording.stopped", "recording": wire})
+        await self._tell_room(stopped, "Recording stopped")
         log.info("recording %s stopped (%s) after %.1f s", row.id, reason, duration or 0)
         return wire
 
@@ -255,6 +269,7 @@ class Recordings:
             return
         self._cancel_timer(row.id)
         self._announce(row, {"type": "recording.started", "recording": recording_wire(row)})
+        await self._tell_room(row, "Recording started: this call is being recorded")  # consent (issue 15.7)
         log.info("recording %s started by worker %s", row.id, worker.worker_id)
 
     async def status(self, conn, msg: dict) -> dict:
@@ -269,8 +284,10 @@ class Recordings:
         row = await self.get(rid)
         if st.state == "processing":
             self.progress[rid] = st.percent
-            self._announce(row, {"type": "recording.progress", "recording": recording_wire(row, progress=st.percent),
-                                 "percent": st.percent})
+            self.processing[rid] = info = {"eta_s": st.eta_s, "fallback": st.fallback}
+            self._announce(row, {"type": "recording.progress",
+                                 "recording": recording_wire(row, progress=st.percent, processing=info),
+                                 "percent": st.percent, "eta_s": st.eta_s})
         elif st.state == "stopped":
             if row.status == "recording":
                 await self._stop(row, (st.detail or "worker_shutdown")[:100])
@@ -286,6 +303,7 @@ class Recordings:
             return None
         self._cancel_timer(recording_id)
         self.progress.pop(recording_id, None)
+        self.processing.pop(recording_id, None)
         self.pool.send(row.worker_id, {"type": "recording.stop", "recording": str(recording_id), "reason": "failed"},
                         drop=recording_id)
         self._announce(row, {"type": "recording.failed", "recording": recording_wire(row), "reason": reason})
@@ -327,6 +345,7 @@ class Recordings:
             for item in done.assets:
                 if not await rq.describe_asset(s, row.id, item.name, item.kind, item.duration_s):
                     raise BadRequest(f"asset {item.name!r} was not uploaded")
+            title = await name_files_in(s, row.id)  # downloads named after its title (recordings/manage.py)
             values = {"status": "ready"}
             if done.duration_s is not None:
                 values["duration_s"] = done.duration_s
@@ -334,8 +353,12 @@ class Recordings:
         if ready is None:
             raise Conflict("the recording changed state meanwhile")
         self.progress.pop(recording_id, None)
+        self.processing.pop(recording_id, None)
         self.pool.send(ready.worker_id, None, drop=recording_id)
         self._announce(ready, {"type": "recording.ready", "recording": recording_wire(ready)})
+        # Students are told, with a link to the playback page (issue 15.1).
+        link = (self.config.public_url or "").rstrip("/") + watch_path(ready.id)
+        await self._tell_room(ready, f"Recording ready: {title} — watch it: {link}")
         log.info("recording %s ready with %d assets", row.id, len(done.assets))
         return ready
 

@@ -15,11 +15,20 @@ STUDENT_ASSET_KINDS = ("composite", "chat", "thumbnail")
 WORKER_STATES = ("recording", "stopped", "processing", "failed")
 
 
-def recording_wire(row: Recording, assets: list[dict] | None = None, progress: int | None = None) -> dict:
+FALLBACKS = ("could_not_keep_up", "segment_failed")
+MAX_ETA_S = 7 * 24 * 3600
+
+
+def recording_wire(row: Recording, assets: list[dict] | None = None, progress: int | None = None,
+                   processing: dict | None = None) -> dict:
+    """``processing``: the worker's latest ``{eta_s, fallback}`` while it builds the assets
+    (issue 15.4: ``eta_s`` seconds left, ``fallback`` why the video is built after the class)."""
+    processing = processing or {}
     return {"id": str(row.id), "session": str(row.session_id), "room": str(row.room_id), "status": row.status,
             "requested_at": iso(row.requested_at), "started_at": iso(row.started_at),
             "stopped_at": iso(row.stopped_at), "duration_s": row.duration_s,
-            "assets": assets or [], "reason": row.reason, "progress": progress}
+            "assets": assets or [], "reason": row.reason, "progress": progress,
+            "eta_s": processing.get("eta_s"), "fallback": processing.get("fallback")}
 
 
 @dataclass(frozen=True)
@@ -49,12 +58,14 @@ def parse_registration(msg: dict) -> Registration:
 
 @dataclass(frozen=True)
 class WorkerStatus:
-    """``worker.status {recording, state, percent?, detail?}``."""
+    """``worker.status {recording, state, percent?, eta_s?, fallback?, detail?}``."""
 
     recording_id: int
     state: str
     percent: int | None
     detail: str | None
+    eta_s: int | None = None
+    fallback: str | None = None
 
 
 def parse_worker_status(msg: dict) -> WorkerStatus:
@@ -68,8 +79,15 @@ def parse_worker_status(msg: dict) -> WorkerStatus:
         if isinstance(percent, bool) or not isinstance(percent, (int, float)) or not 0 <= percent <= 100:
             raise BadRequest("percent must be a number from 0 to 100")
         percent = int(percent)
+    eta_s, fallback = msg.get("eta_s"), msg.get("fallback")
+    if eta_s is not None:
+        if isinstance(eta_s, bool) or not isinstance(eta_s, (int, float)) or not 0 <= eta_s <= MAX_ETA_S:
+            raise BadRequest(f"eta_s must be a number of seconds from 0 to {MAX_ETA_S}")
+        eta_s = int(round(eta_s))
+    if fallback is not None and fallback not in FALLBACKS:
+        raise BadRequest("fallback must be one of " + ", ".join(FALLBACKS))
     detail = msg.get("detail")
-    return WorkerStatus(rid, state, percent, str(detail) if detail else None)
+    return WorkerStatus(rid, state, percent, str(detail) if detail else None, eta_s, fallback)
 
 
 def parse_label(label) -> str:

@@ -26,6 +26,11 @@ class RoomHandler(BaseHandler):
         actor = await self.authenticate()
         self.send_json(await self.deps.rooms.get_room(actor, self.path_id(room_id)))
 
+    async def patch(self, room_id: str) -> None:
+        """``{name?, archived?}``: rename, archive or unarchive (instructors)."""
+        actor = await self.authenticate()
+        self.send_json(await self.deps.rooms.update_room(actor, self.path_id(room_id), self.json_body()))
+
 
 class MembersHandler(BaseHandler):
     async def post(self, room_id: str) -> None:
@@ -44,4 +49,35 @@ class MemberHandler(BaseHandler):
     async def delete(self, room_id: str, user_id: str) -> None:
         actor = await self.authenticate()
         await self.deps.rooms.remove_member(actor, self.path_id(room_id), self.path_id(user_id))
+        self.send_json({})
+
+
+class ModerationHandler(BaseHandler):
+    """``PUT /api/rooms/{id}/moderation {chat_locked?, slow_mode_s?}`` (rooms/moderation.py)."""
+
+    async def put(self, room_id: str) -> None:
+        actor = await self.authenticate()
+        self.send_json(await self.deps.moderation.set_rules(actor, self.path_id(room_id), self.json_body()))
+
+
+class BansHandler(BaseHandler):
+    """``GET /api/rooms/{id}/bans``; ``POST`` ``{user_id}`` bans (and removes) a user."""
+
+    async def get(self, room_id: str) -> None:
+        actor = await self.authenticate()
+        self.send_json(await self.deps.moderation.bans(actor, self.path_id(room_id)))
+
+    async def post(self, room_id: str) -> None:
+        actor = await self.authenticate()
+        user_id = parse_id(self.json_body().get("user_id"), "user_id")
+        await self.deps.moderation.ban(actor, self.path_id(room_id), user_id, self.deps.rooms.remove_member)
+        self.send_json({}, 201)
+
+
+class BanHandler(BaseHandler):
+    """``DELETE /api/rooms/{id}/bans/{user}``: the ban is lifted (they may be added again)."""
+
+    async def delete(self, room_id: str, user_id: str) -> None:
+        actor = await self.authenticate()
+        await self.deps.moderation.unban(actor, self.path_id(room_id), self.path_id(user_id))
         self.send_json({})

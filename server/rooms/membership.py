@@ -11,7 +11,7 @@ from server.db import messages as mq
 from server.db import rooms as rq
 from server.kernel.actor import Actor
 from server.kernel.clock import utcnow
-from server.kernel.errors import Forbidden, NotFound
+from server.kernel.errors import Forbidden, NotFound, PodiumError
 from server.rooms.wire import message_wire
 
 
@@ -21,6 +21,18 @@ def effective_role(member_role: str | None, actor: Actor) -> str | None:
     if member_role is not None:
         return member_role
     return "instructor" if actor.is_admin else None
+
+
+class RoomArchived(PodiumError):
+    """A write to an archived room (a send, a call): it is read-only until unarchived."""
+
+    code = "room_archived"
+
+
+def require_open(room) -> None:
+    """RoomArchived when ``room`` (a row, or rules with ``archived``) is archived."""
+    if getattr(room, "archived_at", None) is not None or getattr(room, "archived", False):
+        raise RoomArchived("this room is archived: it is read-only until an instructor unarchives it")
 
 
 async def room_role(s, room_id: int, actor: Actor) -> tuple[object, str]:
@@ -34,6 +46,15 @@ async def room_role(s, room_id: int, actor: Actor) -> tuple[object, str]:
     if role is None:
         raise Forbidden("you are not a member of this room")
     return room, role
+
+
+async def require_instructor(s, room_id: int, actor: Actor, refusal: str):
+    """The room, when ``actor`` is one of its instructors (``room_role``'s rule); NotFound
+    without the room, Forbidden for a non-member, Forbidden(``refusal``) for anyone else."""
+    room, role = await room_role(s, room_id, actor)
+    if role != "instructor":
+        raise Forbidden(refusal)
+    return room
 
 
 async def system_message(s, room_id: int, text: str) -> dict:

@@ -9,19 +9,22 @@ from __future__ import annotations
 import logging
 from typing import Awaitable, Callable
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
+from server.db import messages as mq
 from server.db import rooms as rq
 from server.db import users as uq
 from server.db.engine import Database
-from server.db.models import ROOM_KINDS, ROOM_ROLES
+from server.db.models import ROOM_KINDS, ROOM_ROLES, Room, RoomBan
 from server.kernel.actor import Actor
+from server.kernel.clock import iso, utcnow
 from server.kernel.errors import BadRequest, Conflict, Forbidden, NotFound
 from server.kernel.frames import event_frame
 from server.realtime.notices import MemberRemoved, NoticeRouter
 from server.realtime.registry import Registry
-from server.rooms.membership import room_role, system_message
-from server.rooms.wire import member_wire, room_wire
+from server.rooms.membership import require_instructor, require_open, room_role, system_message
+from server.rooms.wire import last_message_wire, member_wire, parse_room_update, room_wire
 
 log = logging.getLogger("podium.rooms")
 
@@ -32,6 +35,7 @@ class Rooms:
     def __init__(self, db: Database, registry: Registry):
         self.db, self.registry = db, registry
         self._member_removed: list[MemberRemovedHook] = []
+        self._archive_changed: list[Callable[[int], None]] = []
 
     def on_member_removed(self, hook: MemberRemovedHook) -> None:
         """Register ``hook(room_id, user_id)``, run after a member is removed (in every process)."""
@@ -53,6 +57,14 @@ class Rooms:
         async with self.db.read() as s:
             return (await room_role(s, room_id, actor))[1]
 
+    async def user_changed(self, user: dict) -> None:
+        """Tell every room of ``user`` (a user wire) that their name or avatar changed:
+        ``user.updated {user}`` to the rooms' sockets, in every process."""
+        async with self.db.read() as s:
+            room_ids = await rq.room_ids_of(s, int(user["id"]))
+        for room_id in room_ids:
+            self.registry.broadcast(room_id, {"type": "user.updated", "user": user})
+
     def tell_user(self, user_id: int, event: dict) -> None:
         """Send an event to every socket of one user (in every process)."""
         self.registry.send_user(user_id, event_frame(event))
@@ -61,7 +73,8 @@ class Rooms:
     async def list_rooms(self, actor: Actor) -> list[dict]:
         async with self.db.read() as s:
             rows = await rq.rooms_for_user(s, actor.id)
-        return [room_wire(r, role, read, n) for r, role, read, n in rows]
+            last = await mq.last_messages(s, member=actor.id)
+        return [room_wire(r, role, read, n, last_message_wire(last.get(r.id))) for r, role, read, n in rows]
 
     async def create_room(self, actor: Actor, kind, name, member_ids: list[int],
                           member_usernames: list[str]) -> dict:
@@ -85,8 +98,10 @@ class Rooms:
             # and returns that room.
             async with self.db.write() as s:
                 room, count = await self._create_room_in(s, actor, kind, name, member_ids, member_usernames)
-        wire = room_wire(room, "instructor", 0, count)
         async with self.db.read() as s:
+            # A direct room that already existed may have messages.
+            last = last_message_wire((await mq.last_messages(s, room=room.id)).get(room.id))
+            wire = room_wire(room, "instructor", 0, count, last)
             for uid in await rq.member_ids(s, room.id):
                 if uid != actor.id:
                     self.tell_user(uid, {"type": "room.added", "room": wire | {"my_role": None}})
@@ -131,8 +146,58 @@ class Rooms:
             room, role = await room_role(s, room_id, actor)
             mem = await rq.members(s, room_id)
             read = (await rq.reads(s, room_id)).get(str(actor.id), 0)
-        return {"room": room_wire(room, role, read, len(mem)),
+            last = last_message_wire((await mq.last_messages(s, room=room_id)).get(room_id))
+        return {"room": room_wire(room, role, read, len(mem), last),
                 "members": [member_wire(u, m) for u, m in mem]}
+
+    async def update_room(self, actor: Actor, room_id: int, body: dict) -> dict:
+        """``PATCH /api/rooms/{id} {name?, archived?}`` (the room's instructors; not direct
+        rooms): rename it, archive it (read-only) or unarchive it. Each change leaves a system
+        message, and ``room.updated {room: {id, name, archived_at}}`` goes to its members."""
+        name, archived = parse_room_update(body)
+        async with self.db.write() as s:
+            room = await require_instructor(s, room_id, actor, "only room instructors rename or archive a room")
+            if room.kind == "direct":
+                raise Conflict("a direct room cannot be renamed or archived")
+            notes = []
+            values: dict = {}
+            if name is not None and name != room.name:
+                values["name"] = name
+                notes.append(f"{actor.display_name} renamed the room to “{name}”")
+            if archived is not None and archived != (room.archived_at is not None):
+                values["archived_at"] = utcnow() if archived else None
+                notes.append(f"{actor.display_name} archived the room: it is read-only now" if archived
+                             else f"{actor.display_name} unarchived the room")
+            if values:
+                await s.execute(update(Room).where(Room.id == room_id).values(**values))
+            notes = [await system_message(s, room_id, text) for text in notes]
+            archived_at = values.get("archived_at", room.archived_at)
+            patch = {"id": str(room_id), "name": values.get("name", room.name), "archived_at": iso(archived_at)}
+        if "archived_at" in values:
+            for hook in self._archive_changed:
+                hook(room_id)  # the chat's rules cache (rooms/moderation.py), in every process
+        if values:
+            self.registry.broadcast(room_id, {"type": "room.updated", "room": patch})
+            log.info("room %s: %s (by %s)", room_id, sorted(values), actor.id)
+        for note in notes:
+            self.registry.broadcast(room_id, {"type": "message.new", "message": note})
+        return await self.get_room(actor, room_id)
+
+    async def require_open(self, room_id: int) -> None:
+        """RoomArchived when the room is archived (uploads into it are refused)."""
+        async with self.db.read() as s:
+            require_open(await rq.get_room(s, room_id))
+
+    def on_archive_changed(self, hook: Callable[[int], None]) -> None:
+        """Register ``hook(room_id)``, run when a room is archived or unarchived."""
+        self._archive_changed.append(hook)
+
+    async def count_changed(self, room_id: int, event: dict) -> None:
+        """``member.added`` / ``member.removed`` to the room, with its new member count, so
+        every member's people panel and count follow at once (also after an LMS roster sync)."""
+        async with self.db.read() as s:
+            count = await rq.count_members(s, room_id)
+        self.registry.broadcast(room_id, {**event, "room": str(room_id), "members_count": count})
 
     # -- members ---------------------------------------------------------------------------
     async def add_member(self, actor: Actor, room_id: int, user_id: int | None,
@@ -148,31 +213,34 @@ class Rooms:
             # concurrently) won the membership key: a second attempt finds the row and updates it.
             async with self.db.write() as s:
                 user, m, system = await self._add_member_in(s, actor, room_id, user_id, username, role)
+        wire = member_wire(user, m)
         if system:
             self.registry.broadcast(room_id, {"type": "message.new", "message": system})
             self.tell_user(user.id, {"type": "room.added", "room": {"id": str(room_id)}})
-        return member_wire(user, m)
+            await self.count_changed(room_id, {"type": "member.added", "member": wire})
+        return wire
 
     async def _add_member_in(self, s, actor: Actor, room_id: int, user_id: int | None,
                              username: str | None, role: str) -> tuple[object, object, dict | None]:
         """Add or update the membership inside ``s``; return the user, the membership and the
         system message announcing a new member (None when the user was already a member)."""
-        room, my_role = await room_role(s, room_id, actor)
-        if my_role != "instructor":
-            raise Forbidden("only room instructors add members")
+        room = await require_instructor(s, room_id, actor, "only room instructors add members")
         if room.kind == "direct":
             raise Conflict("a direct room has exactly two members")
         user = (await uq.get_user(s, user_id) if user_id is not None
                 else await uq.get_user_by_username(s, username or ""))
         if user is None:
             raise NotFound("no such user")
+        if await s.get(RoomBan, (room_id, user.id)) is not None:
+            raise Conflict(f"{user.display_name} is banned from this room: lift the ban first")
         m, new = await rq.upsert_member(s, room_id, user.id, role)
         system = None
         if new:
             system = await system_message(s, room_id, f"{actor.display_name} added {user.display_name}")
         return user, m, system
 
-    async def remove_member(self, actor: Actor, room_id: int, user_id: int) -> None:
+    async def remove_member(self, actor: Actor, room_id: int, user_id: int, banned: bool = False) -> None:
+        """``banned``: removed by a ban (rooms/moderation.py): said so to the room and to them."""
         async with self.db.write() as s:
             room, my_role = await room_role(s, room_id, actor)
             if my_role != "instructor" and user_id != actor.id:
@@ -184,10 +252,18 @@ class Rooms:
                 raise NotFound("no such member")
             system = await system_message(s, room_id, f"{user.display_name} left the room"
                                           if user_id == actor.id else
-                                          f"{actor.display_name} removed {user.display_name}")
+                                          f"{actor.display_name} {'banned' if banned else 'removed'} "
+                                          f"{user.display_name}")
         self.registry.broadcast(room_id, {"type": "message.new", "message": system})
-        self.tell_user(user_id, {"type": "room.removed", "room": {"id": str(room_id)}})
-        # Their calls end and their sockets stop receiving the room at once, in every process.
+        await self.count_changed(room_id, {"type": "member.removed", "user_id": str(user_id)})
+        await self.member_gone(room_id, user_id, "banned" if banned else None)
+
+    async def member_gone(self, room_id: int, user_id: int, reason: str | None = None) -> None:
+        """After a membership was deleted (by an instructor, a ban or an LMS roster sync):
+        ``room.removed`` to the user; their calls end and their sockets stop receiving the
+        room at once, in every process."""
+        self.tell_user(user_id, {"type": "room.removed", "room": {"id": str(room_id)},
+                                 **({"reason": reason} if reason else {})})
         await self._run_member_removed(room_id, user_id)
         if self.registry.bus is not None:
             self.registry.bus.publish(MemberRemoved(room_id, user_id))

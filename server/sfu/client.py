@@ -184,6 +184,11 @@ class JanusConnection:
     async def claim_session(self, session_id: int, handles: dict[int, str] | None = None) -> JanusSession:
         """Take over an existing session (and its ``handles``: id → plugin) on this socket."""
         await self.request("claim", session_id=session_id)
+        return self.adopt_session(session_id, handles)
+
+    def adopt_session(self, session_id: int, handles: dict[int, str] | None = None) -> JanusSession:
+        """New objects for a session this socket already holds (and its ``handles``), in place
+        of the old ones: the old objects' event hooks no longer receive anything."""
         session = JanusSession(self, session_id)
         for hid, plugin in (handles or {}).items():
             session.handles[hid] = Handle(session, hid, plugin)

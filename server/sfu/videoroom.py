@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 PLUGIN = "janus.plugin.videoroom"
+NO_SUCH_FEED = 428  # JANUS_VIDEOROOM_ERROR_NO_SUCH_FEED: the publisher left (or has not started)
 
 
 def _body(request: str, **fields: Any) -> dict:

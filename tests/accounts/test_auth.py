@@ -244,11 +244,12 @@ async def test_auth_frame_after_auth_is_bad_request(server):
 # -- register / login / me -------------------------------------------------------------------
 async def test_register_returns_token_and_stores_scrypt_hash(server):
     """Register answers 201 {token, user}, the token works, and the password is stored as scrypt, not plaintext."""
+    await server.user("existing")  # not the first account (that one is the site's admin)
     status, body = await server.http("POST", "/api/auth/register", None,
                                      {"username": "Carla", "password": "correct horse", "display_name": "Carla C"})
     assert status == 201, body
     assert body["user"] == {"id": body["user"]["id"], "username": "carla", "display_name": "Carla C",
-                            "role": "student"}
+                            "role": "student", "avatar": None}
     status, me = await server.http("GET", "/api/me", body["token"])
     assert status == 200 and me["user"] == body["user"]
     async with server.deps.db.read() as s:
@@ -297,9 +298,9 @@ async def test_login_ok(server):
     """Login with the right password answers {token, user} and the token authenticates /api/me."""
     user, _ = await server.user("gina", "instructor")
     status, body = await server.http("POST", "/api/auth/login", None, {"username": "Gina", "password": "password1"})
-    assert status == 200 and body["user"] == user
+    assert status == 200 and body["user"] == user | {"avatar": None}
     status, me = await server.http("GET", "/api/me", body["token"])
-    assert status == 200 and me["user"] == user
+    assert status == 200 and me["user"] == body["user"]
 
 
 @pytest.mark.parametrize("username,password", [("gina", "password2"), ("nobody", "password1")])
@@ -380,3 +381,14 @@ async def test_cors_headers_only_for_allowed_origins(server):
         assert "Access-Control-Allow-Origin" not in foreign.headers
     no_origin = await fetch(server, "GET", "/api/me", {"Authorization": f"Bearer {tok}"})
     assert "Access-Control-Allow-Origin" not in no_origin.headers
+
+
+async def test_the_first_account_of_a_fresh_install_is_the_site_admin(server):
+    """The first person to sign up on a fresh install becomes the site's admin (issue 15.8);
+    later sign-ups are students."""
+    status, first = await server.http("POST", "/api/auth/register", body={
+        "username": "founder", "password": "violet-ladder-42", "display_name": "Founder"})
+    assert status == 201 and first["user"]["role"] == "admin"
+    status, second = await server.http("POST", "/api/auth/register", body={
+        "username": "second", "password": "violet-ladder-42", "display_name": "Second"})
+    assert status == 201 and second["user"]["role"] == "student"

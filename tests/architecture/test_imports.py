@@ -14,18 +14,22 @@ ROOT = Path(__file__).resolve().parents[2]
 # __main__, shutdown, metrics, logs) may import anything.
 LAYERS = {
     "kernel": set(),
-    "config": {"kernel"},
+    "event_loop": set(),  # which asyncio loop the process runs (config validates EVENT_LOOP by its names)
+    "config": {"kernel", "event_loop"},
     "storage": {"kernel", "config"},
     "db": {"kernel", "config"},
     "realtime": {"kernel", "config", "db"},
     "http": {"kernel", "config"},
     "rooms": {"kernel", "config", "db", "realtime", "http"},
     "chat": {"kernel", "config", "db", "realtime", "http", "rooms"},
-    "accounts": {"kernel", "config", "db", "realtime", "http", "rooms"},
+    "accounts": {"kernel", "config", "db", "realtime", "http", "rooms", "storage"},  # avatars are stored blobs
     "files": {"kernel", "config", "db", "realtime", "http", "rooms", "storage"},
     "sfu": {"kernel", "config", "db", "realtime"},
     "calls": {"kernel", "config", "db", "realtime", "http", "rooms", "sfu"},
-    "recordings": {"kernel", "config", "db", "realtime", "http", "rooms", "calls", "files", "storage"},
+    "polls": {"kernel", "config", "db", "realtime", "http", "rooms"},
+    "recordings": {"kernel", "config", "db", "realtime", "http", "rooms", "calls", "files", "storage", "polls"},
+    "lti": {"kernel", "config", "db", "http", "accounts", "rooms"},
+    "provision": {"kernel", "config", "db", "http", "accounts", "rooms"},  # LMS back ends (issue 17.6)
 }
 ROOT_MODULES = {"app", "deps", "__main__", "shutdown", "metrics", "logs", "__init__"}
 # Modules that reach into a pinned third-party library's internals, the one place each.

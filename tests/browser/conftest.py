@@ -23,6 +23,10 @@ CHROMIUM = os.environ.get("PODIUM_CHROMIUM") or shutil.which("chromium") or "/us
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
                  "--use-fake-device-for-media-stream"]
+# The user's "Check my devices before joining" unticked (web/js/call/device-prefs.js), other
+# remembered device choices kept: Start call / Join go straight into the call.
+SKIP_DEVICE_CHECK = ("(() => { let p = {}; try { p = JSON.parse(localStorage.getItem('podium.devices') || '{}') || {}; }"
+                     " catch {} p.check = false; localStorage.setItem('podium.devices', JSON.stringify(p)); })();")
 PASSWORD = "violet-ladder-42"  # sign-up refuses guessable passwords (server/accounts/password_rules.py)
 
 
@@ -127,16 +131,23 @@ def open_page(browser, podium: ServerProcess):
     """``open_page(account=None, path="/")`` → ``(context, page)`` for one simulated user.
 
     With an account, the page starts signed in (token in localStorage, as after a login).
+    Start call / Join go straight into the call unless ``device_check=True`` (the pre-join
+    device check dialog, tests/browser/test_device_check_browser.py). ``phone=True`` makes a
+    touch, mobile context (give it a phone's viewport, e.g. ``(390, 844)``).
     Uncaught page errors are collected and fail the test at teardown.
     """
     contexts = []
     errors: list[str] = []
 
-    def open_(account: Account | None = None, path: str = "/", viewport=(1280, 800)):
-        ctx = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+    def open_(account: Account | None = None, path: str = "/", viewport=(1280, 800), device_check: bool = False,
+              phone: bool = False):
+        ctx = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]},
+                                  is_mobile=phone, has_touch=phone)
         ctx.set_default_timeout(10_000)
         if account is not None:
             ctx.add_init_script(f"localStorage.setItem('podium.token', {json.dumps(account.token)});")
+        if not device_check:
+            ctx.add_init_script(SKIP_DEVICE_CHECK)
         contexts.append(ctx)
         page = ctx.new_page()
         page.on("pageerror", lambda exc: errors.append(f"{exc}"))
@@ -144,6 +155,9 @@ def open_page(browser, podium: ServerProcess):
         return ctx, page
 
     yield open_
-    for ctx in contexts:
-        ctx.close()
+    for ctx in contexts:  # every one, even if one fails to close (a test stopped by its timeout):
+        try:              # a context left open keeps its call's cameras encoding for the whole run
+            ctx.close()
+        except Exception as e:  # noqa: BLE001
+            errors.append(f"closing a context failed: {e!r}")
     assert not errors, f"uncaught errors in the page: {errors}"

@@ -108,6 +108,8 @@ def test_hand_mute_and_attendance(api, open_page):
     # Ana ends the call for everyone; both stages close.
     a.wait_for_timeout(1100)  # attendance bars with some length
     a.get_by_test_id("end-call").click()
+    expect(a.get_by_test_id("confirm-dialog")).to_contain_text("End the call for everyone?")
+    a.get_by_test_id("confirm-ok").click()
     for page in (a, b):
         expect(page.get_by_test_id("call-stage")).to_have_count(0)
     expect(b.get_by_test_id("call-notice")).to_contain_text("The call has ended")
@@ -262,3 +264,148 @@ def test_browser_answers_a_receive_only_recorder_and_never_offers_to_it(api, ope
         run(rec.close())
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
+
+
+def test_instructor_lowers_hands_and_turns_students_cameras_off(api, open_page):
+    """Ana lowers Ben's raised hand from the participant list (he is told), then turns
+    students' cameras off: Ben's camera stops, its button is disabled and says why, the
+    server refuses it meanwhile; allowed again, Ben turns it back on (issue 16.4)."""
+    call = start_and_join(api, open_page)
+    a, b = call.a, call.b
+    remote_video_playing(b)
+    b.get_by_test_id("raise-hand").click()
+    ben_row = a.get_by_test_id("participant-list").get_by_test_id("participant").filter(has_text="Ben Okafor")
+    expect(ben_row.get_by_test_id("hand-indicator")).to_be_visible()
+    expect(a.get_by_test_id("lower-all-hands")).to_be_visible()
+    ben_row.get_by_test_id("lower-hand").click()
+    expect(b.get_by_test_id("raise-hand")).to_have_attribute("data-state", "off")
+    expect(b.get_by_test_id("call-notice")).to_contain_text("Ana Lima lowered your hand")
+    expect(ben_row.get_by_test_id("hand-indicator")).to_have_count(0)
+    expect(a.get_by_test_id("lower-all-hands")).to_be_hidden()
+
+    cams = a.get_by_test_id("students-cameras")
+    expect(cams).to_have_attribute("data-state", "on")
+    expect(b.get_by_test_id("students-cameras")).to_be_hidden()  # instructors only
+    expect(b.get_by_test_id("toggle-camera")).to_have_attribute("data-state", "on")
+    cams.click()
+    expect(cams).to_have_attribute("data-state", "off")
+    expect(b.get_by_test_id("toggle-camera")).to_have_attribute("data-state", "off")
+    expect(b.get_by_test_id("toggle-camera")).to_be_disabled()
+    expect(b.get_by_test_id("call-notice")).to_contain_text("cameras are off for students")
+    expect(ben_row.get_by_test_id("camera-indicator")).to_be_visible()
+    code = b.evaluate("""() => podium.app.calls.socket.request('call.media', {session: podium.app.calls.session.id, video: true})
+                           .then(() => 'ack', (e) => e.code)""")
+    assert code == "forbidden"
+    expect(a.get_by_test_id("toggle-camera")).to_be_enabled()  # instructors keep theirs
+    cams.click()
+    expect(cams).to_have_attribute("data-state", "on")
+    expect(b.get_by_test_id("toggle-camera")).to_be_enabled()
+    b.get_by_test_id("toggle-camera").click()
+    expect(b.get_by_test_id("toggle-camera")).to_have_attribute("data-state", "on")
+    expect(ben_row.get_by_test_id("camera-indicator")).to_have_count(0)
+
+
+@pytest.mark.timeout(120)
+def test_the_waiting_room_admits_and_turns_away(api, open_page):
+    """Ana starts the call with a waiting room: Ben and Cleo wait (their pages say so, their
+    own preview on the stage); Ana sees both in the queue, admits Ben — his page joins and
+    both play each other — and denies Cleo, who is told. Turning the waiting room off lets
+    the next one in directly (issue 16.3)."""
+    ana = api.register("ana", "Ana Lima")
+    ben = api.register("ben", "Ben Okafor")
+    cleo = api.register("cleo", "Cleo Park")
+    room = api.course(ana, "Physics 301", [ben, cleo])
+    _, a = open_page(ana, f"/#/rooms/{room['id']}")
+    _, b = open_page(ben, f"/#/rooms/{room['id']}")
+    _, c = open_page(cleo, f"/#/rooms/{room['id']}")
+    a.get_by_test_id("start-with-waiting-room").check()
+    a.get_by_test_id("start-call").click()
+    expect(a.get_by_test_id("call-stage")).to_be_visible()
+    expect(a.get_by_test_id("waiting-room")).to_have_attribute("data-state", "on")
+    for page in (b, c):
+        expect(page.get_by_test_id("call-banner")).to_be_visible()
+        page.get_by_test_id("join-call").click()
+        expect(page.get_by_test_id("call-notice")).to_contain_text("Waiting for the instructor to let you in")
+        assert page.evaluate("() => podium.app.calls.state") == "waiting"
+    queue = a.get_by_test_id("waiting-room-queue")
+    expect(queue.get_by_test_id("waiting-person")).to_have_count(2)
+    expect(a.get_by_test_id("video-tile")).to_have_count(1)  # nobody is in yet
+    queue.get_by_test_id("waiting-person").filter(has_text="Ben Okafor").get_by_test_id("admit").click()
+    for page in (a, b):
+        expect(page.get_by_test_id("video-tile")).to_have_count(2, timeout=MEDIA_TIMEOUT)
+    remote_video_playing(b)
+    queue.get_by_test_id("waiting-person").filter(has_text="Cleo Park").get_by_test_id("deny").click()
+    expect(c.get_by_test_id("call-notice")).to_contain_text("Ana Lima did not let you into the call")
+    expect(c.get_by_test_id("call-stage")).to_have_count(0)
+    expect(queue).to_be_hidden()
+    a.get_by_test_id("waiting-room").click()
+    expect(a.get_by_test_id("waiting-room")).to_have_attribute("data-state", "off")
+    c.get_by_test_id("join-call").click()
+    expect(c.get_by_test_id("video-tile")).to_have_count(3, timeout=MEDIA_TIMEOUT)
+
+
+@pytest.mark.timeout(150)  # three pages, two moves each
+def test_breakout_rooms_split_broadcast_and_bring_everyone_back(api, open_page):
+    """Ana splits the call into groups by dragging people between the groups' columns (and
+    with a group select from the keyboard), with a short timer: each student's page moves to
+    its group's room and call; Ana's broadcast reaches both rooms; when the timer runs out both
+    students are back in the main call with Ana (issue 16.2)."""
+    ana = api.register("ana", "Ana Lima")
+    ben = api.register("ben", "Ben Okafor")
+    cleo = api.register("cleo", "Cleo Park")
+    room = api.course(ana, "Biology 9", [ben, cleo])
+    _, a = open_page(ana, f"/#/rooms/{room['id']}")
+    _, b = open_page(ben, f"/#/rooms/{room['id']}")
+    _, c = open_page(cleo, f"/#/rooms/{room['id']}")
+    a.get_by_test_id("start-call").click()
+    expect(a.get_by_test_id("call-stage")).to_be_visible()
+    for page in (b, c):
+        expect(page.get_by_test_id("call-banner")).to_be_visible()
+        page.get_by_test_id("join-call").click()
+    expect(a.get_by_test_id("video-tile")).to_have_count(3, timeout=MEDIA_TIMEOUT)
+    main = a.evaluate("() => podium.app.calls.session.id")
+
+    a.get_by_test_id("breakout-open-form").click()
+    a.get_by_test_id("breakout-count").select_option("3")
+    a.get_by_test_id("breakout-minutes").fill("0.25")  # 15 s
+    columns = a.get_by_test_id("breakout-column")
+    expect(columns).to_have_count(3)
+    person = a.get_by_test_id("breakout-person")
+    # Ben is dragged into Group 3, then Cleo into Group 3 too, then (from the keyboard) back to Group 1.
+    person.filter(has_text="Ben Okafor").locator(".person-name").drag_to(columns.nth(2))
+    expect(columns.nth(2).get_by_test_id("breakout-person").filter(has_text="Ben Okafor")).to_have_count(1)
+    person.filter(has_text="Cleo Park").locator(".person-name").drag_to(columns.nth(2))
+    expect(columns.nth(2).get_by_test_id("breakout-person")).to_have_count(2)
+    person.filter(has_text="Cleo Park").get_by_test_id("breakout-assign").select_option("0")
+    expect(columns.nth(0).get_by_test_id("breakout-person").filter(has_text="Cleo Park")).to_have_count(1)
+    expect(columns.nth(2).get_by_test_id("breakout-person")).to_have_count(1)
+    expect(a.get_by_test_id("breakout-minutes")).to_have_value("0.25")  # moving people keeps the timer
+    a.get_by_test_id("breakout-start").click()  # Group 2 is empty: Ana is told, nothing opens
+    expect(a.get_by_test_id("breakouts")).to_contain_text("Group 2 is empty")
+    expect(columns).to_have_count(3)
+    person.filter(has_text="Ben Okafor").locator(".person-name").drag_to(columns.nth(1))  # from Group 3 to Group 2
+    expect(columns.nth(2).get_by_test_id("breakout-person")).to_have_count(0)
+    a.get_by_test_id("breakout-count").select_option("2")  # fewer groups: dealt again, at random
+    expect(columns).to_have_count(2)
+    if columns.nth(0).get_by_test_id("breakout-person").filter(has_text="Ben Okafor").count():
+        person.filter(has_text="Ben Okafor").locator(".person-name").drag_to(columns.nth(1))
+        person.filter(has_text="Cleo Park").locator(".person-name").drag_to(columns.nth(0))
+    a.get_by_test_id("breakout-start").click()
+    expect(a.get_by_test_id("breakout-group")).to_have_count(2)
+    for page, group in ((b, "Group 2"), (c, "Group 1")):
+        page.wait_for_function("main => podium.app.calls.state === 'live' && podium.app.calls.session.id !== main",
+                               arg=main, timeout=MEDIA_TIMEOUT)
+        expect(page.get_by_test_id("call-notice")).to_contain_text(f"Breakout rooms: you are in {group}")
+    groups = {b.evaluate("() => podium.app.calls.session.id"), c.evaluate("() => podium.app.calls.session.id")}
+    assert len(groups) == 2  # one student per group
+    a.get_by_test_id("breakout-broadcast-text").fill("Two minutes left")
+    a.wait_for_timeout(1500)  # the countdown ticks meanwhile: what was typed stays
+    expect(a.get_by_test_id("breakout-broadcast-text")).to_have_value("Two minutes left")
+    a.get_by_test_id("breakout-broadcast").click()
+    for page in (b, c):
+        expect(page.get_by_test_id("message-content").get_by_text("Two minutes left")).to_be_visible()
+    for page in (b, c):  # the timer brings them back
+        page.wait_for_function("main => podium.app.calls.state === 'live' && podium.app.calls.session.id === main",
+                               arg=main, timeout=30_000)
+    expect(a.get_by_test_id("breakout-group")).to_have_count(0)
+    expect(a.get_by_test_id("video-tile")).to_have_count(3, timeout=MEDIA_TIMEOUT)

@@ -194,6 +194,9 @@ def test_record_mark_stop_and_download_the_class_video(api, open_page, podium, m
     for page in (a, b):
         expect(page.get_by_test_id("recording-badge")).to_have_text("Recording")
         expect(page.get_by_test_id("video-tile")).to_have_count(2)  # no tile for the recorder
+        # Consent: everyone in the call is told, and the room gets a system message.
+        expect(page.get_by_test_id("call-notice")).to_contain_text("This call is now being recorded")
+        expect(page.get_by_test_id("message-content").get_by_text("Recording started: this call is being recorded")).to_be_visible()
         expect(page.get_by_test_id("participant-list")).to_contain_text("Recorder")
 
     # Ben asks in the chat; Ana marks the moment; everyone in the call sees the mark.
@@ -218,11 +221,17 @@ def test_record_mark_stop_and_download_the_class_video(api, open_page, podium, m
 
     a.wait_for_timeout(max(0, RECORD_S - (time.monotonic() - started)) * 1000)
     a.get_by_test_id("record-call").click()
+    # Stopping asks first: Cancel keeps recording, then confirm.
+    a.get_by_test_id("confirm-cancel").click()
+    expect(a.get_by_test_id("record-call")).to_have_attribute("data-state", "on")
+    a.get_by_test_id("record-call").click()
+    a.get_by_test_id("confirm-ok").click()
+    recorded = time.monotonic() - started  # as the page saw it (the confirmations take time too)
     expect(a.get_by_test_id("record-call")).to_have_attribute("data-state", "off")
     for page in (a, b):
         expect(page.get_by_test_id("recording-badge")).to_be_hidden()
     span = a.evaluate("() => podium.app.calls.recording && podium.app.calls.recording.duration_s")
-    assert span and RECORD_S - 1 <= span <= RECORD_S + 5, span  # the server's started → stopped
+    assert span and RECORD_S - 1 <= span <= recorded + 5, (span, recorded)  # the server's started → stopped
 
     # Both panels: processing (with progress on Ben's, open since before the stop), then ready.
     panel_a = open_recordings(a)
@@ -281,6 +290,25 @@ def test_record_mark_stop_and_download_the_class_video(api, open_page, podium, m
     again = tmp_path / "class-again.mp4"
     dl.value.save_as(again)
     assert again.read_bytes() == video_path.read_bytes()
+
+    # Management (issue 15.2): the default title is the room and the date; the download is
+    # named after it; Ana renames it (Ben's list follows) and deletes it, after confirming.
+    title_a = item_a.get_by_test_id("recording-title")
+    assert title_a.inner_text().startswith("Physics 201 — "), title_a.inner_text()
+    expect(item_b.get_by_test_id("recording-rename")).to_be_hidden()  # instructors only
+    assert dl.value.suggested_filename == f"{title_a.inner_text()}.mp4", dl.value.suggested_filename
+    item_a.get_by_test_id("recording-rename").click()
+    item_a.get_by_test_id("recording-title-input").fill("Week 3 - forces")
+    item_a.get_by_test_id("recording-title-save").click()
+    expect(title_a).to_have_text("Week 3 - forces")
+    expect(item_b.get_by_test_id("recording-title")).to_have_text("Week 3 - forces")
+    with a.expect_download(timeout=20_000) as dl:
+        item_a.get_by_test_id("download-class-video").click()
+    assert dl.value.suggested_filename == "Week 3 - forces.mp4", dl.value.suggested_filename
+    item_a.get_by_test_id("recording-delete").click()
+    a.get_by_test_id("confirm-ok").click()
+    for panel in (panel_a, panel_b):
+        expect(panel.get_by_test_id("recording-item")).to_have_count(0)
 
 
 def check_class_video(path: Path, span: float, mark: str, logs) -> None:

@@ -19,7 +19,7 @@ import wave
 
 import pytest
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, SKIP_DEVICE_CHECK
 from tests.sfu.conftest import in_netns, janus, netns, wait_until  # noqa: F401  (fixtures)
 # SQLite even in the PostgreSQL pass: the server runs inside the namespace (fixtures).
 from tests.sfu.test_signaling import database_url, sqlite_template  # noqa: F401
@@ -107,6 +107,13 @@ def talking_wav(path) -> str:
     return str(path)
 
 
+SUBSCRIPTION_STATE = """() => {
+  const sfu = podium.app.calls.sfu, pc = sfu.sub;
+  return { streams: sfu.streams, remote: [...sfu.remote.keys()], signaling: pc && pc.signalingState,
+           transceivers: pc ? pc.getTransceivers().map(t => [t.mid, t.currentDirection]) : null };
+}"""
+
+
 async def addresses_settled(ns, timeout: float = 10) -> None:
     """Wait until no address in the namespace is still tentative: the IPv6 link-local addresses
     of its veth pair arrive a moment after it is made, and Chromium fails every request made
@@ -146,6 +153,7 @@ class Call:
     def __init__(self, server, netns, audio_file: str | None = None):  # noqa: F811
         self.server, self.netns, self.audio_file = server, netns, audio_file
         self.errors: list[str] = []
+        self.console: list[str] = []  # the pages' warnings, for a failure's message
         self.pw = None
 
     async def __aenter__(self) -> "Call":
@@ -172,8 +180,11 @@ class Call:
             ctx.set_default_timeout(20_000)
             await ctx.add_init_script(f"localStorage.setItem('podium.token', {json.dumps(token)});")
             await ctx.add_init_script(COUNT_PCS)
+            await ctx.add_init_script(SKIP_DEVICE_CHECK)
             page = await ctx.new_page()
             page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+            page.on("console", lambda msg, who=token[-6:]: msg.type in ("warning", "error")
+                    and self.console.append(f"{who}: {msg.text}"))
             await page.goto(url)
             pages.append(page)
         await pages[0].get_by_test_id("start-call").click()
@@ -226,6 +237,9 @@ async def test_four_browsers_call_through_janus(server, janus, netns, tmp_path):
             sub = [c for c in open_pcs if not c["videoSenders"]]
             assert len(pub) == 1 and len(sub) == 1, sending
             layers = sending["layers"]
+            # as many layers as the camera's size allows (short side >= 540: 3, >= 360: 2)
+            short = min(sending["camera"]["width"], sending["camera"]["height"])
+            assert layers == (3 if short >= 540 else 2 if short >= 360 else 1), sending
             assert layers >= 2, sending  # the fake camera is big enough for simulcast
             assert pub[0]["videoSenders"] == 1 and len(pub[0]["encodings"][0]) == layers, sending
             assert [e["rid"] for e in pub[0]["encodings"][0]] == ["h", "m", "l"][:layers], sending
@@ -282,6 +296,27 @@ async def test_four_browsers_call_through_janus(server, janus, netns, tmp_path):
             "() => document.querySelectorAll('[data-testid=video-tile][data-sfu-video=off]').length === 0")
         await remote_videos_playing(b, 3)
 
+        # A tile out of view (a big class's grid scrolled) gets no video: moved off the page,
+        # its participant's video stops reaching this page while the audio goes on; back in
+        # view, it plays again.
+        hidden = await b.evaluate(
+            "() => { const t = document.querySelector('[data-testid=video-tile]:not(.local)');"
+            " t.style.transform = 'translateY(-5000px)'; return t.dataset.peerId; }")
+        hidden_tile = f"document.querySelector('[data-testid=video-tile][data-peer-id=\"{hidden}\"]')"
+        await b.wait_for_function(f"() => {hidden_tile}.dataset.sfuVideo === 'off'")
+        for _ in range(10):
+            before = await b.evaluate(DECODED)
+            await b.wait_for_timeout(1500)
+            after = await b.evaluate(DECODED)
+            if after[hidden]["video"] <= before[hidden]["video"] + 1:
+                break
+        assert after[hidden]["video"] <= before[hidden]["video"] + 1, (hidden, before, after)
+        assert all(after[k]["audio"] > before[k]["audio"] for k in after), (before, after)
+        assert all(after[k]["video"] > before[k]["video"] + 5 for k in after if k != hidden), (before, after)
+        await b.evaluate(f"() => {{ {hidden_tile}.style.transform = ''; }}")
+        await b.wait_for_function(f"() => {hidden_tile}.dataset.sfuVideo === 'on'")
+        await remote_videos_playing(b, 3)
+
         # Screen share: Cleo's screen is a second published stream; the others get a tile of
         # its own on the stage (spotlit) that plays, beside her camera's; it goes when she stops.
         c = pages[2]
@@ -297,8 +332,15 @@ async def test_four_browsers_call_through_janus(server, janus, netns, tmp_path):
         assert (await c.evaluate(SENDING))["pcs"] == 3  # camera, subscription, screen
         await pages[3].screenshot(path="/tmp/sfu-call-screen.png")
         await c.get_by_test_id("share-screen").click()
+        # Janus offers each subscription anew without the screen's m-line (a renegotiation
+        # round trip per page, like the share's own); on failure, what each page had.
         for p in (a, b, pages[3]):
-            await p.wait_for_function(f"() => !document.querySelector(\"{screen_tile}\")", timeout=15_000)
+            try:
+                await p.wait_for_function(f"() => !document.querySelector(\"{screen_tile}\")",
+                                          timeout=MEDIA_TIMEOUT)
+            except Exception:
+                states = [await q.evaluate(SUBSCRIPTION_STATE) for q in (a, b, pages[3])]
+                raise AssertionError(f"the screen tile stayed: {states}; console: {call.console[-40:]}") from None
             assert await p.locator("[data-testid=video-tile]").count() == 4
     assert not call.errors, call.errors
 
@@ -324,23 +366,59 @@ async def test_unreachable_janus_falls_back_to_the_mesh_and_says_so(server, netn
 
 
 async def test_a_dropped_student_comes_back_through_janus(server, janus, netns):  # noqa: F811
-    """A student whose connection drops leaves the call (the others' subscriptions lose its
-    streams: Janus renegotiates them) and, back online, joins again with a new peer_id,
-    publishes and subscribes on new connections: everyone plays everyone again."""
+    """A student whose connection to Podium drops leaves the call (the others' tiles go) but
+    its connections to Janus stay up; back online it rejoins with its resume token as the same
+    participant (same peer_id): Janus kept its publisher (the same connection, never closed:
+    the class got its camera all along), only its subscription is made again (the old one
+    closed once the new one is answered), and everyone plays everyone again. Then Janus is
+    killed and restarted: every page starts its connections again (sfu.restart) and plays
+    everyone again."""
     async with Call(server, netns) as call:
         pages = await call.join(["ana", "ben", "cleo"])
         a, b, c = pages
         for p in pages:
             await remote_videos_playing(p, 2)
         old = await b.evaluate("() => podium.app.calls.peerId")
+        pcs = await b.evaluate("() => window.__pcs.length")
         await b.context.set_offline(True)
         for p in (a, c):
             await p.wait_for_function(
                 "() => document.querySelectorAll('[data-testid=video-tile]').length === 2", timeout=15_000)
+        # Janus still has the student's feed: the others' subscriptions keep its stream.
+        assert await a.evaluate("old => !!podium.app.calls.sfu.streamOf(old)", old)
         await b.context.set_offline(False)
-        await b.wait_for_function("old => podium.app.calls.peerId && podium.app.calls.peerId !== old",
-                                  arg=old, timeout=20_000)
+        await b.wait_for_function("() => podium.app.calls.state === 'live'", timeout=20_000)
+        assert await b.evaluate("() => podium.app.calls.peerId") == old
         for p in pages:
             await remote_videos_playing(p, 2)
-        assert await b.evaluate("() => window.__pcs.filter(pc => pc.connectionState !== 'closed').length") == 2
+        states = await b.evaluate("() => window.__pcs.map(pc => pc.connectionState)")
+        # publisher (the same one, still up), old subscription (closed), new subscription
+        assert len(states) == pcs + 1 and states[0] == "connected", states
+        assert states.count("closed") == 1 and states[-1] == "connected", states
+
+        # Janus killed and restarted mid-call (this test runs last in the module): Podium
+        # recreates the room and sends sfu.restart; every page closes its connections, publishes
+        # and subscribes again on two new ones, and plays everyone again.
+        made = [await p.evaluate("() => window.__pcs.length") for p in pages]
+        janus.stop(kill=True)
+        janus.start()
+        for p, n in zip(pages, made):
+            await p.wait_for_function(
+                f"() => window.__pcs.length === {n + 2} && window.__pcs.slice({n}).every(pc => pc.connectionState === 'connected')"
+                f" && window.__pcs.slice(0, {n}).every(pc => pc.connectionState === 'closed')", timeout=MEDIA_TIMEOUT)
+        for p in pages:
+            await playing_again(p, 2)
     assert not call.errors, call.errors
+
+
+async def playing_again(page, n: int, timeout_s: float = MEDIA_TIMEOUT / 1000) -> None:
+    """``remote_videos_playing`` once the tiles show the new streams (until then a tile may
+    still hold its frozen picture of before)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            await remote_videos_playing(page, n)
+            return
+        except AssertionError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise

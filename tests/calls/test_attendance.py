@@ -30,7 +30,11 @@ async def test_attendance_intervals_totals_percent_and_csv(server):
     ended = parse_ts(body["session"]["ended_at"])
     span = (ended - parse_ts(body["session"]["started_at"])).total_seconds()
     rows = {r["user"]["id"]: r for r in body["attendees"]}
-    assert set(rows) == {ana["id"], ben["id"]}  # cat never joined
+    # Every member is listed; cat never joined: absent, 0 min.
+    assert set(rows) == {ana["id"], ben["id"], cat["id"]}
+    assert rows[cat["id"]] == {**rows[cat["id"]], "intervals": [], "total_s": 0, "percent": 0, "absent": True}
+    assert rows[ben["id"]]["absent"] is False
+    del rows[cat["id"]]
     assert rows[ben["id"]]["user"]["username"] == "ben"
     ben_iv = rows[ben["id"]]["intervals"]
     assert len(ben_iv) == 2 and all(i["left_at"] for i in ben_iv)
@@ -45,7 +49,7 @@ async def test_attendance_intervals_totals_percent_and_csv(server):
     status, mine = await server.http("GET", f"/api/sessions/{session}/attendance", b_tok)
     assert status == 200 and [r["user"]["id"] for r in mine["attendees"]] == [ben["id"]]
     status, none = await server.http("GET", f"/api/sessions/{session}/attendance", c_tok)
-    assert status == 200 and none["attendees"] == []
+    assert status == 200 and [(r["user"]["id"], r["absent"]) for r in none["attendees"]] == [(cat["id"], True)]
     status, _ = await server.http("GET", f"/api/sessions/{session}/attendance", out_tok)
     assert status == 403
     status, _ = await server.http("GET", "/api/sessions/424242/attendance", a_tok)
@@ -57,18 +61,30 @@ async def test_attendance_intervals_totals_percent_and_csv(server):
     assert status == 200, raw
     table = list(csv.reader(io.StringIO(raw.decode())))
     assert table[0] == ["user_id", "username", "display_name", "joined_at", "left_at", "interval_s",
-                        "total_s", "percent"]
+                        "total_s", "percent", "total_min", "present", "time_zone"]
     by_user: dict[str, list[list[str]]] = {}
     for row in table[1:]:
         by_user.setdefault(row[0], []).append(row)
-    assert {k: len(v) for k, v in by_user.items()} == {ana["id"]: 1, ben["id"]: 2}
+    assert {k: len(v) for k, v in by_user.items()} == {ana["id"]: 1, ben["id"]: 2, cat["id"]: 1}
+    assert by_user[cat["id"]][0][3:] == ["", "", "0", "0.0", "0.0", "0.0", "no", "UTC"]
+
+    def utc(ts: str) -> str:  # the wire's Z time as the CSV writes it in UTC
+        return parse_ts(ts).strftime("%Y-%m-%dT%H:%M:%S+00:00")
     for row, iv in zip(by_user[ben["id"]], ben_iv):
-        assert row[1:5] == ["ben", "Ben", iv["joined_at"], iv["left_at"]]
+        assert row[1:5] == ["ben", "Ben", utc(iv["joined_at"]), utc(iv["left_at"])]
+        assert row[9:] == ["yes", "UTC"] and float(row[8]) == round(rows[ben["id"]]["total_s"] / 60, 1)
         secs = (parse_ts(iv["left_at"]) - parse_ts(iv["joined_at"])).total_seconds()
         assert abs(float(row[5]) - secs) <= 0.11
         assert float(row[6]) == rows[ben["id"]]["total_s"] and float(row[7]) == rows[ben["id"]]["percent"]
     status, err = await server.http("GET", f"/api/sessions/{session}/attendance?format=csv", b_tok)
     assert status == 403 and err["error"]["code"] == "forbidden"
+    # In the teacher's time zone (December: Berlin is UTC+1), named in its column.
+    status, raw = await server.http("GET", f"/api/sessions/{session}/attendance?format=csv&tz=Europe/Berlin", a_tok)
+    berlin = [r for r in csv.reader(io.StringIO(raw.decode())) if r[0] == ben["id"]]
+    assert berlin[0][3].endswith("+01:00") and berlin[0][10] == "Europe/Berlin"
+    assert berlin[0][3][11:13] == f"{(parse_ts(ben_iv[0]['joined_at']).hour + 1) % 24:02d}"
+    status, err = await server.http("GET", f"/api/sessions/{session}/attendance?format=csv&tz=Mars/Olympus", a_tok)
+    assert status == 400
 
 
 async def test_two_devices_are_two_peers_and_not_double_counted(server):

@@ -295,6 +295,12 @@ async def test_tampered_or_expired_links_are_403(server):
     forged = links.sign(server.deps.signing, "GET", f["id"], "a.txt", past, "attachment", int(ana["id"]))
     r = await fetch(server, f"{base}?{urlencode(forged)}")
     assert r.code == 403 and b"expired" in r.body
+    assert r.headers["Content-Type"].startswith("application/json")  # programs get JSON
+    # A person opening it in a browser gets a page that says what to do (issue 15.8).
+    r = await fetch(server, f"{base}?{urlencode(forged)}", {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    assert r.code == 403 and r.headers["Content-Type"].startswith("text/html")
+    assert b"This link no longer works" in r.body and b"Ask for a fresh link" in r.body and b'href="/"' in r.body
+    assert b"expired" in r.body and "Content-Disposition" not in r.headers
 
 
 async def test_signed_url_lifetime_is_capped(server):

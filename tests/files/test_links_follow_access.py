@@ -46,14 +46,14 @@ async def test_a_link_cannot_be_moved_to_another_holder(server):
 
 
 async def test_a_deleted_file_and_a_deleted_holder_revoke_the_link(server):
-    """Deleting the file gives 403 at once; so does the holder's account no longer existing."""
+    """Deleting the file gives 410 at once; the holder's account no longer existing gives 403."""
     room, f, (ana, a_tok), (ben, b_tok) = await room_file(server)
     url = await link(server, b_tok, f["id"])
     [g] = await upload(server, a_tok, [("more.txt", b"more")], {"room": room})
     other = await link(server, b_tok, g["id"])
     status, _ = await server.http("DELETE", f"/api/files/{f['id']}", a_tok)
     assert status == 204
-    assert (await fetch(server, url)).code == 403
+    assert (await fetch(server, url)).code == 410
     from server.db.models import User  # the account goes away under the link
 
     async with server.deps.db.write() as s:

@@ -148,3 +148,30 @@ async def test_uploads_and_signed_links_have_budgets_of_their_own(server):
     assert codes == [200, 200, 429]
     status, _, _ = await rest_send(server, tok, room, "chat-still-ok")
     assert status == 201
+
+
+@pytest.mark.skipif(not os.environ.get("TEST_REDIS_URL"), reason="the budget spans processes only with Redis")
+async def test_a_lease_is_spent_locally_until_lease_s_then_redis_is_asked_again():
+    """A lease of 5 taken for the first frame pays the next four even 20 s later (a user typing,
+    then sending, every several seconds) without touching the user's GCRA in Redis; once
+    LEASE_S has passed, the rest of it is gone and the next frame asks Redis."""
+    from server.realtime.budget import LEASE_S, SharedBudget
+    from server.realtime.resp import parse_url
+    from server.realtime.resp_client import RespClient
+
+    client, clock = RespClient(parse_url(os.environ["TEST_REDIS_URL"])), Clock()
+    prefix = f"podium-test-lease-{os.getpid()}-{id(clock)}"
+    budget = SharedBudget(client, prefix, rate=1.0, burst=60, lease=5, clock=clock)
+    try:
+        assert await budget.take(7) == 0.0
+        tat = await client.execute("GET", f"{prefix}:7")
+        clock.now += 20.0
+        assert [budget.try_take(7) for _ in range(4)] == [0.0] * 4
+        assert budget.try_take(7) is None  # spent: Redis must be asked
+        assert await client.execute("GET", f"{prefix}:7") == tat
+        assert await budget.take(7) == 0.0  # the next lease
+        clock.now += LEASE_S
+        assert budget.try_take(7) is None  # its four left-overs expired
+    finally:
+        await client.execute("DEL", f"{prefix}:7")
+        await client.close()

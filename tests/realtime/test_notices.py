@@ -5,13 +5,16 @@ import pytest
 
 from server.realtime import notices
 from server.realtime.notices import (BadNotice, Canary, MemberRemoved, Noop, NoticeRouter, PeerFrame, RoomFrame,
-                                     RoomsGap, SessionBan, SessionEnded, SessionFrame, UserFrame, WorkerNotice)
+                                     RoomModerated, RoomsGap, SessionBan, SessionControl, SessionEnded, SessionFrame, UserFrame,
+                                     WorkerNotice)
 
 EVERY_KIND = [
     RoomFrame(7), RoomFrame(7, droppable=True, exclude_user=3, seqs=[[5, 10], [6, 12]]), RoomFrame(7, change=9),
     UserFrame(4), RoomsGap([1, 2]), Noop(), Canary(), MemberRemoved(7, 4), SessionFrame(2),
     SessionFrame(2, exclude="abc", outside_room=True), PeerFrame("c0ffee"), SessionBan(2, 4), SessionEnded(2),
     WorkerNotice("w1"), WorkerNotice("w1", target="p2", add=5, drop=6),
+    RoomModerated(7), SessionControl(2, "hands"), SessionControl(2, "hands", peer="abc"), SessionControl(2, "policy", None, False, True),
+    SessionControl(2, "admit", users=[4, 5]),
 ]
 
 
@@ -47,3 +50,15 @@ def test_router_hands_each_type_to_its_one_handler():
     assert router.route(SessionBan(3, 1), b"") is False
     with pytest.raises(ValueError):
         router.on(SessionEnded, lambda n, f: None)
+
+
+@pytest.mark.parametrize("notice", EVERY_KIND, ids=lambda n: type(n).__name__)
+def test_a_process_recognises_its_own_notices_without_decoding_them(notice):
+    """is_from(encode(n), origin_tail(o)) holds for o's notices of every kind (whatever the frame
+    holds) and not for another origin's, even one whose name ends the same or sits in the frame."""
+    notice.origin = "proc-a"
+    data = notices.encode(notice, b'{"o":"proc-b"}\n')
+    assert notices.is_from(data, notices.origin_tail("proc-a"))
+    assert not notices.is_from(data, notices.origin_tail("proc-b"))
+    assert not notices.is_from(data, notices.origin_tail("c-a"))
+    assert notices.is_canary(data) == (type(notice) is Canary)

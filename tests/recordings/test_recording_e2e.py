@@ -168,13 +168,15 @@ async def test_worker_records_a_class_into_an_aligned_video_with_subtitles_and_c
     rec = body["recording"]
     assert status == 200 and rec["status"] == "ready", (rec, worker.log_tail())
     kinds = sorted(a["kind"] for a in rec["assets"])
-    assert kinds == ["chat", "composite", "manifest", "participant", "participant", "thumbnail"], kinds
+    assert kinds == ["chat", "composite", "manifest", "participant", "participant", "speakers", "thumbnail"], kinds
     by_kind = {}
     for a in rec["assets"]:
         by_kind.setdefault(a["kind"], []).append(await download(server, a, tmp_path / a["name"]))
     mp4 = by_kind["composite"][0]
     manifest = json.loads(by_kind["manifest"][0].read_text())
     t0 = recording_start_t(manifest)
+    speakers = json.loads(by_kind["speakers"][0].read_text())  # docs/RECORDING.md's contract
+    assert set(speakers) == {"speakers"} and isinstance(speakers["speakers"], list)
 
     with av.open(str(mp4)) as f:
         assert f.streams.video[0].codec_context.name == "h264"

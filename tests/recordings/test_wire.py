@@ -46,6 +46,15 @@ def test_worker_status_carries_a_percent_only_while_processing():
     assert parse_worker_status({"recording": "5", "state": "stopped", "detail": ""}).detail is None
 
 
+def test_worker_status_carries_an_estimate_and_a_fallback_while_processing():
+    """Issue 15.4: ``eta_s`` (seconds left, rounded) and ``fallback`` (why the video is built
+    after the class) ride along a processing status."""
+    st = parse_worker_status({"recording": "5", "state": "processing", "percent": 10, "eta_s": 95.6,
+                              "fallback": "could_not_keep_up"})
+    assert (st.percent, st.eta_s, st.fallback) == (10, 96, "could_not_keep_up")
+    assert parse_worker_status({"recording": "5", "state": "processing", "percent": 10}).eta_s is None
+
+
 @pytest.mark.parametrize("msg", [
     {"recording": "5", "state": "ready"},
     {"recording": "5"},
@@ -56,6 +65,10 @@ def test_worker_status_carries_a_percent_only_while_processing():
     {"recording": "5", "state": "processing", "percent": -1},
     {"recording": "5", "state": "processing", "percent": True},
     {"recording": "5", "state": "processing", "percent": "50"},
+    {"recording": "5", "state": "processing", "percent": 5, "eta_s": -1},
+    {"recording": "5", "state": "processing", "percent": 5, "eta_s": "soon"},
+    {"recording": "5", "state": "processing", "percent": 5, "eta_s": True},
+    {"recording": "5", "state": "processing", "percent": 5, "fallback": "tired"},
 ])
 def test_worker_status_refuses_unknown_states_ids_and_percents(msg):
     """An unknown state, a missing or unreadable recording id, or a processing percent outside 0..100: bad request."""

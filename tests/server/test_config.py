@@ -1,4 +1,4 @@
-"""Configuration (server/config.py): read once from the environment, safe dev defaults, refusals."""
+"""Configuration (server/config/): read once from the environment, safe dev defaults, refusals."""
 from __future__ import annotations
 
 import base64
@@ -154,6 +154,13 @@ def test_lists_flags_and_numbers(tmp_path):
     assert load_config(base).allow_signup is True and load_config(base).jwt_audience is None
     with pytest.raises(ConfigError):
         load_config(base | {"PORT": "eighty"})
+
+
+def test_a_call_rings_30_seconds_unless_configured(tmp_path):
+    """A call rings someone 30 s before "no answer" (issue 19.1); RING_TIMEOUT_S changes it."""
+    base = {"DATA_DIR": str(tmp_path), "JWT_SECRET": SECRET}
+    assert load_config(base).ring_timeout_s == 30.0
+    assert load_config(base | {"RING_TIMEOUT_S": "4"}).ring_timeout_s == 4.0
 
 
 def test_worker_secret_generated_in_dev_required_in_production(tmp_path):

@@ -145,7 +145,8 @@ async def test_sigterm_closes_sockets_1001_spread_and_loses_nothing_acked(procs)
     assert all(by_cmid[cmid]["seq"] == seq for cmid, seq in acked.items())
     # Anything stored but not acked can only be the frame each sender had in flight at the close.
     unacked_stored = set(by_cmid) - set(acked)
-    assert unacked_stored <= set(in_flight.values()), unacked_stored - set(in_flight.values())
+    assert unacked_stored <= set(in_flight.values()), [
+        (cmid, by_cmid[cmid]["kind"], by_cmid[cmid]["content"]) for cmid in unacked_stored - set(in_flight.values())]
     assert set(by_cmid) <= set(sent)
 
 

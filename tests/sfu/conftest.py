@@ -74,16 +74,22 @@ def netns():
     ns.close()
 
 
-@pytest.fixture(scope="module")
-def janus(netns, tmp_path_factory):
+def started_janus(netns, tmp_path_factory, reclaim_session_timeout_s: int = 10) -> JanusProcess:
+    """A Janus in the test namespace (WebSocket 8188, RTP 20000-20999), started."""
     if shutil.which("janus") is None:
         pytest.fail("janus is not installed: run scripts/setup.sh --test")
     folder = tmp_path_factory.mktemp("janus")
-    settings = settings_for(folder, ws_port=8188, rtp_port_range="20000-20999",
-                            ice_enforce_list=JANUS_IFACE, reclaim_session_timeout_s=10)
+    settings = settings_for(folder, ws_port=8188, rtp_port_range="20000-20999", ice_enforce_list=JANUS_IFACE,
+                            reclaim_session_timeout_s=reclaim_session_timeout_s)
     write_config(settings)
     jp = JanusProcess(netns, settings, folder / "janus.log")
     jp.start()
+    return jp
+
+
+@pytest.fixture(scope="module")
+def janus(netns, tmp_path_factory):
+    jp = started_janus(netns, tmp_path_factory)
     yield jp
     jp.stop()
 

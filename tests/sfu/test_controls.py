@@ -161,7 +161,7 @@ async def test_mute_from_another_process_is_enforced_here(server):
     a_user = int(participant(b_ack["participants"], a_id)["user"]["id"])
     pub, sub = WsPublisher(a, session), WsSubscriber(b, session)
     router = NoticeRouter()
-    call_notices.register(router, server.deps.calls, server.deps.controls)
+    call_notices.register(router, server.deps.calls, server.deps.controls, server.deps.call_policy, server.deps.lobby)
     frame = event_frame({"type": "call.mute_requested", "session": session, "by": "1", "enforced": True,
                          "allow_unmute": False})
     try:

@@ -19,8 +19,9 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from media_worker.credential import mint_worker_token
 from media_worker.post.layout import grid_for
-from tests.mediapattern import beep_times, decode_audio_mono, flash_times
-from tests.patterntracks import pattern_tracks
+from server.sfu.client import Handle
+from tests.mediapattern import beep_times, decode_audio_mono, flash_times, mean_luma
+from tests.patterntracks import PatternVideo, pattern_tracks
 from tests.recordings.test_recording_e2e import (SYNC_LIMIT_S, download, frac_distance,
                                                  recording_start_t, wait_for)
 from tests.sfu.netns import PEER_ADDR
@@ -29,11 +30,14 @@ from tests.sfu.test_signaling import code_of, database_url, sqlite_template  # n
 
 pytestmark = pytest.mark.slow
 
-# Whole frames at 15 fps and whole 20 ms packets (multiples of 0.2 s), as far apart as three
-# such phases can be. The mix then has three beeps a second, the closest 0.15 s of silence
-# apart: shorter than the e2e test's gap for two participants.
-FPS = 15
-PHASES = {"ana": 0.0, "ben": 0.4, "cleo": 0.8}
+# Whole frames at 10 fps and whole 20 ms packets (multiples of 0.1 s), as far apart as three
+# such phases can be: at least 0.3 s, so a participant whose media reaches the recorder up to
+# 0.15 s late (a loaded test process sends late) still fits their own phase better than a
+# neighbour's (at 15 fps the grid is 0.2 s and cleo's 0.8 was 0.2 s from ana's 0.0: a 0.1 s
+# delay made her cell look like ana's). The mix has three beeps a second, the closest 0.25 s
+# of silence apart.
+FPS = 10
+PHASES = {"ana": 0.0, "ben": 0.3, "cleo": 0.6}
 BEEP_GAP_S = 0.1
 
 
@@ -128,7 +132,7 @@ async def test_worker_records_an_sfu_call_into_an_aligned_class_video(server, wo
     rec = body["recording"]
     assert status == 200 and rec["status"] == "ready", (rec, worker.log_tail())
     kinds = sorted(a["kind"] for a in rec["assets"])
-    assert kinds == ["chat", "composite", "manifest"] + ["participant"] * 3 + ["thumbnail"], kinds
+    assert kinds == ["chat", "composite", "manifest"] + ["participant"] * 3 + ["speakers", "thumbnail"], kinds
     files = {}
     for a in rec["assets"]:
         files.setdefault(a["kind"], []).append(await download(server, a, tmp_path / a["name"]))
@@ -137,6 +141,8 @@ async def test_worker_records_an_sfu_call_into_an_aligned_class_video(server, wo
     events = manifest["events"]
     peers = {name: acks[name]["peer_id"] for name in acks}
     assert {e["peer_id"] for e in events if e["type"] == "track_started"} == set(peers.values())
+    # Cameras, not screens: the SFU route marks every video track's source (docs/RECORDING.md).
+    assert {e.get("source") for e in events if e["type"] == "track_started" and e["kind"] == "video"} == {"camera"}
     left = [e for e in events if e["type"] == "participant_left"]
     assert [e["peer_id"] for e in left] == [peers["cleo"]]
     cleo_span = (next(e["t"] for e in events if e["type"] == "track_started" and e["peer_id"] == peers["cleo"]) - t0,
@@ -169,7 +175,8 @@ async def test_worker_records_an_sfu_call_into_an_aligned_class_video(server, wo
     assert sorted(names) == ["ana", "ben", "cleo"], names
     for cell, owner in zip(grid.cells, names):
         flashes = [t for t in flash_times(frames, (cell.x, cell.y, cell.w, cell.h)) if 0.5 < t < audio_end - 0.3]
-        assert len(flashes) >= 3, (owner, cell, flashes, worker.log_tail())
+        assert len(flashes) >= 3, (owner, cell, flashes, [e for e in events if e.get("type") != "chat"],
+                                   worker.log())
         owners.append(min(PHASES, key=lambda n: sum(frac_distance(t0 + t, PHASES[n]) for t in flashes)))
         expected = span if owner != "cleo" else cleo_span[1] - cleo_span[0]
         assert len(flashes) >= int(expected) - 2, (owner, flashes, expected)
@@ -198,10 +205,19 @@ async def test_worker_records_an_sfu_call_into_an_aligned_class_video(server, wo
         assert all(frac_distance(t0 + b, PHASES[owner]) < 0.15 for b in own_beeps), (owner, own_beeps, t0)
 
 
-async def test_only_the_sessions_recorder_subscribes_as_recorder(server):
+async def test_only_the_sessions_recorder_subscribes_as_recorder(server, monkeypatch):
     """``sfu.record`` is the session's recorder's: its instructor and students (participants),
     a room member outside the call and a recorder that joined another session get
-    ``forbidden`` and hold no subscription at Janus; the recorder gets the publishers."""
+    ``forbidden`` and hold no subscription at Janus; the recorder gets the publishers, and
+    Podium asks Janus for the top simulcast layer of each video on the recorder's subscription
+    (the requests to Janus are watched on their way, not replaced)."""
+    sent: list[tuple[int, dict]] = []
+    real_message = Handle.message
+
+    async def watched(self, body, jsep=None, timeout=None):
+        sent.append((self.id, body))
+        return await real_message(self, body, jsep, timeout)
+    monkeypatch.setattr(Handle, "message", watched)
     (_, a_tok), (ben_user, b_tok), (bob_user, o_tok) = [
         await server.user("ana", "instructor"), await server.user("ben"), await server.user("bob")]
     room = await server.room(a_tok, members=[ben_user["id"], bob_user["id"]])
@@ -213,7 +229,7 @@ async def test_only_the_sessions_recorder_subscribes_as_recorder(server):
     other = (await ana.request("call.start", room=other_room["id"]))["session"]["id"]
     token = mint_worker_token(server.deps.config.worker_secret)
     recorder, elsewhere = await server.client(token), await server.client(token)
-    await recorder.request("call.join", session=session)
+    rec_peer = (await recorder.request("call.join", session=session))["peer_id"]
     await elsewhere.request("call.join", session=other)
     pub = PatternPublisher(ana, session, 0.0)
     try:
@@ -227,6 +243,10 @@ async def test_only_the_sessions_recorder_subscribes_as_recorder(server):
             assert asyncio.get_running_loop().time() < deadline, "the recorder found no publisher"
             await asyncio.sleep(0.2)
         assert {(s["type"], s["peer_id"]) for s in ack["streams"]} == {("audio", ana_peer), ("video", ana_peer)}
+        video_mid = next(s["mid"] for s in ack["streams"] if s["type"] == "video")
+        handle = sig.peers[(int(session), rec_peer)].subscriber.id
+        assert {"request": "configure", "streams": [{"mid": video_mid, "substream": 2, "temporal": 2}]} in [
+            body for hid, body in sent if hid == handle], sent
     finally:
         await pub.pc.close()
 
@@ -362,3 +382,93 @@ async def assert_two_cells_flash_on_beeps_after(server, a_tok: str, rid: str, tm
         for t in late:
             assert frac_distance(t0 + t, PHASES[owner]) < 0.15, (owner, t)
             assert min(abs(t - b) for b in beeps) < SYNC_LIMIT_S, (owner, t, beeps)
+
+
+class ScreenPublisher:
+    """An aiortc participant's shared screen: a second, video-only publisher
+    (``sfu.publish {source: "screen"}``, Janus display ``<peer_id>:screen``) of a 640x360
+    picture."""
+
+    def __init__(self, ws, session: str):
+        self.ws, self.session = ws, session
+        self.pc = RTCPeerConnection(no_stun())
+
+    async def publish(self) -> None:
+        self.pc.addTrack(PatternVideo(640, 360, fps=FPS))
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        ack = await self.ws.request("sfu.publish", session=self.session, sdp=self.pc.localDescription.sdp,
+                                    source="screen")
+        await self.pc.setRemoteDescription(RTCSessionDescription(ack["sdp"], "answer"))
+        await self.ws.request("sfu.ice", session=self.session, target="screen", candidate=None)
+
+    async def stop(self) -> None:
+        await self.ws.request("sfu.unpublish", session=self.session, source="screen")
+        await self.pc.close()
+
+
+async def test_a_shared_screen_is_recorded_as_a_screen_and_takes_the_stage(server, worker_procs, netns, tmp_path):
+    """Ana shares her screen (her second publisher) during the recording: the recorder adds it
+    to its subscription and writes it as her track with ``source: "screen"``; the class video is
+    the presenter layout while it lasts (the screen on the stage, black above the strip's two
+    camera cells) and the grid before and after."""
+    worker = worker_procs(server.base_url, server.deps.config.worker_secret, tmp_path / "work",
+                          extra_env={"WORKER_ICE_ADDRESSES": PEER_ADDR}).start()
+    await wait_for(lambda: "test-worker" in server.deps.recordings.workers, 30, "the worker to register",
+                   worker.log_tail)
+    (_, a_tok), (ben_user, b_tok) = [await server.user("ana", "instructor"), await server.user("ben")]
+    room = await server.room(a_tok, members=[ben_user["id"]])
+    ana, ben = [await server.client(t) for t in (a_tok, b_tok)]
+    session = (await ana.request("call.start", room=room["id"]))["session"]["id"]
+    ana_peer = (await ana.request("call.join", session=session))["peer_id"]
+    await ben.request("call.join", session=session)
+    pubs = [PatternPublisher(ana, session, PHASES["ana"]), PatternPublisher(ben, session, PHASES["ben"])]
+    screen = ScreenPublisher(ana, session)
+    try:
+        for p in pubs:
+            await p.publish()
+        rid = (await ana.request("recording.start", session=session))["recording"]["id"]
+        await ana.next_event("recording.started", timeout=30)
+        tracks = tmp_path / "work" / f"rec-{rid}" / "tracks"
+        await wait_for(lambda: len(list(tracks.glob("*.mkv"))) >= 4, 20, "the recorder to write 4 tracks",
+                       worker.log_tail)
+        await asyncio.sleep(1.5)
+        await screen.publish()
+        await wait_for(lambda: (tracks / f"{ana_peer}-video-1.mkv").exists(), 20, "the screen's track",
+                       worker.log_tail)
+        await asyncio.sleep(3.0)
+        await screen.stop()
+        await asyncio.sleep(2.5)
+        await ana.request("recording.stop", session=session)
+        ready = await ana.next_event("recording.ready", timeout=120)
+        assert ready["recording"]["id"] == rid
+    finally:
+        await screen.pc.close()
+        for p in pubs:
+            await p.pc.close()
+    status, body = await server.http("GET", f"/api/recordings/{rid}", a_tok)
+    assets = {a["kind"]: a for a in body["recording"]["assets"]}
+    manifest = json.loads((await download(server, assets["manifest"], tmp_path / "manifest.json")).read_text())
+    t0 = recording_start_t(manifest)
+    video_tracks = {e["track"]: e for e in manifest["events"]
+                    if e["type"] == "track_started" and e["kind"] == "video"}
+    assert video_tracks[f"{ana_peer}-video-1"].get("source") == "screen", video_tracks
+    assert sorted(e.get("source") for e in video_tracks.values()) == ["camera", "camera", "screen"]
+    shared = video_tracks[f"{ana_peer}-video-1"]["t"] - t0
+    unshared = next(e["t"] for e in manifest["events"]
+                    if e["type"] == "track_ended" and e["track"] == f"{ana_peer}-video-1") - t0
+
+    mp4 = await download(server, assets["composite"], tmp_path / "class.mp4")
+    with av.open(str(mp4)) as f:
+        w, h = f.streams.video[0].codec_context.width, f.streams.video[0].codec_context.height
+        # Two 320x240 cameras and a 640x360 screen: 800x360, the strip's cells 160x120 from y=60.
+        assert (w, h) == (800, 360), (w, h)
+        above_strip = (648, 36, 144, 16)
+        kinds = []
+        for fr in f.decode(video=0):
+            t = float(fr.time)
+            if 0.5 < t and (not kinds or t - kinds[-1][0] >= 0.25):
+                dark = mean_luma(fr, above_strip) < 25
+                kinds.append((t, "presenter" if dark else "grid"))
+    during = [k for t, k in kinds if shared + 0.5 < t < unshared - 0.5]
+    assert len(during) >= 6 and set(during) == {"presenter"}, (kinds, shared, unshared)
+    assert all(k == "grid" for t, k in kinds if t < shared - 0.3 or t > unshared + 0.3), (kinds, shared, unshared)

@@ -36,11 +36,15 @@ export function onUnauthorized(fn) {
   unauthorizedHandler = fn;
 }
 
-export async function request(method, path, body, { signal } = {}) {
+export async function request(method, path, body, { signal, raw } = {}) {
   const headers = { Accept: 'application/json' };
   if (token) headers.Authorization = `Bearer ${token}`;
   let payload;
-  if (body !== undefined) {
+  if (raw) {
+    // A file as the whole body (an avatar picture).
+    headers['Content-Type'] = raw.type || 'application/octet-stream';
+    payload = raw;
+  } else if (body !== undefined) {
     headers['Content-Type'] = 'application/json';
     payload = JSON.stringify(body);
   }
@@ -83,6 +87,11 @@ export const login = (username, password) => request('POST', '/api/auth/login', 
 export const register = (username, password, display_name) =>
   request('POST', '/api/auth/register', { username, password, display_name });
 export const me = () => request('GET', '/api/me');
+export const rename = (display_name) => request('PATCH', '/api/me', { display_name });
+export const changePassword = (old_password, new_password) =>
+  request('POST', '/api/me/password', { old_password, new_password });
+export const uploadAvatar = (file) => request('PUT', '/api/me/avatar', undefined, { raw: file });
+export const removeAvatar = () => request('DELETE', '/api/me/avatar');
 export const listRooms = () => request('GET', '/api/rooms');
 export const getRoom = (roomId) => request('GET', `/api/rooms/${enc(roomId)}`);
 export const createRoom = ({ kind, name, memberUsernames = [] }) =>
@@ -93,6 +102,9 @@ export const removeMember = (roomId, userId) => request('DELETE', `/api/rooms/${
 export const searchUsers = (prefix, limit = 8, opts) => request('GET', `/api/users${q({ q: prefix, limit })}`, undefined, opts);
 export const messagesBefore = (roomId, before, limit = 50) =>
   request('GET', `/api/rooms/${enc(roomId)}/messages${q({ before, limit })}`);
+export const searchMessages = (roomId, query, limit = 30, opts) =>
+  request('GET', `/api/rooms/${enc(roomId)}/messages/search${q({ q: query, limit })}`, undefined, opts);
+export const roomStatistics = (roomId) => request('GET', `/api/rooms/${enc(roomId)}/statistics`);
 
 // Live calls and attendance (PROTOCOL §3).
 export const roomSessions = (roomId, limit) => request('GET', `/api/rooms/${enc(roomId)}/sessions${q({ limit })}`);
@@ -104,12 +116,13 @@ export const roomRecordings = (roomId, limit) => request('GET', `/api/rooms/${en
 export const getRecording = (recordingId) => request('GET', `/api/recordings/${enc(recordingId)}`);
 
 /** The attendance CSV as a Blob (fetched with the bearer token; a plain link could not send it). */
-export async function attendanceCsv(sessionId) {
+export async function attendanceCsv(sessionId, tz = Intl.DateTimeFormat().resolvedOptions().timeZone) {
   const headers = { Accept: 'text/csv' };
   if (token) headers.Authorization = `Bearer ${token}`;
   let res;
   try {
-    res = await fetch(`/api/sessions/${enc(sessionId)}/attendance?format=csv`, { headers });
+    // Times in our own time zone (named in the CSV's time_zone column).
+    res = await fetch(`/api/sessions/${enc(sessionId)}/attendance?format=csv${tz ? `&tz=${encodeURIComponent(tz)}` : ''}`, { headers });
   } catch {
     throw new ApiError(0, 'unavailable', 'Cannot reach the server. Check your connection.');
   }
@@ -128,6 +141,7 @@ export async function attendanceCsv(sessionId) {
 // Files (PROTOCOL §3 "Files", docs/FILES.md).
 export const getFile = (fileId) => request('GET', `/api/files/${enc(fileId)}`);
 export const listFiles = ({ room, folder } = {}) => request('GET', `/api/files${q({ room, folder })}`);
+export const fileStatistics = (room) => request('GET', `/api/files/statistics${q({ room })}`);
 export const signedUrl = (fileId, disposition, expiresIn) =>
   request('POST', `/api/files/${enc(fileId)}/signed-url`, { disposition, expires_in: expiresIn });
 

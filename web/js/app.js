@@ -3,7 +3,8 @@
 // The signed-in application: owns the socket, store, outbox and room sync, turns server
 // events into store updates, and offers the actions views call. Views listen to:
 //   'rooms' (room list or unread counts changed), 'active' (selected room changed),
-//   'connection' (socket state), 'outbox' (pending messages changed). Live calls are in
+//   'connection' (socket state), 'outbox' (pending messages changed), 'me' (our own name or
+//   avatar changed). Live calls are in
 //   `app.calls` (call/session.js), file look-ups and signed links in `app.files` (files.js), uploads in
 //   `app.uploads` (uploads.js), recordings in `app.recordings` (recordings.js), each with events
 //   of their own.
@@ -19,6 +20,9 @@ import { CallManager } from './call/session.js';
 import { FileService } from './files.js';
 import { Uploads } from './uploads.js';
 import { RecordingService } from './recordings.js';
+import { ChatModeration } from './moderation.js';
+import { PollService } from './polls.js';
+import { lastMessageOf, mergeLastMessage } from './previews.js';
 
 const ROOMS_REFRESH_MS = 30000;
 const USER_KEY = 'podium.user';
@@ -48,6 +52,7 @@ export class App extends Emitter {
     this.activeRoomId = null;
     this.localRead = new Map(); // room id → seq we reported with `read`
     this.membersRefresh = new Map(); // room id → pending timer
+    this.deletedPreviews = new Set(); // ids of rooms' last messages seen deleted live
     this.store = new Store();
     this.socket = new ChatSocket({ getToken: api.getToken, probe: () => this.probe() });
     this.outbox = new Outbox({ socket: this.socket, storageKey: `podium.outbox.${user.id}` });
@@ -64,6 +69,8 @@ export class App extends Emitter {
     this.files = new FileService({ serverOffsetMs: () => this.serverOffsetMs });
     this.uploads = new Uploads({ files: this.files, outbox: this.outbox });
     this.recordings = new RecordingService({ socket: this.socket, serverOffsetMs: () => this.serverOffsetMs });
+    this.moderation = new ChatModeration(this); // the rooms' chat rules: locked, slow mode, bans (moderation.js)
+    this.polls = new PollService({ socket: this.socket }); // poll views and live results (polls.js)
     this.timers = [];
     this.wire();
   }
@@ -102,7 +109,17 @@ export class App extends Emitter {
       this.outbox.flush();
       this.loadRooms();
     });
-    s.on('unauthorized', () => this.logout('Your session has expired. Please sign in again.', { keepOutbox: true }));
+    s.on('unauthorized', () => {
+      // Our own password change signs out the socket opened with the old token: reconnect with the new one.
+      if (this.rekeying) return;
+      if (this.socket.usedToken !== (api.getToken() || '')) {
+        this.socket.restart();
+        return;
+      }
+      this.logout('Your session has expired. Please sign in again.', { keepOutbox: true });
+    });
+    s.on('user.updated', (f) => this.onUserUpdated(f.user));
+    s.on('room.updated', (f) => this.onRoomUpdated(f.room));
     s.on('message.new', (f) => this.onMessage(f.message));
     s.on('message.updated', (f) => this.onMessage(f.message));
     s.on('message.deleted', (f) => this.onMessage(f.message));
@@ -126,6 +143,15 @@ export class App extends Emitter {
     // Someone added us to a room, or removed us: refresh the room list at once.
     s.on('room.added', () => this.loadRooms());
     s.on('room.removed', () => this.loadRooms());
+    // Someone joined or left a room: its member count and people list follow at once.
+    s.on('member.added', (f) => this.onMembersChanged(f));
+    s.on('member.removed', (f) => this.onMembersChanged(f));
+    s.on('members.changed', (f) => this.onMembersChanged(f)); // many at once: an LMS roster sync
+    // A room's files were renamed, moved or deleted: forget what we knew; open Files panels reload.
+    s.on('files.changed', (f) => {
+      for (const id of f.files || []) this.files.forget(id);
+      this.emit('files', { room: f.room, files: f.files || [], action: f.action });
+    });
     this.outbox.on('sent', (message) => this.onMessage(message));
     this.outbox.on('change', () => this.emit('outbox'));
   }
@@ -140,6 +166,35 @@ export class App extends Emitter {
     if (gap) this.sync.fillGap(message.room);
   }
 
+  /** Someone's name or avatar changed (`user.updated`, or our own profile change). */
+  onUserUpdated(user) {
+    if (!user?.id) return;
+    if (user.id === this.me.id) {
+      this.me = { ...this.me, ...user };
+      rememberUser(this.me);
+      this.emit('me', this.me);
+    }
+    this.store.updateUser(user);
+    this.emit('rooms'); // direct rooms show the other person's name and picture
+  }
+
+  /** room.updated {room: {id, avatar}}: a room's picture changed. */
+  onRoomUpdated(patch) {
+    const room = patch?.id && this.rooms.get(String(patch.id));
+    if (!room) return;
+    Object.assign(room, patch);
+    this.emit('rooms');
+  }
+
+  /** member.added / member.removed / members.changed {room, members_count}: fresh count, and the member list reloaded. */
+  onMembersChanged(f) {
+    const room = this.rooms.get(f.room);
+    if (!room) return;
+    if (Number.isInteger(f.members_count)) room.members_count = f.members_count;
+    this.refreshMembersSoon(f.room);
+    this.emit('rooms');
+  }
+
   afterMessages(roomId, messages) {
     const room = this.rooms.get(roomId);
     let newest = 0;
@@ -148,6 +203,7 @@ export class App extends Emitter {
       else if (m.sender?.id) this.store.setTyping(roomId, m.sender.id, false);
       newest = Math.max(newest, m.seq);
     }
+    if (room) for (const m of messages) this.notePreview(room, m);
     if (room && newest > (room.last_seq || 0)) {
       room.last_seq = newest;
       // Newest activity first: move the room to the top of the list.
@@ -155,6 +211,35 @@ export class App extends Emitter {
       this.rooms = new Map([[roomId, room], ...this.rooms]);
     }
     this.emit('rooms');
+  }
+
+  /**
+   * Keep the room's `last_message` (room list preview) current with a message that arrived:
+   * a newer one replaces it, an edit of it updates it; its deletion empties it and reloads
+   * the room list, which names the message before it.
+   */
+  notePreview(room, message) {
+    const current = room.last_message;
+    if (message.deleted_at) {
+      if (current && current.id === message.id) {
+        this.deletedPreviews.add(message.id);
+        room.last_message = null;
+        this.loadRooms();
+      }
+      return;
+    }
+    if (!current || message.seq > current.seq
+        || (message.id === current.id && (message.edited_at || '') > (current.edited_at || ''))) {
+      room.last_message = lastMessageOf(message);
+    }
+  }
+
+  /** A room as the server lists it now, merged with what live events taught us since. */
+  mergeRoom(prev, fresh) {
+    const serverSeq = fresh.last_seq || 0;
+    fresh.last_seq = Math.max(serverSeq, prev.last_seq || 0);
+    fresh.last_message = mergeLastMessage(prev.last_message, fresh.last_message, serverSeq, this.deletedPreviews);
+    return fresh;
   }
 
   onJoined(roomId, ack) {
@@ -168,15 +253,19 @@ export class App extends Emitter {
   }
 
   async loadRooms() {
-    if (this.loadingRooms) return;
+    if (this.loadingRooms) {
+      // The answer in flight may predate what made us ask (a deletion): ask once more after it.
+      this.loadRoomsAgain = true;
+      return;
+    }
     this.loadingRooms = true;
+    this.loadRoomsAgain = false;
     try {
       const { rooms = [] } = await api.listRooms();
       const next = new Map();
       for (const room of rooms) {
         const prev = this.rooms.get(room.id);
-        if (prev) room.last_seq = Math.max(room.last_seq || 0, prev.last_seq || 0);
-        next.set(room.id, room);
+        next.set(room.id, prev ? this.mergeRoom(prev, room) : room);
       }
       // Rooms we were removed from: stop re-joining them on every reconnect.
       for (const id of [...this.sync.wanted]) if (!next.has(id) && id !== this.activeRoomId) this.sync.forget(id);
@@ -190,6 +279,7 @@ export class App extends Emitter {
       this.loadingRooms = false;
     }
     this.emit('rooms');
+    if (this.loadRoomsAgain && !this.loggedOut) this.loadRooms();
   }
 
   refreshMembersSoon(roomId) {
@@ -205,7 +295,7 @@ export class App extends Emitter {
     const data = await api.getRoom(roomId);
     if (data.room) {
       const prev = this.rooms.get(roomId);
-      if (prev) Object.assign(prev, data.room, { last_seq: Math.max(prev.last_seq || 0, data.room.last_seq || 0) });
+      if (prev) Object.assign(prev, this.mergeRoom(prev, { ...data.room }));
       if (data.room.my_role) this.store.room(roomId).myRole = data.room.my_role;
     }
     if (Array.isArray(data.members)) this.store.setMembers(roomId, data.members, this.me);
@@ -250,12 +340,15 @@ export class App extends Emitter {
   /** The name to show for a room: for a direct room, the other person's name. */
   roomTitle(roomId) {
     const room = this.rooms.get(roomId);
-    if (room?.kind === 'direct') {
-      for (const [uid, member] of this.store.room(roomId).members) {
-        if (uid !== this.me.id) return member.user.display_name || member.user.username || room.name;
-      }
-    }
+    const other = room?.kind === 'direct' ? this.otherMember(roomId) : null;
+    if (other) return other.display_name || other.username || room.name;
     return room?.name || '';
+  }
+
+  /** The other person of a direct room (a user), once its members are known. */
+  otherMember(roomId) {
+    for (const [uid, member] of this.store.room(roomId).members) if (uid !== this.me.id) return member.user;
+    return null;
   }
 
   myRole(roomId) {
@@ -346,7 +439,42 @@ export class App extends Emitter {
     });
   }
 
+  // ---- profile ----------------------------------------------------------------------------
+
+  async rename(displayName) {
+    const { user } = await api.rename(displayName);
+    this.onUserUpdated(user);
+  }
+
+  async setAvatar(file) {
+    const { user } = await api.uploadAvatar(file);
+    this.onUserUpdated(user);
+  }
+
+  async removeAvatar() {
+    const { user } = await api.removeAvatar();
+    this.onUserUpdated(user);
+  }
+
+  /**
+   * Change the password. The server signs out every other token and socket of ours, this
+   * tab's socket too: we carry on with the token it returns and reconnect with it.
+   */
+  async changePassword(oldPassword, newPassword) {
+    this.rekeying = true;
+    try {
+      const { token, user } = await api.changePassword(oldPassword, newPassword);
+      api.setToken(token);
+      this.onUserUpdated(user);
+    } finally {
+      this.rekeying = false;
+    }
+    this.socket.restart();
+  }
+
   logout(reason = null, { keepOutbox = false } = {}) {
+    // A request sent with the old token while our password change is in flight: not a sign-out.
+    if (this.rekeying) return;
     if (this.loggedOut) return; // the socket (4401) and an HTTP 401 may both report expiry
     this.loggedOut = true;
     if (!keepOutbox) this.outbox.clearAll();

@@ -71,6 +71,18 @@ export function initials(name) {
   return letters.toUpperCase();
 }
 
+/**
+ * A person's avatar: their picture (`user.avatar.small`) when they have one, else coloured
+ * initials of `name` (default: their display name). `cls` adds classes (e.g. avatar-sm).
+ */
+export function avatarFor(user, { name, cls = '' } = {}) {
+  const label = name || user?.display_name || user?.username || '?';
+  const el = h('span', { class: `avatar ${cls}`.trim(), style: `--hue:${hueFor(user?.id)}`, 'aria-hidden': 'true' });
+  if (user?.avatar?.small) el.append(h('img', { class: 'avatar-img', src: user.avatar.small, alt: '', testid: 'avatar-img' }));
+  else el.append(initials(label));
+  return el;
+}
+
 /** A stable hue for a user id, so avatars keep their colour across reloads. */
 export function hueFor(id) {
   let hash = 0;

@@ -118,7 +118,9 @@ export class Outbox extends Emitter {
         this.changed();
         if (this.socket.online) {
           clearTimeout(this.retryTimer);
-          this.retryTimer = setTimeout(() => this.flush(), RETRY_MS);
+          // rate_limited (slow mode, budgets) says when it would pass
+          const wait = err.retryAfterS ? Math.max(RETRY_MS, err.retryAfterS * 1000 + 100) : RETRY_MS;
+          this.retryTimer = setTimeout(() => this.flush(), wait);
         }
         return false;
       }

@@ -57,6 +57,9 @@ export class RecordingService extends Emitter {
       this.apply({ ...f.recording, reason: f.recording?.reason || f.reason });
       this.refreshKnown(f.recording);
     });
+    // Renamed (its links now carry the new download names) or deleted by an instructor.
+    on('recording.updated', (f) => { if (this.byId.has(String(f.recording?.id))) this.refresh(f.recording.id).catch(() => {}); });
+    on('recording.deleted', (f) => this.forget(f.recording));
     on('recording.marked', (f) => {
       const rec = this.byId.get(String(f.recording));
       this.emit('marked', { room: rec?.room || null, recording: String(f.recording), mark: f.mark });
@@ -67,6 +70,29 @@ export class RecordingService extends Emitter {
     this.offs.forEach((off) => off());
     this.rooms.clear();
     this.byId.clear();
+  }
+
+  /** A recording deleted (by an instructor, or the retention sweep). */
+  forget(rec) {
+    const id = String(rec?.id);
+    this.byId.delete(id);
+    const room = String(rec?.room);
+    this.rooms.get(room)?.delete(id);
+    this.emit('list', { room });
+  }
+
+  /** PATCH /api/recordings/{id} {title} (instructors). */
+  async rename(id, title) {
+    const { recording } = await api.request('PATCH', `/api/recordings/${id}`, { title });
+    const rec = this.store(recording, { full: true });
+    this.emit('change', { room: rec.room, id: rec.id });
+    return rec;
+  }
+
+  /** DELETE /api/recordings/{id} (instructors; finished recordings). */
+  async remove(rec) {
+    await api.request('DELETE', `/api/recordings/${rec.id}`);
+    this.forget(rec);
   }
 
   /** The room's recordings we know, newest first. */
@@ -161,6 +187,10 @@ export class RecordingService extends Emitter {
       // Events carry no assets: keep the ones a fetch gave us.
       if (!full && !(wire.assets || []).length) rec.assets = prev?.assets || [];
       if (wire.progress === null || wire.progress === undefined) rec.progress = rec.status === 'processing' ? (prev?.progress ?? null) : null;
+      // The worker's estimate and why it builds the video after the class (issue 15.4): kept while processing.
+      for (const key of ['eta_s', 'fallback']) {
+        if (wire[key] === null || wire[key] === undefined) rec[key] = rec.status === 'processing' ? (prev?.[key] ?? null) : null;
+      }
       rec.heardAt = full ? 0 : Date.now();
       if (full) rec.fetchedAt = Date.now();
     }

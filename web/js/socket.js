@@ -10,10 +10,11 @@
 import { Emitter } from './emitter.js';
 
 export class SocketError extends Error {
-  constructor(code, reason) {
+  constructor(code, reason, retryAfterS = null) {
     super(reason);
     this.name = 'SocketError';
     this.code = code;
+    this.retryAfterS = retryAfterS; // rate_limited: when the same request would pass
   }
 }
 
@@ -79,7 +80,8 @@ export class ChatSocket extends Emitter {
     if (this.state === 'stopped') return;
     this.setState('connecting');
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const url = `${proto}//${location.host}/ws?token=${encodeURIComponent(this.getToken() || '')}`;
+    this.usedToken = this.getToken() || '';
+    const url = `${proto}//${location.host}/ws?token=${encodeURIComponent(this.usedToken)}`;
     let ws;
     try {
       ws = new WebSocket(url);
@@ -118,7 +120,7 @@ export class ChatSocket extends Emitter {
       this.pending.delete(frame.id);
       clearTimeout(entry.timer);
       if (frame.type === 'ack') entry.resolve(frame.data || {});
-      else entry.reject(new SocketError(frame.code || 'internal', frame.reason || frame.code || 'error'));
+      else entry.reject(new SocketError(frame.code || 'internal', frame.reason || frame.code || 'error', frame.retry_after_s ?? null));
       return;
     }
     if (frame.type === 'error') {
@@ -162,6 +164,21 @@ export class ChatSocket extends Emitter {
       console.warn('websocket: close failed', err);
     }
     this.afterClose(4000, why);
+  }
+
+  /**
+   * Connect again now with the current token: a new token replaced the one this socket was
+   * opened with (the password changed), even after that socket was closed 4401.
+   */
+  restart() {
+    const ws = this.ws;
+    this.ws = null;
+    clearInterval(this.livenessTimer);
+    if (ws) ws.close(1000, 'new token');
+    this.failPending('disconnected', 'Reconnecting');
+    this.attempt = 0;
+    this.setState('offline');
+    this.connect();
   }
 
   /** Reconnect immediately, skipping the backoff (browser back online, "retry now" button). */

@@ -163,6 +163,16 @@ export class Store extends Emitter {
     this.emit('meta', { room: roomId, part: 'members' });
   }
 
+  /** A person's new name or avatar (`user.updated`): every room where they are a member. */
+  updateUser(user) {
+    for (const r of this.rooms.values()) {
+      const member = r.members.get(user.id);
+      if (!member) continue;
+      member.user = { ...member.user, ...user };
+      this.emit('meta', { room: r.id, part: 'members' });
+    }
+  }
+
   setOnline(roomId, userId, online) {
     const r = this.room(roomId);
     if (online) r.online.add(userId);

@@ -9,6 +9,7 @@ import * as api from './api.js';
 
 const SYNC_PAGE = 200;
 const INITIAL_WINDOW = 50;
+const HISTORY_PAGE = 500; // the server's largest history page (MAX_SYNC)
 
 export class RoomSync {
   constructor({ socket, store, getMe, onJoined = () => {}, onMessages = () => {} }) {
@@ -155,6 +156,37 @@ export class RoomSync {
     const exhausted = data.complete === true || messages.length === 0 || oldest <= 1;
     this.store.prependOlder(roomId, messages, exhausted);
     return messages.length;
+  }
+
+  /**
+   * Make the window reach back to `seq` and `context` messages before it (a search result or
+   * a quoted message far back): pages of up to HISTORY_PAGE older messages, added to the store
+   * at once when all have come (one render, not one per page). The window stays contiguous, so
+   * everything after `seq` is loaded too. Returns true when `seq` is in the window.
+   */
+  async loadBackTo(roomId, seq, context = 10) {
+    const r = this.store.room(roomId);
+    const target = Math.max(1, seq - context);
+    if (r.loaded && r.hasOlder && r.oldestSeq && r.oldestSeq > target) {
+      const fetched = [];
+      let before = r.oldestSeq;
+      let exhausted = false;
+      while (before > target) {
+        const data = await api.messagesBefore(roomId, before, Math.min(HISTORY_PAGE, before - target));
+        const messages = data.messages || [];
+        fetched.push(...messages);
+        const oldest = messages.reduce((min, m) => Math.min(min, m.seq), Infinity);
+        // As in loadOlder: `complete` on a `before` page means nothing older remains.
+        if (data.complete === true || !messages.length || oldest <= 1) {
+          exhausted = true;
+          break;
+        }
+        before = oldest;
+      }
+      // A scroll-back page may have come meanwhile: the union is still one contiguous range.
+      this.store.prependOlder(roomId, fetched, exhausted);
+    }
+    return r.loaded && r.oldestSeq !== null && r.oldestSeq <= seq;
   }
 
   /** A live message arrived with a seq beyond the contiguous window: fetch what is missing. */

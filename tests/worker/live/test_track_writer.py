@@ -83,6 +83,21 @@ async def test_writer_rebases_bogus_timestamps_on_the_wall_clock(tmp_path):
     assert read_events(tmp_path)[-1]["duration_s"] == 1.8
 
 
+async def test_track_started_says_a_screen_is_a_screen(tmp_path):
+    """A writer given its source (an SFU screen feed) puts ``source: "screen"`` in its
+    track_started; one without (a mesh track) leaves the field out."""
+    events = EventLog(tmp_path / "events.jsonl")
+    for name, source in (("p-video-0", None), ("p-video-1", "screen")):
+        writer = TrackWriter(name, "video", peer_id="p", directory=tmp_path, events=events, source=source)
+        for f in frames(encoded_video("vp8", 320, 240, 3, gop=30), codec="vp8"):
+            writer.write(f)
+        writer.close()
+        await writer.wait()
+    events.close()
+    started = [e for e in read_events(tmp_path) if e["type"] == "track_started"]
+    assert [(e["track"], e.get("source")) for e in started] == [("p-video-0", None), ("p-video-1", "screen")]
+
+
 async def test_a_track_that_cannot_be_written_fails_alone(tmp_path, caplog):
     """When a track file cannot be written (disk full), that writer logs the error and marks
     itself failed; track_ended is still logged and the manifest stays valid."""

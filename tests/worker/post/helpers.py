@@ -84,3 +84,21 @@ def assert_in_sync(mp4: Path, cells: list[tuple[tuple[int, int, int, int], float
         for t in flashes:
             assert t > begins and abs(t - phase - round(t - phase)) < SYNC_LIMIT_S, (t, phase)
             assert min(abs(t - b) for b in beeps) < SYNC_LIMIT_S, (t, beeps)
+
+
+def mean_yuv(frame: av.VideoFrame, region: tuple[int, int, int, int], step: int = 2) -> tuple[float, float, float]:
+    """Mean (Y, U, V) over ``region`` (x, y, w, h) of a yuv420p frame (chroma at half size)."""
+    x, y, w, h = region
+    out = []
+    for i, plane in enumerate(frame.planes[:3]):
+        d = 1 if i == 0 else 2
+        data, ls = bytes(plane), plane.line_size
+        values = [v for r in range(y // d, (y + h) // d, step)
+                  for v in data[r * ls + x // d:r * ls + (x + w) // d:step]]
+        out.append(sum(values) / max(1, len(values)))
+    return out[0], out[1], out[2]
+
+
+def near(color: tuple[float, float, float], want: tuple[int, int, int], tol: float = 12) -> bool:
+    """Every component of ``color`` within ``tol`` of ``want``."""
+    return all(abs(a - b) <= tol for a, b in zip(color, want))

@@ -17,7 +17,7 @@ def test_child_reports_progress_and_assets(class_recording):
     path, assets, progress = class_recording
     assert progress and progress == sorted(progress) and progress[-1] == 100
     kinds = by_kind(assets)
-    assert set(kinds) == {"composite", "participant", "chat", "thumbnail", "manifest"}
+    assert set(kinds) == {"composite", "participant", "speakers", "chat", "thumbnail", "manifest"}
     assert sorted(a["file"] for a in kinds["participant"]) == [
         "participant-u1-0.mkv", "participant-u2-0.mkv"]
     for a in assets:

@@ -1,7 +1,7 @@
 """Grid geometry for the composite (media_worker/post/layout.py); no I/O."""
 from __future__ import annotations
 
-from media_worker.post.layout import Rect, fit, grid_for
+from media_worker.post.layout import Rect, canvas_for, fit, grid_for, presenter_in
 
 
 def test_grid_layout_caps_canvas_and_centres_last_row():
@@ -66,3 +66,29 @@ def test_fit_pillarboxes_a_wide_picture_inside_its_cell():
 def test_fit_keeps_offsets_even_when_the_exact_centre_is_odd():
     """A square picture in a 642x480 cell sits at x=80, not at the odd centre 81."""
     assert fit(100, 100, Rect(0, 0, 642, 480)) == Rect(80, 0, 480, 480)
+
+
+def test_presenter_strip_holds_the_cameras_beside_the_stage():
+    """Three cameras stack in the right fifth, centred vertically, the stage takes the rest."""
+    p = presenter_in(3, 800, 480, (320, 240))
+    assert p.stage == Rect(0, 0, 640, 480)
+    assert p.cells == (Rect(640, 60, 160, 120), Rect(640, 180, 160, 120), Rect(640, 300, 160, 120))
+
+
+def test_presenter_strip_adds_columns_for_a_big_class():
+    """Twelve cameras: three columns of four in the strip, all inside the canvas, all even."""
+    p = presenter_in(12, 1920, 1080, (640, 480))
+    assert len({c.x for c in p.cells}) == 3 and p.stage.w == min(c.x for c in p.cells)
+    assert all(c.x + c.w <= 1920 and c.y + c.h <= 1080 for c in p.cells)
+    assert all(v % 2 == 0 for c in p.cells for v in (c.x, c.y, c.w, c.h))
+
+
+def test_a_shared_screen_widens_the_canvas_up_to_the_cap():
+    """Cameras of 320x240 make a 640x480 grid; a 640x360 screen needs a 640-wide stage, so the
+    canvas is 800x480 with the grid centred; a 1920x1080 screen is capped at 1920 wide."""
+    grid, presenter = canvas_for(3, (320, 240), (640, 360))
+    assert (grid.width, grid.height) == (800, 480) and grid.cells[0] == Rect(80, 0, 320, 240)
+    assert presenter.stage == Rect(0, 0, 640, 480)
+    grid, presenter = canvas_for(3, (320, 240), (1920, 1080))
+    assert (grid.width, grid.height) == (1920, 864) and presenter.stage.w == 1536
+    assert canvas_for(3, (320, 240), None) == (grid_for(3, (320, 240)), None)

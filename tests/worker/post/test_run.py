@@ -8,7 +8,9 @@ import av
 import pytest
 
 from media_worker.post import run
+from media_worker.post.composite import EncodeSettings, compose
 from media_worker.post.manifest import load_manifest
+from media_worker.post.timeline import build_timeline
 from tests.mediapattern import RecordingDir, decode_audio_mono, truncate_file
 from tests.worker.post.helpers import by_kind, decode_video, parse_vtt
 
@@ -56,3 +58,16 @@ def test_crash_shaped_recording_still_produces_valid_outputs(tmp_path):
     assert [c["voices"] for c in cues] == [[("Bob", "still here")]]
     with av.open(str(path / "out" / "thumbnail.jpg")) as c:
         next(c.decode(video=0))
+
+
+def test_the_class_video_is_sized_from_what_cameras_usually_send(tmp_path):
+    """Three cameras that start at 1280x720 for half a second and settle on 640x480 make a
+    1280x960 class video (2x2 cells of 640x480), not 1920x1080 from their first frames."""
+    rec = RecordingDir(tmp_path / "rec-sizes")
+    for i, peer in enumerate(("pA", "pB", "pC")):
+        rec.join(0.0, peer, f"u{i}", f"User {i}")
+        rec.video_track(peer, 0, "vp8", 0.1, 3.0, sizes=[(0.0, 1280, 720), (0.6, 640, 480)], fps=5)
+    rec.stop(3.0)
+    path = rec.write()
+    grid, _, _ = compose(build_timeline(path, load_manifest(path)), EncodeSettings())
+    assert (grid.width, grid.height) == (1280, 960)

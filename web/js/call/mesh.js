@@ -99,8 +99,13 @@ export class Mesh {
   }
 
   /** Send `track` as our video on every connection (the screen, or the camera again). */
-  async replaceVideo(track) {
-    await Promise.all([...this.peers.values()].map((p) => p.replaceTrack('video', track).catch((err) => console.warn('replaceTrack', err))));
+  replaceVideo(track) {
+    return this.replaceTrack('video', track);
+  }
+
+  /** Send `track` as our `kind` ('audio' | 'video') on every connection, without renegotiating. */
+  async replaceTrack(kind, track) {
+    await Promise.all([...this.peers.values()].map((p) => p.replaceTrack(kind, track).catch((err) => console.warn('replaceTrack', err))));
   }
 
   streamOf(peerId) {

@@ -13,6 +13,8 @@ export const RECORDING_UNAVAILABLE = 'Recording is not available on this server 
 export const RECORDING_FORBIDDEN = 'Only the room’s instructors can record.';
 export const RECORDING_CANCELED = 'The recording was canceled before it started.';
 export const RECORDING_READY = 'The recording is ready.';
+export const RECORDING_STARTED = 'This call is now being recorded: what you say and show is in the recording.';
+export const RECORDING_STOPPED = 'Recording stopped.';
 
 /** Why call.join (or a rejoin) failed. */
 export function joinError(err) {
@@ -30,6 +32,11 @@ export function joinError(err) {
 export function missingDevices(missing) {
   const unseen = missing.length === 2 ? 'see or hear' : missing[0] === 'camera' ? 'see' : 'hear';
   return `No access to your ${missing.join(' or ')} — the others will not ${unseen} you. Check the browser's permissions.`;
+}
+
+/** Switching to another `device` ('camera' | 'microphone') during a call failed. */
+export function deviceSwitchFailed(device, err) {
+  return `Could not switch the ${device}: ${err.message || err.name}. The call keeps the one it had.`;
 }
 
 export function screenShareFailed(err) {
@@ -52,6 +59,27 @@ export function mutedByInstructor(allowUnmute) {
 
 export const UNMUTE_ALLOWED = 'The instructor allowed you to unmute. Unmute when you want to speak.';
 export const MIC_HELD = 'The instructor muted you: you can unmute once they allow it.';
+
+export function handLoweredBy(by) {
+  return `${by} lowered your hand.`;
+}
+
+/** The instructor changed what students may send (`rules`: {video, screen}; `changed`: which). */
+export function permissionsChanged(by, rules, changed) {
+  const said = changed.map((k) => (k === 'video'
+    ? (rules.video ? 'students may turn their cameras on again' : 'cameras are off for students')
+    : (rules.screen ? 'students may share their screens again' : 'screen sharing is off for students')));
+  return `${by}: ${said.join('; ')}.`;
+}
+
+export const WAITING = 'Waiting for the instructor to let you in…';
+
+export function deniedBy(by) {
+  return `${by} did not let you into the call.`;
+}
+
+export const CAMERAS_OFF = 'The instructor turned cameras off for students in this call.';
+export const SCREENS_OFF = 'The instructor turned screen sharing off for students in this call.';
 
 export function removedBy(by) {
   return `${by} removed you from the call. You cannot rejoin this session.`;

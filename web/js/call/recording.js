@@ -71,6 +71,9 @@ export class CallRecording {
     this.set(next);
     if (prev?.status === next.status) return;
     const instructor = calls.isInstructor;
+    // Consent: everyone in the call is told, clearly, when recording starts and stops.
+    if (next.status === 'recording') calls.notice({ text: text.RECORDING_STARTED, kind: 'warn', topic: 'recording' });
+    else if (next.status === 'processing' && prev?.status === 'recording') calls.notice({ text: text.RECORDING_STOPPED, kind: 'info', topic: 'recording' });
     if (next.status === 'failed' && instructor) {
       if (this.withdrawn === next.id) {
         calls.notice({ text: text.RECORDING_CANCELED, kind: 'info', topic: 'recording' });

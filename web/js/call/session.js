@@ -27,6 +27,10 @@ import { LocalMedia } from './devices.js';
 import { Mesh } from './mesh.js';
 import { SfuCall } from './sfu.js';
 import { CallRecording } from './recording.js';
+import { CallPolicy } from './policy.js';
+import { CallLobby } from './lobby.js';
+import { CallBreakouts } from './breakouts.js';
+import { CallRinging } from './ringing.js';
 import * as text from './notices.js';
 
 export class CallManager extends Emitter {
@@ -41,6 +45,10 @@ export class CallManager extends Emitter {
     this.media = null; // 'sfu' | 'mesh' once joined (the join ack's media_path)
     this.talking = new Map(); // peer_id → when it last started talking (SFU calls)
     this.callRecording = new CallRecording(this);
+    this.policy = new CallPolicy(this); // hands lowered by instructors, students' cameras and screens
+    this.lobby = new CallLobby(this); // the waiting room
+    this.breakouts = new CallBreakouts(this); // breakout rooms
+    this.ringing = new CallRinging(this); // calls placed to us, and how ours went
     this.state = 'idle';
     this.session = null;
     this.peerId = null;
@@ -66,6 +74,17 @@ export class CallManager extends Emitter {
     on('call.hand_changed', (f) => this.ours(f) && this.upsertParticipant(f.participant));
     on('call.mute_requested', (f) => this.ours(f) && this.onMuteRequested(f));
     on('call.removed', (f) => this.ours(f) && this.onRemoved(f));
+    on('call.hand_lowered', (f) => this.ours(f) && this.policy.onHandLowered(f));
+    on('call.permissions_changed', (f) => this.ours(f) && this.policy.onPermissionsChanged(f));
+    on('call.admitted', (f) => this.ours(f) && this.lobby.onAdmitted(f));
+    on('call.denied', (f) => this.ours(f) && this.lobby.onDenied(f));
+    on('call.lobby_changed', (f) => this.ours(f) && this.lobby.refresh());
+    // (to the user, wherever they are: a student may have left the main call)
+    on('call.breakout_started', (f) => this.breakouts.onStarted(f));
+    on('call.breakout_ended', (f) => this.breakouts.onEnded(f));
+    on('call.ringing', (f) => this.ringing.onRinging(f));
+    on('call.ring_stopped', (f) => this.ringing.onStopped(f));
+    for (const type of ['call.declined', 'call.no_answer', 'call.busy']) on(type, (f) => this.ringing.onOutcome(f));
     for (const type of ['rtc.offer', 'rtc.answer', 'rtc.ice']) on(type, (f) => this.ours(f) && this.media === 'mesh' && this.mesh.onSignal(f));
     const sfu = (type, fn) => on(type, (f) => this.ours(f) && this.state === 'live' && this.media === 'sfu' && fn(f));
     sfu('sfu.feeds_changed', () => this.sfu.subscribe());
@@ -83,6 +102,7 @@ export class CallManager extends Emitter {
     });
     on('hello', () => {
       if (this.state === 'reconnecting') this.rejoin();
+      if (this.state === 'waiting') this.lobby.knock(); // the queue forgot our old socket: knock again
     });
     this.offs.push(this.app.on('active', (roomId) => { if (roomId) this.refreshLive(roomId); }));
     this.onPageHide = () => { if (this.state === 'live') this.socket.send('call.leave', { session: this.session.id }); };
@@ -138,9 +158,9 @@ export class CallManager extends Emitter {
     return this.state !== 'idle';
   }
 
-  /** call.start (instructors; anyone in a group room), then join the session. */
-  async start(roomId) {
-    const { session } = await this.socket.request('call.start', { room: roomId });
+  /** call.start (instructors; anyone in a group room), then join the session; `lobby`: with a waiting room. */
+  async start(roomId, { lobby = false } = {}) {
+    const { session } = await this.socket.request('call.start', { room: roomId, lobby });
     this.setLive(session);
     await this.join(session);
     return session;
@@ -158,7 +178,8 @@ export class CallManager extends Emitter {
       await this.devices.acquire();
       if (this.state !== 'joining') return; // left while the browser asked for devices
       const ack = await this.socket.request('call.join', { session: session.id, media: this.mediaState() });
-      this.applyJoin(ack);
+      if (ack.waiting) this.lobby.wait(ack); // a waiting room: until an instructor admits us
+      else this.applyJoin(ack);
     } catch (err) {
       this.teardown();
       this.notice({ text: text.joinError(err), kind: 'error' });
@@ -170,6 +191,8 @@ export class CallManager extends Emitter {
     this.session = ack.session || this.session;
     this.setLive(this.session);
     this.peerId = ack.peer_id;
+    this.resumeToken = ack.resume || null; // rejoin as the same participant after a dropped socket
+    const wasSfu = this.media === 'sfu';
     this.media = ack.media_path === 'sfu' ? 'sfu' : 'mesh';
     this.mesh.setIceServers(ack.ice_servers, ack.ice_ttl_s);
     this.participants.clear();
@@ -187,21 +210,28 @@ export class CallManager extends Emitter {
     this.setState('live');
     this.sendMedia(this.mediaState());
     if (this.hand) this.socket.request('call.hand', { session: this.session.id, raised: true }).catch(() => {});
-    if (this.media === 'sfu') {
+    if (this.media === 'sfu' && wasSfu && ack.sfu_resumed && this.sfu.held) {
+      // Resumed: Janus kept what we publish; only the subscription is made again.
+      this.sfu.resume(ack.sfu_resumed, ack.ice_servers);
+    } else if (this.media === 'sfu') {
       // Through the media router: publish once, subscribe to everyone on one connection.
+      this.sfu.stop();
       this.sfu.start(ack.ice_servers);
     } else {
+      this.sfu.stop();
       // We are the newcomer: we offer to everyone already here, except the recorder.
       for (const p of this.participants.values()) if (!p.recorder) this.mesh.peerFor(p.peer_id, { offerer: true });
     }
     this.emit('participants');
+    if (this.session.lobby) this.lobby.refresh(); // instructors: who waits
+    if (this.isInstructor && !this.breakouts.current) this.breakouts.refresh(); // breakout rooms open?
   }
 
   /** Leave the call (the session goes on for the others). */
   async leave() {
     if (!this.inCall) return;
     const session = this.session;
-    const wasLive = this.state === 'live';
+    const wasLive = this.state === 'live' || this.state === 'waiting'; // (waiting: leave the queue)
     this.teardown();
     if (wasLive && this.socket.online) {
       await this.socket.request('call.leave', { session: session.id }).catch((err) => console.warn('call.leave', err.code));
@@ -225,6 +255,7 @@ export class CallManager extends Emitter {
     this.peerId = null;
     this.hand = false;
     this.callRecording.reset();
+    this.lobby.reset();
     const was = this.state;
     this.state = 'idle';
     this.session = null;
@@ -237,9 +268,12 @@ export class CallManager extends Emitter {
 
   onSocketLost() {
     // The server drops a participant whose socket closes; the others close their side. We
-    // keep our camera and microphone and join again (with a new peer_id) on the next hello.
+    // keep our camera and microphone and join again on the next hello — in an SFU call with
+    // our resume token, as the same participant: our connections to the media router stay
+    // up meanwhile (media does not go through Podium), so the class keeps seeing and hearing us.
     this.mesh.closeAll();
-    this.sfu.stop();
+    if (this.media === 'sfu') this.sfu.hold();
+    else this.sfu.stop();
     this.talking.clear();
     this.participants.clear();
     this.setState('reconnecting');
@@ -249,7 +283,9 @@ export class CallManager extends Emitter {
   async rejoin() {
     if (this.state !== 'reconnecting' || !this.session) return;
     try {
-      const ack = await this.socket.request('call.join', { session: this.session.id, media: this.mediaState() });
+      const fields = { session: this.session.id, media: this.mediaState() };
+      if (this.media === 'sfu' && this.resumeToken) fields.resume = this.resumeToken;
+      const ack = await this.socket.request('call.join', fields);
       if (this.state !== 'reconnecting') return;
       this.applyJoin(ack);
     } catch (err) {
@@ -309,14 +345,16 @@ export class CallManager extends Emitter {
   }
 
   setCamera(on) {
+    if (on && this.inCall && !this.policy.may('video')) return this.notice({ text: text.CAMERAS_OFF, kind: 'info' });
     this.devices.setCamera(on);
   }
 
   toggleCamera() {
-    this.devices.setCamera(!this.devices.camera);
+    this.setCamera(!this.devices.camera);
   }
 
   toggleScreen() {
+    if (!this.local.screen && this.inCall && !this.policy.may('screen')) return this.notice({ text: text.SCREENS_OFF, kind: 'info' });
     return this.devices.toggleScreen();
   }
 

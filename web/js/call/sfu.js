@@ -12,6 +12,9 @@
 //   again on `sfu.feeds_changed` (someone's publish connection is up); Janus's own new offers
 //   arrive as `sfu.offer`. Each participant's tracks (found by mid) make their MediaStream.
 // * `sfu.restart` (Janus restarted): both connections are closed and made again.
+// * The socket to Podium drops: hold() keeps every connection (media flows to and from Janus
+//   without Podium); rejoined with the resume token, resume() keeps the publishers Janus kept
+//   and makes the subscription again, the old one playing until the new one is answered.
 // * A screen share is a second publish connection (`sfu.publish {source: "screen"}`).
 // * Per tile (views call `want(peerId, {layer, send})`): the simulcast layer the tile's size
 //   needs, and whether its video is sent at all (visible tiles and recent speakers, last-N);
@@ -53,6 +56,8 @@ export class SfuCall {
     this.layers = 0; // simulcast layers we publish
     this.chain = Promise.resolve();
     this.generation = 0; // bumped by stop(): work of an older generation is dropped
+    this.held = false; // the socket dropped: our connections wait for a resume
+    this.oldSub = null; // after a resume: the subscription of before, until the new one is answered
   }
 
   get sessionId() {
@@ -143,6 +148,23 @@ export class SfuCall {
     this.screenPub = null;
     slot.pc.close();
     await this.request('sfu.unpublish', { source: 'screen' }).catch((err) => this.failed('screen unpublish', err, this.generation));
+  }
+
+  /**
+   * Another camera or microphone (devices.js switchDevice): `track` replaces what the publish
+   * connection sends of `kind` ('audio' | 'video'), without renegotiating. A kind it was not
+   * published with (no such device at join) cannot be added this way: false, logged.
+   */
+  async replaceTrack(kind, track) {
+    const pc = this.pub?.pc;
+    if (!pc || pc.signalingState === 'closed') return false;
+    const tr = pc.getTransceivers().find((t) => !t.stopped && (t.sender.track?.kind || t.receiver.track?.kind) === kind);
+    if (!tr) {
+      console.warn(`sfu: no ${kind} sender to switch; the new device is used after the next publish`);
+      return false;
+    }
+    await tr.sender.replaceTrack(track);
+    return true;
   }
 
   // ---- the subscription ---------------------------------------------------------------------
@@ -265,11 +287,48 @@ export class SfuCall {
     this.start(this.iceServers);
   }
 
+  /** The socket dropped: keep every connection as it is until we rejoin (resume or stop). */
+  hold() {
+    this.held = true;
+    this.chain = Promise.resolve();
+  }
+
+  /**
+   * Rejoined as the same participant: `kept` ({publish, screen}) says which of our publishers
+   * Janus kept (the others publish again); the subscription is made anew.
+   */
+  resume(kept, iceServers) {
+    this.held = false;
+    if (Array.isArray(iceServers)) this.iceServers = iceServers;
+    const gen = this.generation;
+    if (!kept.publish) {
+      this.pub?.pc.close();
+      this.pub = null;
+      this.publish(gen).catch((err) => this.failed('publish', err, gen));
+    }
+    if (!kept.screen && this.screenPub) {
+      this.screenPub.pc.close();
+      this.screenPub = null;
+      if (this.calls.devices.local.screen) this.startScreen();
+    }
+    this.oldSub?.close();
+    this.oldSub = this.sub;
+    this.sub = null;
+    this.wanted.clear();
+    // (Nobody to subscribe to, or a failure: the old one goes all the same.)
+    this.subscribe().finally(() => {
+      this.oldSub?.close();
+      this.oldSub = null;
+    });
+  }
+
   stop() {
     this.generation += 1;
+    this.held = false;
     for (const slot of [this.pub, this.screenPub]) slot?.pc.close();
     this.sub?.close();
-    this.pub = this.screenPub = this.sub = null;
+    this.oldSub?.close();
+    this.pub = this.screenPub = this.sub = this.oldSub = null;
     this.streams = [];
     this.wanted.clear();
     const had = [...this.remote.keys()];

@@ -8,6 +8,7 @@ import * as api from '../api.js';
 import { h, initials, hueFor } from '../dom.js';
 import { icon } from '../icons.js';
 import { openModal } from './modal.js';
+import { createGradebookSend } from './lms.js';
 
 const TICK_STEPS_MIN = [1, 2, 5, 10, 15, 20, 30, 60, 120, 240];
 const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
@@ -24,6 +25,7 @@ export function openAttendance(app, roomId, sessionId = null) {
     icon('download', { size: 15 }), 'Download CSV');
   const note = h('span', { class: 'form-note', role: 'status' });
   const refresh = h('button', { type: 'button', class: 'btn btn-ghost btn-small', hidden: true, onclick: () => load(select.value) }, 'Refresh');
+  const gradebook = createGradebookSend(roomId, () => current?.session?.id); // LMS rooms (lms.js)
 
   let current = null; // {session, attendees}
   let blobUrl = null;
@@ -36,7 +38,8 @@ export function openAttendance(app, roomId, sessionId = null) {
         h('label', { for: 'attendance-session' }, 'Call'), select, refresh),
       summary,
       body,
-      h('footer', { class: 'modal-foot' }, note, csv),
+      gradebook.panel,
+      h('footer', { class: 'modal-foot' }, note, gradebook.button, csv),
     ],
     onClose() {
       destroyed = true;
@@ -67,6 +70,7 @@ export function openAttendance(app, roomId, sessionId = null) {
 
   async function load(id) {
     note.textContent = '';
+    gradebook.reset();
     csv.hidden = true;
     if (blobUrl) {
       URL.revokeObjectURL(blobUrl);
@@ -92,12 +96,13 @@ export function openAttendance(app, roomId, sessionId = null) {
     refresh.hidden = !live;
     const timeline = sessionTimeline(session);
     summary.textContent = summaryText(timeline, attendees);
-    if (!attendees.length) {
-      body.replaceChildren(h('p', { class: 'att-empty muted' }, 'Nobody joined this call.'));
+    if (!attendees.some((a) => a.intervals.length)) {
+      body.replaceChildren(h('p', { class: 'att-empty muted' }, 'Nobody joined this call.'),
+        ...(attendees.length ? [attendanceChart(timeline, attendees)] : []));
       return;
     }
     const legend = live ? h('p', { class: 'att-legend muted' }, h('span', { class: 'att-swatch open', 'aria-hidden': 'true' }), 'Still in the call (the bar grows until they leave). Refresh for the latest.') : null;
-    body.replaceChildren(attendanceChart(timeline, attendees), legend);
+    body.replaceChildren(attendanceChart(timeline, attendees), ...(legend ? [legend] : [])); // (a null child would show as "null")
   }
 
   async function downloadCsv(ev) {
@@ -132,13 +137,16 @@ function sessionTimeline(session) {
   return { start, end, span, live, pos };
 }
 
-function summaryText({ start, end, span, live }, attendees) {
+function summaryText({ start, end, span, live }, all) {
+  const attendees = all.filter((a) => a.intervals.length);
+  const absent = all.length - attendees.length;
   const avg = attendees.length ? attendees.reduce((n, a) => n + (a.percent || 0), 0) / attendees.length : 0;
   return [
     dayFmt.format(start),
     `${timeFmt.format(start)}–${live ? 'now (live)' : timeFmt.format(end)}`,
     duration(span / 1000),
     `${attendees.length} attendee${attendees.length === 1 ? '' : 's'}`,
+    absent ? `${absent} absent` : null,
     attendees.length ? `average ${Math.round(avg)}% present` : null,
   ].filter(Boolean).join(' · ');
 }
@@ -149,7 +157,7 @@ function attendanceChart(timeline, attendees) {
   const ticks = axisTicks(start, end);
   const tickFmt = end - start < 3 * 60 * 1000 ? timeSecFmt : timeFmt;
   const rows = attendees
-    .map((a) => ({ ...a, first: Math.min(...a.intervals.map((iv) => Date.parse(iv.joined_at))) }))
+    .map((a) => ({ ...a, first: a.intervals.length ? Math.min(...a.intervals.map((iv) => Date.parse(iv.joined_at))) : Infinity }))
     .sort((a, b) => a.first - b.first || (a.user.display_name || '').localeCompare(b.user.display_name || ''));
   const axis = h('div', { class: 'att-row att-axis', 'aria-hidden': 'true' },
     h('span', { class: 'att-name' }),
@@ -176,14 +184,15 @@ function attendeeRow(a, { end, pos }, ticks) {
   });
   const minutes = (a.total_s || 0) / 60;
   const pct = Math.round(a.percent || 0);
-  return h('li', { class: 'att-row', testid: 'attendance-row', dataset: { userId: a.user.id } },
+  const absent = !a.intervals.length; // a member who never joined: 0 min
+  return h('li', { class: `att-row${absent ? ' absent' : ''}`, testid: 'attendance-row', dataset: { userId: a.user.id, absent: String(absent) } },
     h('span', { class: 'att-name' },
       h('span', { class: 'avatar avatar-sm', style: `--hue:${hueFor(a.user.id)}`, 'aria-hidden': 'true' }, initials(name)),
       h('span', { class: 'att-name-text', title: a.user.username ? `@${a.user.username}` : '' }, name)),
     h('div', { class: 'att-track' }, grid, bars),
     h('span', { class: 'att-total', testid: 'attendance-total' },
-      h('strong', null, `${minutes < 10 ? minutes.toFixed(1) : Math.round(minutes)} min`),
-      h('span', { class: `att-pct${pct >= 75 ? ' good' : pct < 40 ? ' low' : ''}` }, `${pct}%`)));
+      h('strong', null, absent ? '0 min' : `${minutes < 10 ? minutes.toFixed(1) : Math.round(minutes)} min`),
+      h('span', { class: `att-pct${pct >= 75 ? ' good' : pct < 40 ? ' low' : ''}` }, absent ? 'absent' : `${pct}%`)));
 }
 
 function sessionLabel(s) {

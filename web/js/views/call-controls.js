@@ -1,4 +1,4 @@
-// The call's control bar: microphone, camera, screen, hand, Record, Mark, People, Leave and End for all.
+// The call's control bar: microphone, camera, devices, screen, hand, Record, Mark, People, Leave and End for all.
 //
 // Toggles carry `data-state` on|off (tests read it); Record, Mark and End are instructors' only.
 // The microphone is disabled (`data-held` true) while an instructor holds it muted (SFU calls).
@@ -6,6 +6,8 @@
 import { h } from '../dom.js';
 import { icon } from '../icons.js';
 import { endFailed } from '../call/notices.js';
+import { confirmAction } from './confirm.js';
+import { openDeviceMenu } from './device-menu.js';
 
 /** A call button with an icon and a label, set by setControl: {el, iconSlot, label}. */
 export function controlButton(testid, onclick) {
@@ -31,9 +33,17 @@ export function createControls(app, mark) {
   const calls = app.calls;
   const micBtn = controlButton('toggle-mic', () => calls.toggleMic());
   const camBtn = controlButton('toggle-camera', () => calls.toggleCamera());
+  const devicesBtn = controlButton('device-menu', () => openDeviceMenu(app));
+  setControl(devicesBtn, { icon: 'sliders', label: 'Devices', title: 'Switch camera, microphone or speaker' });
+  devicesBtn.el.classList.add('call-btn-devices');
   const screenBtn = controlButton('share-screen', () => calls.toggleScreen());
   const handBtn = controlButton('raise-hand', () => calls.toggleHand());
-  const recordBtn = controlButton('record-call', () => calls.toggleRecording());
+  const recordBtn = controlButton('record-call', async () => {
+    // Stopping a recording in progress asks first (a pending one is simply withdrawn).
+    if (calls.recording?.status === 'recording'
+        && !await confirmAction({ title: 'Stop recording?', text: 'The recording ends here; you can start a new one later.', confirmLabel: 'Stop recording' })) return;
+    calls.toggleRecording();
+  });
   const peopleBtn = controlButton('call-people', () => app.emit('people-toggle'));
   peopleBtn.el.classList.add('only-medium-call');
   setControl(peopleBtn, { icon: 'group', label: 'People' });
@@ -43,17 +53,19 @@ export function createControls(app, mark) {
     icon('phone-off', { size: 20 }), h('span', { class: 'call-btn-label' }, 'End for all'));
 
   const el = h('div', { class: 'call-controls', role: 'toolbar', 'aria-label': 'Call controls' },
-    h('div', { class: 'call-controls-group' }, micBtn.el, camBtn.el, screenBtn.el, handBtn.el),
+    h('div', { class: 'call-controls-group' }, micBtn.el, camBtn.el, devicesBtn.el, screenBtn.el, handBtn.el),
     h('div', { class: 'call-controls-group' }, recordBtn.el, mark.button.el, peopleBtn.el),
     h('div', { class: 'call-controls-group' }, leaveBtn, endBtn));
 
   function render() {
     const live = calls.state === 'live';
     renderDevices();
+    devicesBtn.el.disabled = !calls.inCall || !navigator.mediaDevices?.getUserMedia;
     const sharing = !!calls.local.screen;
+    const mayShare = sharing || calls.policy.may('screen'); // the instructor may turn students' sharing off
     setControl(screenBtn, {
-      icon: 'screen', label: sharing ? 'Stop sharing' : 'Share screen', on: sharing, active: sharing, disabled: !live,
-      title: sharing ? 'Stop sharing your screen' : 'Share your screen, a window or a tab',
+      icon: 'screen', label: sharing ? 'Stop sharing' : 'Share screen', on: sharing, active: sharing, disabled: !live || !mayShare,
+      title: sharing ? 'Stop sharing your screen' : mayShare ? 'Share your screen, a window or a tab' : 'The instructor turned screen sharing off for students',
     });
     setControl(handBtn, {
       icon: 'hand', label: calls.hand ? 'Lower hand' : 'Raise hand', on: calls.hand, active: calls.hand, disabled: !live,
@@ -81,14 +93,18 @@ export function createControls(app, mark) {
       title: held ? 'The instructor muted you' : hasMic ? (calls.mic ? 'Mute your microphone' : 'Unmute your microphone') : 'No microphone',
     });
     micBtn.el.dataset.held = String(held);
+    const camOn = calls.camera && hasCam;
+    const mayCam = camOn || !calls.inCall || calls.policy.may('video'); // the instructor may turn students' cameras off
     setControl(camBtn, {
-      icon: calls.camera && hasCam ? 'video' : 'video-off', label: calls.camera && hasCam ? 'Stop video' : 'Start video',
-      on: calls.camera && hasCam, danger: !(calls.camera && hasCam), disabled: !hasCam,
-      title: hasCam ? (calls.camera ? 'Turn your camera off' : 'Turn your camera on') : 'No camera',
+      icon: camOn ? 'video' : 'video-off', label: camOn ? 'Stop video' : 'Start video',
+      on: camOn, danger: !camOn, disabled: !hasCam || !mayCam,
+      title: !hasCam ? 'No camera' : camOn ? 'Turn your camera off' : mayCam ? 'Turn your camera on' : 'The instructor turned cameras off for students',
     });
   }
 
   async function onEnd() {
+    const ok = await confirmAction({ title: 'End the call for everyone?', text: 'Everyone leaves the call, and a recording in progress stops.', confirmLabel: 'End for all' });
+    if (!ok) return;
     endBtn.disabled = true;
     try {
       await calls.end();

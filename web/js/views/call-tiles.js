@@ -11,6 +11,7 @@
 
 import { h, initials, hueFor } from '../dom.js';
 import { icon } from '../icons.js';
+import { useSpeaker } from '../call/device-prefs.js';
 
 const TILE_GAP = 10;
 const TILE_RATIO = 16 / 9;
@@ -48,7 +49,7 @@ export function createTileGrid(app, ...overlays) {
     }
     for (const id of wanted.keys()) {
       if (!tiles.has(id)) {
-        const tile = createTile(id === 'local');
+        const tile = createTile(id === 'local', pictureOf);
         tiles.set(id, tile);
         grid.append(tile.el);
         seen.observe(tile.el);
@@ -60,6 +61,14 @@ export function createTileGrid(app, ...overlays) {
     ordered.forEach(([, tile], i) => { tile.el.style.order = String(i); });
     grid.dataset.count = String(tiles.size);
     layout();
+  }
+
+  /** A participant's picture (their avatar, from the room's members or our own profile), or null. */
+  function pictureOf(userId) {
+    if (!userId) return null;
+    if (String(userId) === String(app.me.id)) return app.me.avatar?.large || null;
+    const room = calls.session && app.store.room(String(calls.session.room));
+    return room?.members.get(String(userId))?.user?.avatar?.large || null;
   }
 
   function tileRank(id, tile) {
@@ -200,9 +209,10 @@ function gridSizes(grid, W, H, n) {
 
 // ---- one video tile ---------------------------------------------------------------------------
 
-function createTile(local) {
+function createTile(local, pictureOf = () => null) {
   const video = h('video', { testid: local ? 'local-video' : 'remote-video', autoplay: true, playsinline: '', muted: local });
   video.muted = local; // the property, not only the attribute: never play our own microphone back
+  if (!local) useSpeaker(video); // the speaker chosen in the device check or menu
   const avatar = h('span', { class: 'avatar tile-avatar-circle', 'aria-hidden': 'true' });
   const avatarWrap = h('div', { class: 'tile-avatar' }, avatar);
   const name = h('span', { class: 'tile-name' });
@@ -258,7 +268,15 @@ function createTile(local) {
     if (local && participant?.peer_id) el.dataset.peerId = participant.peer_id;
     el.dataset.userId = user.id || '';
     name.textContent = local ? `${display} (you)` : display;
-    avatar.textContent = initials(display);
+    // Camera off: the person's picture, else their initials on their colour.
+    const picture = pictureOf(user.id);
+    if (picture) {
+      if (avatar.querySelector('img')?.getAttribute('src') !== picture) {
+        avatar.replaceChildren(h('img', { class: 'avatar-img', src: picture, alt: '', testid: 'tile-avatar-img' }));
+      }
+    } else {
+      avatar.textContent = initials(display);
+    }
     avatar.style.setProperty('--hue', String(hueFor(user.id || display)));
     const media = participant?.media || {};
     const hasVideo = !!stream && stream.getVideoTracks().some((t) => t.readyState === 'live');

@@ -8,6 +8,7 @@ import { startFailed } from '../call/notices.js';
 import { openAttendance } from './attendance.js';
 import { openRecordingsPanel } from './recordings-panel.js';
 import { createStage } from './call-stage.js';
+import { checkDevices } from './device-check.js';
 
 // ---- chat header: Start call, Attendance ---------------------------------------------------
 
@@ -21,25 +22,33 @@ export function createCallHeaderActions(app, roomId) {
     type: 'button', class: 'btn btn-secondary btn-small', testid: 'open-attendance', hidden: true,
     title: 'Who attended this room’s calls, and when', onclick: () => openAttendance(app, roomId),
   }, icon('timeline', { size: 16 }), 'Attendance');
-  const el = h('div', { class: 'call-header-actions' }, start, attendance);
+  // Instructors may open the call with a waiting room (remembered per browser).
+  const lobbyBox = h('input', { type: 'checkbox', testid: 'start-with-waiting-room', checked: localStorage.getItem('podium.lobby') === '1',
+    onchange: () => localStorage.setItem('podium.lobby', lobbyBox.checked ? '1' : '0') });
+  const lobbyLabel = h('label', { class: 'start-lobby', title: 'Students wait until you let them in', hidden: true }, lobbyBox, 'Waiting room');
+  const el = h('div', { class: 'call-header-actions' }, start, lobbyLabel, attendance);
 
-  const canStart = () => app.isInstructor(roomId) || app.rooms.get(roomId)?.kind === 'group';
+  // An archived room is read-only: no calls (the server refuses with room_archived too).
+  const canStart = () => !app.rooms.get(roomId)?.archived_at && (app.isInstructor(roomId) || app.rooms.get(roomId)?.kind === 'group');
 
   function render() {
     const live = calls.liveSession(roomId);
     const inThisCall = calls.inCall && String(calls.session?.room) === String(roomId);
     start.hidden = !canStart() || !!live || inThisCall;
+    lobbyLabel.hidden = start.hidden || !app.isInstructor(roomId);
     attendance.hidden = !app.isInstructor(roomId);
   }
 
   async function onStart() {
     start.disabled = true;
     try {
-      await calls.start(roomId);
+      if (!(await checkDevices(app, { action: 'Start call' }))) return; // closed the device check
+      await calls.start(roomId, { lobby: app.isInstructor(roomId) && lobbyBox.checked });
     } catch (err) {
       console.warn('call.start failed', err);
       if (!calls.noticeValue) calls.notice({ text: startFailed(err), kind: 'error' });
     } finally {
+      calls.devices.discardPrepared(); // a device check's stream no call took
       start.disabled = false;
       render();
     }
@@ -48,6 +57,29 @@ export function createCallHeaderActions(app, roomId) {
   const offs = [calls.on('live', render), calls.on('state', render), app.on('rooms', render)];
   render();
   return { el, destroy: () => offs.forEach((off) => off()) };
+}
+
+// ---- "Call" on a person ---------------------------------------------------------------------
+
+/** Call `user` (a member wire's user): open our direct room with them (made if new), then — after the camera and
+ *  microphone choice — start its call, which rings them (call/ringing.js), or join the one already live there. */
+export async function callPerson(app, user) {
+  const room = await app.createRoom({ kind: 'direct', name: '', usernames: [user.username] }); // a new one is named by the server
+  location.hash = `#/rooms/${room.id}`;
+  const calls = app.calls;
+  if (calls.inCall && String(calls.session?.room) === String(room.id)) return room;
+  try {
+    if (!(await checkDevices(app, { action: 'Call' }))) return room; // closed the device check
+    const live = calls.liveSession(room.id);
+    if (live) await calls.join(live);
+    else await calls.start(room.id);
+  } catch (err) {
+    console.warn('calling failed', err);
+    if (!calls.noticeValue) calls.notice({ text: startFailed(err), kind: 'error' });
+  } finally {
+    calls.devices.discardPrepared(); // a device check's stream no call took
+  }
+  return room;
 }
 
 // ---- call area: notice, join banner, stage -------------------------------------------------
@@ -160,11 +192,13 @@ function createJoinBanner(app) {
     if (!live) return;
     join.disabled = true;
     try {
+      if (!(await checkDevices(app))) return; // closed the device check
       await calls.join(live);
     } catch (err) {
       console.warn('call.join failed', err);
       if (err.code === 'conflict' || err.code === 'not_found') calls.refreshLive(live.room);
     } finally {
+      calls.devices.discardPrepared(); // a device check's stream no call took
       render();
     }
   }

@@ -3,7 +3,7 @@
 import { h } from '../dom.js';
 
 /**
- * {el, render(), loadOlder(), unavailable(text)}. `wantsMore()`: the list is still at the top
+ * {el, render(), loadOlder(), setLoading(on), unavailable(text)}. `wantsMore()`: the list is still at the top
  * with room to spare after a page (keep loading); `flash(text)` shows an error.
  */
 export function createHistory(app, roomId, { flash, wantsMore, isDestroyed }) {
@@ -39,6 +39,11 @@ export function createHistory(app, roomId, { flash, wantsMore, isDestroyed }) {
     el,
     render,
     loadOlder,
+    /** Someone else loads older pages (a jump to a search result): show it. */
+    setLoading(on) {
+      loading = on;
+      render();
+    },
     /** The room cannot be opened (not a member, gone): say so instead of the history. */
     unavailable(text) {
       el.textContent = text;

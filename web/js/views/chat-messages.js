@@ -3,6 +3,9 @@
 import { h, joinNames } from '../dom.js';
 import { renderMessage, renderPending } from './message.js';
 import { createAttachment } from './attachment.js';
+import { createPollCard } from './poll-card.js';
+import { confirmWithChoice } from './confirm.js';
+import * as api from '../api.js';
 
 /**
  * The message list of a room: {list, seenBy, pendingList, renderAll(), apply(changed),
@@ -13,6 +16,7 @@ export function createMessageList(app, roomId, { composer, flash, onJump }) {
   const r = app.store.room(roomId);
   const elements = new Map(); // seq → <li>
   const attachments = createAttachmentCache(app.files);
+  const polls = createPollCache(app, flash);
   const seen = createSeenBy(app, r);
   let editing = null; // {id, draft}
   let confirmingDelete = null;
@@ -26,6 +30,7 @@ export function createMessageList(app, roomId, { composer, flash, onJump }) {
     lookup: (id) => r.byId(id),
     previous: (m) => r.messages.get(m.seq - 1) || null,
     nameOf: (uid) => r.displayName(uid),
+    userOf: (uid) => r.members.get(uid)?.user || (uid === app.me.id ? app.me : null),
     editing,
     confirmingDelete,
     onReply: (m) => composer.setReplyTo(m),
@@ -33,16 +38,22 @@ export function createMessageList(app, roomId, { composer, flash, onJump }) {
     onDraft: (text) => { if (editing) editing.draft = text; },
     onCancelEdit: () => { const id = editing?.id; editing = null; rerender(id); composer.focus(); },
     onSaveEdit: (m, text) => saveEdit(m, text),
-    onAskDelete: (m) => { confirmingDelete = m.id; rerender(m.id); },
+    onAskDelete: (m) => {
+      if (m.file_id) return askDeleteWithFile(m); // a dialog: the file may go too
+      confirmingDelete = m.id;
+      rerender(m.id);
+    },
     onCancelDelete: () => { const id = confirmingDelete; confirmingDelete = null; rerender(id); },
     onDelete: (m) => deleteMessage(m),
     onReact: (m, emoji, on) => app.react(m, emoji, on).catch((err) => flash(`Reaction failed: ${err.message}`)),
     onJump,
     attachment: (m) => attachments.get(m),
+    poll: (m) => polls.get(m),
     onRetry: (entry) => app.outbox.retry(entry.client_msg_id),
     onDiscard: (entry) => app.outbox.discard(entry.client_msg_id),
   });
 
+  let lastPlaced = null; // older pages come in ascending order: each message goes right after the one before
   function place(li, seq) {
     const existing = elements.get(seq);
     elements.set(seq, li);
@@ -51,12 +62,17 @@ export function createMessageList(app, roomId, { composer, flash, onJump }) {
       return;
     }
     // Most inserts are appends; walk back from the end to find the slot.
+    const after = lastPlaced?.isConnected && Number(lastPlaced.dataset.seq) < seq ? lastPlaced : null;
     let before = null;
-    for (let node = list.lastElementChild; node; node = node.previousElementSibling) {
-      if (Number(node.dataset.seq) < seq) break;
-      before = node;
+    if (after && (!after.nextElementSibling || Number(after.nextElementSibling.dataset.seq) > seq)) before = after.nextElementSibling;
+    else {
+      for (let node = list.lastElementChild; node; node = node.previousElementSibling) {
+        if (Number(node.dataset.seq) < seq) break;
+        before = node;
+      }
     }
     list.insertBefore(li, before);
+    lastPlaced = li;
   }
 
   function renderAll() {
@@ -81,7 +97,10 @@ export function createMessageList(app, roomId, { composer, flash, onJump }) {
     let mine = false;
     const ids = new Set();
     for (const m of changed) {
-      if (m.deleted_at) attachments.drop(m.id);
+      if (m.deleted_at) {
+        attachments.drop(m.id);
+        polls.drop(m.id);
+      }
       const isNew = !elements.has(m.seq);
       place(renderMessage(m, c), m.seq);
       ids.add(m.id);
@@ -118,13 +137,51 @@ export function createMessageList(app, roomId, { composer, flash, onJump }) {
     }
   }
 
+  // A file renamed or deleted (files.changed): its chips show the new name, or that it is gone.
+  const offFiles = app.on('files', (ev) => {
+    if (ev?.room !== roomId || !ev.files?.length) return;
+    const ids = new Set(ev.files);
+    for (const m of r.messages.values()) {
+      if (m.file_id && ids.has(m.file_id) && !m.deleted_at) {
+        attachments.drop(m.id);
+        rerender(m.id);
+      }
+    }
+  });
+
   async function deleteMessage(m) {
     confirmingDelete = null;
     try {
       await app.remove(m);
+      return true;
     } catch (err) {
       flash(`Delete failed: ${err.message}`);
       rerender(m.id);
+      return false;
+    }
+  }
+
+  /**
+   * A message with an attachment: the dialog also offers to delete the file (for its owner or a
+   * room instructor), which removes it from the Files panel and kills its links at once.
+   */
+  async function askDeleteWithFile(m) {
+    const file = await app.files.info(m.file_id).catch(() => null);
+    const mayDeleteFile = !!file && (file.owner === app.me.id || app.isInstructor(roomId));
+    const answer = await confirmWithChoice({
+      title: 'Delete this message?',
+      text: mayDeleteFile ? `It has the file “${file.name}” attached.` : 'The message is removed for everyone.',
+      choice: mayDeleteFile ? 'Also delete the file from the room’s files (its links stop working)' : null,
+      checked: false,
+      confirmLabel: 'Delete',
+    });
+    if (!answer || !(await deleteMessage(m)) || !answer.choice) return;
+    try {
+      await api.request('DELETE', `/api/files/${encodeURIComponent(m.file_id)}`);
+      app.files.forget(m.file_id);
+      app.emit('files', { room: roomId, deleted: m.file_id });
+    } catch (err) {
+      flash(`The message was deleted, but not the file: ${err.message}`);
     }
   }
 
@@ -143,7 +200,11 @@ export function createMessageList(app, roomId, { composer, flash, onJump }) {
       const m = r.byId(messageId);
       return (m && elements.get(m.seq)) || null;
     },
-    destroy: () => attachments.clear(),
+    destroy: () => {
+      offFiles();
+      attachments.clear();
+      polls.clear();
+    },
   };
 }
 
@@ -172,6 +233,29 @@ function createAttachmentCache(files) {
     drop,
     clear() {
       for (const id of [...views.keys()]) drop(id);
+    },
+  };
+}
+
+/** One poll card per poll message, kept across re-renders (a half-made choice survives live updates): {get(m), drop(id), clear()}. */
+function createPollCache(app, flash) {
+  const cards = new Map(); // message id → card
+
+  function drop(messageId) {
+    cards.get(messageId)?.destroy();
+    cards.delete(messageId);
+  }
+
+  return {
+    get(m) {
+      let card = cards.get(m.id);
+      if (card) card.update(m);
+      else cards.set(m.id, card = createPollCard(app, m, { flash }));
+      return card.el;
+    },
+    drop,
+    clear() {
+      for (const id of [...cards.keys()]) drop(id);
     },
   };
 }

@@ -70,10 +70,10 @@ export function createScroller({ parts, list, onBottom, onNearTop }) {
         jump.hidden = false;
       }
     },
-    /** Scroll to a message (a reply's quote was clicked) and highlight it. */
-    reveal(li) {
+    /** Scroll to a message (a reply's quote or a search result was clicked) and highlight it. */
+    reveal(li, { smooth = true } = {}) {
       pinned = false;
-      li.scrollIntoView({ block: 'center', behavior: 'smooth' });
+      li.scrollIntoView({ block: 'center', behavior: smooth ? 'smooth' : 'auto' });
       li.classList.remove('highlight');
       void li.offsetWidth; // restart the highlight animation
       li.classList.add('highlight');

@@ -2,7 +2,8 @@
 //
 // The parts: chat-header.js, chat-messages.js (re-renders only the messages that changed;
 // attachments are kept across re-renders), chat-history.js (scroll-back), chat-scroll.js
-// (scroll position, read receipts), chat-drop.js (dropping files), composer.js.
+// (scroll position, read receipts), chat-drop.js (dropping files), composer.js, search-panel.js
+// (searching the room; a result jumps to the message, loading the history back to it).
 
 import { h, joinNames } from '../dom.js';
 import { createComposer } from './composer.js';
@@ -11,6 +12,8 @@ import { createMessageList } from './chat-messages.js';
 import { createHistory } from './chat-history.js';
 import { createScroller, createReadMarker } from './chat-scroll.js';
 import { createFileDrop } from './chat-drop.js';
+import { createSearchPanel } from './search-panel.js';
+import { rulesNote } from '../moderation.js';
 
 const TOAST_MS = 5000;
 
@@ -19,10 +22,15 @@ export function createChatView(app, roomId) {
   let destroyed = false;
   const toast = createToast();
   const flash = toast.show;
-  const header = createChatHeader(app, roomId);
+  // At once, not smoothly: the search list folds away as the chat scrolls (a smooth scroll that
+  // starts at the bottom would be pulled back there by the resize).
+  const search = createSearchPanel(app, roomId, { onJump: (m) => jumpTo(m.id, m.seq, { smooth: false }) });
+  const header = createChatHeader(app, roomId, { flash, onSearch: () => search.toggle() });
   const composer = createComposer(app, roomId, {
     roomName: app.rooms.get(roomId)?.name || 'this room',
     onSent: () => {
+      app.moderation.sent(roomId); // slow mode's clock
+      renderRules();
       renderPending();
       scroll.toBottom(true);
     },
@@ -37,15 +45,20 @@ export function createChatView(app, roomId) {
   });
   const reads = createReadMarker(app, roomId, scroll.isNearBottom);
   const typingEl = h('div', { class: 'typing-indicator', testid: 'typing-indicator', 'aria-live': 'polite' });
+  const rulesEl = h('p', { class: 'chat-rules-note', testid: 'chat-rules-note', 'aria-live': 'polite', hidden: true });
+  let rulesTick = null;
+  let lockedControls = null; // the composer's controls we disabled while the chat is locked
   const drop = createFileDrop(app, roomId, () => !composer.el.hidden);
   const el = h('section', { class: 'chat', 'aria-label': 'Chat' },
     header.el,
+    search.el,
     h('div', { class: 'messages-wrap' }, scroll.el, scroll.jump),
     typingEl,
+    rulesEl,
+    toast.el, // in the flow above the composer: it covers neither the messages nor what is typed
     composer.el,
     drop.el);
   drop.listen(el);
-  el.append(toast.el);
 
   function applyMessages(changed) {
     const before = scroll.snapshot();
@@ -68,14 +81,54 @@ export function createChatView(app, roomId) {
     drop.setRoomName(name);
   }
 
+  /** The chat's rules (moderation.js): a note above the composer; while locked a student's composer is disabled. */
+  function renderRules() {
+    const mod = app.moderation;
+    const rules = mod.rules(roomId);
+    const exempt = mod.exempt(roomId);
+    const waitS = mod.waitS(roomId);
+    const text = rulesNote(rules, { exempt, waitS });
+    rulesEl.textContent = text;
+    rulesEl.hidden = !text;
+    rulesEl.classList.toggle('locked', rules.locked);
+    const writable = mod.mayWrite(roomId);
+    if (!writable && !lockedControls) {
+      lockedControls = [...composer.el.elements].filter((c) => !c.disabled);
+      for (const c of lockedControls) c.disabled = true;
+    } else if (writable && lockedControls) {
+      for (const c of lockedControls) c.disabled = false;
+      lockedControls = null;
+    }
+    clearTimeout(rulesTick);
+    if (waitS) rulesTick = setTimeout(renderRules, 1000); // the slow-mode countdown
+  }
+
   function renderTyping() {
     typingEl.textContent = typingText([...r.typing.keys()].filter((uid) => uid !== app.me.id).map((uid) => r.displayName(uid) || 'Someone'));
   }
 
-  function jumpTo(messageId) {
-    const li = messages.elementOf(messageId);
-    if (!li) return flash('That message is further back in the history.');
-    scroll.reveal(li);
+  /**
+   * Scroll to a message and highlight it. With its `seq` (a search result), history is loaded
+   * back to it first when it is older than the loaded window.
+   */
+  async function jumpTo(messageId, seq = null, { smooth = true } = {}) {
+    let li = messages.elementOf(messageId);
+    const far = !li;
+    if (!li && seq !== null && r.loaded && r.oldestSeq !== null && seq < r.oldestSeq) {
+      history.setLoading(true);
+      try {
+        await app.sync.loadBackTo(roomId, seq);
+      } catch (err) {
+        if (!destroyed) flash(`Could not load earlier messages: ${err.message}`);
+      } finally {
+        if (!destroyed) history.setLoading(false);
+      }
+      if (destroyed) return;
+      li = messages.elementOf(messageId);
+    }
+    if (!li && !r.loaded) return flash('The room’s messages are still loading.');
+    if (!li) return flash(seq === null ? 'That message is further back in the history.' : 'That message is no longer in the room.');
+    scroll.reveal(li, { smooth: smooth && !far }); // after a load, at once: later scroll-back pages keep the view still
   }
 
   const offs = [
@@ -94,7 +147,8 @@ export function createChatView(app, roomId) {
       }
     }),
     app.on('outbox', renderPending),
-    app.on('rooms', renderHeader),
+    app.on('rooms', () => { renderHeader(); renderRules(); }),
+    app.on('moderation', (id) => { if (id === roomId) renderRules(); }),
     app.on('connection', (state) => {
       renderPending();
       if (state === 'online') reads.soon();
@@ -102,6 +156,7 @@ export function createChatView(app, roomId) {
   ];
 
   renderHeader();
+  renderRules();
   messages.renderAll();
   renderPending();
   history.render();
@@ -133,8 +188,10 @@ export function createChatView(app, roomId) {
     focus: () => composer.focus(),
     destroy() {
       destroyed = true;
+      clearTimeout(rulesTick);
       offs.forEach((off) => off());
       header.destroy();
+      search.destroy();
       composer.destroy();
       scroll.destroy();
       messages.destroy();
@@ -153,7 +210,7 @@ function typingText(names) {
   return 'Several people are typing…';
 }
 
-/** A message at the bottom of the chat for a few seconds: {el, show(text), destroy()}. */
+/** A message between the messages and the composer for a few seconds: {el, show(text), destroy()}. */
 function createToast() {
   const el = h('div', { class: 'toast', role: 'alert', hidden: true });
   let timer = null;

@@ -8,6 +8,8 @@ import { h } from '../dom.js';
 import { icon } from '../icons.js';
 import { snippet } from './message.js';
 import { createUploadList } from './attachment.js';
+import { pollButton } from './poll-card.js';
+import { openPollComposer } from './poll-composer.js';
 
 const MAX_BYTES = 16 * 1024;
 const encoder = new TextEncoder();
@@ -24,6 +26,8 @@ export function createComposer(app, roomId, { roomName, onSent }) {
   const announce = h('input', { type: 'checkbox', id: 'composer-announce', testid: 'announcement-toggle' });
   const announceLabel = h('label', { class: 'announce-toggle', for: 'composer-announce', title: 'Post as an announcement (instructors only)', hidden: true },
     announce, icon('megaphone', { size: 15 }), h('span', {}, 'Announcement'));
+  const newPoll = pollButton(() => openPollComposer(app, roomId));
+  newPoll.hidden = true; // instructors only (setInstructor)
   const replyText = h('span', { class: 'reply-preview-text' });
   const replyBar = h('div', { class: 'reply-preview', hidden: true, testid: 'reply-preview' },
     h('span', { class: 'reply-preview-label' }, 'Replying to'),
@@ -49,6 +53,7 @@ export function createComposer(app, roomId, { roomName, onSent }) {
     h('div', { class: 'composer-row' }, attach, fileInput, area, send),
     h('div', { class: 'composer-foot' },
       announceLabel,
+      newPoll,
       h('span', { class: 'hint composer-hint' }, 'Enter to send · Shift+Enter for a new line'),
       error));
 
@@ -111,6 +116,7 @@ export function createComposer(app, roomId, { roomName, onSent }) {
 
   function setInstructor(isInstructor) {
     announceLabel.hidden = !isInstructor;
+    newPoll.hidden = !isInstructor;
     if (!isInstructor) announce.checked = false;
   }
 

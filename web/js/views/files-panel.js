@@ -3,6 +3,8 @@
 // The room's Files panel (a dialog): every file of the room (GET /api/files?room=), grouped by
 // folder, each with a signed download link; upload into a folder (not posted in the chat).
 // The list reloads when an upload finishes or an attachment is posted while it is open.
+// Rename, move and delete: a file by its owner or a room instructor; a folder (with every
+// file and folder in it) by a room instructor (docs/FILES.md "Managing files and folders").
 
 import * as api from '../api.js';
 import { h, formatTime, formatFullTime } from '../dom.js';
@@ -10,6 +12,7 @@ import { icon } from '../icons.js';
 import { formatSize } from '../files.js';
 import { createUploadList, signedLink } from './attachment.js';
 import { openModal } from './modal.js';
+import { askText, confirmAction } from './confirm.js';
 
 const RELOAD_DELAY_MS = 250;
 const byName = new Intl.Collator(undefined, { numeric: true, sensitivity: 'base' });
@@ -33,6 +36,8 @@ export function openFilesPanel(app, roomId) {
     icon('upload', { size: 15 }), 'Upload');
   const uploads = createUploadList(app, (e) => e.room === roomId && !e.post, { label: 'Files being uploaded to this room' });
   const body = h('div', { class: 'files-body', testid: 'files-list' }, h('p', { class: 'files-empty muted' }, 'Loading files…'));
+  const note = h('p', { class: 'form-note', testid: 'files-note', role: 'status', hidden: true });
+  let current = []; // the files last listed
 
   let destroyed = false;
   let reloadTimer = null;
@@ -43,6 +48,7 @@ export function openFilesPanel(app, roomId) {
       h('div', { class: 'files-controls' },
         h('label', { for: 'files-folder-input' }, 'Upload to folder'), folderInput, folders, upload, fileInput),
       uploads.el,
+      note,
       body,
     ],
     onClose() {
@@ -57,6 +63,7 @@ export function openFilesPanel(app, roomId) {
     app.store.on('messages', (ev) => {
       if (ev.room === roomId && ev.messages.some((m) => m.file_id)) reloadSoon();
     }),
+    app.on('files', (ev) => { if (ev?.room === roomId) reloadSoon(); }), // deleted with its message
   ];
   load();
 
@@ -75,6 +82,7 @@ export function openFilesPanel(app, roomId) {
     }
     if (destroyed) return;
     app.files.remember(files);
+    current = files;
     render(files);
   }
 
@@ -107,7 +115,8 @@ export function openFilesPanel(app, roomId) {
             type: 'button', class: 'btn btn-ghost btn-small files-folder-upload', testid: 'files-folder-upload',
             title: folder ? `Upload into ${folder}` : 'Upload without a folder',
             onclick: () => { folderInput.value = folder; fileInput.click(); },
-          }, icon('upload', { size: 14 }), 'Upload here')),
+          }, icon('upload', { size: 14 }), 'Upload here'),
+          folder && app.isInstructor(roomId) ? folderActions(folder) : null),
         h('ul', { class: 'files-items' }, items.map((f) => renderFile(f))));
     }));
   }
@@ -120,7 +129,100 @@ export function openFilesPanel(app, roomId) {
       h('span', { class: 'files-item-meta muted' },
         h('span', { class: 'file-size', testid: 'file-size' }, formatSize(f.size)),
         owner ? h('span', {}, owner) : null,
-        h('time', { datetime: f.created_at, title: formatFullTime(f.created_at) }, formatTime(f.created_at))));
+        h('time', { datetime: f.created_at, title: formatFullTime(f.created_at) }, formatTime(f.created_at))),
+      f.owner === app.me.id || app.isInstructor(roomId) ? fileActions(f) : null);
+  }
+
+  function fileActions(f) {
+    return h('span', { class: 'files-actions' },
+      h('button', { type: 'button', class: 'act', testid: 'file-rename', title: `Rename ${f.name}`, onclick: () => renameFile(f) }, 'Rename'),
+      h('button', { type: 'button', class: 'act', testid: 'file-move', title: `Move ${f.name} to another folder`, onclick: () => moveFile(f) }, 'Move'),
+      h('button', { type: 'button', class: 'act act-danger', testid: 'file-delete', title: `Delete ${f.name}`, onclick: () => deleteFile(f) }, 'Delete'));
+  }
+
+  function folderActions(folder) {
+    return h('span', { class: 'files-actions' },
+      h('button', { type: 'button', class: 'act', testid: 'folder-rename', title: `Rename ${folder}`, onclick: () => renameFolder(folder) }, 'Rename'),
+      h('button', { type: 'button', class: 'act', testid: 'folder-move', title: `Move ${folder} into another folder`, onclick: () => moveFolder(folder) }, 'Move'),
+      h('button', { type: 'button', class: 'act act-danger', testid: 'folder-delete', title: `Delete ${folder} and everything in it`, onclick: () => deleteFolder(folder) }, 'Delete'));
+  }
+
+  function folderNames() {
+    return [...new Set(current.map((f) => f.folder).filter(Boolean))].sort(byName.compare);
+  }
+
+  /** Run a change, say how it went, and list the files again. */
+  async function change(doing, done) {
+    note.hidden = false;
+    note.className = 'form-note';
+    try {
+      await doing();
+      note.textContent = done;
+    } catch (err) {
+      note.className = 'form-note error';
+      note.textContent = err.message;
+    }
+    if (!destroyed) load();
+  }
+
+  async function renameFile(f) {
+    const dot = f.name.lastIndexOf('.');
+    const name = await askText({ title: 'Rename file', text: f.name, label: 'New name', value: f.name,
+      select: [0, dot > 0 ? dot : f.name.length], confirmLabel: 'Rename' });
+    if (name === null || name === f.name) return;
+    await change(async () => {
+      const { file } = await api.request('PATCH', `/api/files/${encodeURIComponent(f.id)}`, { name });
+      app.files.forget(f.id);
+      app.files.remember([file]);
+    }, `Renamed to “${name}”.`);
+  }
+
+  async function moveFile(f) {
+    const folder = await askText({ title: 'Move file', text: f.name, label: 'To folder (empty: not in a folder)', value: f.folder,
+      options: folderNames(), allowEmpty: true, confirmLabel: 'Move', placeholder: 'e.g. week 2/labs' });
+    if (folder === null || folder === f.folder) return;
+    await change(() => api.request('POST', `/api/files/${encodeURIComponent(f.id)}/move`, { folder }),
+      `Moved “${f.name}” to ${folder ? `“${folder}”` : 'the top level'}.`);
+  }
+
+  async function deleteFile(f) {
+    const ok = await confirmAction({ title: 'Delete this file?', text: `“${f.name}” is deleted for everyone, and its links stop working. This cannot be undone.`, confirmLabel: 'Delete' });
+    if (!ok) return;
+    await change(async () => {
+      await api.request('DELETE', `/api/files/${encodeURIComponent(f.id)}`);
+      app.files.forget(f.id);
+    }, `Deleted “${f.name}”.`);
+  }
+
+  function moveFolderTo(folder, to) {
+    return change(() => api.request('POST', '/api/folders/move', { room: roomId, folder, to }), `Moved “${folder}” to “${to}”.`);
+  }
+
+  async function renameFolder(folder) {
+    const cut = folder.lastIndexOf('/');
+    const parent = cut >= 0 ? folder.slice(0, cut + 1) : '';
+    const name = await askText({ title: 'Rename folder', text: folder, label: 'New name', value: folder.slice(cut + 1), confirmLabel: 'Rename' });
+    if (name === null || parent + name === folder) return;
+    await moveFolderTo(folder, parent + name);
+  }
+
+  async function moveFolder(folder) {
+    const base = folder.slice(folder.lastIndexOf('/') + 1);
+    const others = folderNames().filter((n) => n !== folder && !n.startsWith(`${folder}/`));
+    const into = await askText({ title: 'Move folder', text: folder, label: 'Into folder (empty: the top level)', value: '',
+      options: others, allowEmpty: true, confirmLabel: 'Move', placeholder: 'e.g. archive' });
+    if (into === null) return;
+    const to = into ? `${into.replace(/\/+$/, '')}/${base}` : base;
+    if (to !== folder) await moveFolderTo(folder, to);
+  }
+
+  async function deleteFolder(folder) {
+    const n = current.filter((f) => f.folder === folder || f.folder.startsWith(`${folder}/`)).length;
+    const ok = await confirmAction({ title: 'Delete this folder?',
+      text: `“${folder}” and the ${n} file${n === 1 ? '' : 's'} in it (subfolders included) are deleted for everyone, and their links stop working. This cannot be undone.`,
+      confirmLabel: `Delete ${n} file${n === 1 ? '' : 's'}` });
+    if (!ok) return;
+    await change(() => api.request('POST', '/api/folders/delete', { room: roomId, folder }), `Deleted “${folder}” and its ${n} file${n === 1 ? '' : 's'}.`);
   }
 
   return dialog;

@@ -1,10 +1,14 @@
-// The people panel: who is online in the room, everyone else, and the instructors' "add member" form.
+// The people panel: who is online in the room, everyone else, the instructors' "add member" form, and their Remove and
+// Ban on each member (each asks first; a ban keeps them from being added back, moderation.js).
 //
 // Right panel: who is online in the room, everyone else, and (for room instructors) the
 // "add member by username" box with suggestions from /api/users.
 
 import * as api from '../api.js';
-import { h, initials, hueFor } from '../dom.js';
+import { h, append, avatarFor } from '../dom.js';
+import { createRosterBox } from './lms.js';
+import { callPerson } from './call.js';
+import { icon } from '../icons.js';
 
 const STATUS_LABEL = { online: 'Online', away: 'Away', busy: 'Busy' };
 
@@ -15,10 +19,15 @@ export function createMembersPanel(app, roomId) {
   const onlineHead = h('h3', { class: 'panel-subtitle' });
   const offlineHead = h('h3', { class: 'panel-subtitle' });
   const addForm = createAddMember(app, roomId);
+  const roster = createRosterBox(app, roomId); // LMS course rooms (lms.js)
+  const confirming = new Map(); // user id → 'remove' | 'ban' awaiting confirmation
+  const note = h('p', { class: 'form-note', testid: 'member-action-note', 'aria-live': 'polite' });
 
   const el = h('div', { class: 'panel-inner' },
     h('h2', { class: 'panel-title' }, 'People'),
     addForm.el,
+    roster.el,
+    note,
     onlineHead, onlineList,
     offlineHead, offlineList);
 
@@ -27,14 +36,70 @@ export function createMembersPanel(app, roomId) {
     const isMe = user.id === app.me.id;
     const status = online ? (r.status.get(user.id) || 'online') : 'offline';
     return h('li', { class: 'person', dataset: { userId: user.id, status }, testid: 'person' },
-      h('span', { class: 'avatar avatar-sm', style: `--hue:${hueFor(user.id)}`, 'aria-hidden': 'true' },
-        initials(user.display_name || user.username),
-        h('span', { class: `presence-dot ${status}` })),
+      append(avatarFor(user, { cls: 'avatar-sm' }), [h('span', { class: `presence-dot ${status}` })]),
       h('span', { class: 'person-text' },
         h('span', { class: 'person-name' }, user.display_name || user.username),
         h('span', { class: 'person-sub' },
           [role === 'instructor' ? 'Instructor' : null, isMe ? 'you' : null].filter(Boolean).join(' · '))),
-      h('span', { class: 'sr-only' }, `, ${STATUS_LABEL[status] || 'Offline'}`));
+      h('span', { class: 'sr-only' }, `, ${STATUS_LABEL[status] || 'Offline'}`),
+      withCall(memberActions(member, isMe), user, isMe));
+  }
+
+  /** "Call" on another person (not in a direct room, whose header has Start call): their direct room, then a call that rings them. */
+  function withCall(actions, user, isMe) {
+    if (isMe || !user.username || app.rooms.get(roomId)?.kind === 'direct') return actions;
+    const name = user.display_name || user.username;
+    const call = h('button', {
+      type: 'button', class: 'act act-call', testid: 'call-person', title: `Call ${name}`, 'aria-label': `Call ${name}`,
+      onclick: async () => {
+        call.disabled = true;
+        try {
+          await callPerson(app, user);
+        } catch (err) {
+          note.textContent = `Could not call ${name}: ${err.message}`;
+        } finally {
+          call.disabled = false;
+        }
+      },
+    }, icon('phone', { size: 14 }));
+    if (!actions) return h('span', { class: 'person-actions' }, call);
+    actions.prepend(call);
+    return actions;
+  }
+
+  /** Remove and Ban (room instructors, on others; Ban not on instructors; nothing in direct rooms). */
+  function memberActions(member, isMe) {
+    const { user, role } = member;
+    if (isMe || !role || !app.isInstructor(roomId) || app.rooms.get(roomId)?.kind === 'direct') return null;
+    const name = user.display_name || user.username;
+    const asking = confirming.get(user.id);
+    if (asking) {
+      return h('span', { class: 'person-actions confirming' },
+        h('span', { class: 'confirm-text' }, asking === 'ban' ? `Ban ${name}?` : `Remove ${name}?`),
+        h('button', { type: 'button', class: 'act act-danger', testid: `confirm-${asking}`, onclick: () => act(user, asking) },
+          asking === 'ban' ? 'Ban' : 'Remove'),
+        h('button', { type: 'button', class: 'act', onclick: () => { confirming.delete(user.id); render(); } }, 'Cancel'));
+    }
+    const ask = (what) => { confirming.set(user.id, what); render(); };
+    return h('span', { class: 'person-actions' },
+      h('button', { type: 'button', class: 'act', testid: 'remove-member', title: `Remove ${name} from this room`, onclick: () => ask('remove') }, 'Remove'),
+      role === 'instructor' ? null : h('button', {
+        type: 'button', class: 'act act-danger', testid: 'ban-member', title: `Remove ${name} and keep them from being added back`, onclick: () => ask('ban'),
+      }, 'Ban'));
+  }
+
+  async function act(user, what) {
+    confirming.delete(user.id);
+    const name = user.display_name || user.username;
+    try {
+      if (what === 'ban') await app.moderation.ban(roomId, user.id);
+      else await app.moderation.remove(roomId, user.id);
+      note.textContent = what === 'ban' ? `${name} was banned from this room.` : `${name} was removed from this room.`;
+      await app.refreshMembers(roomId).catch((err) => console.warn('members refresh failed', err));
+    } catch (err) {
+      note.textContent = `Could not ${what} ${name}: ${err.message}`;
+    }
+    render();
   }
 
   function render() {
@@ -58,7 +123,7 @@ export function createMembersPanel(app, roomId) {
     app.on('rooms', () => { addForm.el.hidden = !app.isInstructor(roomId) || app.rooms.get(roomId)?.kind === 'direct'; }),
   ];
   render();
-  return { el, destroy: () => { offs.forEach((off) => off()); addForm.destroy(); } };
+  return { el, destroy: () => { offs.forEach((off) => off()); addForm.destroy(); roster.destroy(); } };
 }
 
 function createAddMember(app, roomId) {

@@ -2,12 +2,12 @@
 //
 // ctx: {me, canModerate, lookup(id) → message|null, nameOf(userId) → string|null,
 //       attachment(m) → element (the chat view keeps one per message across re-renders, so a
-//       playing video keeps playing when its message changes),
+//       playing video keeps playing when its message changes), poll(m) → element (likewise),
 //       editing: {id, draft}|null, confirmingDelete: id|null,
 //       onReply(m), onStartEdit(m), onDraft(text), onSaveEdit(m, text), onCancelEdit(),
 //       onAskDelete(m), onDelete(m), onCancelDelete(), onReact(m, emoji, on), onJump(id)}
 
-import { h, linkify, initials, hueFor, formatTime, formatFullTime } from '../dom.js';
+import { h, linkify, avatarFor, formatTime, formatFullTime } from '../dom.js';
 import { REACTION_EMOJI } from '../app.js';
 import { icon } from '../icons.js';
 import { formatSize } from '../files.js';
@@ -64,12 +64,13 @@ export function renderMessage(m, ctx) {
 
   if (m.kind === 'system') {
     li.append(h('div', { class: 'msg-row' }, h('div', { class: 'system-line' },
-      h('span', { class: 'msg-content', testid: 'message-content' }, m.content),
+      h('span', { class: 'msg-content', testid: 'message-content' }, systemContent(m.content || '')),
       h('time', { datetime: m.created_at, title: formatFullTime(m.created_at) }, formatTime(m.created_at)))));
     return li;
   }
 
-  const name = m.sender?.display_name || ctx.nameOf(m.sender?.id) || 'Unknown';
+  // The member's current name (after a rename) before the one the message was sent under.
+  const name = ctx.nameOf(m.sender?.id) || m.sender?.display_name || 'Unknown';
   const edited = m.edited_at && !deleted
     ? h('span', { class: 'msg-edited', title: `Edited ${formatFullTime(m.edited_at)}` }, '(edited)')
     : null;
@@ -91,6 +92,8 @@ export function renderMessage(m, ctx) {
     body.append(h('div', { class: 'msg-content msg-deleted', testid: 'message-content' }, 'message deleted'));
   } else if (ctx.editing?.id === m.id) {
     body.append(renderEditor(m, ctx));
+  } else if (m.kind === 'poll' && m.poll) {
+    body.append(ctx.poll(m)); // the question, options and results (poll-card.js)
   } else {
     const content = h('div', { class: 'msg-content', testid: 'message-content' });
     content.append(linkify(m.content || ''));
@@ -106,11 +109,30 @@ export function renderMessage(m, ctx) {
   const row = h('div', { class: 'msg-row', tabindex: '-1' },
     continued
       ? h('div', { class: 'avatar-spacer', 'aria-hidden': 'true' })
-      : h('div', { class: 'avatar', style: `--hue:${hueFor(m.sender?.id)}`, 'aria-hidden': 'true' }, initials(name)),
+      : avatarFor(ctx.userOf(m.sender?.id) || { id: m.sender?.id }, { name }),
     body);
   if (!deleted && ctx.editing?.id !== m.id) row.append(renderActions(m, ctx, mine));
   li.append(row);
   return li;
+}
+
+// A recording's playback page named in a system message ("Recording ready: … watch it:
+// /#/recordings/12", with PUBLIC_URL in front when set) becomes a link that opens it here.
+const WATCH_RE = /(?:watch it: )?((?:https?:\/\/[^\s/]+)?\/#\/recordings\/\d+[^\s]*)/gi;
+
+function systemContent(text) {
+  const frag = document.createDocumentFragment();
+  let last = 0;
+  for (const match of text.matchAll(WATCH_RE)) {
+    const url = match[1];
+    const here = !/^https?:/.test(url) || url.startsWith(`${location.origin}/`);
+    frag.append(text.slice(last, match.index), h('a', here
+      ? { href: url.slice(url.indexOf('#')), testid: 'recording-link' }
+      : { href: url, testid: 'recording-link', target: '_blank', rel: 'noopener noreferrer' }, 'Watch the recording'));
+    last = match.index + match[0].length;
+  }
+  frag.append(text.slice(last));
+  return frag;
 }
 
 function renderQuote(replyId, ctx) {
@@ -201,7 +223,7 @@ export function renderPending(entry, ctx) {
     testid: 'pending-message',
     dataset: { clientMsgId: entry.client_msg_id },
   }, h('div', { class: 'msg-row' },
-    h('div', { class: 'avatar', style: `--hue:${hueFor(ctx.me.id)}`, 'aria-hidden': 'true' }, initials(ctx.me.display_name)),
+    avatarFor(ctx.me),
     h('div', { class: 'msg-body' },
       h('div', { class: 'msg-meta' }, h('span', { class: 'msg-author' }, ctx.me.display_name || 'You'), state),
       entry.reply_to ? renderQuote(entry.reply_to, ctx) : null,

@@ -12,6 +12,7 @@ import { formatSize } from '../files.js';
 import { formatDuration, participantOf } from '../recordings.js';
 import { keepLinkFresh } from '../signed-links.js';
 import { openModal } from './modal.js';
+import { confirmAction } from './confirm.js';
 
 const STATUS_TEXT = {
   pending: 'Starting…',
@@ -36,7 +37,7 @@ export function openRecordingsPanel(app, roomId) {
   let destroyed = false;
   let linkTimer = null;
   let offs = [];
-  const { dialog, summary } = openModal({
+  const { dialog, summary, close } = openModal({
     testid: 'recordings-panel', className: 'recordings-modal', titleId: 'recordings-title', title: 'Recordings',
     subtitle: roomName, closeTestid: 'close-recordings', body: [body],
     onClose() {
@@ -90,7 +91,7 @@ export function openRecordingsPanel(app, roomId) {
     recordings.forEach((rec, i) => {
       let item = items.get(rec.id);
       if (!item) {
-        item = createItem(app, rec.id);
+        item = createItem(app, rec.id, close);
         items.set(rec.id, item);
       }
       item.update(rec);
@@ -121,32 +122,87 @@ export function openRecordingsPanel(app, roomId) {
   return dialog;
 }
 
-/** One recording in the list: {el, update(recording)}; parts are updated in place. */
-function createItem(app, id) {
+const FALLBACK_TEXT = {
+  could_not_keep_up: 'Processing after the class: the machine could not keep up',
+  segment_failed: 'Processing after the class: building it during the class failed',
+};
+
+/** "Ready in about N min" for `seconds` left (whole minutes, rounded up). */
+export function readyIn(seconds) {
+  if (seconds < 60) return 'Ready in less than a minute';
+  return `Ready in about ${Math.ceil(seconds / 60)} min`;
+}
+
+/** One recording in the list: {el, update(recording)}; parts are updated in place. `closePanel`: Watch leaves the dialog for the playback page. */
+function createItem(app, id, closePanel) {
   const service = app.recordings;
   const thumb = h('div', { class: 'rec-thumb', 'aria-hidden': 'true' }, icon('film', { size: 26 }));
   const title = h('h3', { class: 'rec-title' });
   const status = h('span', { class: 'rec-status', testid: 'recording-status' });
   const duration = h('span', { class: 'rec-duration', testid: 'recording-duration' });
   const progress = h('progress', { class: 'rec-progress', testid: 'recording-progress', max: '100' });
-  const progressText = h('span', { class: 'rec-progress-text muted' });
-  const progressRow = h('div', { class: 'rec-progress-row', hidden: true }, progress, progressText);
+  const progressText = h('span', { class: 'rec-progress-text muted', testid: 'recording-eta' });
+  const fallbackNote = h('span', { class: 'rec-fallback muted', testid: 'recording-fallback', hidden: true });
+  const progressRow = h('div', { class: 'rec-progress-row', hidden: true }, progress, progressText, fallbackNote);
   const reason = h('p', { class: 'rec-reason', testid: 'recording-reason', role: 'note', hidden: true });
   const downloads = createDownloads(app, id);
+  // Instructors: rename and delete a finished recording (recordings/manage.py on the server).
+  const renameBtn = h('button', { type: 'button', class: 'act', testid: 'recording-rename', hidden: true, onclick: () => rename() }, 'Rename');
+  const deleteBtn = h('button', { type: 'button', class: 'act act-danger', testid: 'recording-delete', hidden: true, onclick: () => remove() }, 'Delete');
+  const manageNote = h('span', { class: 'form-note' });
+  // The playback page (#/recordings/<id>, views/playback-page.js), once there is a class video to watch.
+  const watch = h('a', { class: 'btn btn-primary btn-small rec-watch', testid: 'recording-watch', href: `#/recordings/${encodeURIComponent(id)}`, hidden: true,
+    onclick: () => closePanel() }, icon('video', { size: 15 }), 'Watch');
+  const when = h('span', { class: 'rec-when muted' });
   const el = h('li', { class: 'rec-item', testid: 'recording-item', dataset: { recordingId: id } },
     thumb,
     h('div', { class: 'rec-main' },
       h('div', { class: 'rec-head' }, title, status),
-      h('div', { class: 'rec-meta' }, duration),
+      h('div', { class: 'rec-meta' }, when, duration, watch, renameBtn, deleteBtn, manageNote),
       progressRow,
       reason,
       downloads.el));
   let thumbAssetId = null;
 
+  async function rename() {
+    const rec = service.get(id);
+    const input = h('input', { type: 'text', class: 'input-small', testid: 'recording-title-input', value: rec?.title || '', maxlength: '200' });
+    const save = h('button', { type: 'submit', class: 'act', testid: 'recording-title-save' }, 'Save');
+    const form = h('form', { class: 'rec-rename', onsubmit: async (ev) => {
+      ev.preventDefault();
+      try {
+        await service.rename(id, input.value);
+        manageNote.textContent = '';
+        title.replaceChildren();
+        update(service.get(id));
+      } catch (err) {
+        manageNote.textContent = `Could not rename: ${err.message}`;
+      }
+    } }, input, save);
+    title.replaceChildren(form);
+    input.focus();
+  }
+
+  async function remove() {
+    const rec = service.get(id);
+    const ok = await confirmAction({ title: 'Delete this recording?', text: `"${rec?.title || 'Recording'}" and all its files are deleted for everyone. This cannot be undone.`, confirmLabel: 'Delete' });
+    if (!ok) return;
+    try {
+      await service.remove(rec);
+    } catch (err) {
+      manageNote.textContent = `Could not delete: ${err.message}`;
+    }
+  }
+
   function update(rec) {
     el.dataset.status = rec.status;
-    const when = rec.started_at || rec.requested_at;
-    title.replaceChildren(h('time', { datetime: when, title: formatFullTime(when) }, formatTime(when) || 'Recording'));
+    const at = rec.started_at || rec.requested_at;
+    if (!title.querySelector('form')) title.replaceChildren(h('span', { testid: 'recording-title' }, rec.title || formatTime(at) || 'Recording'));
+    when.replaceChildren(h('time', { datetime: at, title: formatFullTime(at) }, formatTime(at) || ''));
+    const manage = app.isInstructor(rec.room) && (rec.status === 'ready' || rec.status === 'failed');
+    watch.hidden = !(rec.status === 'ready' && rec.assets?.some((a) => a.kind === 'composite'));
+    renameBtn.hidden = !manage;
+    deleteBtn.hidden = !manage;
     status.textContent = STATUS_TEXT[rec.status] || rec.status;
     status.dataset.status = rec.status;
     const seconds = rec.duration_s ?? rec.assets?.find((a) => a.kind === 'composite')?.duration_s;
@@ -167,6 +223,11 @@ function createItem(app, id) {
         progress.dataset.percent = String(pct);
         progressText.textContent = `Building the class video… ${pct} %`;
       }
+      // The worker's estimate (issue 15.4): "Ready in about N min" instead of a bare percentage.
+      if (typeof rec.eta_s === 'number') progressText.textContent = readyIn(rec.eta_s);
+      progressText.dataset.eta = typeof rec.eta_s === 'number' ? String(rec.eta_s) : '';
+      fallbackNote.hidden = !rec.fallback;
+      fallbackNote.textContent = rec.fallback ? FALLBACK_TEXT[rec.fallback] || FALLBACK_TEXT.could_not_keep_up : '';
     }
     reason.hidden = rec.status !== 'failed';
     reason.textContent = rec.status === 'failed' ? (rec.reason || 'The recording failed.') : '';

@@ -3,7 +3,7 @@
 // The signed-in layout: top bar, offline banner, and three regions — rooms (left),
 // chat (centre), people (right). On narrow screens the side regions become drawers.
 
-import { h, initials, hueFor } from '../dom.js';
+import { h, avatarFor } from '../dom.js';
 import { icon } from '../icons.js';
 import { createRoomList } from './room-list.js';
 import { createChatView } from './chat.js';
@@ -11,6 +11,9 @@ import { createMembersPanel } from './members.js';
 import { createWelcome } from './welcome.js';
 import { createCallArea } from './call.js';
 import { createCallPanel } from './call-participants.js';
+import { openProfile } from './profile.js';
+import { createStatusPicker } from './status-picker.js';
+import { createIncomingCall } from './incoming-call.js';
 
 const STATE_LABEL = { online: 'Connected', connecting: 'Connecting…', offline: 'Offline', idle: 'Connecting…', stopped: 'Signed out' };
 
@@ -25,15 +28,24 @@ export function createShell(app) {
   }, icon('menu', { size: 20 }));
 
   const logout = h('button', { type: 'button', class: 'btn btn-ghost', testid: 'logout', onclick: () => app.logout() }, 'Log out');
-  const user = h('div', { class: 'me' },
-    h('span', { class: 'avatar avatar-sm', style: `--hue:${hueFor(app.me.id)}`, 'aria-hidden': 'true' }, initials(app.me.display_name)),
-    h('span', { class: 'me-name' }, app.me.display_name || app.me.username));
+  const meName = h('span', { class: 'me-name', testid: 'me-name' });
+  const user = h('button', {
+    type: 'button', class: 'me', testid: 'open-profile', title: 'Your profile: picture, name, password',
+    onclick: () => openProfile(app),
+  });
+  function showMe() {
+    meName.textContent = app.me.display_name || app.me.username;
+    user.replaceChildren(avatarFor(app.me, { cls: 'avatar-sm' }), meName);
+  }
+  showMe();
+  const statusPicker = createStatusPicker(app); // online / away / busy, away when idle
 
   const header = h('header', { class: 'topbar' },
     roomsToggle,
     h('a', { class: 'brand', href: '#/' }, h('span', { class: 'brand-mark', 'aria-hidden': 'true' }, 'P'), h('span', { class: 'brand-name' }, 'Podium')),
     status,
     h('div', { class: 'topbar-spacer' }),
+    statusPicker.el,
     user,
     logout);
 
@@ -54,7 +66,8 @@ export function createShell(app) {
   const panel = h('aside', { id: 'people-panel', class: 'people-panel', 'aria-label': 'People in this room' }, callPanel.el, peopleSlot);
   const scrim = h('div', { class: 'scrim', onclick: () => closeDrawers() });
   const layout = h('div', { class: 'layout' }, sidebar, main, panel, scrim);
-  const el = h('div', { class: 'shell' }, header, bannerBar, layout);
+  const incoming = createIncomingCall(app); // a call placed to us rings wherever we are
+  const el = h('div', { class: 'shell' }, header, bannerBar, layout, incoming.el);
 
   sidebar.append(createRoomList(app, { onNavigate: () => closeDrawers() }).el);
 
@@ -118,6 +131,7 @@ export function createShell(app) {
   const offs = [
     () => document.removeEventListener('keydown', onKey),
     app.on('active', mountActive),
+    app.on('me', showMe),
     app.on('connection', showConnection),
     app.on('outbox', showPending),
     app.on('people-toggle', () => toggleDrawer('panel')),
@@ -131,9 +145,11 @@ export function createShell(app) {
     el,
     destroy() {
       offs.forEach((off) => off());
+      statusPicker.destroy();
       chat?.destroy();
       people?.destroy();
       callArea.destroy();
+      incoming.destroy();
       callPanel.destroy();
     },
   };

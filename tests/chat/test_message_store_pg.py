@@ -1,0 +1,88 @@
+"""The PostgreSQL fast path of message sends (db.message_batch.store_simple_pg, run by
+Database.run_pg on asyncpg itself): the same outcomes as store_batch, a resend left to it, and
+a unique-key race raised as the IntegrityError the writer retries. PostgreSQL only: on SQLite
+sends take the writer thread's own raw path."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from server.chat.wire import SendRequest
+from server.db.message_batch import _BUMP_AND_INSERT_PG_RAW, _bump_and_insert_params, _fetch, store_simple_pg
+from server.db.models import Message
+from server.kernel.actor import Actor
+from server.kernel.clock import utcnow
+from server.kernel.errors import Forbidden
+from server.rooms.membership import effective_role
+from tests.dbutil import test_database_url as database_under_test
+
+pytestmark = pytest.mark.skipif(not (database_under_test() or "").startswith("postgresql"),
+                                reason="the asyncpg path exists on PostgreSQL only")
+
+
+def send(actor: Actor, room: int, cmid: str) -> SendRequest:
+    return SendRequest(actor=actor, room_id=room, kind="text", content=f"c-{cmid}", client_msg_id=cmid,
+                       file_id=None, reply_to=None)
+
+
+async def people_and_room(server):
+    ana, tok = await server.user("ana", "instructor")
+    eve, _ = await server.user("eve")
+    room = int((await server.room(tok))["id"])
+    return Actor(int(ana["id"]), "Ana", "instructor"), Actor(int(eve["id"]), "Eve", "student"), room
+
+
+async def test_a_simple_batch_gets_store_batchs_outcomes_and_rows(server):
+    """Two sends stored with consecutive seqs, a repeat in the batch answered with the first's
+    message (not created), a non-member refused; the rows are in SQL with those seqs."""
+    ana, eve, room = await people_and_room(server)
+    batch = [send(ana, room, "m1"), send(ana, room, "m2"), send(ana, room, "m1"), send(eve, room, "e1")]
+    out = await server.deps.db.run_pg(store_simple_pg, batch, effective_role)
+    assert [(o.message.seq, o.created) for o in out[:3]] == [(1, True), (2, True), (1, False)]
+    assert out[2].message is out[0].message and out[0].sender_name == "Ana"
+    assert isinstance(out[3], Forbidden)
+    async with server.deps.db.read() as s:
+        rows = (await s.execute(select(Message.seq, Message.client_msg_id, Message.id)
+                                .where(Message.room_id == room).order_by(Message.seq))).all()
+    assert [(seq, cmid) for seq, cmid, _ in rows] == [(1, "m1"), (2, "m2")]
+    assert [r.id for r in rows] == [out[0].message.id, out[1].message.id]
+
+
+async def test_a_resend_of_a_stored_message_is_left_to_store_batch(server):
+    """A batch holding the client_msg_id of a message already stored writes nothing and returns None."""
+    ana, _, room = await people_and_room(server)
+    await server.deps.db.run_pg(store_simple_pg, [send(ana, room, "m1")], effective_role)
+    assert await server.deps.db.run_pg(store_simple_pg, [send(ana, room, "m2"), send(ana, room, "m1")],
+                                       effective_role) is None
+    async with server.deps.db.read() as s:
+        assert (await s.execute(select(Message.client_msg_id).where(Message.room_id == room))).scalars().all() == ["m1"]
+
+
+async def test_a_unique_key_race_is_the_integrity_error_the_writer_retries(server):
+    """The same client_msg_id inserted by another writer between the lookup and the INSERT
+    (here: the INSERT run twice) raises sqlalchemy's IntegrityError, as the SQLAlchemy path did."""
+    ana, _, room = await people_and_room(server)
+
+    async def insert(conn):
+        return await _fetch(conn, _BUMP_AND_INSERT_PG_RAW, _bump_and_insert_params(room, [send(ana, room, "m1")], utcnow()))
+
+    assert len(await server.deps.db.run_pg(insert)) == 1
+    with pytest.raises(IntegrityError):
+        await server.deps.db.run_pg(insert)
+
+
+async def test_a_batch_over_several_rooms_is_stored_in_one_transaction_with_each_rooms_seqs(server):
+    """Sends to two rooms in one batch: each room's sends get that room's consecutive seqs, in
+    batch order, and the rows are there after the commit."""
+    ana, _, room = await people_and_room(server)
+    _, tok = await server.user("ben", "instructor")
+    other = int((await server.room(tok, members=[str(ana.id)]))["id"])
+    batch = [send(ana, other, "o1"), send(ana, room, "r1"), send(ana, other, "o2"), send(ana, room, "r2")]
+    out = await server.deps.db.run_pg(store_simple_pg, batch, effective_role)
+    assert [(o.message.room_id, o.message.seq, o.created) for o in out] == [
+        (other, 1, True), (room, 1, True), (other, 2, True), (room, 2, True)]
+    async with server.deps.db.read() as s:
+        rows = (await s.execute(select(Message.room_id, Message.seq, Message.client_msg_id)
+                                .order_by(Message.room_id, Message.seq))).all()
+    assert sorted(rows) == sorted([(other, 1, "o1"), (other, 2, "o2"), (room, 1, "r1"), (room, 2, "r2")])
