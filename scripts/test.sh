@@ -24,9 +24,16 @@ if [ "$workers" != "0" ]; then xdist=(-n "$workers" --dist loadfile); fi
 
 logdir="$(mktemp -d)"
 trap 'rm -rf "$logdir"' EXIT
+# Heavy tests (real Chromium, Janus, the media worker's rendering: tests/heavy.py) take both
+# cores; two at once made each far slower and the ones measuring media timing fail. So the
+# SQLite pass runs its heavy tests first and the PostgreSQL pass last, and a heavy test holds
+# a lock file while it runs, so that where the two heavy parts meet they take turns.
+export TEST_HEAVY_LOCK="$logdir/heavy.lock"
+if [ -n "${TEST_SERIAL:-}" ]; then unset TEST_HEAVY_LOCK; fi
 sqlite_pass() {
   echo "=== test suite on SQLite ==="
-  env -u TEST_DATABASE_URL -u TEST_REDIS_URL .venv/bin/python -m pytest "${xdist[@]}" "${durations[@]}" "$@"
+  env -u TEST_DATABASE_URL -u TEST_REDIS_URL TEST_HEAVY=first \
+    .venv/bin/python -m pytest "${xdist[@]}" "${durations[@]}" "$@"
 }
 if [ -n "${TEST_SERIAL:-}" ]; then
   sqlite_pass "$@" || status=1
@@ -58,7 +65,7 @@ then
   echo "=== test suite on PostgreSQL + Redis ==="
   # Tests that use neither a database nor Redis (tests/conftest.py DB_FREE_PATHS: the worker's
   # media code, the kernel, the import rules) ran in the SQLite pass; this pass deselects them.
-  TEST_DATABASE_URL="$PG_URL" TEST_REDIS_URL="$REDIS_URL_" TEST_SKIP_DB_FREE=1 \
+  TEST_DATABASE_URL="$PG_URL" TEST_REDIS_URL="$REDIS_URL_" TEST_SKIP_DB_FREE=1 TEST_HEAVY=last \
     .venv/bin/python -m pytest "${xdist[@]}" "${durations[@]}" "$@" || status=1
 elif [ "${CI:-}" = "true" ]; then
   echo "FAIL: PostgreSQL and Redis are required in CI" >&2

@@ -24,6 +24,7 @@ from server.config import Config
 from server.db import users as uq
 from server.deps import Deps
 from server.http.serve import http_server
+from tests import heavy
 from tests.dbutil import fresh_database, prepare_template
 from tests.s3server import s3_server  # noqa: F401  (session fixture: a moto S3 server on loopback)
 from tests.workerproc import worker_procs  # noqa: F401  (fixture: real media worker processes)
@@ -178,3 +179,15 @@ def pytest_collection_modifyitems(config, items):
     if os.environ.get("TEST_SKIP_DB_FREE") and os.environ.get("TEST_DATABASE_URL") and db_free:
         config.hook.pytest_deselected(items=db_free)
         items[:] = rest
+    heavy.order(items, root, os.environ.get("TEST_HEAVY", ""))
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    """A heavy test waits its turn (tests/heavy.py) outside its own timeout."""
+    lock = os.environ.get("TEST_HEAVY_LOCK")
+    if lock and heavy.is_heavy(item, str(item.config.rootpath)):
+        with heavy.turn(lock):
+            yield
+    else:
+        yield

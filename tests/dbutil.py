@@ -89,7 +89,7 @@ def prepare_template(tmp_root: Path) -> str:
         migrate(Config(database_url=url, jwt_secret="x" * 32))
         return url
     _in_thread(lambda: _ensure_database(url))
-    _in_thread(lambda: _pg_exec(url, "DROP SCHEMA public CASCADE", "CREATE SCHEMA public"))
+    _in_thread(lambda: _pg_exec(url, "DROP SCHEMA IF EXISTS public CASCADE", "CREATE SCHEMA public"))
     migrate(Config(database_url=url, jwt_secret="x" * 32))
     return url
 

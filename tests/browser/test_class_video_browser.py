@@ -73,10 +73,15 @@ def test_a_shared_screen_is_the_stage_of_the_class_video(api, open_page, podium,
     shared_at = time.monotonic()
     a.get_by_test_id("share-screen").click()
     expect(a.get_by_test_id("share-screen")).to_have_attribute("data-state", "on")
+    on_at = time.monotonic()
     a.wait_for_timeout(3000)
+    off_clicked_at = time.monotonic()
     a.get_by_test_id("share-screen").click()
     expect(a.get_by_test_id("share-screen")).to_have_attribute("data-state", "off")
-    shared_s = time.monotonic() - shared_at
+    # The share surely ran from "on" to the second click, and at most from the first click to
+    # "off" (on a loaded machine each click can take a second or more to take effect).
+    inner_s = off_clicked_at - on_at
+    outer_s = time.monotonic() - shared_at
     a.wait_for_timeout(2000)
     a.get_by_test_id("record-call").click()
     a.get_by_test_id("confirm-ok").click()
@@ -104,4 +109,7 @@ def test_a_shared_screen_is_the_stage_of_the_class_video(api, open_page, podium,
     kinds = [r[0] for r in runs if r[2] - r[1] >= 0.5]  # ignore a lone transition frame
     assert kinds == ["grid", "presenter", "grid"], (seen, logs())
     presenter = next(r for r in runs if r[0] == "presenter" and r[2] - r[1] >= 0.5)
-    assert abs((presenter[2] - presenter[1]) - shared_s) < 1.5, (presenter, shared_s)
+    # Samples are about 0.25 s apart, and the screen's first frame reaches the recorder a
+    # little after the page says "on".
+    shown_s = presenter[2] - presenter[1]
+    assert inner_s - 1.5 < shown_s < outer_s + 1.0, (presenter, inner_s, outer_s)

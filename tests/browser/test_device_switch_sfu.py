@@ -41,8 +41,12 @@ async def test_switching_camera_and_microphone_in_an_sfu_call(server, janus, net
         assert await b.evaluate("id => podium.app.calls.devices.switchDevice('videoinput', id)", camera_id) is True
         # The microphone, from the Devices menu.
         await b.get_by_test_id("device-menu").click()
+        # The menu fills its lists from enumerateDevices(), which can answer after it opens.
+        await b.wait_for_function(
+            "label => [...(document.querySelector('[data-testid=select-microphone]')?.options || [])]"
+            ".some(o => o.textContent !== label)", arg=by_kind["audio"]["label"])
         mics = await b.get_by_test_id("select-microphone").evaluate("s => [...s.options].map(o => o.textContent)")
-        other = next(m for m in mics if m != by_kind["audio"]["label"])
+        other = [m for m in mics if m != by_kind["audio"]["label"]][0]
         await b.get_by_test_id("select-microphone").select_option(label=other)
         await b.wait_for_function(
             "other => podium.app.calls.sfu.pub.pc.getSenders().some(s => s.track && s.track.label === other)", arg=other)

@@ -66,7 +66,9 @@ export function createBreakoutsSection(app) {
         ondrop: (ev) => {
           ev.preventDefault();
           const id = ev.dataTransfer.getData('text/plain');
-          if (assignment.has(id)) move(id, i);
+          // Redraw after the drag has ended: removing the dragged card inside its own drop leaves
+          // Chromium's drag session (and its dragend) hanging.
+          if (assignment.has(id)) setTimeout(() => move(id, i), 0);
         } },
       h('span', { class: 'breakout-column-name' }, `Group ${i + 1}`), list);
       return { column, list };
