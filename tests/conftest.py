@@ -153,38 +153,54 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-# -- tests that use neither a database nor Redis run in one pass ----------------------------------
-# The media worker's own modules, the kernel and the import rules never touch the database or
-# Redis, so the PostgreSQL + Redis pass (scripts/test.sh sets TEST_SKIP_DB_FREE=1 there) leaves
-# them to the SQLite pass instead of running them a second time for nothing. A test under these
-# paths that asks for a database-backed fixture is an error, so the list cannot hide one.
+# -- tests that run in one of the two passes -------------------------------------------------------
+# scripts/test.sh runs the suite twice at once, on SQLite and on PostgreSQL + Redis, and sets
+# TEST_PASS=sqlite / TEST_PASS=pg when both passes run. Three kinds of test run in one of them:
+# - The media worker's own modules, the kernel and the import rules use neither a database nor
+#   Redis: running them twice would repeat the same thing. SQLite pass. A test under these paths
+#   that asks for a database-backed fixture is an error, so the list cannot hide one.
+# - The SFU tests whose server runs inside a private network namespace (with the real Janus,
+#   tests/sfu/test_signaling.py) cannot reach the machine's PostgreSQL or Redis: they use SQLite
+#   and no bus in both passes (the ``sqlite_template`` fixture). PostgreSQL pass (it has the
+#   shorter heavy part).
+# - The browser tests (real Chromium) test the web client against a real server: SQLite pass,
+#   the configuration the README's run command gives. The server code they drive runs on both
+#   databases in the server tests; running every Chromium test twice made the suite twice its
+#   time budget on the 2-core CI machine.
 DB_FREE_PATHS = ("tests/worker/post/", "tests/worker/live/", "tests/kernel/", "tests/architecture/",
                  "tests/worker/test_timeline.py", "tests/worker/test_package.py", "tests/worker/test_live_render.py",
                  "tests/worker/test_peers.py")
 DB_FIXTURES = {"template_db", "database_url", "config", "deps", "server", "api", "open_page"}
-# Tests whose server runs inside a private network namespace (the SFU tests with the real Janus,
-# tests/sfu/test_signaling.py) cannot reach the machine's PostgreSQL or Redis: they use SQLite
-# and no bus in both passes (the ``sqlite_template`` fixture), so they too run in one pass.
 SQLITE_ALWAYS = "sqlite_template"
+BROWSER_PATH = "tests/browser/"
+
+
+def home_pass(item: pytest.Item, root: str) -> str | None:
+    """"sqlite" or "pg" for a test that runs in one pass only; None for one that runs in both."""
+    path = os.path.relpath(str(item.path), root)
+    fixtures = getattr(item, "fixturenames", ())
+    if path.startswith(DB_FREE_PATHS):
+        used = DB_FIXTURES.intersection(fixtures)
+        if used:
+            raise pytest.UsageError(f"{item.nodeid} is under DB_FREE_PATHS but uses {sorted(used)}")
+        return "sqlite"
+    if SQLITE_ALWAYS in fixtures:
+        return "pg"
+    if path.startswith(BROWSER_PATH):
+        return "sqlite"
+    return None
 
 
 def pytest_collection_modifyitems(config, items):
     root = str(config.rootpath)
-    db_free, rest = [], []
-    for item in items:
-        path = os.path.relpath(str(item.path), root)
-        if path.startswith(DB_FREE_PATHS):
-            used = DB_FIXTURES.intersection(getattr(item, "fixturenames", ()))
-            if used:
-                raise pytest.UsageError(f"{item.nodeid} is under DB_FREE_PATHS but uses {sorted(used)}")
-            db_free.append(item)
-        elif SQLITE_ALWAYS in getattr(item, "fixturenames", ()):
-            db_free.append(item)
-        else:
-            rest.append(item)
-    if os.environ.get("TEST_SKIP_DB_FREE") and os.environ.get("TEST_DATABASE_URL") and db_free:
-        config.hook.pytest_deselected(items=db_free)
-        items[:] = rest
+    this = os.environ.get("TEST_PASS", "")
+    if this not in ("", "sqlite", "pg"):
+        raise pytest.UsageError(f"TEST_PASS must be 'sqlite' or 'pg', not {this!r}")
+    if this:
+        elsewhere = [i for i in items if home_pass(i, root) not in (None, this)]
+        if elsewhere:
+            config.hook.pytest_deselected(items=elsewhere)
+            items[:] = [i for i in items if home_pass(i, root) in (None, this)]
     heavy.order(items, root, os.environ.get("TEST_HEAVY", ""))
 
 

@@ -15,11 +15,23 @@ from pathlib import Path
 from server.__main__ import migrate
 from server.config import Config, normalise_database_url
 
-# Every table a test may fill (TRUNCATE … CASCADE also empties the tables that reference them;
-# tables that reference none of these, such as LTI's platforms, must be named).
-TABLES = ("recording_marks", "recording_assets", "recordings", "files", "attendance_intervals", "call_sessions", "reactions", "read_positions", "messages", "memberships", "rooms", "users",
-          "lti_platforms", "lti_states", "lti_memberships", "lti_room_services", "lti_line_items",
-          "external_identities", "external_rooms", "service_credentials")
+# Every table emptied and every sequence restarted, as TRUNCATE ... RESTART IDENTITY CASCADE
+# did: DELETE is ~4x faster than TRUNCATE for the few rows a test leaves (0.06 against
+# 0.25 s a test, ~1,100 tests in the PostgreSQL pass); foreign-key triggers are off for this
+# session so the order does not matter.
+EMPTY_PG = (
+    "SET session_replication_role = replica",
+    """DO $$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version' LOOP
+    EXECUTE format('DELETE FROM public.%I', r.tablename);
+  END LOOP;
+  FOR r IN SELECT sequencename FROM pg_sequences WHERE schemaname = 'public' LOOP
+    EXECUTE format('ALTER SEQUENCE public.%I RESTART', r.sequencename);
+  END LOOP;
+END $$""",
+)
 
 
 def test_database_url() -> str | None:
@@ -110,5 +122,5 @@ def fresh_database(template_url: str, tmp_path: Path) -> str:
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
         "WHERE datname = current_database() AND pid <> pg_backend_pid()",
         "SET lock_timeout = '20s'",
-        f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        *EMPTY_PG))
     return template_url
