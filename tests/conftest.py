@@ -197,10 +197,12 @@ def pytest_collection_modifyitems(config, items):
     if this not in ("", "sqlite", "pg"):
         raise pytest.UsageError(f"TEST_PASS must be 'sqlite' or 'pg', not {this!r}")
     if this:
-        elsewhere = [i for i in items if home_pass(i, root) not in (None, this)]
+        here, elsewhere = [], []
+        for item in items:
+            (here if home_pass(item, root) in (None, this) else elsewhere).append(item)
         if elsewhere:
             config.hook.pytest_deselected(items=elsewhere)
-            items[:] = [i for i in items if home_pass(i, root) in (None, this)]
+            items[:] = here
     heavy.order(items, root, os.environ.get("TEST_HEAVY", ""))
 
 

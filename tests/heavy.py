@@ -40,8 +40,9 @@ def order(items: list[pytest.Item], root: str, mode: str) -> None:
         if mode:
             raise pytest.UsageError(f"TEST_HEAVY must be 'first' or 'last', not {mode!r}")
         return
-    heavy = [i for i in items if is_heavy(i, root)]
-    light = [i for i in items if not is_heavy(i, root)]
+    heavy, light = [], []
+    for item in items:
+        (heavy if is_heavy(item, root) else light).append(item)
     items[:] = heavy + light if mode == "first" else light + heavy
 
 
