@@ -72,6 +72,16 @@ def same_netns(pid: int, path: str) -> bool:
     return os.readlink(f"/proc/{pid}/ns/net") == os.readlink(path)
 
 
+async def registered_worker(server, worker_procs, tmp_path):
+    """A media worker process started from the test thread (so inside the namespace), once it
+    has registered with the server."""
+    worker = worker_procs(server.base_url, server.deps.config.worker_secret, tmp_path / "work",
+                          extra_env={"WORKER_ICE_ADDRESSES": PEER_ADDR}).start()
+    await wait_for(lambda: "test-worker" in server.deps.recordings.workers, 30, "the worker to register",
+                   worker.log_tail)
+    return worker
+
+
 async def test_worker_records_an_sfu_call_into_an_aligned_class_video(server, worker_procs, netns, tmp_path):
     """Ana and Ben publish through Janus; Record; Cleo joins and publishes during the recording
     (``sfu.feeds_changed`` adds her to the recorder's subscription) and leaves before the stop
@@ -79,11 +89,8 @@ async def test_worker_records_an_sfu_call_into_an_aligned_class_video(server, wo
     the chat as subtitles and the mark as a chapter, and shows three cells whose flashes each
     sit on one participant's pattern and within 80 ms of a beep of the mix; every participant
     has a decodable file; the recorder's video came at Janus's top layer request."""
-    worker = worker_procs(server.base_url, server.deps.config.worker_secret, tmp_path / "work",
-                          extra_env={"WORKER_ICE_ADDRESSES": PEER_ADDR}).start()
+    worker = await registered_worker(server, worker_procs, tmp_path)
     assert same_netns(worker.proc.pid, netns.path)  # started from the test thread, inside
-    await wait_for(lambda: "test-worker" in server.deps.recordings.workers, 30, "the worker to register",
-                   worker.log_tail)
     (_, a_tok), (ben_user, b_tok), (cleo_user, c_tok) = [
         await server.user("ana", "instructor"), await server.user("ben"), await server.user("cleo")]
     room = await server.room(a_tok, members=[ben_user["id"], cleo_user["id"]])
@@ -256,10 +263,7 @@ async def test_recorder_follows_departures_and_newcomers(server, worker_procs, n
     publishes (Janus may give her Ben's freed m-lines). The recorder ends Ben's tracks when he
     leaves and records Cleo on the same subscription; the recording is ready with a decodable
     file for each of the three."""
-    worker = worker_procs(server.base_url, server.deps.config.worker_secret, tmp_path / "work",
-                          extra_env={"WORKER_ICE_ADDRESSES": PEER_ADDR}).start()
-    await wait_for(lambda: "test-worker" in server.deps.recordings.workers, 30, "the worker to register",
-                   worker.log_tail)
+    worker = await registered_worker(server, worker_procs, tmp_path)
     (_, a_tok), (ben_user, b_tok), (cleo_user, c_tok) = [
         await server.user("ana", "instructor"), await server.user("ben"), await server.user("cleo")]
     room = await server.room(a_tok, members=[ben_user["id"], cleo_user["id"]])
@@ -316,10 +320,7 @@ async def test_recording_goes_on_across_a_janus_restart(server, worker_procs, ja
     publish again and the recorder subscribes again from scratch (new track files); the
     recording is ready and its class video shows both participants' flashes, on their beeps,
     after the restart too. (This test restarts the module's Janus: it runs last.)"""
-    worker = worker_procs(server.base_url, server.deps.config.worker_secret, tmp_path / "work",
-                          extra_env={"WORKER_ICE_ADDRESSES": PEER_ADDR}).start()
-    await wait_for(lambda: "test-worker" in server.deps.recordings.workers, 30, "the worker to register",
-                   worker.log_tail)
+    worker = await registered_worker(server, worker_procs, tmp_path)
     (_, a_tok), (ben_user, b_tok) = [await server.user("ana", "instructor"), await server.user("ben")]
     room = await server.room(a_tok, members=[ben_user["id"]])
     ana, ben = [await server.client(t) for t in (a_tok, b_tok)]
@@ -411,10 +412,7 @@ async def test_a_shared_screen_is_recorded_as_a_screen_and_takes_the_stage(serve
     to its subscription and writes it as her track with ``source: "screen"``; the class video is
     the presenter layout while it lasts (the screen on the stage, black above the strip's two
     camera cells) and the grid before and after."""
-    worker = worker_procs(server.base_url, server.deps.config.worker_secret, tmp_path / "work",
-                          extra_env={"WORKER_ICE_ADDRESSES": PEER_ADDR}).start()
-    await wait_for(lambda: "test-worker" in server.deps.recordings.workers, 30, "the worker to register",
-                   worker.log_tail)
+    worker = await registered_worker(server, worker_procs, tmp_path)
     (_, a_tok), (ben_user, b_tok) = [await server.user("ana", "instructor"), await server.user("ben")]
     room = await server.room(a_tok, members=[ben_user["id"]])
     ana, ben = [await server.client(t) for t in (a_tok, b_tok)]
