@@ -80,6 +80,13 @@ class Api:
         assert status in (200, 201), (status, body)
         return body["message"]
 
+    def set_avatar(self, account: Account, image: bytes, content_type: str = "image/png") -> None:
+        """``PUT /api/me/avatar`` with the raw image, as the profile dialog uploads it."""
+        req = urllib.request.Request(self.base_url + "/api/me/avatar", data=image, method="PUT",
+                                     headers={"Authorization": f"Bearer {account.token}", "Content-Type": content_type})
+        with urllib.request.urlopen(req, timeout=15) as resp:
+            assert resp.status == 200, resp.status
+
     def messages(self, reader: Account, room_id: str, limit: int = 500) -> list[dict]:
         status, body = self.call("GET", f"/api/rooms/{room_id}/messages?limit={limit}", reader.token)
         assert status == 200, (status, body)

@@ -6,7 +6,6 @@ does not answer becomes a missed call in the room with an unread badge (and ring
 he opens meanwhile). Real server, real headless Chromium."""
 from __future__ import annotations
 
-import urllib.request
 
 import pytest
 from playwright.sync_api import expect
@@ -26,10 +25,7 @@ def test_a_call_rings_the_other_tab_accept_decline_then_a_missed_call(api, open_
     ana = api.register("ana", "Ana Lima")
     ben = api.register("ben", "Ben Okafor")
     course = api.course(ana, "Elsewhere", [ben])
-    req = urllib.request.Request(podium.base_url + "/api/me/avatar", data=png((200, 60, 60)), method="PUT",
-                                 headers={"Authorization": f"Bearer {ana.token}", "Content-Type": "image/png"})
-    with urllib.request.urlopen(req) as resp:
-        assert resp.status == 200
+    api.set_avatar(ana, png((200, 60, 60)))
     _, a = open_page(ana, f"/#/rooms/{course['id']}")
     _, b = open_page(ben, f"/#/rooms/{course['id']}", device_check=True)  # Ben is in another room
     phone = b.context.new_page()  # and signed in in a second tab
