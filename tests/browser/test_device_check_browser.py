@@ -12,6 +12,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.browser.test_call_browser import MEDIA_TIMEOUT, remote_video_playing
+from tests.browser.test_recording_browser import start_call
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
@@ -134,15 +135,8 @@ def test_switching_devices_during_a_call(api, open_page):
     """The in-call device menu switches camera, microphone and speaker: the connection sends the
     new tracks (no renegotiation needed), the preview shows the new camera, the other side's
     video keeps playing and the old camera is released; the choices are remembered."""
-    ana = api.register("ana", "Ana Lima")
-    ben = api.register("ben", "Ben Okafor")
-    room = api.course(ana, "Physics 201", [ben])
-    _, a = open_page(ana, f"/#/rooms/{room['id']}")
-    _, b = open_page(ben, f"/#/rooms/{room['id']}")
-    a.get_by_test_id("start-call").click()
-    expect(a.get_by_test_id("call-stage")).to_be_visible()
-    b.get_by_test_id("join-call").click()
-    expect(b.get_by_test_id("call-stage")).to_be_visible()
+    call = start_call(api, open_page)
+    a, b = call.a, call.b
     remote_video_playing(a)
     b.wait_for_function(f"() => ({SENT_LABELS})('video').length === 1")
     assert b.evaluate(SENT_LABELS, "video") == ["fake_device_0"]
