@@ -24,6 +24,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parents[1]))
 
 import clips  # noqa: E402
+from media_worker.live import disk  # noqa: E402
 from media_worker.live.matroska import MatroskaTrackFile  # noqa: E402
 from tests.mediapattern import RecordingDir  # noqa: E402
 
@@ -49,6 +50,8 @@ def write_track(rd: RecordingDir, peer_id: str, clip: clips.Clip, start: float, 
         data, key = frames[i % len(frames)]
         out.write(data, i * step, key)
         size += len(data)
+        while disk.queued_bytes() > disk.MAX_BACKLOG // 4:  # written faster than the disk takes it
+            time.sleep(0.01)
     out.close().result(60)  # the file is complete on disk
     rd.event(end, "track_ended", track=name, frames=count, duration_s=round(count / clip.fps, 3))
     return {"frames": count, "bytes": size}

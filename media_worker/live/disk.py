@@ -65,6 +65,11 @@ class _DiskWriter:
 _WRITER = _DiskWriter()
 
 
+def queued_bytes() -> int:
+    """Bytes queued for the disk, not yet written (all files together)."""
+    return _WRITER.backlog
+
+
 class BackgroundFile:
     """A new, write-only, seekable binary file whose writes happen on the disk writer thread.
 
