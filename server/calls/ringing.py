@@ -42,6 +42,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from server.calls.sessions import Calls, LiveSession
+from server.db import rooms as rq
 from server.db.models import AttendanceInterval, CallSession, Membership, Room, User
 from server.kernel.actor import Actor, parse_id
 from server.kernel.clock import iso, utcnow
@@ -60,6 +61,7 @@ class Batch:
     """The people one ``call.ring`` of a group or course room rang: their room gets one
     missed-call message, naming those who missed it, once every ring of the batch is over."""
     room_id: int
+    caller: int
     caller_name: str
     pending: set[int] = field(default_factory=set)
     missed: list[str] = field(default_factory=list)
@@ -188,7 +190,7 @@ class Ringing:
             names = dict((await s.execute(select(User.id, User.display_name).where(User.id.in_(users)))).all()) if users else {}
         batch = None
         if room is not None and room.kind != "direct":
-            batch = Batch(live.room_id, actor.display_name, busy=[names.get(u, "?") for u in sorted(busy)])
+            batch = Batch(live.room_id, actor.id, actor.display_name, busy=[names.get(u, "?") for u in sorted(busy)])
         for u in ringing:
             key = (live.id, u)
             old = self.rings.pop(key, None)
@@ -208,7 +210,7 @@ class Ringing:
             await self._remember(ring)
         for u in busy:
             if batch is None:
-                await self._missed(live.room_id, actor.display_name, busy=True)
+                await self._missed(live.room_id, actor.id, actor.display_name, busy=True)
             self._send(actor.id, {"type": "call.busy", "session": str(live.id), "user": str(u),
                                   "display_name": names.get(u)})
         if batch is not None and not batch.pending:
@@ -273,7 +275,7 @@ class Ringing:
             ring.timer.cancel()
         # The missed call is stored first: whoever hears of it can read it.
         if ring.batch is None:
-            await self._missed(ring.room_id, ring.caller_name)
+            await self._missed(ring.room_id, ring.caller, ring.caller_name)
         else:
             await self._settle(ring, missed=True)
         self._send(ring.callee, {"type": "call.ring_stopped", "session": str(ring.session_id), "reason": reason})
@@ -295,15 +297,21 @@ class Ringing:
         """"Missed call from Ana: Ben, Cleo (in another call)" — nothing when all answered."""
         who = sorted(batch.missed) + [f"{n} (in another call)" for n in sorted(batch.busy)]
         if who:
-            await self._post(batch.room_id, f"Missed call from {batch.caller_name}: {', '.join(who)}")
+            await self._post(batch.room_id, batch.caller, f"Missed call from {batch.caller_name}: {', '.join(who)}")
 
-    async def _missed(self, room_id: int, caller_name: str, busy: bool = False) -> None:
-        await self._post(room_id, f"Missed call from {caller_name}" + (" (you were in another call)" if busy else ""))
+    async def _missed(self, room_id: int, caller: int, caller_name: str, busy: bool = False) -> None:
+        await self._post(room_id, caller, f"Missed call from {caller_name}" + (" (you were in another call)" if busy else ""))
 
-    async def _post(self, room_id: int, text: str) -> None:
+    async def _post(self, room_id: int, caller: int, text: str) -> None:
+        """The missed-call message. The caller knows of their own call: it is not unread for
+        them (their read position moves onto it if they had read everything before it)."""
         async with self.calls.db.write() as s:
             note = await system_message(s, room_id, text)
+            read = await rq.read_onto(s, room_id, caller, note["seq"])
         self.calls.registry.broadcast(room_id, {"type": "message.new", "message": note})
+        if read is not None:
+            self.calls.registry.broadcast(room_id, {"type": "read", "room": str(room_id), "user_id": str(caller),
+                                                    "seq": read})
 
     # -- the call moves on -------------------------------------------------------------------------
     async def joined(self, session_id: int, user_id: int) -> None:

@@ -117,6 +117,15 @@ async def set_read(s: AsyncSession, room_id: int, user_id: int, seq: int) -> int
     return rp.seq
 
 
+async def read_onto(s: AsyncSession, room_id: int, user_id: int, seq: int) -> int | None:
+    """Move the read position onto ``seq`` if it stands just before it (the user had read
+    everything up to it); return the new position, or None when it did not move."""
+    rp = await s.get(ReadPosition, (room_id, user_id), with_for_update=True)
+    if (rp.seq if rp is not None else 0) != seq - 1:
+        return None
+    return await set_read(s, room_id, user_id, seq)
+
+
 async def reads(s: AsyncSession, room_id: int) -> dict[str, int]:
     stmt = select(ReadPosition.user_id, ReadPosition.seq).where(ReadPosition.room_id == room_id)
     return {str(uid): seq for uid, seq in (await s.execute(stmt)).all()}

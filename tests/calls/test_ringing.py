@@ -65,16 +65,33 @@ async def test_decline_and_no_answer(server):
     assert (await a.next_event("call.declined"))["user"] == ben["id"]
     for b in (b1, b2):
         assert (await b.next_event("call.ring_stopped"))["reason"] == "declined"
+    status, rooms = await server.http("GET", "/api/rooms", a_tok)
+    await a.request("read", room=did, seq=next(r for r in rooms["rooms"] if r["id"] == did)["last_seq"])
+    watcher = await server.client(b_tok)  # in the room: hears read positions move
+    await watcher.request("room.join", room=did)
     await a.request("call.ring", session=session)  # again: this time nobody answers
     await b1.next_event("call.ringing")
     no_answer = await a.next_event("call.no_answer", timeout=TIMEOUT_S + 3)
     assert no_answer["user"] == ben["id"] and no_answer["display_name"] == "Ben"
     assert (await b2.next_event("call.ring_stopped", timeout=3))["reason"] == "missed"
     status, history = await server.http("GET", f"/api/rooms/{did}/messages", b_tok)
-    assert "Missed call from Ana" in [m["content"] for m in history["messages"]]
+    note = next(m for m in history["messages"] if m["content"] == "Missed call from Ana")
     status, rooms = await server.http("GET", "/api/rooms", b_tok)
     mine = next(r for r in rooms["rooms"] if r["id"] == did)
     assert mine["last_seq"] > mine["my_read_seq"]  # an unread badge
+    # The caller had read everything: her own missed call is not unread for her.
+    assert await watcher.next_event("read") == {"type": "read", "room": did, "user_id": ana["id"], "seq": note["seq"]}
+    status, rooms = await server.http("GET", "/api/rooms", a_tok)
+    hers = next(r for r in rooms["rooms"] if r["id"] == did)
+    assert hers["my_read_seq"] == hers["last_seq"] == note["seq"]
+    # With a message she has not read before it, her read position stays where it was.
+    await b1.request("message.send", room=did, content="call me?", client_msg_id="m-unread")
+    await a.request("call.ring", session=session)
+    await b1.next_event("call.ringing")
+    await a.next_event("call.no_answer", timeout=TIMEOUT_S + 3)
+    status, rooms = await server.http("GET", "/api/rooms", a_tok)
+    hers = next(r for r in rooms["rooms"] if r["id"] == did)
+    assert hers["my_read_seq"] == note["seq"] and hers["last_seq"] == note["seq"] + 2
 
 
 async def test_busy_joining_stops_ringing_and_the_caller_leaving_cancels(server):
