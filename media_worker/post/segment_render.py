@@ -52,7 +52,11 @@ AAC_FRAME = 1024
 PREROLL_FRAMES = 47  # ~1 s of audio mixed and encoded before a segment's first packet
 POSTROLL_FRAMES = 30  # ~0.64 s: the speaker levels a frame reads and the last level block
 TS_OFFSET_S = 10
-IGNORED_EVENTS = ("chat", "mark")  # added after the stop; they never change a frame
+# Left out of a segment's events digest: chat and marks (added after the stop; they never change
+# a frame) and track_clock — the worker refines where a track's pts 0 sits and dates the event
+# there, inside a span rendered long before (at the track's end, too); what it changes is the
+# track's start, which ``segment_join`` compares itself (``MOVED_S``).
+IGNORED_EVENTS = ("chat", "mark", "track_clock")
 
 
 @dataclass
