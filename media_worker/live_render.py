@@ -32,6 +32,7 @@ from pathlib import Path
 
 from media_worker.live.events import EVENTS_FILE, recording_started_at
 from media_worker.post.child import PROJECT_ROOT
+from media_worker.post.composite import plan_extends
 from media_worker.post.segment_render import LIVE_DIR, write_off
 
 log = logging.getLogger("podium.worker.live_render")
@@ -140,9 +141,10 @@ class LiveRenderer:
                           f"({rtf:.2f}x real time, limit {self.max_rtf:g}x)")
                 return
             seg_plan = result["segment"].get("plan")
-            if plan is not None and seg_plan != plan:
+            if plan is not None and not plan_extends(plan, seg_plan):
                 # Someone got a cell, or a bigger source changed the canvas: every frame so far
                 # looks different now. Drop the old segments and render them again, catching up.
+                # (A first screen share alone does not: the grid before it stays as it was.)
                 log.info("%s: the class video's layout changed at frame %d; rendering the %d "
                          "earlier segments again", self.directory.name, k0, len(done))
                 self._drop(done)

@@ -58,13 +58,28 @@ def plan_grid(timeline: Timeline, settings: EncodeSettings) -> Grid:
     return Scene(timeline, settings.max_canvas).grid
 
 
-def plan_key(timeline: Timeline, settings: EncodeSettings) -> list:
-    """What every frame of the composite depends on beyond the media up to its own instant:
-    the canvas and cell geometry, who has a cell (in order) and the encoder settings. Two
-    renderings of one span are the same when their keys are (live segments, ``segments.py``)."""
-    return [*Scene(timeline, settings.max_canvas).layout_key(),
-            [p.user.id for p in timeline.participants], [p.user.display_name for p in timeline.participants],
-            settings.fps, settings.preset, settings.crf, settings.audio_bit_rate]
+PRESENTER = 3  # where plan_key holds the presenter layout's geometry (None: no share in the span)
+
+
+def plan_key(timeline: Timeline, settings: EncodeSettings, until_s: float | None = None) -> list:
+    """What every frame of the composite up to ``until_s`` (all of it: None) depends on beyond
+    the media up to its own instant: the canvas and cell geometry, who has a cell (in order)
+    and the encoder settings. Two renderings of one span are the same when their keys for its
+    end are (live segments, ``segment_join.py``). The presenter layout counts only once a share
+    has started: the grid frames before the first share do not depend on it."""
+    key = [*Scene(timeline, settings.max_canvas).layout_key(),
+           [p.user.id for p in timeline.participants], [p.user.display_name for p in timeline.participants],
+           settings.fps, settings.preset, settings.crf, settings.audio_bit_rate]
+    if until_s is not None and not any(share.start_s < until_s for share in timeline.shares):
+        key[PRESENTER] = None
+    return key
+
+
+def plan_extends(old: list, new: list) -> bool:
+    """Does a span rendered with key ``old`` render the same with ``new`` (the key of a later
+    span): equal keys, or ``new`` only adds the presenter layout of a share that came later."""
+    return old == new or (old[PRESENTER] is None and old[:PRESENTER] == new[:PRESENTER]
+                          and old[PRESENTER + 1:] == new[PRESENTER + 1:])
 
 
 def compose(timeline: Timeline, settings: EncodeSettings) -> tuple[Grid, Canvas, Scene]:

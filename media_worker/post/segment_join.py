@@ -46,11 +46,11 @@ HORIZON_S = 0.5
 MOVED_S = 0.005
 
 
-def invalid_because(seg: Segment, timeline: Timeline, plan: list, fps: int) -> str | None:
+def invalid_because(seg: Segment, timeline: Timeline, settings: EncodeSettings) -> str | None:
     """Why ``seg`` would render differently from ``timeline``, or None when it is reusable."""
-    if seg.plan != json.loads(json.dumps(plan)):
+    end = seg.k1 / settings.fps
+    if seg.plan != json.loads(json.dumps(plan_key(timeline, settings, end))):
         return "layout changed"
-    end = seg.k1 / fps
     for info in timeline.tracks:
         if not info.has_media or info.start_s >= end + OPEN_AHEAD_S:
             continue
@@ -93,13 +93,12 @@ def plan_finish(recording_dir: Path, timeline: Timeline, settings: EncodeSetting
     segs = load_segments(recording_dir)
     if not segs:
         return None
-    plan = plan_key(timeline, settings)
     n = frame_count(timeline.duration_s, fps)
     reused, dropped, to_render, k = [], {}, [], 0
     for seg in segs:
         if seg.k0 != k or seg.last or seg.k1 > n:
             continue
-        why = invalid_because(seg, timeline, plan, fps)
+        why = invalid_because(seg, timeline, settings)
         if why == "layout changed":
             log.info("live segments not used: the layout changed after frame %d", seg.k0)
             return None

@@ -191,7 +191,7 @@ def render_segment(recording_dir: Path, timeline: Timeline, k0: int, k1: int, *,
         mix(mixer.flush())
         keep(audio.encode(None))
         output.mux(video.encode(None))
-    seg = Segment(k0, k1, last, name, json.loads(json.dumps(plan_key(timeline, settings))),
+    seg = Segment(k0, k1, last, name, json.loads(json.dumps(plan_key(timeline, settings, k1 / fps))),
                   track_facts(timeline), events_digest(timeline, k1 / fps),
                   wall_s=round(time.monotonic() - started, 3),
                   cpu_s=round(time.process_time() - cpu0, 3), width=grid.width, height=grid.height,
