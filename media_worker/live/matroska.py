@@ -23,7 +23,7 @@ from pathlib import Path
 import av
 
 from media_worker.live.disk import BackgroundFile
-from media_worker.live.opus import opus_head
+from media_worker.bitstreams.opus import opus_head
 
 CLOCK_RATES = {"vp8": 90000, "h264": 90000, "opus": 48000}
 

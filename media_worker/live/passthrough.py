@@ -49,7 +49,7 @@ from aiortc.rtcrtpreceiver import (NackGenerator, RemoteStreamTrack, RTCRtpRecei
                                    decoder_worker)
 from aiortc.sdp import SessionDescription
 
-from media_worker.live import h264, vp8
+from media_worker.bitstreams import h264, vp8
 
 log = logging.getLogger("podium.worker.live")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from media_worker.live import h264, opus, vp8
+from media_worker.bitstreams import h264, opus, vp8
 from media_worker.live.events import EventLog
 from media_worker.live.matroska import CLOCK_RATES, MatroskaTrackFile
 from media_worker.live.passthrough import EncodedFrame

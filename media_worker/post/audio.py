@@ -57,7 +57,7 @@ class AudioTrackReader:
                     pts_s = None  # following frames of one input frame are contiguous
 
             skip = None if self.decode_from is None else self.decode_from - self.info.start_s
-            for pkt in packets(container, self.info.path):
+            for pkt in packets(container, self.info.path, from_s=skip):
                 if skip is not None:
                     if float((pkt.pts + (pkt.duration or 0)) * tb) < skip:
                         continue

@@ -111,7 +111,7 @@ def _keyframe_before(info, t: float) -> float | None:
     best = None
     with container:
         tb = container.streams[0].time_base
-        for pkt in packets(container, info.path):
+        for pkt in packets(container, info.path, from_s=t - info.start_s):
             at = info.start_s + float(pkt.pts * tb)
             if at > t + 0.001:
                 break

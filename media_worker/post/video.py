@@ -56,7 +56,7 @@ class VideoTrackReader:
                     yield t, f
 
             skip = None if self.decode_from is None else self.decode_from - offset - TOLERANCE_S
-            for pkt in packets(container, self.info.path):
+            for pkt in packets(container, self.info.path, from_s=skip):
                 if skip is not None:
                     if float(pkt.pts * tb) < skip:
                         continue

@@ -1,8 +1,8 @@
-"""The bitstream readers (media_worker/live/vp8.py, h264.py, opus.py): keyframes and picture
+"""The bitstream readers (media_worker/bitstreams/vp8.py, h264.py, opus.py): keyframes and picture
 sizes from the bytes alone, Opus packet durations from the TOC."""
 from __future__ import annotations
 
-from media_worker.live import h264, opus, vp8
+from media_worker.bitstreams import h264, opus, vp8
 from tests.worker.live.helpers import encoded_video
 
 

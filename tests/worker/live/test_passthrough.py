@@ -9,7 +9,8 @@ import av
 import pytest
 from aiortc import MediaStreamTrack
 
-from media_worker.live import EncodedFrame, install_passthrough, vp8
+from media_worker.bitstreams import vp8
+from media_worker.live import EncodedFrame, install_passthrough
 from media_worker.live.passthrough import PINNED_AIORTC, aiortc_internals_problems
 from tests.rtcpeer import VIDEO_CLOCK, PatternVideoTrack
 from tests.worker.live.helpers import FPS, close_all, negotiate, recorder_pc, sender_pc, wait_for

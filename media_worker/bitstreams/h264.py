@@ -47,6 +47,35 @@ def nal_units(access_unit: bytes) -> list[bytes]:
     return [u for u in units if u]
 
 
+def length_prefixed_units(sample: bytes, length_size: int = 4) -> list[bytes] | None:
+    """The NAL units of a Matroska/MP4 sample (each unit after its ``length_size``-byte length,
+    ``avcC``'s lengthSizeMinusOne + 1), or None when the lengths do not add up to the sample."""
+    units, pos = [], 0
+    while pos + length_size <= len(sample):
+        n = int.from_bytes(sample[pos:pos + length_size], "big")
+        pos += length_size
+        if n == 0 or pos + n > len(sample):
+            return None
+        units.append(sample[pos:pos + n])
+        pos += n
+    return units if units and pos == len(sample) else None
+
+
+def sample_size(sample: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` from the SPS of a stored keyframe: a length-prefixed sample (what
+    the live path's Matroska files hold) or an Annex-B access unit; None without an SPS."""
+    units = length_prefixed_units(sample)
+    if units is None:
+        return keyframe_size(sample)
+    for unit in units:
+        if unit[0] & 0x1F == NAL_SPS:
+            try:
+                return sps_size(unit)
+            except (IndexError, ValueError):
+                return None
+    return None
+
+
 def keyframe_size(access_unit: bytes) -> tuple[int, int] | None:
     """``(width, height)`` from the first SPS of an access unit, ``None`` if it has none or the
     SPS cannot be parsed."""
