@@ -75,6 +75,15 @@ def plan_key(timeline: Timeline, settings: EncodeSettings, until_s: float | None
     return key
 
 
+PLAN_FIELDS = ("canvas width", "canvas height", "grid cells", "presenter layout", "who has a cell",
+               "names", "fps", "preset", "crf", "audio bit rate")
+
+
+def plan_changes(old: list, new: list) -> str:
+    """What differs between two plan keys, for the logs ("names: ['Ana'] -> ['Ana', 'Ben']")."""
+    return "; ".join(f"{name}: {a} -> {b}" for name, a, b in zip(PLAN_FIELDS, old, new) if a != b)
+
+
 def plan_extends(old: list, new: list) -> bool:
     """Does a span rendered with key ``old`` render the same with ``new`` (the key of a later
     span): equal keys, or ``new`` only adds the presenter layout of a share that came later."""

@@ -56,6 +56,13 @@ class Track:
     # "camera" | "screen" when the live path knew (an SFU feed); None: the participant's video,
     # a screen while their ``media`` events say ``screen`` (a mesh call replaces the camera).
     source: str | None = None
+    # where ``track_started`` put it (its first frame's arrival), never refined: what the grid
+    # order reads, so that a later ``track_clock`` cannot swap two cells
+    started_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.started_s is None:
+            self.started_s = self.offset_s
 
 
 @dataclass

@@ -24,7 +24,7 @@ import av
 from media_worker.post.audio import RATE
 from media_worker.post.chapters import Chapter
 from media_worker.post.composite import (CompositeResult, EncodeSettings, add_metadata, frame_count,
-                                         plan_key)
+                                         plan_changes, plan_key)
 from media_worker.post.part_output import part_output
 from media_worker.post.segment_render import (AAC_FRAME, TS_OFFSET_S, Segment, events_digest,
                                               load_segments, render_segment)
@@ -100,7 +100,8 @@ def plan_finish(recording_dir: Path, timeline: Timeline, settings: EncodeSetting
             continue
         why = invalid_because(seg, timeline, settings)
         if why == "layout changed":
-            log.info("live segments not used: the layout changed after frame %d", seg.k0)
+            log.info("live segments not used: the layout changed after frame %d (%s)", seg.k0,
+                     plan_changes(seg.plan, json.loads(json.dumps(plan_key(timeline, settings, seg.k1 / fps)))))
             return None
         if why is not None:
             dropped[why] = dropped.get(why, 0) + 1

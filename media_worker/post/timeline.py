@@ -213,8 +213,9 @@ def build_timeline(recording_dir: Path, manifest: Manifest) -> Timeline:
         for states in part.media.values():
             states.sort(key=lambda s: s.t_s)
 
-    # Grid order: by when each participant first sent media.
-    participants = sorted((by_user[u] for u in order), key=lambda p: min(t.start_s for t in p.tracks))
+    # Grid order: by when each participant first sent media (as first announced: the clock
+    # refinements that come later move a track by milliseconds, and must not swap two cells).
+    participants = sorted((by_user[u] for u in order), key=lambda p: min(t.track.started_s for t in p.tracks))
 
     last_frame = max((i.end_s for i in infos if i.has_media), default=0.0)
     if manifest.stopped_s is not None:

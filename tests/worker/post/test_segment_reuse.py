@@ -4,6 +4,8 @@ refined track clock, a first screen share after its span — and is rendered aga
 (a camera turned off inside it, someone joining: a new cell in every frame)."""
 from __future__ import annotations
 
+import json
+
 from media_worker.post.composite import PRESENTER, EncodeSettings, plan_extends, plan_key
 from media_worker.post.manifest import load_manifest
 from media_worker.post.segment_join import invalid_because
@@ -70,3 +72,25 @@ def test_a_first_screen_share_after_the_segment_keeps_it_and_a_new_participant_d
     assert invalid_because(seg, timeline, settings) == "layout changed"
     assert invalid_because(later, timeline, settings) == "layout changed"
     assert not plan_extends(seg.plan, plan_key(timeline, settings, 4.0))
+
+
+def test_a_clock_refinement_that_reorders_the_starts_keeps_the_cells_in_place(tmp_path):
+    """Alice's and Bob's cameras start 2 ms apart; the worker later finds Bob's clock 4 ms
+    earlier. The grid keeps the order the tracks were announced in, so the segment stays."""
+    rec = RecordingDir(tmp_path / "rec")
+    rec.join(0.1, "pA", "u1", "Alice", "instructor")
+    rec.join(0.1, "pB", "u2", "Bob")
+    rec.video_track("pA", 0, "vp8", 0.200, 3.0)
+    rec.video_track("pB", 0, "vp8", 0.202, 3.0)
+    rec.stop(3.0)
+    settings = EncodeSettings(fps=FPS)
+    d, timeline = timeline_of(rec)
+    assert [p.user.id for p in timeline.participants] == ["u1", "u2"]
+    seg = render_segment(d, timeline, 0, FPS, last=False, settings=settings)
+    # Appended after the other lines, as the worker writes it (its time is before Bob's start).
+    with open(d / "events.jsonl", "a") as f:
+        f.write(json.dumps({"t": rec.t0 + 0.198, "type": "track_clock", "track": "pB-video-0"}) + "\n")
+    timeline = build_timeline(d, load_manifest(d))
+    assert abs(next(i for i in timeline.tracks if i.track.name == "pB-video-0").start_s - 0.198) < 1e-6
+    assert [p.user.id for p in timeline.participants] == ["u1", "u2"]
+    assert invalid_because(seg, timeline, settings) is None
