@@ -1,5 +1,3 @@
-// The signed-in application (app): socket, store, outbox and room sync, server events into the store, actions for views.
-//
 // The signed-in application: owns the socket, store, outbox and room sync, turns server
 // events into store updates, and offers the actions views call. Views listen to:
 //   'rooms' (room list or unread counts changed), 'active' (selected room changed),
@@ -7,7 +5,8 @@
 //   avatar changed). Live calls are in
 //   `app.calls` (call/session.js), file look-ups and signed links in `app.files` (files.js), uploads in
 //   `app.uploads` (uploads.js), recordings in `app.recordings` (recordings.js), each with events
-//   of their own.
+//   of their own; read marks and unread counts in `app.reads` (read-marks.js), our profile's
+//   actions in `app.profile` (profile.js).
 
 import * as api from './api.js';
 import { Emitter } from './emitter.js';
@@ -22,7 +21,9 @@ import { Uploads } from './uploads.js';
 import { RecordingService } from './recordings.js';
 import { ChatModeration } from './moderation.js';
 import { PollService } from './polls.js';
-import { lastMessageOf, mergeLastMessage } from './previews.js';
+import { RoomPreviews } from './previews.js';
+import { ProfileActions } from './profile.js';
+import { ReadMarks } from './read-marks.js';
 
 const ROOMS_REFRESH_MS = 30000;
 const USER_KEY = 'podium.user';
@@ -50,9 +51,8 @@ export class App extends Emitter {
     this.roomsLoaded = false;
     this.roomsError = null;
     this.activeRoomId = null;
-    this.localRead = new Map(); // room id → seq we reported with `read`
     this.membersRefresh = new Map(); // room id → pending timer
-    this.deletedPreviews = new Set(); // ids of rooms' last messages seen deleted live
+    this.previews = new RoomPreviews(); // the room list's last messages (previews.js)
     this.store = new Store();
     this.socket = new ChatSocket({ getToken: api.getToken, probe: () => this.probe() });
     this.outbox = new Outbox({ socket: this.socket, storageKey: `podium.outbox.${user.id}` });
@@ -71,6 +71,8 @@ export class App extends Emitter {
     this.recordings = new RecordingService({ socket: this.socket, serverOffsetMs: () => this.serverOffsetMs });
     this.moderation = new ChatModeration(this); // the rooms' chat rules: locked, slow mode, bans (moderation.js)
     this.polls = new PollService({ socket: this.socket }); // poll views and live results (polls.js)
+    this.reads = new ReadMarks(this); // how far we read each room, unread counts (read-marks.js)
+    this.profile = new ProfileActions(this); // our name, picture and password (profile.js)
     this.timers = [];
     this.wire();
   }
@@ -203,7 +205,9 @@ export class App extends Emitter {
       else if (m.sender?.id) this.store.setTyping(roomId, m.sender.id, false);
       newest = Math.max(newest, m.seq);
     }
-    if (room) for (const m of messages) this.notePreview(room, m);
+    let reload = false; // the room's previewed message was deleted: the list names the one before
+    if (room) for (const m of messages) reload = this.previews.note(room, m) || reload;
+    if (reload) this.loadRooms();
     if (room && newest > (room.last_seq || 0)) {
       room.last_seq = newest;
       // Newest activity first: move the room to the top of the list.
@@ -211,35 +215,6 @@ export class App extends Emitter {
       this.rooms = new Map([[roomId, room], ...this.rooms]);
     }
     this.emit('rooms');
-  }
-
-  /**
-   * Keep the room's `last_message` (room list preview) current with a message that arrived:
-   * a newer one replaces it, an edit of it updates it; its deletion empties it and reloads
-   * the room list, which names the message before it.
-   */
-  notePreview(room, message) {
-    const current = room.last_message;
-    if (message.deleted_at) {
-      if (current && current.id === message.id) {
-        this.deletedPreviews.add(message.id);
-        room.last_message = null;
-        this.loadRooms();
-      }
-      return;
-    }
-    if (!current || message.seq > current.seq
-        || (message.id === current.id && (message.edited_at || '') > (current.edited_at || ''))) {
-      room.last_message = lastMessageOf(message);
-    }
-  }
-
-  /** A room as the server lists it now, merged with what live events taught us since. */
-  mergeRoom(prev, fresh) {
-    const serverSeq = fresh.last_seq || 0;
-    fresh.last_seq = Math.max(serverSeq, prev.last_seq || 0);
-    fresh.last_message = mergeLastMessage(prev.last_message, fresh.last_message, serverSeq, this.deletedPreviews);
-    return fresh;
   }
 
   onJoined(roomId, ack) {
@@ -265,7 +240,7 @@ export class App extends Emitter {
       const next = new Map();
       for (const room of rooms) {
         const prev = this.rooms.get(room.id);
-        next.set(room.id, prev ? this.mergeRoom(prev, room) : room);
+        next.set(room.id, prev ? this.previews.merge(prev, room) : room);
       }
       // Rooms we were removed from: stop re-joining them on every reconnect.
       for (const id of [...this.sync.wanted]) if (!next.has(id) && id !== this.activeRoomId) this.sync.forget(id);
@@ -295,7 +270,7 @@ export class App extends Emitter {
     const data = await api.getRoom(roomId);
     if (data.room) {
       const prev = this.rooms.get(roomId);
-      if (prev) Object.assign(prev, this.mergeRoom(prev, { ...data.room }));
+      if (prev) Object.assign(prev, this.previews.merge(prev, { ...data.room }));
       if (data.room.my_role) this.store.room(roomId).myRole = data.room.my_role;
     }
     if (Array.isArray(data.members)) this.store.setMembers(roomId, data.members, this.me);
@@ -317,25 +292,6 @@ export class App extends Emitter {
   }
 
   // ---- queries ----------------------------------------------------------------------------
-
-  myReadSeq(roomId) {
-    return Math.max(
-      this.rooms.get(roomId)?.my_read_seq || 0,
-      this.store.room(roomId).reads.get(this.me.id) || 0,
-      this.localRead.get(roomId) || 0,
-    );
-  }
-
-  unread(roomId) {
-    const last = Math.max(this.rooms.get(roomId)?.last_seq || 0, this.store.room(roomId).lastSeq);
-    return Math.max(0, last - this.myReadSeq(roomId));
-  }
-
-  totalUnread() {
-    let n = 0;
-    for (const id of this.rooms.keys()) n += this.unread(id);
-    return n;
-  }
 
   /** The name to show for a room: for a direct room, the other person's name. */
   roomTitle(roomId) {
@@ -425,51 +381,6 @@ export class App extends Emitter {
       this.store.setReactions(message.room, message.id, message.reactions || {});
       throw err;
     }
-  }
-
-  /** Report that the user has seen everything up to `seq` in the room. */
-  markRead(roomId, seq) {
-    if (!seq || seq <= this.myReadSeq(roomId) || !this.socket.online) return;
-    this.localRead.set(roomId, seq);
-    this.emit('rooms');
-    this.socket.request('read', { room: roomId, seq }).catch((err) => {
-      // Forget the local mark so the view reports it again when it next can.
-      if (this.localRead.get(roomId) === seq) this.localRead.delete(roomId);
-      console.warn(`room ${roomId}: read ${seq} failed: ${err.code}`);
-    });
-  }
-
-  // ---- profile ----------------------------------------------------------------------------
-
-  async rename(displayName) {
-    const { user } = await api.rename(displayName);
-    this.onUserUpdated(user);
-  }
-
-  async setAvatar(file) {
-    const { user } = await api.uploadAvatar(file);
-    this.onUserUpdated(user);
-  }
-
-  async removeAvatar() {
-    const { user } = await api.removeAvatar();
-    this.onUserUpdated(user);
-  }
-
-  /**
-   * Change the password. The server signs out every other token and socket of ours, this
-   * tab's socket too: we carry on with the token it returns and reconnect with it.
-   */
-  async changePassword(oldPassword, newPassword) {
-    this.rekeying = true;
-    try {
-      const { token, user } = await api.changePassword(oldPassword, newPassword);
-      api.setToken(token);
-      this.onUserUpdated(user);
-    } finally {
-      this.rekeying = false;
-    }
-    this.socket.restart();
   }
 
   logout(reason = null, { keepOutbox = false } = {}) {

@@ -35,6 +35,41 @@ export function mergeLastMessage(local, fromServer, serverLastSeq, deletedIds) {
   return fromServer || null;
 }
 
+/** The room list's previews as live messages change them (`app.previews`). */
+export class RoomPreviews {
+  constructor() {
+    this.deleted = new Set(); // ids of rooms' last messages seen deleted live
+  }
+
+  /**
+   * Keep the room's `last_message` current with a message that arrived: a newer one replaces
+   * it, an edit of it updates it; its deletion empties it. True when the room list must be
+   * reloaded (it names the message before a deleted one).
+   */
+  note(room, message) {
+    const current = room.last_message;
+    if (message.deleted_at) {
+      if (!current || current.id !== message.id) return false;
+      this.deleted.add(message.id);
+      room.last_message = null;
+      return true;
+    }
+    if (!current || message.seq > current.seq
+        || (message.id === current.id && (message.edited_at || '') > (current.edited_at || ''))) {
+      room.last_message = lastMessageOf(message);
+    }
+    return false;
+  }
+
+  /** A room as the server lists it now (`fresh`), merged with what live events taught us since. */
+  merge(prev, fresh) {
+    const serverSeq = fresh.last_seq || 0;
+    fresh.last_seq = Math.max(serverSeq, prev.last_seq || 0);
+    fresh.last_message = mergeLastMessage(prev.last_message, fresh.last_message, serverSeq, this.deleted);
+    return fresh;
+  }
+}
+
 /** "14:05" today, "Mon" within the last week, else "3 Dec" (local time). */
 export function previewTime(iso, now = new Date()) {
   const t = new Date(iso);

@@ -19,7 +19,7 @@
 //                                   processing → ready | failed; also from the join ack
 //   'marked'       {mark, recording} an instructor marked a moment of the recording
 //   'sfu-streams'              an SFU call's subscription changed (which participant is on which mid)
-//   'talking'      peerId      an SFU call's active speaker changed (talkingSince())
+//   'talking'      peerId      an SFU call's active speaker changed (calls.talking, talking.js)
 
 import { Emitter } from '../emitter.js';
 import { LiveSessions } from './live.js';
@@ -31,6 +31,8 @@ import { CallPolicy } from './policy.js';
 import { CallLobby } from './lobby.js';
 import { CallBreakouts } from './breakouts.js';
 import { CallRinging } from './ringing.js';
+import { CallModeration } from './moderation.js';
+import { TalkingTracker } from './talking.js';
 import * as text from './notices.js';
 
 export class CallManager extends Emitter {
@@ -43,7 +45,8 @@ export class CallManager extends Emitter {
     this.mesh = new Mesh(this);
     this.sfu = new SfuCall(this);
     this.media = null; // 'sfu' | 'mesh' once joined (the join ack's media_path)
-    this.talking = new Map(); // peer_id → when it last started talking (SFU calls)
+    this.talking = new TalkingTracker((peerId) => this.emit('talking', peerId)); // SFU calls (talking.js)
+    this.moderation = new CallModeration(this); // instructors' mute and remove, and ours done to us
     this.callRecording = new CallRecording(this);
     this.policy = new CallPolicy(this); // hands lowered by instructors, students' cameras and screens
     this.lobby = new CallLobby(this); // the waiting room
@@ -72,8 +75,8 @@ export class CallManager extends Emitter {
     on('call.participant_left', (f) => this.ours(f) && this.dropParticipant(f.peer_id));
     on('call.media_changed', (f) => this.ours(f) && this.upsertParticipant(f.participant));
     on('call.hand_changed', (f) => this.ours(f) && this.upsertParticipant(f.participant));
-    on('call.mute_requested', (f) => this.ours(f) && this.onMuteRequested(f));
-    on('call.removed', (f) => this.ours(f) && this.onRemoved(f));
+    on('call.mute_requested', (f) => this.ours(f) && this.moderation.onMuteRequested(f));
+    on('call.removed', (f) => this.ours(f) && this.moderation.onRemoved(f));
     on('call.hand_lowered', (f) => this.ours(f) && this.policy.onHandLowered(f));
     on('call.permissions_changed', (f) => this.ours(f) && this.policy.onPermissionsChanged(f));
     on('call.admitted', (f) => this.ours(f) && this.lobby.onAdmitted(f));
@@ -90,7 +93,7 @@ export class CallManager extends Emitter {
     sfu('sfu.feeds_changed', () => this.sfu.subscribe());
     sfu('sfu.offer', (f) => this.sfu.onOffer(f));
     sfu('sfu.restart', () => this.sfu.restart());
-    sfu('sfu.talking', (f) => this.onTalking(f));
+    sfu('sfu.talking', (f) => this.talking.onFrame(f));
     on('recording.started', (f) => rec.apply(f.recording));
     on('recording.stopped', (f) => rec.apply(f.recording));
     on('recording.progress', (f) => rec.apply({ ...f.recording, progress: f.percent }));
@@ -406,24 +409,9 @@ export class CallManager extends Emitter {
     return !!this.session && this.app.isInstructor(this.session.room);
   }
 
-  /** call.mute: a request in a mesh call; in an SFU call muted at the media router and held
-   * (no unmuting) unless `allowUnmute` — which, for a held participant, lifts the hold. */
-  async muteParticipant(peerId, { allowUnmute = false } = {}) {
-    await this.socket.request('call.mute', { session: this.session.id, peer_id: peerId, allow_unmute: allowUnmute });
-  }
-
-  /** call.mute {all: true}: every participant but the instructors and the recorder. */
-  async muteAll() {
-    await this.socket.request('call.mute', { session: this.session.id, all: true });
-  }
-
   /** True while an instructor holds our microphone muted (SFU calls): we cannot unmute. */
   get micHeld() {
     return !!this.self?.muted_by_instructor && this.self?.may_unmute === false;
-  }
-
-  async removeParticipant(peerId) {
-    await this.socket.request('call.remove', { session: this.session.id, peer_id: peerId });
   }
 
   // ---- participants and connections (mesh.js) ------------------------------------------------
@@ -447,7 +435,7 @@ export class CallManager extends Emitter {
   dropParticipant(peerId) {
     this.participants.delete(peerId);
     this.mesh.drop(peerId);
-    this.talking.delete(peerId);
+    this.talking.drop(peerId);
     this.emit('participants');
   }
 
@@ -455,32 +443,6 @@ export class CallManager extends Emitter {
     for (const p of this.participants.values()) if (String(p.user?.id) === String(userId)) return p.user.display_name;
     const room = this.session && this.app.store.room(this.session.room);
     return room?.displayName(String(userId)) || 'An instructor';
-  }
-
-  onMuteRequested(frame) {
-    if (frame.enforced) return this.onMutedByInstructor(frame);
-    const by = this.nameOfUser(frame.by);
-    const wasOn = this.mic;
-    this.setMic(false);
-    this.notice({ text: text.mutedBy(by, wasOn), kind: 'info', muted: true });
-  }
-
-  /** SFU call: the media router no longer relays our microphone; unmuting waits for the
-   * instructor's allow_unmute (a second call.mute, allow_unmute true, lifts a hold). */
-  onMutedByInstructor(frame) {
-    const wasHeld = this.micHeld;
-    this.self = { ...this.self, muted_by_instructor: true, may_unmute: !!frame.allow_unmute };
-    this.setMic(false);
-    const allowed = wasHeld && frame.allow_unmute;
-    this.notice({ text: allowed ? text.UNMUTE_ALLOWED : text.mutedByInstructor(frame.allow_unmute), kind: 'info', muted: !!frame.allow_unmute });
-    this.emit('participants');
-  }
-
-  onRemoved(frame) {
-    const by = this.nameOfUser(frame.by);
-    const room = this.session.room;
-    this.teardown();
-    this.notice({ text: text.removedBy(by), kind: 'error', room, removed: true });
   }
 
   streamOf(peerId) {
@@ -494,26 +456,6 @@ export class CallManager extends Emitter {
   /** A participant's shared screen in an SFU call (its own published stream), or null. */
   screenOf(peerId) {
     return this.media === 'sfu' ? this.sfu.streamOf(`${peerId}:screen`) : null;
-  }
-
-  /** sfu.talking {peer_id, talking}: Janus heard someone start or stop talking. */
-  onTalking(frame) {
-    if (!frame.peer_id) return;
-    if (frame.talking) this.talking.set(frame.peer_id, Date.now());
-    else this.talking.delete(frame.peer_id);
-    this.lastSpoke = this.lastSpoke || new Map();
-    this.lastSpoke.set(frame.peer_id, Date.now());
-    this.emit('talking', frame.peer_id);
-  }
-
-  /** Is this participant talking now (SFU calls: Janus's talking events)? */
-  isTalking(peerId) {
-    return this.talking.has(peerId);
-  }
-
-  /** When this participant last talked (ms), 0 if never heard: the last-N choice of tiles. */
-  lastSpokeAt(peerId) {
-    return this.talking.has(peerId) ? Date.now() : (this.lastSpoke?.get(peerId) || 0);
   }
 
   // ---- helpers ------------------------------------------------------------------------------

@@ -56,12 +56,12 @@ export function createCallPanel(app) {
   async function act(p, what) {
     if (p) confirming.delete(p.peer_id);
     try {
-      if (what === 'mute all') await calls.muteAll();
+      if (what === 'mute all') await calls.moderation.muteAll();
       else if (what === 'lower all') await calls.policy.lowerHands();
       else if (what === 'lower hand') await calls.policy.lowerHands(p.peer_id);
-      else if (what === 'mute') await calls.muteParticipant(p.peer_id);
-      else if (what === 'allow') await calls.muteParticipant(p.peer_id, { allowUnmute: true });
-      else await calls.removeParticipant(p.peer_id);
+      else if (what === 'mute') await calls.moderation.mute(p.peer_id);
+      else if (what === 'allow') await calls.moderation.mute(p.peer_id, { allowUnmute: true });
+      else await calls.moderation.remove(p.peer_id);
     } catch (err) {
       const name = p ? p.user?.display_name : 'everyone';
       const verb = { 'mute all': 'mute', 'lower all': 'lower the hand of', 'lower hand': 'lower the hand of' }[what] || what;

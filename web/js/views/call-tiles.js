@@ -91,9 +91,9 @@ export function createTileGrid(app, ...overlays) {
     // Its screen has a tile of its own in an SFU call: this one shows the camera.
     if (p && tiles.has(id + SCREEN)) p = { ...p, media: { ...p.media, screen: false } };
     tile.update({ participant: p, stream: calls.streamOf(id), local: false, connection: calls.peerState(id) });
-    tile.el.classList.toggle('talking', !!calls.isTalking?.(id));
-    tile.el.dataset.talking = calls.isTalking?.(id) ? 'yes' : 'no';
-    tile.el.style.outline = calls.isTalking?.(id) ? '3px solid #3ddc84' : '';
+    tile.el.classList.toggle('talking', !!calls.talking.isTalking(id));
+    tile.el.dataset.talking = calls.talking.isTalking(id) ? 'yes' : 'no';
+    tile.el.style.outline = calls.talking.isTalking(id) ? '3px solid #3ddc84' : '';
   }
 
   /**
@@ -106,7 +106,7 @@ export function createTileGrid(app, ...overlays) {
     const cams = [...tiles.entries()].filter(([id]) => id !== 'local' && !id.endsWith(SCREEN));
     const order = new Map([...tiles.entries()].map(([id, t]) => [id, Number(t.el.style.order) || 0]));
     const ranked = cams.map(([id]) => id)
-      .sort((x, y) => (calls.lastSpokeAt(y) - calls.lastSpokeAt(x)) || (order.get(x) - order.get(y)));
+      .sort((x, y) => (calls.talking.lastSpokeAt(y) - calls.talking.lastSpokeAt(x)) || (order.get(x) - order.get(y)));
     const withVideo = new Set(ranked.slice(0, calls.lastN ?? LAST_N));
     for (const [id, tile] of tiles) {
       if (id === 'local') continue;

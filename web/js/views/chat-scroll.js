@@ -115,7 +115,7 @@ export function createReadMarker(app, roomId, isNearBottom) {
     timer = setTimeout(() => {
       if (destroyed || document.visibilityState !== 'visible' || !isNearBottom()) return;
       const latest = r.latest();
-      if (latest) app.markRead(roomId, latest.seq);
+      if (latest) app.reads.markRead(roomId, latest.seq);
     }, READ_DELAY_MS);
   }
 

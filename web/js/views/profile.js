@@ -59,7 +59,7 @@ export function openProfile(app) {
     if (file.size > MAX_PICTURE_BYTES) return note(pictureNote, 'That picture is over 5 MB.', true);
     note(pictureNote, 'Uploading…');
     try {
-      await app.setAvatar(file);
+      await app.profile.setAvatar(file);
       note(pictureNote, 'Picture updated.');
     } catch (err) {
       note(pictureNote, err.message || 'Could not upload the picture.', true);
@@ -68,7 +68,7 @@ export function openProfile(app) {
 
   async function remove() {
     try {
-      await app.removeAvatar();
+      await app.profile.removeAvatar();
       note(pictureNote, 'Picture removed.');
     } catch (err) {
       note(pictureNote, err.message || 'Could not remove the picture.', true);
@@ -79,7 +79,7 @@ export function openProfile(app) {
     const name = nameInput.value.trim();
     if (!name) return note(nameNote, 'Your name cannot be empty.', true);
     try {
-      await app.rename(name);
+      await app.profile.rename(name);
       note(nameNote, 'Name saved.');
     } catch (err) {
       note(nameNote, err.message || 'Could not save the name.', true);
@@ -89,7 +89,7 @@ export function openProfile(app) {
   async function changePassword() {
     if (!oldPw.value || !newPw.value) return note(pwNote, 'Enter your current and your new password.', true);
     try {
-      await app.changePassword(oldPw.value, newPw.value);
+      await app.profile.changePassword(oldPw.value, newPw.value);
       oldPw.value = '';
       newPw.value = '';
       note(pwNote, 'Password changed. Your other sessions are signed out.');

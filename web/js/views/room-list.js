@@ -66,7 +66,7 @@ export function createRoomList(app, { onNavigate = () => {} } = {}) {
       items.set(room.id, item);
     }
     const title = app.roomTitle(room.id);
-    const unread = room.id === app.activeRoomId ? 0 : app.unread(room.id);
+    const unread = room.id === app.activeRoomId ? 0 : app.reads.unread(room.id);
     const active = room.id === app.activeRoomId;
     item.link.className = `room-item${active ? ' active' : ''}${unread ? ' has-unread' : ''}${room.archived_at ? ' archived' : ''}`;
     item.link.dataset.kind = room.kind;
@@ -146,7 +146,7 @@ export function createRoomList(app, { onNavigate = () => {} } = {}) {
     }
     // Hidden archived rooms do not count (their last line is often the "archived" note).
     let total = 0;
-    for (const room of app.rooms.values()) if (!room.archived_at || showArchived) total += app.unread(room.id);
+    for (const room of app.rooms.values()) if (!room.archived_at || showArchived) total += app.reads.unread(room.id);
     document.title = total ? `(${total}) Podium` : 'Podium';
   }
 
