@@ -157,8 +157,9 @@ def free_port() -> int:
 # scripts/test.sh runs the suite twice at once, on SQLite and on PostgreSQL + Redis, and sets
 # TEST_PASS=sqlite / TEST_PASS=pg when both passes run. Three kinds of test run in one of them:
 # - The media worker's own modules, the kernel and the import rules use neither a database nor
-#   Redis: running them twice would repeat the same thing. SQLite pass. A test under these paths
-#   that asks for a database-backed fixture is an error, so the list cannot hide one.
+#   Redis: running them twice would repeat the same thing. PostgreSQL pass (the SQLite pass, with
+#   every browser test, is the longer one). A test under these paths that asks for a
+#   database-backed fixture is an error, so the list cannot hide one.
 # - The SFU tests whose server runs inside a private network namespace (with the real Janus,
 #   tests/sfu/test_signaling.py) cannot reach the machine's PostgreSQL or Redis: they use SQLite
 #   and no bus in both passes (the ``sqlite_template`` fixture). PostgreSQL pass (it has the
@@ -183,7 +184,7 @@ def home_pass(item: pytest.Item, root: str) -> str | None:
         used = DB_FIXTURES.intersection(fixtures)
         if used:
             raise pytest.UsageError(f"{item.nodeid} is under DB_FREE_PATHS but uses {sorted(used)}")
-        return "sqlite"
+        return "pg"
     if SQLITE_ALWAYS in fixtures:
         return "pg"
     if path.startswith(BROWSER_PATH):
