@@ -13,11 +13,12 @@ When a segment comes out with another layout than the earlier ones (``plan_key``
 cell, a larger source changed the canvas), every earlier frame would look different too: the
 earlier segments are deleted and rendered again, back to back, until the renderer has caught up.
 
-If a segment takes longer than ``max_rtf`` × its length (the machine cannot keep up: it is
-killed when its time is up, so a stop never waits for it), or a segment fails, live rendering
-stops for this recording: ``live/off.json`` says why, the
-post-processing after the stop renders the whole video as before, and ``fallback`` tells the
-job to say so.
+A segment slower than ``max_rtf`` × its length puts the renderer behind the class by the
+difference; faster ones pay it back (``Lag``). One slow segment on a machine that otherwise
+keeps up is tolerated; once the renderer is more than ``LAG_ALLOWANCE`` of a segment behind
+(a segment still running at that point is killed, so a stop never waits for it), or a segment
+fails, live rendering stops for this recording: ``live/off.json`` says why, the post-processing
+after the stop renders the rest of the video as before, and ``fallback`` tells the job to say so.
 """
 from __future__ import annotations
 
@@ -42,6 +43,31 @@ KEYFRAME_BEFORE_S = 1.0  # ask for keyframes this long before a segment boundary
 FPS = 30
 COULD_NOT_KEEP_UP = "could_not_keep_up"
 SEGMENT_FAILED = "segment_failed"
+# How far behind the class (a fraction of one segment's budget) slow segments may put the
+# renderer before it gives up: what a stop may then have to wait for beyond the usual tail.
+LAG_ALLOWANCE = 0.5
+
+
+class Lag:
+    """How far live rendering is behind the class, in seconds: each segment adds what it took
+    beyond its budget (``max_rtf`` × its length) and takes off what it left unused, never
+    below zero. Over ``allowance_s`` the machine cannot keep up."""
+
+    def __init__(self, budget_s: float, allowance: float = LAG_ALLOWANCE):
+        self.budget_s = budget_s
+        self.allowance_s = allowance * budget_s
+        self.behind_s = 0.0
+
+    def add(self, wall_s: float) -> None:
+        self.behind_s = max(0.0, self.behind_s + wall_s - self.budget_s)
+
+    @property
+    def over(self) -> bool:
+        return self.behind_s > self.allowance_s
+
+    def time_left_s(self) -> float:
+        """How long the next segment may run before the renderer is too far behind."""
+        return self.budget_s + self.allowance_s - self.behind_s
 
 
 class LiveRenderer:
@@ -110,6 +136,7 @@ class LiveRenderer:
         k0 = 0
         plan = None
         done: dict[int, int] = {}  # k0 -> k1 of the segments rendered with ``plan``
+        lag = Lag(self.segment_s * self.max_rtf)
         while True:
             if k0 in done:  # catching up after a layout change: this span is already there
                 k0 = done[k0]
@@ -124,10 +151,11 @@ class LiveRenderer:
             if not await self._sleep_until(boundary + self.lag_s):
                 return
             t0, began = time.monotonic(), time.time()
-            result = await self._render(k0, k1)
+            result = await self._render(k0, k1, lag)
             wall = time.monotonic() - t0
             if result is None:
                 return
+            lag.add(wall)
             self.segments += 1
             self.cpu_s += float(result.get("cpu_s") or 0.0)
             rtf = wall / self.segment_s
@@ -135,10 +163,11 @@ class LiveRenderer:
             self.history.append({"k0": k0, "k1": k1, "started": began, "wall_s": round(wall, 3)})
             log.info("%s: live segment %d-%d rendered in %.1f s (%.2fx real time)",
                      self.directory.name, k0, k1, wall, rtf)
-            if rtf > self.max_rtf:
+            if lag.over:
                 self._off(COULD_NOT_KEEP_UP,
                           f"segment {k0}-{k1} took {wall:.1f} s for {self.segment_s:.1f} s "
-                          f"({rtf:.2f}x real time, limit {self.max_rtf:g}x)")
+                          f"({rtf:.2f}x real time, limit {self.max_rtf:g}x): {lag.behind_s:.1f} s "
+                          f"behind the class")
                 return
             seg_plan = result["segment"].get("plan")
             if plan is not None and not plan_extends(plan, seg_plan):
@@ -160,24 +189,25 @@ class LiveRenderer:
             for suffix in (".json", ".nut"):  # the .json first: without it a segment is not one
                 (live / f"seg-{k0:08d}-{k1:08d}{suffix}").unlink(missing_ok=True)
 
-    async def _render(self, k0: int, k1: int) -> dict | None:
+    async def _render(self, k0: int, k1: int, lag: Lag) -> dict | None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "media_worker.post.segment_render", str(self.directory),
             str(k0), str(k1), "--fps", str(self.fps), stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
-        budget = self.segment_s * self.max_rtf
+        budget = lag.time_left_s()
         try:
             out, err = await asyncio.wait_for(proc.communicate(), budget)
         except asyncio.TimeoutError:
-            # Slower than the limit whatever happens next: stop now rather than let a stop wait
-            # for a segment that will not be used.
+            # Too far behind whatever happens next: stop now rather than let a stop wait for a
+            # segment that will not be used.
             proc.kill()
             await proc.wait()
             self.rtf.append(round(budget / self.segment_s, 3))
             self._off(COULD_NOT_KEEP_UP, f"segment {k0}-{k1} was not done after {budget:.1f} s for "
-                                         f"{self.segment_s:.1f} s (limit {self.max_rtf:g}x real time)")
+                                         f"{self.segment_s:.1f} s (limit {self.max_rtf:g}x real time, "
+                                         f"{lag.behind_s:.1f} s behind before it)")
             return None
         except asyncio.CancelledError:
             if proc.returncode is None:

@@ -19,7 +19,7 @@ import time
 import pytest
 
 from media_worker.live.matroska import MatroskaTrackFile
-from media_worker.live_render import COULD_NOT_KEEP_UP, LiveRenderer
+from media_worker.live_render import COULD_NOT_KEEP_UP, Lag, LiveRenderer
 from media_worker.post.child import postprocess
 from media_worker.post.segment_render import LIVE_DIR, OFF_FILE, write_off
 from tests.livereplay import replay
@@ -172,6 +172,23 @@ async def test_a_machine_that_cannot_keep_up_falls_back_to_processing_after_the_
     assert doc["segments_reused"] == 0 and doc["off"]["reason"] == COULD_NOT_KEEP_UP, doc
     frames = decode_video(d / "out" / "class.mp4")
     assert len(frames) == 180
+
+
+def test_one_slow_segment_is_tolerated_and_a_machine_that_stays_slow_is_not():
+    """60-s segments at a limit of 1x: a segment at 1.1x puts the renderer 6 s behind the class,
+    faster ones pay it back; only once it is more than half a segment behind does it give up,
+    and the segment under way is killed at the point where it would be."""
+    lag = Lag(60.0)
+    for wall in (50.0, 66.0, 55.0):  # 0.83x, 1.1x (6 s behind), 0.92x (1 s behind)
+        lag.add(wall)
+        assert not lag.over
+    assert lag.behind_s == pytest.approx(1.0) and lag.time_left_s() == pytest.approx(89.0)
+    for _ in range(9):  # steadily 1.05x: 3 s more behind each time
+        lag.add(63.0)
+    assert lag.behind_s == pytest.approx(28.0) and not lag.over
+    lag.add(63.0)
+    assert lag.over  # 31 s behind: more than half a segment
+    assert Lag(60.0).time_left_s() == pytest.approx(90.0)  # a first segment may take 1.5x
 
 
 @pytest.mark.parametrize("env, message", [
