@@ -65,21 +65,17 @@ def sample_size(sample: bytes) -> tuple[int, int] | None:
     """``(width, height)`` from the SPS of a stored keyframe: a length-prefixed sample (what
     the live path's Matroska files hold) or an Annex-B access unit; None without an SPS."""
     units = length_prefixed_units(sample)
-    if units is None:
-        return keyframe_size(sample)
-    for unit in units:
-        if unit[0] & 0x1F == NAL_SPS:
-            try:
-                return sps_size(unit)
-            except (IndexError, ValueError):
-                return None
-    return None
+    return keyframe_size(sample) if units is None else _first_sps_size(units)
 
 
 def keyframe_size(access_unit: bytes) -> tuple[int, int] | None:
     """``(width, height)`` from the first SPS of an access unit, ``None`` if it has none or the
     SPS cannot be parsed."""
-    for unit in nal_units(access_unit):
+    return _first_sps_size(nal_units(access_unit))
+
+
+def _first_sps_size(units: list[bytes]) -> tuple[int, int] | None:
+    for unit in units:
         if unit[0] & 0x1F == NAL_SPS:
             try:
                 return sps_size(unit)
