@@ -23,7 +23,6 @@ class Canvas:
     def __init__(self, width: int, height: int):
         self.width, self.height = width, height
         template = av.VideoFrame(width, height, "yuv420p")
-        self.strides = [p.line_size for p in template.planes]
         self.planes = [np.zeros((p.buffer_size // p.line_size, p.line_size), np.uint8)
                        for p in template.planes]
         self.fill(Rect(0, 0, width, height), BLACK)
@@ -55,7 +54,7 @@ class Canvas:
         """A new frame holding the canvas (the encoder may keep it; the canvas stays ours)."""
         frame = av.VideoFrame(self.width, self.height, "yuv420p")
         for i, plane in enumerate(frame.planes):
-            if plane.line_size == self.strides[i]:
+            if plane.line_size == self.planes[i].shape[1]:
                 plane.update(self.planes[i])
             else:  # never seen: the allocator changed its alignment between two frames
                 rows = self.height if i == 0 else self.height // 2
