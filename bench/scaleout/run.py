@@ -452,7 +452,9 @@ def soak_main(args, work: Path, meta: dict) -> dict:
     log(f"seeding {args.conns} users in {n_rooms} rooms of {args.room_size}")
     url, seed = fresh_db(args.db, work, ["--subs", str(args.conns), "--fanout-members", "0",
                                          "--idle-room-size", str(args.room_size), "--senders", "1"])
-    redis = (args.redis_url, f"bench-scaleout-{secrets.token_hex(4)}")
+    redis = None if args.no_bus else (args.redis_url, f"bench-scaleout-{secrets.token_hex(4)}")
+    if args.no_bus and args.procs != 1:
+        raise SystemExit("--no-bus runs one process (--procs 1): processes share rooms over the bus")
     if args.server == "floor" and args.procs != 1:
         raise SystemExit("--server floor runs one process (--procs 1): it has no bus between processes")
     servers = [Web(work, url, redis, False, f"soak-{i}", floor=args.server == "floor") for i in range(args.procs)]
@@ -659,6 +661,7 @@ def main() -> None:
             sp.add_argument("--procs", type=int, default=2)
             sp.add_argument("--rate", type=float, default=2, help="messages/s per room")
             sp.add_argument("--no-typing", action="store_true")
+            sp.add_argument("--no-bus", action="store_true", help="one process without REDIS_URL (with --procs 1)")
             sp.add_argument("--server", choices=("podium", "floor"), default="podium",
                             help="floor: bench/scaleout/soak_floor.py, a bare Tornado server for the same traffic "
                                  "(with --procs 1)")
