@@ -10,6 +10,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from server.db.held_connections import HeldConnections
+
 T = TypeVar("T")
 
 
@@ -67,6 +69,7 @@ class Database:
         # checkout. A dead connection fails its batch (nothing acked; the sends are retried one
         # by one) and SQLAlchemy then recycles every connection of the pool.
         self._write_engine = None if self.is_sqlite else create_async_engine(url, pool_size=4, max_overflow=4)
+        self._held = None if self.is_sqlite else HeldConnections(self._write_engine)
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -110,13 +113,12 @@ class Database:
             return await conn.run_sync(fn, *args)
 
     async def run_pg(self, fn: Callable[..., Awaitable[T]], *args) -> T:
-        """PostgreSQL only: ``await fn(asyncpg_connection, *args)`` on a connection of the
-        message writer's pool, in autocommit (each statement its own transaction unless ``fn``
-        opens one with ``connection.transaction()``). The hot path of chat sends
-        (db.message_batch's ``store_simple_pg``), without SQLAlchemy's per-statement machinery."""
-        async with self._write_engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            return await fn(raw.driver_connection, *args)
+        """PostgreSQL only: ``await fn(asyncpg_connection, *args)`` on a connection the message
+        writer keeps (db.held_connections), in autocommit (each statement its own transaction
+        unless ``fn`` opens one with ``connection.transaction()``). The hot path of chat sends
+        (db.message_batch's ``store_simple_pg``), without SQLAlchemy's per-statement machinery
+        or a pool checkout per batch."""
+        return await self._held.run(fn, *args)
 
     def _sqlite_transaction(self, fn: Callable[..., T], args: tuple) -> T:
         """On the writer thread: one transaction on the thread's own connection, kept open
@@ -149,6 +151,7 @@ class Database:
     async def close(self) -> None:
         await self.engine.dispose()
         if self._write_engine is not None:
+            await self._held.close()
             await self._write_engine.dispose()
         if self._sync_engine is not None:
             await asyncio.get_running_loop().run_in_executor(self._writer_thread, self._close_writer_conn)

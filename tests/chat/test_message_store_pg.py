@@ -4,8 +4,11 @@ a unique-key race raised as the IntegrityError the writer retries. PostgreSQL on
 sends take the writer thread's own raw path."""
 from __future__ import annotations
 
+import asyncio
+
+import asyncpg
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select, text
 from sqlalchemy.exc import IntegrityError
 
 from server.chat.wire import SendRequest
@@ -86,3 +89,51 @@ async def test_a_batch_over_several_rooms_is_stored_in_one_transaction_with_each
         rows = (await s.execute(select(Message.room_id, Message.seq, Message.client_msg_id)
                                 .order_by(Message.room_id, Message.seq))).all()
     assert sorted(rows) == sorted([(other, 1, "o1"), (other, 2, "o2"), (room, 1, "r1"), (room, 2, "r2")])
+
+
+async def _pid(conn) -> int:
+    return await conn.fetchval("SELECT pg_backend_pid()")
+
+
+async def test_the_writer_keeps_its_connection_across_batches_and_after_a_server_error(server):
+    """Batch after batch runs on the same backend (no pool checkout per batch), also after an
+    error PostgreSQL answered with (the connection still works)."""
+    db = server.deps.db
+    first = await db.run_pg(_pid)
+    checkouts = []
+    event.listen(db._write_engine.sync_engine.pool, "checkout", lambda *a: checkouts.append(1))
+    assert await db.run_pg(_pid) == first
+
+    async def fails(conn):
+        await conn.execute("SELECT 1/0")
+    with pytest.raises(asyncpg.DivisionByZeroError):
+        await db.run_pg(fails)
+    assert await db.run_pg(_pid) == first
+    assert checkouts == []
+
+
+async def test_a_writer_connection_the_server_ended_is_replaced_before_the_next_batch(server):
+    """The backend of the kept connection is terminated (a PostgreSQL restart, a failover): the
+    next batch runs on a new connection and stores its message."""
+    db = server.deps.db
+    ana, _, room = await people_and_room(server)
+    old = await db.run_pg(_pid)
+    async with db.read() as s:
+        await s.execute(text("SELECT pg_terminate_backend(:p)"), {"p": old})
+    await asyncio.sleep(0.2)  # PostgreSQL closes the socket; asyncpg sees it on the loop
+    out = await db.run_pg(store_simple_pg, [send(ana, room, "after")], effective_role)
+    assert out[0].created and out[0].message.seq == 1
+    assert await db.run_pg(_pid) != old
+
+
+async def test_a_batch_cancelled_mid_query_leaves_no_busy_connection_behind(server):
+    """A batch cancelled while its statement runs (the writer shut down) does not hand the
+    next batch a connection still busy with it ("another operation is in progress")."""
+    db = server.deps.db
+    old = await db.run_pg(_pid)
+    task = asyncio.ensure_future(db.run_pg(lambda conn: conn.execute("SELECT pg_sleep(5)")))
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await asyncio.wait_for(db.run_pg(_pid), 3) != old
