@@ -19,7 +19,8 @@ from typing import Awaitable, Callable
 from sqlalchemy.exc import IntegrityError
 
 from server.db.engine import Database
-from server.db.message_batch import needs_transaction, simple_batch, store_batch, store_simple_pg
+from server.db.message_batch import needs_transaction, simple_batch, store_batch
+from server.db.message_batch_pg import store_simple_pg
 from server.chat.wire import SendRequest
 from server.rooms.membership import effective_role
 from server.rooms.wire import message_wire
@@ -36,8 +37,8 @@ def store_wires(conn, batch: list[SendRequest]) -> list[Outcome | Exception]:
     return _wires(store_batch(conn, batch, effective_role))
 
 
-def _wires(outcomes: list) -> list[Outcome | Exception]:
-    return [out if isinstance(out, Exception)
+def _wires(outcomes: list) -> list:
+    return [out if out is None or isinstance(out, Exception)
             else (message_wire(out.message, out.sender_name, out.reactions), out.created)
             for out in outcomes]
 
@@ -136,12 +137,27 @@ class MessageWriter:
     async def _commit(self, batch: list[SendRequest]) -> list[Outcome | Exception]:
         if self._store is None:
             if not self.db.is_sqlite and simple_batch(batch):  # the common case, on asyncpg itself
-                outcomes = await self.db.run_pg(store_simple_pg, batch, effective_role)
-                if outcomes is not None:
-                    return _wires(outcomes)
+                return await self._commit_pg(batch)
             return await self.db.run_write(store_wires, batch, atomic=needs_transaction(batch))
         async with self.db.write() as s:
             return await self._store(s, batch)
+
+    async def _commit_pg(self, batch: list[SendRequest]) -> list[Outcome | Exception]:
+        """One statement per room (db.message_batch_pg); what it leaves to the general path
+        (a resend of a stored message) is answered there. What the first step stored is
+        committed: if the second fails, only its own sends get the error."""
+        outcomes = _wires(await self.db.run_pg(store_simple_pg, batch, effective_role))
+        left = [i for i, out in enumerate(outcomes) if out is None]
+        if left:
+            rest = [batch[i] for i in left]
+            try:
+                answers = await self.db.run_write(store_wires, rest, atomic=needs_transaction(rest))
+            except Exception as e:  # noqa: BLE001 - those sends fail; the stored ones are answered
+                log.warning("%d resends failed: %r", len(rest), e)
+                answers = [RuntimeError("message store failed")] * len(rest)
+            for i, out in zip(left, answers):
+                outcomes[i] = out
+        return outcomes
 
     def _settle(self, batch: list[SendRequest], outcomes: list[Outcome | Exception]) -> None:
         """After commit: broadcast what was created (one buffer per room), then answer."""

@@ -10,12 +10,10 @@ loading would cost more than the SQL itself.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Callable
 
 from sqlalchemy import BigInteger, bindparam, cast, insert, literal_column, null, select, text, union_all, update
-from sqlalchemy.exc import IntegrityError
 
 from server.db.models import File, Membership, Message, Reaction, Room, User
 from server.kernel.clock import utcnow
@@ -131,24 +129,6 @@ RETURNING id, seq
 """)
 
 
-def _numbered(clause) -> tuple[str, tuple[str, ...]]:
-    """A ``text()`` statement's SQL with ``:name`` parameters as asyncpg's ``$n`` (numbered in
-    order of first appearance), and the names in that order."""
-    names: list[str] = []
-
-    def number(m: re.Match) -> str:
-        if m.group(1) not in names:
-            names.append(m.group(1))
-        return f"${names.index(m.group(1)) + 1}"
-    return re.sub(r"(?<![:\w]):(\w+)", number, clause.text), tuple(names)
-
-
-# The same two statements for asyncpg itself (``store_simple_pg``).
-_LOOKUP_PG_RAW = _numbered(_LOOKUP_PG)
-_BUMP_AND_INSERT_PG_RAW = _numbered(_BUMP_AND_INSERT_PG)
-
-
-
 class _RawSqlite:
     """The three statements of every batch straight on the stdlib ``sqlite3`` connection of the
     SQLite writer thread (``Database.run_write``): through SQLAlchemy's execution machinery they
@@ -215,7 +195,7 @@ def reactions_for(conn, message_ids: list[int]) -> dict[int, dict[str, list[str]
 
 
 def simple_batch(batch: list) -> bool:
-    """No attachment, no reply: what ``store_simple_pg`` stores."""
+    """No attachment, no reply: what ``message_batch_pg.store_simple_pg`` stores."""
     return all(r.file_id is None and r.reply_to is None for r in batch)
 
 
@@ -350,45 +330,3 @@ def store_batch(conn, batch: list, role_of: Callable) -> list["Stored | Exceptio
     old = [m.id for m, _ in existing.values()]
     _answer_resends(outcomes, batch, existing, reactions_for(conn, old) if old else {}, first_of)
     return outcomes  # type: ignore[return-value]
-
-
-async def _fetch(conn, statement: tuple[str, tuple[str, ...]], params: dict) -> list:
-    sql, names = statement
-    try:
-        return await conn.fetch(sql, *(params[n] for n in names))
-    except Exception as e:
-        if getattr(e, "sqlstate", None) == "23505":  # unique_violation: the writer retries it alone
-            raise IntegrityError(sql, params, e) from e
-        raise
-
-
-async def store_simple_pg(conn, batch: list, role_of: Callable) -> list["Stored | Exception"] | None:
-    """``store_batch`` for a ``simple_batch`` on PostgreSQL, straight on an asyncpg connection
-    (``Database.run_pg``): the same statements — the lookup, then per room the seq bump and
-    INSERT as one statement — without SQLAlchemy's execution machinery, which cost more CPU
-    than PostgreSQL's work. One room: in autocommit (its one write is atomic by itself); more:
-    in one transaction, rooms in id order. None (nothing written) when the batch holds a
-    resend of a stored message: ``store_batch`` answers those."""
-    room_ids = list({r.room_id for r in batch})
-    if len(room_ids) == 1:
-        return await _store_simple_pg(conn, batch, room_ids, role_of)
-    async with conn.transaction():
-        return await _store_simple_pg(conn, batch, room_ids, role_of)
-
-
-async def _store_simple_pg(conn, batch: list, room_ids: list[int], role_of: Callable):
-    user_ids = list({r.actor.id for r in batch})
-    cmids = list({r.client_msg_id for r in batch})
-    rooms, roles, found = _read_lookup(await _fetch(conn, _LOOKUP_PG_RAW,
-                                                    {"rooms": room_ids, "users": user_ids, "cmids": cmids}))
-    if found:
-        return None
-    outcomes, first_of, by_room, _ = _decide(batch, rooms, roles, {}, {}, {}, role_of)
-    now = utcnow()
-    for room_id in sorted(by_room):  # rooms in id order: concurrent batches cannot deadlock
-        idxs = by_room[room_id]
-        rows = await _fetch(conn, _BUMP_AND_INSERT_PG_RAW, _bump_and_insert_params(room_id, [batch[i] for i in idxs], now))
-        ids = {seq: mid for mid, seq in rows}
-        _created(outcomes, batch, idxs, room_id, min(ids), ids, now)
-    _answer_resends(outcomes, batch, {}, {}, first_of)
-    return outcomes

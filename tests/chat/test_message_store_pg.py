@@ -12,7 +12,8 @@ from sqlalchemy import event, select, text
 from sqlalchemy.exc import IntegrityError
 
 from server.chat.wire import SendRequest
-from server.db.message_batch import _BUMP_AND_INSERT_PG_RAW, _bump_and_insert_params, _fetch, store_simple_pg
+from server.db.message_batch import _BUMP_AND_INSERT_PG, _bump_and_insert_params
+from server.db.message_batch_pg import _STORE_ROOM, _fetch, _numbered, store_simple_pg
 from server.db.models import Message
 from server.kernel.actor import Actor
 from server.kernel.clock import utcnow
@@ -53,26 +54,71 @@ async def test_a_simple_batch_gets_store_batchs_outcomes_and_rows(server):
 
 
 async def test_a_resend_of_a_stored_message_is_left_to_store_batch(server):
-    """A batch holding the client_msg_id of a message already stored writes nothing and returns None."""
+    """In a batch with the client_msg_id of a message already stored, the new send is stored
+    and the resend is left to the general path (None); nothing is stored twice."""
     ana, _, room = await people_and_room(server)
     await server.deps.db.run_pg(store_simple_pg, [send(ana, room, "m1")], effective_role)
-    assert await server.deps.db.run_pg(store_simple_pg, [send(ana, room, "m2"), send(ana, room, "m1")],
-                                       effective_role) is None
+    out = await server.deps.db.run_pg(store_simple_pg, [send(ana, room, "m2"), send(ana, room, "m1")], effective_role)
+    assert out[0].created and out[0].message.seq == 2 and out[1] is None
     async with server.deps.db.read() as s:
-        assert (await s.execute(select(Message.client_msg_id).where(Message.room_id == room))).scalars().all() == ["m1"]
+        rows = (await s.execute(select(Message.client_msg_id).where(Message.room_id == room).order_by(Message.seq)))
+        assert rows.scalars().all() == ["m1", "m2"]
 
 
 async def test_a_unique_key_race_is_the_integrity_error_the_writer_retries(server):
-    """The same client_msg_id inserted by another writer between the lookup and the INSERT
-    (here: the INSERT run twice) raises sqlalchemy's IntegrityError, as the SQLAlchemy path did."""
+    """The same client_msg_id inserted by another writer after the statement's check (here: a
+    plain INSERT run twice) raises sqlalchemy's IntegrityError, as the SQLAlchemy path did."""
     ana, _, room = await people_and_room(server)
 
     async def insert(conn):
-        return await _fetch(conn, _BUMP_AND_INSERT_PG_RAW, _bump_and_insert_params(room, [send(ana, room, "m1")], utcnow()))
+        return await _fetch(conn, _numbered(_BUMP_AND_INSERT_PG),
+                            _bump_and_insert_params(room, [send(ana, room, "m1")], utcnow()))
 
     assert len(await server.deps.db.run_pg(insert)) == 1
     with pytest.raises(IntegrityError):
         await server.deps.db.run_pg(insert)
+
+
+async def test_a_batch_to_one_room_is_one_statement(server):
+    """Membership, dedupe, seqs and the INSERT of a one-room batch: one round trip (after the
+    connection's first batch, which also reads the types of its parameters)."""
+    ana, _, room = await people_and_room(server)
+    await server.deps.db.run_pg(store_simple_pg, [send(ana, room, "q0")], effective_role)
+    queries = []
+
+    async def store(conn, batch):
+        conn.add_query_logger(queries.append)
+        try:
+            return await store_simple_pg(conn, batch, effective_role)
+        finally:
+            await asyncio.sleep(0.05)  # asyncpg calls query loggers soon after, not at once
+            conn.remove_query_logger(queries.append)
+    out = await server.deps.db.run_pg(store, [send(ana, room, f"q{i}") for i in range(1, 4)])
+    assert [o.message.seq for o in out] == [2, 3, 4]
+    assert [q.query for q in queries] == [_STORE_ROOM[0]]
+
+
+async def test_the_statement_applies_the_room_role_rule_as_the_general_path_does(server):
+    """Announcements from instructors only; a site admin who is not a member sends as an
+    instructor; a non-member, a student's announcement and a missing room get the general
+    path's errors."""
+    ana, eve, room = await people_and_room(server)
+    async with server.deps.db.write() as s:
+        await s.execute(text("INSERT INTO memberships (room_id, user_id, role, joined_at) "
+                             "VALUES (:r, :u, 'student', now())"), {"r": room, "u": eve.id})
+    root, _ = await server.user("root", "admin")
+    admin = Actor(int(root["id"]), "Root", "admin")
+    assert admin.is_admin
+
+    def ann(actor, cmid, room_id=room):
+        req = send(actor, room_id, cmid)
+        req.kind = "announcement"
+        return req
+    batch = [ann(ana, "a1"), ann(eve, "e1"), send(eve, room, "e2"), ann(admin, "r1"), send(admin, room + 999, "x")]
+    out = await server.deps.db.run_pg(store_simple_pg, batch, effective_role)
+    assert [o.message.seq if not isinstance(o, Exception) else type(o).__name__ for o in out] == [
+        1, "Forbidden", 2, 3, "NotFound"]
+    assert "instructors" in out[1].reason
 
 
 async def test_a_batch_over_several_rooms_is_stored_in_one_transaction_with_each_rooms_seqs(server):
