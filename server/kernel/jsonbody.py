@@ -10,7 +10,7 @@ def decode_json_object(raw: str | bytes) -> dict:
     """Parse a client JSON object; raise BadRequest for anything the database or UTF-8 could
     not hold (NUL characters, lone surrogates) as well as for malformed JSON."""
     try:
-        obj = json.loads(raw, parse_constant=_no_constant)
+        obj = _DECODER.decode(raw if isinstance(raw, str) else raw.decode(json.detect_encoding(raw), "surrogatepass"))
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("not valid JSON") from None
     except RecursionError:
@@ -49,3 +49,7 @@ def _no_constant(name: str):
     """NaN, Infinity and -Infinity are not JSON (RFC 8259): a browser's JSON.parse refuses them,
     so a frame that relayed one would break its receiver."""
     raise BadRequest(f"{name} is not valid JSON")
+
+
+# One decoder for every frame (``json.loads`` with an argument builds a decoder per call).
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
