@@ -13,13 +13,14 @@ payloads only; SQL stays the record:
 - a canary published every ``CANARY_S`` must come back within ``CANARY_TIMEOUT_S``, or the
   subscriber is considered silently dead and is reconnected (then catches up).
 
-Publishing never blocks a broadcast: frames go to a bounded queue drained by one task (which
-keeps this process's order); when Redis is unreachable the queue drops and counts, and the
-other processes catch up from SQL when they notice.
+Publishing never blocks a broadcast: notices are written without replies on a connection of
+their own (:mod:`~server.realtime.bus_publisher`, in this process's order, one write per loop
+turn); what may have been lost when that connection fails — or the canary is late — is named
+in a ``RoomsGap`` published first after reconnecting, and the other processes read it from SQL.
 
-Publishing and the subscription use ``resp_client`` (one pipelined connection, and messages
-handed over from ``data_received``), not redis-py: per notice, redis-py's command machinery
-cost more CPU than delivering the frame. A process recognises its own notices by their
+Publishing and the subscription use ``resp_client``/``bus_publisher`` (messages handed over
+from ``data_received``), not redis-py: per notice, redis-py's command machinery cost more CPU
+than delivering the frame. A process recognises its own notices by their
 header's last bytes (``notices.is_from``) and skips them without decoding. ``self.redis``
 (redis-py) serves everything else: presence, the directories, login throttling.
 """
@@ -33,6 +34,7 @@ from typing import Any
 
 from server.kernel.frames import split_frames
 from server.realtime import notices, resp
+from server.realtime.bus_publisher import Publisher
 from server.realtime.notices import (BadNotice, Canary, Noop, Notice, NoticeRouter, RoomFrame, RoomsGap,
                                      UserFrame)
 from server.realtime.resp_client import RespClient, Subscription
@@ -42,7 +44,6 @@ log = logging.getLogger("podium.bus")
 CHANNEL = "podium:events"
 CANARY_S = 2.0
 CANARY_TIMEOUT_S = 6.0
-QUEUE_MAX = 10_000
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.2, 10.0
 
 
@@ -57,17 +58,14 @@ class RedisBus:
         self.origin = secrets.token_hex(6)
         self._own = notices.origin_tail(self.origin)
         self._held: list[bytes] | None = None  # messages read while catching up, handled after
-        # (encoded notice, its room when a RoomFrame, the rooms it names when a RoomsGap)
-        self._queue: asyncio.Queue[tuple[bytes, int | None, list[int]]] = asyncio.Queue(QUEUE_MAX)
-        self._lost_rooms: set[int] = set()  # rooms whose notices could not be published
-        self._pub_delay = BACKOFF_MIN_S
+        self._canary_n = 0
         self._tasks: list[asyncio.Task] = []
         self.started = False
         self._canary_seen = time.monotonic()
         self._resubscribe = asyncio.Event()
         self._closing = False
         self.connected = asyncio.Event()
-        self.stats = {"published": 0, "received": 0, "dropped": 0, "reconnects": 0, "canary_misses": 0}
+        self._stats = {"received": 0, "reconnects": 0, "canary_misses": 0}
         import redis.asyncio as aioredis
 
         kw: dict = {}
@@ -82,14 +80,20 @@ class RedisBus:
             socket_timeout=5, socket_keepalive=True, health_check_interval=10, **kw)
         self.redis: Any = aioredis.Redis(connection_pool=self._pool)
         self.address = resp.parse_url(self.url)
-        # The publisher, the canary and the budgets' script share one pipelined connection.
+        # The budgets' script (and anything else awaiting a reply) shares one pipelined connection.
         self.raw = RespClient(self.address, verify_tls=self.verify_tls)
+        self.publisher = Publisher(self.address, self.channel,
+                                   lambda rooms: notices.encode(RoomsGap(rooms, self.origin)), verify_tls=self.verify_tls)
+
+    @property
+    def stats(self) -> dict:
+        return {**self.publisher.stats, **self._stats}
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
         self.started = True
-        self._tasks = [asyncio.ensure_future(self._publisher()), asyncio.ensure_future(self._subscriber()),
-                       asyncio.ensure_future(self._canary())]
+        await self.publisher.start()
+        self._tasks = [asyncio.ensure_future(self._subscriber()), asyncio.ensure_future(self._canary())]
 
     async def close(self) -> None:
         # redis-py can turn a cancellation inside a command into a connection error, so the
@@ -100,6 +104,7 @@ class RedisBus:
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=3)
         try:
+            await self.publisher.close()
             await self.raw.close()
             await asyncio.wait_for(self.redis.aclose(), 3)
             await asyncio.wait_for(self._pool.disconnect(), 3)
@@ -108,15 +113,9 @@ class RedisBus:
 
     # -- publishing --------------------------------------------------------------------------
     def publish(self, notice: Notice, frame: bytes = b"") -> None:
-        """Queue ``notice`` (and the frame it carries) for the other processes; never blocks."""
+        """Publish ``notice`` (and the frame it carries) for the other processes; never blocks."""
         notice.origin = self.origin
-        room = notice.room if type(notice) is RoomFrame else None
-        try:
-            self._queue.put_nowait((notices.encode(notice, frame), room, []))
-        except asyncio.QueueFull:
-            self.stats["dropped"] += 1
-            if room is not None:
-                self._lost_rooms.add(room)
+        self.publisher.publish(notices.encode(notice, frame), notice.room if type(notice) is RoomFrame else None)
 
     def room(self, room: int, frame: bytes, droppable: bool, exclude_user: int | None,
              seqs: list[tuple[int, int]] | None, change: int | None = None) -> None:
@@ -124,41 +123,6 @@ class RedisBus:
 
     def user(self, user_id: int, frame: bytes) -> None:
         self.publish(UserFrame(user_id), frame)
-
-    async def _publisher(self) -> None:
-        while not self._closing:
-            item = await self._queue.get()
-            batch = [item]
-            while not self._queue.empty() and len(batch) < 256:
-                batch.append(self._queue.get_nowait())
-            if self._lost_rooms:  # tell the others to read what they missed from SQL
-                lost = sorted(self._lost_rooms)
-                batch.insert(0, (notices.encode(RoomsGap(lost, self.origin)), None, lost))
-                self._lost_rooms.clear()
-            try:
-                replies = await self.raw.execute_many([("PUBLISH", self.channel, data) for data, _, _ in batch])
-                failed = next((r for r in replies if isinstance(r, resp.RedisReplyError)), None)
-                if failed is not None:
-                    raise failed
-                self.stats["published"] += len(batch)
-                if self._pub_delay > BACKOFF_MIN_S:
-                    log.info("publishing to Redis works again")
-                self._pub_delay = BACKOFF_MIN_S
-            except Exception as e:
-                if self._closing:
-                    return
-                self.stats["dropped"] += len(batch)
-                # Lost notices are recovered from SQL: the next batch that gets through says
-                # which rooms to catch up.
-                self._lost_rooms.update(room for _, room, _ in batch if room is not None)
-                for _, _, gap_rooms in batch:
-                    self._lost_rooms.update(gap_rooms)
-                if self._pub_delay == BACKOFF_MIN_S:
-                    log.warning("publishing %d notices to Redis failed: %s (retrying with backoff)", len(batch), e)
-                await asyncio.sleep(self._pub_delay)
-                self._pub_delay = min(BACKOFF_MAX_S / 2, self._pub_delay * 2)
-                if self._lost_rooms and self._queue.empty():
-                    self._queue.put_nowait((notices.encode(Noop(self.origin)), None, []))
 
     # -- subscribing -------------------------------------------------------------------------
     async def _subscriber(self) -> None:
@@ -197,7 +161,7 @@ class RedisBus:
                 self.connected.clear()
                 if sub is not None:
                     sub.close()
-            self.stats["reconnects"] += 1
+            self._stats["reconnects"] += 1
             await asyncio.sleep(delay)
             delay = min(BACKOFF_MAX_S, delay * 2)
 
@@ -211,7 +175,7 @@ class RedisBus:
     def _on_message(self, data: bytes) -> None:
         if notices.is_from(data, self._own):  # our own: delivered locally already
             if notices.is_canary(data):
-                self._canary_seen = time.monotonic()
+                self._canary_back(data)
             return
         try:
             notice, frame = notices.decode(data)
@@ -220,12 +184,10 @@ class RedisBus:
             return
         kind = type(notice)
         if kind is Canary:
-            if notice.origin == self.origin:
-                self._canary_seen = time.monotonic()
             return
         if notice.origin == self.origin:
             return  # our own: delivered locally already
-        self.stats["received"] += 1
+        self._stats["received"] += 1
         if kind is Noop:
             return
         if kind is RoomsGap:
@@ -249,17 +211,23 @@ class RedisBus:
         elif not self.router.route(notice, frame):
             log.debug("no handler for %s", kind.__name__)
 
+    def _canary_back(self, data: bytes) -> None:
+        self._canary_seen = time.monotonic()
+        try:
+            notice, _ = notices.decode(data)
+        except BadNotice:
+            return
+        self.publisher.confirmed(notice.n)
+
     async def _canary(self) -> None:
         while not self._closing:
             await asyncio.sleep(CANARY_S)
             if not self.connected.is_set():
                 continue
-            try:
-                await self.raw.execute("PUBLISH", self.channel, notices.encode(Canary(self.origin)))
-            except Exception as e:  # a canary that cannot be sent comes back late: that is the alarm
-                log.debug("publishing the canary failed: %r", e)
+            self._canary_n += 1
+            self.publisher.marker(self._canary_n, notices.encode(Canary(self._canary_n, self.origin)))
             if time.monotonic() - self._canary_seen > CANARY_TIMEOUT_S:
-                self.stats["canary_misses"] += 1
+                self._stats["canary_misses"] += 1
                 log.warning("no canary back from Redis for %.0f s: resubscribing", time.monotonic() - self._canary_seen)
                 self._resubscribe.set()
-
+                self.publisher.suspect()

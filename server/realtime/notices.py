@@ -99,10 +99,12 @@ class Noop:
     origin: str = ""
 
 
-@_notice("c")
+@_notice("c", n="n?")
 class Canary:
-    """A process's own probe: it must come back, or the subscription is silently dead."""
+    """A process's own probe: it must come back, or the subscription is silently dead. Its
+    number ``n`` confirms what was published before it (realtime.bus_publisher)."""
 
+    n: int = 0
     origin: str = ""
 
 

@@ -102,8 +102,9 @@ class _Protocol(asyncio.Protocol):
 
 
 async def _connect(address: Address, *, verify_tls: bool, timeout: float,
-                   on_message: Callable[[bytes], None] | None = None) -> _Protocol:
-    """A connection, authenticated and on ``address.db``."""
+                   on_message: Callable[[bytes], None] | None = None,
+                   protocol: Callable[[], _Protocol] | None = None) -> _Protocol:
+    """A connection, authenticated and on ``address.db`` (``protocol()`` builds it, when given)."""
     loop = asyncio.get_running_loop()
     ctx = None
     if address.tls:
@@ -112,7 +113,7 @@ async def _connect(address: Address, *, verify_tls: bool, timeout: float,
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
     _, proto = await asyncio.wait_for(
-        loop.create_connection(lambda: _Protocol(on_message), address.host, address.port, ssl=ctx,
+        loop.create_connection(protocol or (lambda: _Protocol(on_message)), address.host, address.port, ssl=ctx,
                                server_hostname=address.host if ctx else None), timeout)
     hello = []
     if address.password is not None:
