@@ -81,6 +81,7 @@ class Deps:
         # realtime: the registry, and with REDIS_URL the bus and the shared directories
         self.registry = Registry()
         self._fresh_roles: asyncio.Future | None = None
+        self._fresh_rules: asyncio.Future | None = None
         self.router = NoticeRouter()
         self.rooms = Rooms(self.db, self.registry)
         self.messages = Messages(self.db, self.registry, config.max_content_bytes)
@@ -215,6 +216,7 @@ class Deps:
         self.lti.start_services()  # the periodic LMS roster sync (LTI_ROSTER_SYNC_S)
         if self._fresh_roles is None:  # connected users' roles re-read together (accounts/service.py)
             self._fresh_roles = asyncio.ensure_future(self.accounts.keep_fresh(lambda: list(self.registry.by_user)))
+            self._fresh_rules = asyncio.ensure_future(self.moderation.keep_fresh())  # rooms' chat rules, likewise
         if self.bus is None or self.bus.started:
             return
         await self.bus.start()
@@ -229,6 +231,7 @@ class Deps:
     async def close(self) -> None:
         if self._fresh_roles is not None:
             self._fresh_roles.cancel()
+            self._fresh_rules.cancel()
         if self.presence.store is not None:
             await self.presence.store.close()
         if self.calls.directory is not None:

@@ -5,7 +5,8 @@ student), and bans (removed from the room and not added back until the ban is li
 Enforced on every send, over the WebSocket and REST alike (``gate``/``check``), without
 costing unmoderated rooms anything: each process keeps every room's rules it has seen in
 memory (loaded on a room's first send, dropped on a change here or — a ``RoomModerated``
-notice — in another process, and re-read at most ``TTL_S`` later in any case). Instructors are
+notice — in another process, and re-read at most ``TTL_S`` later in any case: for the rooms
+with sockets here, all together in one query every ``TTL_S / 2`` by ``keep_fresh``). Instructors are
 exempt. Slow mode's "one per N seconds" is a Redis key per student and room (``SET NX PX``:
 exact across processes), or a clock in memory without Redis; a resend of a message already
 stored (same ``client_msg_id``) is never refused, so a reconnecting client loses nothing.
@@ -102,6 +103,39 @@ class Moderation:
         found = ChatRules(bool(row[0]), int(row[1] or 0), row[2] is not None) if row is not None else ChatRules()
         self._rules[room_id] = (found, time.monotonic() + TTL_S)
         return found
+
+    async def keep_fresh(self) -> None:
+        """Forever: every ``TTL_S / 2``, re-read together the rules of the cached rooms that
+        have sockets in this process, so their sends find them cached (one query, where each
+        room's expiry cost a read of its own). A failed read is logged; those rooms' sends
+        then read their rules themselves."""
+        while True:
+            await asyncio.sleep(TTL_S / 2)
+            rooms = self.due()
+            try:
+                await self.refresh(rooms)
+            except Exception:  # noqa: BLE001 - the database is down: sends fall back to their own reads
+                log.exception("re-reading the chat rules of %d rooms failed", len(rooms))
+
+    def due(self) -> list[int]:
+        """The cached rooms ``keep_fresh`` re-reads: those with sockets in this process (the
+        others' entries expire, and a send there reads them again)."""
+        return [room for room in self._rules if room in self.registry.by_room]
+
+    async def refresh(self, room_ids: list[int]) -> None:
+        """Read these rooms' rules again (500 a query); a room that is gone is dropped."""
+        for i in range(0, len(room_ids), 500):
+            chunk = room_ids[i:i + 500]
+            async with self.db.read() as s:
+                rows = (await s.execute(select(Room.id, Room.chat_locked, Room.slow_mode_s, Room.archived_at)
+                                        .where(Room.id.in_(chunk)))).all()
+            until = time.monotonic() + TTL_S
+            found = {row[0] for row in rows}
+            for room_id, locked, slow, archived in rows:
+                self._rules[room_id] = (ChatRules(bool(locked), int(slow or 0), archived is not None), until)
+            for room_id in chunk:
+                if room_id not in found:
+                    self._rules.pop(room_id, None)
 
     def forget(self, room_id: int) -> None:
         """The room's rules changed elsewhere (archived or unarchived): read them again, in

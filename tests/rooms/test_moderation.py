@@ -145,3 +145,35 @@ async def test_the_rules_hold_in_every_process(procs):  # noqa: F811
     assert slowed["type"] == "error" and slowed["code"] == "rate_limited"
     for c in (b0, b1):
         c.close()
+
+
+async def test_rules_changed_behind_the_cache_are_picked_up_by_one_read_of_all_rooms(server):
+    """The rules of rooms with sockets here are re-read together (``keep_fresh``): a lock that
+    reached the database without a notice (lost while Redis was down) holds after that read,
+    and three rooms cost one query."""
+    from sqlalchemy import event, text
+
+    rooms, clients = [], []
+    for i in range(3):
+        room, [(_, a_tok), (_, b_tok)] = await room_with(server, f"ana{i}", f"ben{i}")
+        b = await server.client(b_tok)
+        await b.request("room.join", room=room)
+        assert (await send(b, room, "before"))["type"] == "ack"  # the room's rules are cached now
+        rooms.append(int(room))
+        clients.append(b)
+    mod = server.deps.moderation
+    assert sorted(mod.due()) == sorted(rooms)
+    async with server.deps.db.write() as s:
+        await s.execute(text("UPDATE rooms SET chat_locked = true WHERE id = :r"), {"r": rooms[0]})
+    assert (await send(clients[0], str(rooms[0]), "cached rules still say open"))["type"] == "ack"
+    queries = []
+    listener = lambda *args: queries.append(args[2])  # noqa: E731 - the statement
+    event.listen(server.deps.db.engine.sync_engine, "before_cursor_execute", listener)
+    try:
+        await mod.refresh(mod.due())
+    finally:
+        event.remove(server.deps.db.engine.sync_engine, "before_cursor_execute", listener)
+    assert len([q for q in queries if "FROM rooms" in q]) == 1, queries
+    refused = await send(clients[0], str(rooms[0]), "now locked")
+    assert refused["type"] == "error" and "locked" in refused["reason"]
+    assert (await send(clients[1], str(rooms[1]), "others unchanged"))["type"] == "ack"
