@@ -13,9 +13,11 @@ only when that is spent does the process ask Redis for the next lease (one scrip
 ``lease`` frames). A user on two processes can therefore get at most ``lease - 1`` tokens
 per process more than the budget in a burst; the long-run rate is the budget's (every token
 spent was charged in Redis once). A lease is spent for up to ``LEASE_S``: long enough that a
-user who sends a few frames every several seconds (typing, then the message) costs about one
-script call per ``lease`` frames rather than one per burst, short enough that tokens leased by
-a process the user left are soon lost, not banked (at most ``lease - 1`` of them meanwhile).
+student who sends a message every twenty seconds or so (typing on, the message, typing off:
+three frames) costs one script call per ``lease`` frames rather than one per message — the
+soak's script calls halved with leases of 10 for 120 s instead of 5 for 30 s — short enough
+that tokens leased by a process the user left are soon lost, not banked (at most
+``lease - 1`` of them meanwhile, against a burst of 60 by default).
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from server.realtime.resp import RedisReplyError
 
 log = logging.getLogger("podium.budget")
 
-LEASE_S = 30.0
+LEASE_S = 120.0
 PRUNE_EVERY = 1024  # takes between sweeps of refilled buckets
 
 
@@ -97,7 +99,7 @@ class SharedBudget:
     ``redis`` is the bus's :class:`~server.realtime.resp_client.RespClient` (one script call
     per lease costs redis-py more CPU than the frame it pays for)."""
 
-    def __init__(self, redis, key_prefix: str, rate: float, burst: int, lease: int = 5,
+    def __init__(self, redis, key_prefix: str, rate: float, burst: int, lease: int = 10,
                  clock: Callable[[], float] = time.monotonic):
         self.redis, self.key_prefix, self.rate, self.burst = redis, key_prefix, rate, burst
         self.lease = max(1, min(lease, burst))
