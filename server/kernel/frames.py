@@ -10,11 +10,13 @@ import json
 import struct
 
 _FIN_TEXT = 0x81
+# One encoder for every event (``json.dumps`` with arguments builds one per call).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def encode(event: dict) -> bytes:
     """JSON-encode ``event`` compactly as UTF-8."""
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(event).encode()
 
 
 def text_frame(payload: bytes) -> bytes:

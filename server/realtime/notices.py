@@ -224,10 +224,13 @@ def _header(n: Notice) -> dict:
     return h
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"))  # one for every notice (json.dumps builds one per call)
+
+
 def encode(notice: Notice, frame: bytes = b"") -> bytes:
     """``notice`` and the frame it carries as one bus message. The header's last key is the
     origin (``origin_tail``)."""
-    return json.dumps(_header(notice), separators=(",", ":")).encode() + b"\n" + frame
+    return _ENCODER.encode(_header(notice)).encode() + b"\n" + frame
 
 
 def origin_tail(origin: str) -> bytes:
