@@ -51,6 +51,12 @@ class Parser:
         pos = 0
         n = len(buf)
         while pos < n:
+            if buf.startswith(_MESSAGE, pos):  # a subscription's push, most of what it reads
+                value, pos2 = _message(buf, pos)
+                if value is not None:
+                    out.append(value)
+                    pos = pos2
+                    continue
             try:
                 value, pos2 = _parse(buf, pos)
             except _Incomplete as e:
@@ -68,6 +74,30 @@ class Parser:
 class _Incomplete(Exception):
     def __init__(self, need: int):
         self.need = need  # the buffer must be at least this long before trying again
+
+
+_MESSAGE = b"*3\r\n$7\r\nmessage\r\n$"
+
+
+def _message(buf: bytearray, pos: int):
+    """A whole ``message`` push at ``pos`` as ``[b"message", channel, data]`` without the
+    general parser's recursion; ``(None, pos)`` when it is not all there yet."""
+    p = pos + len(_MESSAGE)
+    end = buf.find(b"\r\n", p)
+    if end < 0:
+        return None, pos
+    channel_at = end + 2
+    channel_end = channel_at + int(buf[p:end])
+    if len(buf) < channel_end + 3 or buf[channel_end + 2] != 36:  # "$": the data's length follows
+        return None, pos
+    end = buf.find(b"\r\n", channel_end + 3)
+    if end < 0:
+        return None, pos
+    data_at = end + 2
+    data_end = data_at + int(buf[channel_end + 3:end])
+    if len(buf) < data_end + 2:
+        return None, pos
+    return [b"message", bytes(buf[channel_at:channel_end]), bytes(buf[data_at:data_end])], data_end + 2
 
 
 def _parse(buf: bytearray, pos: int):

@@ -11,8 +11,10 @@ import pytest
 from server.realtime.resp import Address, Parser, ProtocolError, RedisReplyError, encode, parse_url
 
 REPLIES = (b"+OK\r\n:42\r\n$5\r\nhe\r\nl\r\n$-1\r\n*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$0\r\n\r\n"
-           b"-NOSCRIPT No matching script\r\n*2\r\n:1\r\n*1\r\n$1\r\n0\r\n*0\r\n")
-PARSED = [b"OK", 42, b"he\r\nl", None, [b"message", b"ch", b""], "NOSCRIPT No matching script", [1, [b"0"]], []]
+           b"-NOSCRIPT No matching script\r\n*2\r\n:1\r\n*1\r\n$1\r\n0\r\n*0\r\n"
+           b"*3\r\n$7\r\nmessage\r\n$9\r\npodium:ev\r\n$8\r\n{\"k\"}\r\n$\r\n:7\r\n")
+PARSED = [b"OK", 42, b"he\r\nl", None, [b"message", b"ch", b""], "NOSCRIPT No matching script", [1, [b"0"]], [],
+          [b"message", b"podium:ev", b'{"k"}\r\n$'], 7]
 
 
 def _plain(replies):
