@@ -5,6 +5,7 @@ per simulated user, through the same hooks (data-testid) a person would use.
 """
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -191,14 +192,20 @@ def test_typing_indicator_reactions_and_read_receipts_reach_the_other_user(api, 
     expect(a.get_by_test_id("typing-indicator")).to_have_text("Ben Okafor is typing…")
     expect(a.get_by_test_id("typing-indicator")).to_have_text("", timeout=8_000)  # 3 s idle → stop
 
-    # Sending ends the typing at once: the message clears the indicator (the server drops the
-    # active:false that follows a send, server/chat/typing.py); typing again shows it again.
-    b.get_by_test_id("composer").fill("")  # "I think" is still in it
+    # Sending ends the typing at once: the message clears the indicator, and Ben's client sends
+    # no active:false for it (that cost every member a frame); typing again shows it again.
+    frames: list[str] = []
+    b.on("websocket", lambda ws: ws.on("framesent", lambda payload: frames.append(payload)))
+    b.reload()
+    expect(a.get_by_test_id("online-list")).to_contain_text("Ben Okafor")
+    b.get_by_test_id("composer").fill("")  # "I think" may still be in it
     b.get_by_test_id("composer").press_sequentially("Page 12")
     expect(a.get_by_test_id("typing-indicator")).to_have_text("Ben Okafor is typing…")
     b.get_by_test_id("send").click()
     expect(message(a, "Page 12")).to_be_visible()
     expect(a.get_by_test_id("typing-indicator")).to_have_text("", timeout=1_000)
+    typing = [json.loads(f) for f in frames if isinstance(f, str) and '"typing"' in f]
+    assert [t["active"] for t in typing] == [True], typing
     b.get_by_test_id("composer").press_sequentially("or 13")
     expect(a.get_by_test_id("typing-indicator")).to_have_text("Ben Okafor is typing…")
 

@@ -342,7 +342,7 @@ export class App extends Emitter {
   }
 
   send(roomId, { content, kind = 'text', reply_to = null }) {
-    this.typing.stop();
+    this.typing.sent(roomId);
     return this.outbox.add(roomId, { content, kind, reply_to });
   }
 

@@ -1,7 +1,9 @@
-// Outgoing typing notices, throttled, with active:false when idle or on send.
+// Outgoing typing notices, throttled, with active:false when idle.
 //
 // Outgoing typing notices: "active:true" at most once per THROTTLE_MS while the user types,
-// "active:false" after IDLE_MS without a keystroke, on send, or when switching rooms.
+// "active:false" after IDLE_MS without a keystroke or when switching rooms. Sending a message
+// sends none: its message.new ends the typing for everyone (PROTOCOL-ADDITIONS "Typing"),
+// where an active:false sent first cost every member of the room a frame of its own.
 
 const THROTTLE_MS = 2500;
 const IDLE_MS = 3000;
@@ -27,7 +29,18 @@ export class TypingNotifier {
     this.idleTimer = setTimeout(() => this.stop(), IDLE_MS);
   }
 
-  /** The user stopped typing (idle, sent, left the room). */
+  /** The user sent a message in `room`: forget the typing there without a notice. */
+  sent(room) {
+    if (this.room && this.room !== room) {
+      this.stop();
+      return;
+    }
+    clearTimeout(this.idleTimer);
+    this.room = null;
+    this.lastSentAt = 0;
+  }
+
+  /** The user stopped typing (idle, left the room, posted files). */
   stop() {
     clearTimeout(this.idleTimer);
     if (!this.room) return;
