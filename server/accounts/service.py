@@ -125,8 +125,8 @@ class Accounts:
         user without a row is cached as gone."""
         for i in range(0, len(user_ids), _FRESH_CHUNK):
             chunk = user_ids[i:i + _FRESH_CHUNK]
-            async with self.db.read() as s:
-                rows = {row.id: row for row in await uq.role_rows(s, chunk)}
+            async with self.db.engine.connect() as conn:  # Core: no ORM session for a plain read
+                rows = {row.id: row for row in await uq.role_rows(conn, chunk)}
             for uid in chunk:
                 before = self._rows.get(uid, (0.0, None))[1]
                 now = self._cache(uid, rows.get(uid))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, and_, any_, bindparam, case, cast, func, or_, select
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from server.kernel.clock import utcnow
 from server.db.models import Membership, User
@@ -35,9 +35,9 @@ _ROLE_COLUMNS = (User.id, User.display_name, User.role, User.token_version)
 _ROLE_ROWS_PG = select(*_ROLE_COLUMNS).where(User.id == any_(cast(bindparam("ids"), ARRAY(BigInteger))))
 
 
-async def role_rows(s: AsyncSession, user_ids: list[int]) -> list:
+async def role_rows(s: AsyncConnection, user_ids: list[int]) -> list:
     """``(id, display_name, role, token_version)`` of each of ``user_ids`` that exists (one query)."""
-    if s.bind.dialect.name == "postgresql":
+    if s.dialect.name == "postgresql":
         return list((await s.execute(_ROLE_ROWS_PG, {"ids": user_ids})).all())
     return list((await s.execute(select(*_ROLE_COLUMNS).where(User.id.in_(user_ids)))).all())
 
