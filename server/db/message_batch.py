@@ -96,7 +96,7 @@ _LOOKUP = union_all(
 
 # PostgreSQL: the same lookup with arrays instead of expanding IN lists: one statement text
 # (and one prepared statement) whatever the batch, nothing re-rendered per execution.
-_LOOKUP_PG = text("""
+LOOKUP_PG = text("""
 SELECT 0, rooms.id, memberships.user_id, memberships.role, CAST(NULL AS BIGINT)
 FROM rooms LEFT OUTER JOIN memberships
   ON memberships.room_id = rooms.id AND memberships.user_id = ANY(CAST(:users AS BIGINT[]))
@@ -199,7 +199,7 @@ def simple_batch(batch: list) -> bool:
     return all(r.file_id is None and r.reply_to is None for r in batch)
 
 
-def _read_lookup(rows) -> tuple[set[int], dict[tuple[int, int], str], dict[tuple, int]]:
+def read_lookup(rows) -> tuple[set[int], dict[tuple[int, int], str], dict[tuple, int]]:
     """The lookup's rows as (existing rooms, (room, user) → membership role, send key → id of
     the message already stored with it)."""
     rooms: set[int] = set()
@@ -215,7 +215,7 @@ def _read_lookup(rows) -> tuple[set[int], dict[tuple[int, int], str], dict[tuple
     return rooms, roles, found
 
 
-def _decide(batch: list, rooms: set[int], roles: dict, existing: dict, reply_room: dict, files: dict,
+def decide(batch: list, rooms: set[int], roles: dict, existing: dict, reply_room: dict, files: dict,
             role_of: Callable) -> tuple[list, dict[tuple, int], dict[int, list[int]], dict[str, int]]:
     """Which sends are refused (their outcome: the error), which are resends (no outcome yet),
     which are stored: (outcomes, send key → index of its first send, room → indexes of the
@@ -292,8 +292,8 @@ def store_batch(conn, batch: list, role_of: Callable) -> list["Stored | Exceptio
     # in-memory SQLite database on the aiosqlite connection).
     raw = _RawSqlite(conn) if conn.dialect.driver == "pysqlite" else None
     pg = conn.dialect.name == "postgresql"
-    rooms, roles, found = _read_lookup(raw.lookup(room_ids, user_ids, cmids) if raw else conn.execute(
-        _LOOKUP_PG if pg else _LOOKUP, {"rooms": room_ids, "users": user_ids, "cmids": cmids}))
+    rooms, roles, found = read_lookup(raw.lookup(room_ids, user_ids, cmids) if raw else conn.execute(
+        LOOKUP_PG if pg else _LOOKUP, {"rooms": room_ids, "users": user_ids, "cmids": cmids}))
     existing = {}
     if found:  # resends are rare: load their full rows only then
         by_id = {mid: key for key, mid in found.items()}
@@ -303,7 +303,7 @@ def store_batch(conn, batch: list, role_of: Callable) -> list["Stored | Exceptio
     reply_room = dict(conn.execute(select(_MESSAGES.c.id, _MESSAGES.c.room_id)
                                    .where(_MESSAGES.c.id.in_(reply_ids))).all()) if reply_ids else {}
     files = file_rows(conn, {r.file_id for r in batch if r.file_id})
-    outcomes, first_of, by_room, attach = _decide(batch, rooms, roles, existing, reply_room, files, role_of)
+    outcomes, first_of, by_room, attach = decide(batch, rooms, roles, existing, reply_room, files, role_of)
 
     now = utcnow()
     for room_id in sorted(by_room):  # rooms in id order: concurrent batches cannot deadlock

@@ -8,7 +8,7 @@ instructor, skips resends of stored messages, bumps the room's seqs and inserts 
 (``_STORE_ROOM``). It was a lookup and then the write, two round trips; the round trip and
 its wake-ups were a third of the CPU a message cost the soak beyond fan-out (bench/scaleout).
 
-The statement only ever does less than ``message_batch._decide`` would allow: a send it left
+The statement only ever does less than ``message_batch.decide`` would allow: a send it left
 out is explained by the same lookup and rules as before (``_explain``), and one the rules would
 accept after all — a resend of a stored message, or a membership added meanwhile — is
 answered by the general path (``store_batch``; the writer passes those on). One room: in
@@ -22,7 +22,7 @@ from typing import Callable
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from server.db.message_batch import _LOOKUP_PG, NewMessage, Stored, _decide, _read_lookup
+from server.db.message_batch import LOOKUP_PG, NewMessage, Stored, decide, read_lookup
 from server.kernel.clock import utcnow
 
 
@@ -63,7 +63,7 @@ SELECT CAST(:room AS BIGINT), r.last_seq - (SELECT count(*) FROM ok) + ok.k, ok.
 FROM r, ok
 RETURNING id, seq, sender_id, client_msg_id
 """))
-_LOOKUP = _numbered(_LOOKUP_PG)
+_LOOKUP = _numbered(LOOKUP_PG)
 
 
 async def _fetch(conn, statement: tuple[str, tuple[str, ...]], params: dict) -> list:
@@ -79,7 +79,7 @@ async def _fetch(conn, statement: tuple[str, tuple[str, ...]], params: dict) -> 
 async def store_simple_pg(conn, batch: list, role_of: Callable) -> list["Stored | Exception | None"]:
     """One outcome per send, in order: ``Stored`` (created), the send's own error, or None for
     a send the general path must answer (``message_batch.store_batch``: a resend of a stored
-    message, or one the statement's check and ``_decide`` disagree on). ``role_of`` is the
+    message, or one the statement's check and ``decide`` disagree on). ``role_of`` is the
     room-role rule, which the statement applies in SQL too."""
     rooms = sorted({r.room_id for r in batch})
     if len(rooms) == 1:
@@ -125,11 +125,11 @@ async def _store(conn, batch: list, rooms: list[int], role_of: Callable) -> list
 
 async def _explain(conn, batch: list, left: list[int], outcomes: list, role_of: Callable) -> None:
     """The error of each send in ``left`` (not stored by the statement), by the lookup and
-    ``_decide`` of the general path; None where that path must answer."""
+    ``decide`` of the general path; None where that path must answer."""
     reqs = [batch[i] for i in left]
-    rooms, roles, found = _read_lookup(await _fetch(conn, _LOOKUP, {
+    rooms, roles, found = read_lookup(await _fetch(conn, _LOOKUP, {
         "rooms": list({r.room_id for r in reqs}), "users": list({r.actor.id for r in reqs}),
         "cmids": list({r.client_msg_id for r in reqs})}))
-    decided, _, _, _ = _decide(reqs, rooms, roles, found, {}, {}, role_of)
+    decided, _, _, _ = decide(reqs, rooms, roles, found, {}, {}, role_of)
     for i, out in zip(left, decided):
         outcomes[i] = out if isinstance(out, Exception) else None

@@ -24,7 +24,7 @@ import logging
 from typing import Callable
 
 from server.realtime.resp import Address, encode
-from server.realtime.resp_client import _connect, _Protocol
+from server.realtime.resp_client import connect, RespProtocol
 
 log = logging.getLogger("podium.bus")
 
@@ -33,7 +33,7 @@ WRITE_BUFFER_MAX = 16 * 1024 * 1024  # bytes Redis has not read yet: past this, 
 BACKOFF_MIN_S, BACKOFF_MAX_S = 0.2, 5.0
 
 
-class _Discarding(_Protocol):
+class _Discarding(RespProtocol):
     """A connection whose replies nobody waits for: with ``CLIENT REPLY OFF`` there are none;
     otherwise they are read and dropped (counted, errors too)."""
 
@@ -141,7 +141,7 @@ class Publisher:
         try:
             while not self._closing:
                 try:
-                    proto = await _connect(self.address, verify_tls=self.verify_tls, timeout=self.connect_timeout,
+                    proto = await connect(self.address, verify_tls=self.verify_tls, timeout=self.connect_timeout,
                                            protocol=_Discarding)
                 except Exception as e:  # noqa: BLE001 - Redis down: retry with backoff
                     if self._delay == BACKOFF_MIN_S:

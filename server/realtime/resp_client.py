@@ -29,7 +29,7 @@ from server.realtime.resp import Address, Parser, RedisReplyError, encode
 log = logging.getLogger("podium.bus")
 
 
-class _Protocol(asyncio.Protocol):
+class RespProtocol(asyncio.Protocol):
     """One connection: replies go to the waiting futures in order; with ``on_message``
     (subscribed), ``message`` pushes go to it instead."""
 
@@ -101,9 +101,9 @@ class _Protocol(asyncio.Protocol):
         return futs
 
 
-async def _connect(address: Address, *, verify_tls: bool, timeout: float,
+async def connect(address: Address, *, verify_tls: bool, timeout: float,
                    on_message: Callable[[bytes], None] | None = None,
-                   protocol: Callable[[], _Protocol] | None = None) -> _Protocol:
+                   protocol: Callable[[], RespProtocol] | None = None) -> RespProtocol:
     """A connection, authenticated and on ``address.db`` (``protocol()`` builds it, when given)."""
     loop = asyncio.get_running_loop()
     ctx = None
@@ -113,7 +113,7 @@ async def _connect(address: Address, *, verify_tls: bool, timeout: float,
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
     _, proto = await asyncio.wait_for(
-        loop.create_connection(protocol or (lambda: _Protocol(on_message)), address.host, address.port, ssl=ctx,
+        loop.create_connection(protocol or (lambda: RespProtocol(on_message)), address.host, address.port, ssl=ctx,
                                server_hostname=address.host if ctx else None), timeout)
     hello = []
     if address.password is not None:
@@ -141,16 +141,16 @@ class RespClient:
                  connect_timeout: float = 2.0):
         self.address, self.verify_tls = address, verify_tls
         self.timeout, self.connect_timeout = timeout, connect_timeout
-        self._proto: _Protocol | None = None
+        self._proto: RespProtocol | None = None
         self._connecting: asyncio.Future | None = None
 
-    async def _connection(self) -> _Protocol:
+    async def _connection(self) -> RespProtocol:
         proto = self._proto
         if proto is not None and proto.alive:
             return proto
         if self._connecting is None:  # one connect at a time; concurrent callers wait for it
             self._connecting = asyncio.ensure_future(
-                _connect(self.address, verify_tls=self.verify_tls, timeout=self.connect_timeout))
+                connect(self.address, verify_tls=self.verify_tls, timeout=self.connect_timeout))
         connecting = self._connecting
         try:
             self._proto = await asyncio.shield(connecting)
@@ -196,14 +196,14 @@ class Subscription:
     """``channel``'s messages, each handed to ``on_message(data)`` as it is read. ``lost``
     completes (with the error) when the connection ends."""
 
-    def __init__(self, proto: _Protocol):
+    def __init__(self, proto: RespProtocol):
         self._proto = proto
         self.lost = proto.lost
 
     @classmethod
     async def open(cls, address: Address, channel: str, on_message: Callable[[bytes], None], *,
                    verify_tls: bool = True, timeout: float = 5.0) -> "Subscription":
-        proto = await _connect(address, verify_tls=verify_tls, timeout=timeout, on_message=on_message)
+        proto = await connect(address, verify_tls=verify_tls, timeout=timeout, on_message=on_message)
         try:
             (fut,) = proto.send(encode("SUBSCRIBE", channel), 1)
             reply = await asyncio.wait_for(fut, timeout)
