@@ -42,15 +42,9 @@ class _Discarding(RespProtocol):
         self.replies = self.errors = 0
         self.discarding = False  # set once connected (the AUTH and SELECT replies are awaited)
 
-    def data_received(self, data: bytes) -> None:
+    def handle(self, replies: list) -> None:
         if not self.discarding:
-            super().data_received(data)
-            return
-        self.parser.feed(data)
-        try:
-            replies = self.parser.replies()
-        except (ValueError, IndexError) as e:
-            self.abort(ConnectionError(f"unreadable reply from Redis: {e}"))
+            super().handle(replies)
             return
         self.replies += len(replies)
         for r in replies:

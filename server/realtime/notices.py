@@ -94,7 +94,8 @@ class RoomsGap:
 
 @_notice("noop")
 class Noop:
-    """Carries nothing; flushes a pending ``RoomsGap`` after publishing failed."""
+    """Carries nothing. Older releases published it to flush a pending ``RoomsGap`` after
+    publishing failed; it is still read (and ignored) so they can share a bus with this one."""
 
     origin: str = ""
 

@@ -53,6 +53,10 @@ class RespProtocol(asyncio.Protocol):
         except (ValueError, IndexError) as e:  # not RESP: nothing after this can be trusted
             self.abort(ConnectionError(f"unreadable reply from Redis: {e}"))
             return
+        self.handle(replies)
+
+    def handle(self, replies: list) -> None:
+        """Pushes to ``on_message``, replies to the waiting futures in order."""
         on_message, waiting = self.on_message, self.waiting
         for r in replies:
             if on_message is not None and type(r) is list and len(r) == 3 and r[0] == b"message":

@@ -51,6 +51,11 @@ class ChatRules:
         return {"chat_locked": self.chat_locked, "slow_mode_s": self.slow_mode_s}
 
 
+def _rules_of(chat_locked, slow_mode_s, archived_at) -> ChatRules:
+    """The rules a ``rooms`` row's three columns hold."""
+    return ChatRules(bool(chat_locked), int(slow_mode_s or 0), archived_at is not None)
+
+
 def parse_rules(body: dict, current: ChatRules) -> ChatRules:
     """``{chat_locked?, slow_mode_s?}`` over the room's current rules; BadRequest otherwise."""
     if not isinstance(body, dict) or not ({"chat_locked", "slow_mode_s"} & set(body)):
@@ -100,7 +105,7 @@ class Moderation:
         async with self.db.read() as s:
             row = (await s.execute(select(Room.chat_locked, Room.slow_mode_s, Room.archived_at)
                                    .where(Room.id == room_id))).first()
-        found = ChatRules(bool(row[0]), int(row[1] or 0), row[2] is not None) if row is not None else ChatRules()
+        found = _rules_of(*row) if row is not None else ChatRules()
         self._rules[room_id] = (found, time.monotonic() + TTL_S)
         return found
 
@@ -132,7 +137,7 @@ class Moderation:
             until = time.monotonic() + TTL_S
             found = {row[0] for row in rows}
             for room_id, locked, slow, archived in rows:
-                self._rules[room_id] = (ChatRules(bool(locked), int(slow or 0), archived is not None), until)
+                self._rules[room_id] = (_rules_of(locked, slow, archived), until)
             for room_id in chunk:
                 if room_id not in found:
                     self._rules.pop(room_id, None)
