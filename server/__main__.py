@@ -34,6 +34,7 @@ def migrate(config: Config) -> None:
 async def _serve(config: Config) -> None:
     from server.app import make_app
     from server.deps import Deps
+    from server.heap import freeze_startup_heap
     from server.http.serve import http_server
     from server.shutdown import drain
 
@@ -49,8 +50,13 @@ async def _serve(config: Config) -> None:
         await sweep(24 * 3600)
     server = http_server(make_app(deps), config)
     server.listen(config.port, config.host)
+    # What is alive now lives as long as the process: out of the collector's full passes
+    # (server/heap.py), which otherwise held the loop 40-74 ms each.
+    frozen = freeze_startup_heap()
+    deps.gc_pauses.install()
     log.info("Podium listening on http://%s:%d (database %s, event loop %s)", config.host, config.port,
              config.database_url.split("@")[-1], type(asyncio.get_running_loop()).__module__.split(".")[0])
+    log.info("%d objects alive at start are out of full garbage collections", frozen)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

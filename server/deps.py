@@ -35,6 +35,7 @@ from server.chat.search import Search
 from server.config import Config
 from server.db.engine import Database
 from server.files.service import Files
+from server.heap import GcPauses
 from server.kernel.signing_keys import SigningKeys
 from server.metrics import Metrics
 from server.polls import ops as poll_ops
@@ -70,6 +71,7 @@ class Deps:
         self.config = config
         self.shutting_down = False
         self.sockets: set = set()  # every open /ws socket, authenticated or not
+        self.gc_pauses = GcPauses()  # installed by the served process only (server/heap.py)
         self.stats = {"dropped": 0, "overflows": 0, "rate_limited": 0, "downloads_sendfile": 0, "downloads_streamed": 0}
         self.db = Database(config.database_url)
         storage_url = config.storage_url or f"file://{(Path(config.data_dir) / 'files').resolve().as_posix()}"
@@ -210,6 +212,7 @@ class Deps:
     async def start(self) -> None:
         """Start what needs the running loop: with ``REDIS_URL`` the bus, presence refresh, the
         call directory and the sweep of unfinished recordings; the Janus connections (if any)."""
+        self.db.start()  # SQLite: the log's checkpoints, off the write path
         if not self.sfu.started:
             self.sfu.start()
         self.recording_manager.start()  # the retention sweep, when RECORDING_RETENTION_DAYS is set

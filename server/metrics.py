@@ -7,6 +7,8 @@ histogram labelled by handler (bounded cardinality: never the raw path). One
 """
 from __future__ import annotations
 
+import gc
+
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from sqlalchemy import func, select
@@ -39,6 +41,17 @@ class _Live:
                 value=d.stats["dropped"])
         yield c("podium_queue_overflows", "Sockets closed 4008 because their outgoing queue overflowed",
                 value=d.stats["overflows"])
+        yield g("podium_gc_frozen_objects", "Objects alive at start, kept out of full collections (server/heap.py)",
+                value=gc.get_freeze_count())
+        yield c("podium_gc_full_collections", "Full (generation 2) garbage collections since start",
+                value=d.gc_pauses.full)
+        yield g("podium_gc_full_collection_slowest_seconds", "The slowest of those collections (the loop waits)",
+                value=d.gc_pauses.slowest_s)
+        if d.db.checkpointer is not None:  # SQLite: the log's checkpoints, off the write path
+            yield c("podium_sqlite_checkpoints", "Passive checkpoints of the SQLite log (db/wal_checkpoints.py)",
+                    value=d.db.checkpointer.checkpoints)
+            yield g("podium_sqlite_checkpoint_slowest_seconds", "The slowest of those checkpoints",
+                    value=d.db.checkpointer.slowest_s)
         yield c("podium_rate_limited", "Frames refused by the per-user rate limit", value=d.stats["rate_limited"])
         downloads = c("podium_downloads", "Download bodies (/dl/) by how they were sent: sendfile (disk storage, "
                       "zero copy) or streamed (chunks through Python)", labels=["path"])

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from server.db.held_connections import HeldConnections
+from server.db.wal_checkpoints import BACKSTOP_PAGES, WalCheckpointer, sqlite_file
 
 T = TypeVar("T")
 
@@ -23,6 +24,9 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001 - DB-API conne
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
+    # Checkpoints run on a thread of their own (db/wal_checkpoints.py); a commit checkpoints
+    # only when the log has grown this far because they fell behind.
+    cur.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
     cur.close()
 
 
@@ -38,7 +42,7 @@ def make_engine(url: str) -> AsyncEngine:
 def make_sqlite_writer_engine(url: str) -> Engine | None:
     """A synchronous engine (the stdlib sqlite3 driver) on the same SQLite file, for
     ``Database.run_write``; None for an in-memory database (a second engine would not see it)."""
-    if ":memory:" in url or "mode=memory" in url:
+    if sqlite_file(url) is None:
         return None
     sync_url = url.replace("sqlite+aiosqlite:", "sqlite+pysqlite:", 1)
     # One writer thread uses it; check_same_thread off only so dispose() may close it from the loop.
@@ -70,6 +74,13 @@ class Database:
         # by one) and SQLAlchemy then recycles every connection of the pool.
         self._write_engine = None if self.is_sqlite else create_async_engine(url, pool_size=4, max_overflow=4)
         self._held = None if self.is_sqlite else HeldConnections(self._write_engine)
+        path = sqlite_file(url)
+        self.checkpointer = WalCheckpointer(path) if path else None
+
+    def start(self) -> None:
+        """Start what needs the running loop: a SQLite file's checkpoints (db/wal_checkpoints.py)."""
+        if self.checkpointer is not None:
+            self.checkpointer.start()
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -149,6 +160,8 @@ class Database:
             self._writer_conn = None
 
     async def close(self) -> None:
+        if self.checkpointer is not None:
+            await self.checkpointer.close()
         await self.engine.dispose()
         if self._write_engine is not None:
             await self._held.close()

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS = {
     "kernel": set(),
     "event_loop": set(),  # which asyncio loop the process runs (config validates EVENT_LOOP by its names)
+    "heap": set(),  # the garbage collector's pauses (the served process freezes its startup heap)
     "config": {"kernel", "event_loop"},
     "storage": {"kernel", "config"},
     "db": {"kernel", "config"},

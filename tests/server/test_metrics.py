@@ -45,6 +45,8 @@ async def test_metrics_follow_connections_messages_deliveries_calls_and_http(ser
     assert one(m, "podium_recordings", status="pending") == 0
     http = m["podium_http_request_duration_seconds_count"]
     assert any(dict(labels).get("handler") == "RoomsHandler" and v >= 1 for labels, v in http.items()), http
+    if server.deps.db.is_sqlite:  # the log's checkpoints, off the write path (db/wal_checkpoints.py)
+        assert "podium_sqlite_checkpoints_total" in m and "podium_sqlite_checkpoint_slowest_seconds" in m
 
 
 @pytest.mark.parametrize("config_overrides", [{"metrics_token": "scrape-" + "s" * 30}])

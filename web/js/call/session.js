@@ -3,7 +3,9 @@
 // PROTOCOL §2.2. Which rooms have a live session is in live.js; this tab's camera, microphone
 // and screen in devices.js; the connections (one Peer per remote participant) in mesh.js, or,
 // when the join ack says `media_path: "sfu"`, one publish and one subscription connection
-// through the media router in sfu.js (`.media`: 'sfu' | 'mesh'); the call's recording in recording.js; the words of notices in notices.js. CallManager ties them
+// through the media router in sfu.js (`.media`: 'sfu' | 'mesh'); the call's recording in recording.js; the words of notices in notices.js;
+// what views call for our microphone, camera, screen, hand and the recording (with the call's policy checks) in
+// controls.js, which CallManager extends. CallManager ties them
 // together and is what views and tests use (`podium.app.calls`: `.peers`, `.peerId`,
 // `.session`, `.recording`).
 //
@@ -21,7 +23,7 @@
 //   'sfu-streams'              an SFU call's subscription changed (which participant is on which mid)
 //   'talking'      peerId      an SFU call's active speaker changed (calls.talking, talking.js)
 
-import { Emitter } from '../emitter.js';
+import { CallControls } from './controls.js';
 import { LiveSessions } from './live.js';
 import { LocalMedia } from './devices.js';
 import { Mesh } from './mesh.js';
@@ -35,7 +37,7 @@ import { CallModeration } from './moderation.js';
 import { TalkingTracker } from './talking.js';
 import * as text from './notices.js';
 
-export class CallManager extends Emitter {
+export class CallManager extends CallControls {
   constructor(app) {
     super();
     this.app = app;
@@ -299,119 +301,6 @@ export class CallManager extends Emitter {
       if (ended) this.setLive({ ...this.session, room, ended_at: new Date().toISOString() });
       this.notice({ text: ended ? text.ENDED_WHILE_OFFLINE : text.joinError(err), kind: ended ? 'info' : 'error', room });
     }
-  }
-
-  // ---- our media and hand (devices.js) ------------------------------------------------------
-
-  get local() {
-    return this.devices.local;
-  }
-
-  get preview() {
-    return this.devices.preview;
-  }
-
-  get mic() {
-    return this.devices.mic;
-  }
-
-  get camera() {
-    return this.devices.camera;
-  }
-
-  mediaState() {
-    return this.devices.state();
-  }
-
-  /** call.media: tell the others what we send now (`fields`: audio, video, screen). */
-  sendMedia(fields) {
-    if (this.state !== 'live') return;
-    if (this.self) this.self.media = { ...this.self.media, ...fields };
-    if (this.media === 'sfu' && 'screen' in fields) {
-      // An SFU call shares the screen as a second published stream, beside the camera.
-      if (fields.screen) this.sfu.startScreen();
-      else this.sfu.stopScreen();
-    }
-    this.emit('participants');
-    this.socket.request('call.media', { session: this.session.id, ...fields })
-      .then((data) => { if (data.participant && this.self) this.self = { ...this.self, ...data.participant }; this.emit('participants'); })
-      .catch((err) => console.warn('call.media', err.code));
-  }
-
-  setMic(on) {
-    if (on && this.micHeld) return this.notice({ text: text.MIC_HELD, kind: 'info', muted: false });
-    this.devices.setMic(on);
-  }
-
-  toggleMic() {
-    this.setMic(!this.devices.mic);
-  }
-
-  setCamera(on) {
-    if (on && this.inCall && !this.policy.may('video')) return this.notice({ text: text.CAMERAS_OFF, kind: 'info' });
-    this.devices.setCamera(on);
-  }
-
-  toggleCamera() {
-    this.setCamera(!this.devices.camera);
-  }
-
-  toggleScreen() {
-    if (!this.local.screen && this.inCall && !this.policy.may('screen')) return this.notice({ text: text.SCREENS_OFF, kind: 'info' });
-    return this.devices.toggleScreen();
-  }
-
-  stopScreen() {
-    return this.devices.stopScreen();
-  }
-
-  async toggleHand() {
-    if (this.state !== 'live') return;
-    const raised = !this.hand;
-    this.hand = raised;
-    if (this.self) this.self.hand = raised;
-    this.emit('local');
-    this.emit('participants');
-    try {
-      const data = await this.socket.request('call.hand', { session: this.session.id, raised });
-      if (data.participant && this.self) this.self = { ...this.self, ...data.participant };
-    } catch (err) {
-      this.hand = !raised;
-      if (this.self) this.self.hand = !raised;
-      this.notice({ text: text.handFailed(raised, err), kind: 'error' });
-    }
-    this.emit('local');
-    this.emit('participants');
-  }
-
-  // ---- the call's recording (recording.js) --------------------------------------------------
-
-  get recording() {
-    return this.callRecording.current;
-  }
-
-  get recordingActive() {
-    return this.callRecording.active;
-  }
-
-  toggleRecording() {
-    return this.callRecording.toggle();
-  }
-
-  /** recording.mark {session, label} (instructors, while recording) → the mark. */
-  addMark(label) {
-    return this.callRecording.mark(label);
-  }
-
-  // ---- instructor controls ------------------------------------------------------------------
-
-  get isInstructor() {
-    return !!this.session && this.app.isInstructor(this.session.room);
-  }
-
-  /** True while an instructor holds our microphone muted (SFU calls): we cannot unmute. */
-  get micHeld() {
-    return !!this.self?.muted_by_instructor && this.self?.may_unmute === false;
   }
 
   // ---- participants and connections (mesh.js) ------------------------------------------------
