@@ -85,8 +85,9 @@ class Web:
     """One ``python -m server serve`` on a free 127.0.0.1 port."""
 
     def __init__(self, work: Path, db_url: str, redis: tuple[str, str] | None, bench_limits: bool, name: str,
-                 floor: bool = False):
-        """``floor``: soak_floor.py (a bare Tornado server for the soak's traffic) instead of Podium."""
+                 floor: str | None = None):
+        """``floor``: soak_floor.py (a bare Tornado server for the soak's traffic) instead of Podium;
+        "floor-pg": it stores each message in the bench database first."""
         self.port = benchlib.free_port()
         self.name = name
         data = work / f"data-{name}-{self.port}"
@@ -99,7 +100,11 @@ class Web:
         if redis:
             env["REDIS_URL"], env["REDIS_PREFIX"] = redis
         self.logf = open(work / f"server-{name}-{self.port}.log", "w")
-        cmd = [PY, str(HERE / "soak_floor.py"), str(self.port)] if floor else [PY, "-m", "server", "serve"]
+        cmd = [PY, "-m", "server", "serve"]
+        if floor:
+            cmd = [PY, str(HERE / "soak_floor.py"), str(self.port)]
+            if floor == "floor-pg":
+                cmd.append(db_url.replace("postgresql+asyncpg://", "postgresql://"))
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.logf,
                                      stderr=subprocess.STDOUT, preexec_fn=PREEXEC)
         LIVE.append(self)
@@ -457,7 +462,8 @@ def soak_main(args, work: Path, meta: dict) -> dict:
         raise SystemExit("--no-bus runs one process (--procs 1): processes share rooms over the bus")
     if args.server == "floor" and args.procs != 1:
         raise SystemExit("--server floor runs one process (--procs 1): it has no bus between processes")
-    servers = [Web(work, url, redis, False, f"soak-{i}", floor=args.server == "floor") for i in range(args.procs)]
+    floor = None if args.server == "podium" else args.server
+    servers = [Web(work, url, redis, False, f"soak-{i}", floor=floor) for i in range(args.procs)]
     rproc = redis_process(args.redis_url)
     samples: list[dict] = []
     marks: dict[str, tuple] = {}
@@ -662,9 +668,10 @@ def main() -> None:
             sp.add_argument("--rate", type=float, default=2, help="messages/s per room")
             sp.add_argument("--no-typing", action="store_true")
             sp.add_argument("--no-bus", action="store_true", help="one process without REDIS_URL (with --procs 1)")
-            sp.add_argument("--server", choices=("podium", "floor"), default="podium",
+            sp.add_argument("--server", choices=("podium", "floor", "floor-pg"), default="podium",
                             help="floor: bench/scaleout/soak_floor.py, a bare Tornado server for the same traffic "
-                                 "(with --procs 1)")
+                                 "(with --procs 1); floor-pg: the same, storing each message in PostgreSQL first (seqs from there) "
+                                 "and, unless --no-bus, publishing every frame on Redis for the other processes")
             sp.add_argument("--sample-s", type=float, default=5, help="RSS/CPU sampling period")
             sp.add_argument("--profile", action="store_true", help="py-spy both servers during the traffic phase")
     args = p.parse_args()
