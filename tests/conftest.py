@@ -26,6 +26,7 @@ from server.deps import Deps
 from server.http.serve import http_server
 from tests import heavy
 from tests.dbutil import fresh_database, prepare_template
+from tests.hangdump import dump_tasks_before_timeout, pytest_timeout_set_timer  # noqa: F401  (task stacks before a timeout)
 from tests.s3server import s3_server  # noqa: F401  (session fixture: a moto S3 server on loopback)
 from tests.workerproc import worker_procs  # noqa: F401  (fixture: real media worker processes)
 from tests.wsclient import LoopbackUrls, WsClient

@@ -60,7 +60,9 @@ class WsClient:
         if token and first_frame_auth:
             client.send({"type": "auth", "token": token})
         if wait_hello and token:
-            client.hello = await client.next_event("hello")
+            # Generous: on the 2-core CI machine the other pass's browsers and media can starve
+            # this process for seconds (a 5 s wait once ran out there).
+            client.hello = await client.next_event("hello", timeout=15)
         return client
 
     async def _read(self) -> None:
@@ -99,7 +101,7 @@ class WsClient:
         self.send({"type": type_, "id": rid, **fields})
         return await asyncio.wait_for(fut, timeout)
 
-    async def next_event(self, type_: str | None = None, timeout: float = 5, **match: Any) -> dict:
+    async def next_event(self, type_: str | None = None, timeout: float = 15, **match: Any) -> dict:
         """The next queued event of ``type_`` (others of other types are discarded)."""
         async def find() -> dict:
             while True:
@@ -198,7 +200,7 @@ class RawWs:
         payload, self.buf = self.buf[off:off + n], self.buf[off + n:]
         return b0 & 0x0F, payload
 
-    async def read_event(self, type_: str, timeout: float = 5) -> dict:
+    async def read_event(self, type_: str, timeout: float = 15) -> dict:
         deadline = time.monotonic() + timeout
         while True:
             frame = await self.read_frame(max(0.01, deadline - time.monotonic()))

@@ -123,7 +123,7 @@ async def try_token(server, transport: str, token: str) -> tuple[bool, object]:
             assert body["error"]["code"] == "unauthorized", body
         return status == 200, status
     c = await server.client(token, first_frame_auth=(transport == "ws_frame"), wait_hello=False)
-    hello = asyncio.ensure_future(c.next_event("hello", timeout=5))
+    hello = asyncio.ensure_future(c.next_event("hello"))
     closed = asyncio.ensure_future(c.wait_closed(timeout=5))
     done, _ = await asyncio.wait({hello, closed}, return_when=asyncio.FIRST_COMPLETED)
     if hello in done:
@@ -200,21 +200,22 @@ async def test_rs256_without_public_key_rejected(server):
 
 
 # -- socket auth details ---------------------------------------------------------------------
-@pytest.mark.parametrize("config_overrides", [{"auth_timeout_s": 0.3}])
+@pytest.mark.parametrize("config_overrides", [{"auth_timeout_s": 1.5}])
 async def test_auth_timeout_closes_4401(server):
     """A socket that never authenticates is closed with 4401 after auth_timeout_s."""
     c = await server.client(None)
     started = time.monotonic()
-    assert await c.wait_closed(timeout=5) == 4401
-    assert time.monotonic() - started < 4
+    assert await c.wait_closed(timeout=10) == 4401
+    assert time.monotonic() - started < 6
 
 
-@pytest.mark.parametrize("config_overrides", [{"auth_timeout_s": 0.3}])
+@pytest.mark.parametrize("config_overrides", [{"auth_timeout_s": 1.5}])
 async def test_first_frame_auth_cancels_timeout(server):
-    """A socket that authenticates by first frame is not closed when the auth timeout passes."""
+    """A socket that authenticates by first frame is not closed when the auth timeout passes.
+    (A 1.5 s timeout: the auth frame must reach the server within it, even under CI load.)"""
     _, tok = await server.user("ana")
     c = await server.client(tok, first_frame_auth=True)
-    await asyncio.sleep(0.6)
+    await asyncio.sleep(2.0)
     assert not c.closed.is_set()
     assert await c.request("presence.status", status="away") == {"status": "away"}
 

@@ -16,8 +16,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from playwright.async_api import expect as async_expect
+from playwright.sync_api import expect as sync_expect
 
 from tests.procserver import ServerProcess
+
+# Playwright's assertions wait 5 s by default; under CI load (two suites, Chromium and the
+# server on 2 cores) a page has taken longer than that to show what it will show. A longer
+# wait costs only a failing test time. (Every browser module, sync or async, gets it.)
+sync_expect.set_options(timeout=15_000)
+async_expect.set_options(timeout=15_000)
 
 CHROMIUM = os.environ.get("PODIUM_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -150,7 +158,7 @@ def open_page(browser, podium: ServerProcess):
               phone: bool = False):
         ctx = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]},
                                   is_mobile=phone, has_touch=phone)
-        ctx.set_default_timeout(10_000)
+        ctx.set_default_timeout(15_000)
         if account is not None:
             ctx.add_init_script(f"localStorage.setItem('podium.token', {json.dumps(account.token)});")
         if not device_check:

@@ -33,7 +33,7 @@ def test_room_picture_in_the_room_list_and_avatar_on_a_call_tile(api, open_page,
     a.get_by_test_id("room-picture-input").set_input_files(str(picture))
     expect(item.get_by_test_id("room-picture")).to_be_visible()  # live, through room.updated
     b.wait_for_function(f"""() => {{ const i = document.querySelector("[data-room-id='{room['id']}'] [data-testid=room-picture]");
-                                      return i && i.complete && i.naturalWidth === 64; }}""")
+                                      return i && i.complete && i.naturalWidth === 64; }}""", timeout=30_000)
 
     a.get_by_test_id("start-call").click()
     expect(b.get_by_test_id("call-banner")).to_be_visible()

@@ -114,6 +114,23 @@ SUBSCRIPTION_STATE = """() => {
 }"""
 
 
+async def screen_sides(server, page) -> str:
+    """For a failure's message: whether the sharer's page still holds its screen connection,
+    what Podium holds of its screen publisher, and who Janus has publishing in the room."""
+    sharer = await page.evaluate(
+        "() => { const sfu = podium.app.calls.sfu; return { peer: podium.app.calls.peerId,"
+        " screenPub: !!sfu.screenPub, screenTrack: !!podium.app.calls.devices.local.screen,"
+        " pcs: window.__pcs.map(pc => pc.connectionState) }; }")
+    sig = server.deps.sfu_signaling
+    held = {key[1]: (p.screen is not None, p.screen_feed, sorted(p.feeds)) for key, p in sig.peers.items()}
+    try:
+        node, room = next((p.node, p.room) for p in sig.peers.values())
+        janus = [(x.get("display"), x.get("id"), x.get("publisher")) for x in await node.rooms.participants_of_room(room)]
+    except Exception as e:  # noqa: BLE001  (a message, not a check)
+        janus = repr(e)
+    return f"sharer page {sharer}; Podium (screen?, screen feed, feeds) by peer {held}; Janus room {janus}"
+
+
 async def addresses_settled(ns, timeout: float = 10) -> None:
     """Wait until no address in the namespace is still tentative: the IPv6 link-local addresses
     of its veth pair arrive a moment after it is made, and Chromium fails every request made
@@ -258,14 +275,16 @@ async def test_four_browsers_call_through_janus(server, janus, netns, tmp_path):
         await a.wait_for_function(
             f"() => document.querySelector('[data-testid=video-tile][data-peer-id=\"{peer}\"]').dataset.layer === '2'",
             timeout=10_000)
-        await a.wait_for_function(f"() => ({width_of})() >= 960", timeout=20_000)
-        big = await a.evaluate(width_of)
+        # The width that met the condition, read in the same poll: the stage can re-lay out
+        # right after (a talking tile takes the spotlight) and ask for another layer.
+        big = await (await a.wait_for_function(
+            f"() => {{ const w = ({width_of})(); return w >= 960 ? w : 0; }}", timeout=20_000)).json_value()
         await a.set_viewport_size({"width": 700, "height": 500})
         await a.wait_for_function(
             f"() => document.querySelector('[data-testid=video-tile][data-peer-id=\"{peer}\"]').dataset.layer === '0'",
             timeout=10_000)
-        await a.wait_for_function(f"() => ({width_of})() <= 320", timeout=20_000)
-        small = await a.evaluate(width_of)
+        small = await (await a.wait_for_function(
+            f"() => {{ const w = ({width_of})(); return w > 0 && w <= 320 ? w : 0; }}", timeout=20_000)).json_value()
         assert big >= 3 * small, (big, small)
 
         # Last-N: with room for one remote camera only, the other two tiles show the avatar and
@@ -340,7 +359,8 @@ async def test_four_browsers_call_through_janus(server, janus, netns, tmp_path):
                                           timeout=MEDIA_TIMEOUT)
             except Exception:
                 states = [await q.evaluate(SUBSCRIPTION_STATE) for q in (a, b, pages[3])]
-                raise AssertionError(f"the screen tile stayed: {states}; console: {call.console[-40:]}") from None
+                raise AssertionError(f"the screen tile stayed: {states}; console: {call.console[-40:]}; "
+                                     f"{await screen_sides(server, c)}") from None
             assert await p.locator("[data-testid=video-tile]").count() == 4
     assert not call.errors, call.errors
 

@@ -73,7 +73,7 @@ async def test_deny_admit_all_and_leaving_the_queue(server):
     for _ in range(5):
         if (await a.request("call.lobby", session=session))["waiting"] == []:
             break
-        await a.next_event("call.lobby_changed", timeout=2)
+        await a.next_event("call.lobby_changed", timeout=10)
     assert (await a.request("call.lobby", session=session))["waiting"] == []
 
 
@@ -111,10 +111,10 @@ async def test_the_queue_spans_processes(procs):  # noqa: F811
     session = (await a.request("call.start", room=room, lobby=True))["session"]["id"]
     await a.request("call.join", session=session)
     assert (await b.request("call.join", session=session))["waiting"] is True
-    assert (await a.next_event("call.lobby_changed", timeout=5))["waiting"] == 1
+    assert (await a.next_event("call.lobby_changed"))["waiting"] == 1
     assert [w["user"]["id"] for w in (await a.request("call.lobby", session=session))["waiting"]] == [ben["id"]]
     await a.request("call.admit", session=session, user_id=ben["id"])
-    await b.next_event("call.admitted", timeout=5)
+    await b.next_event("call.admitted")
     assert (await b.request("call.join", session=session)).get("waiting") is None
     for c in (a, b):
         c.close()

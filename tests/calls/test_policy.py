@@ -56,7 +56,7 @@ async def test_students_cameras_and_screens_off_and_on_again(server):
     await a.request("call.media", session=session, video=True)  # instructors always may
     await b.next_event("call.media_changed")
     await a.request("call.permissions", session=session, screen=False)
-    assert (await a.next_event("call.media_changed", timeout=5))["participant"]["media"]["screen"] is False
+    assert (await a.next_event("call.media_changed"))["participant"]["media"]["screen"] is False
     assert await error_code(b, "call.media", session=session, screen=True) == "forbidden"
     # The rules are the session's: a (re)joiner's ack and the sessions listing carry them.
     _, again = await joined(server, b_tok, session)
@@ -94,7 +94,7 @@ async def hand_change(c: WsClient, peer_id: str, hand: bool) -> dict:
 async def video_change(c: WsClient, peer_id: str, video: bool) -> dict:
     """The next call.media_changed saying ``peer_id``'s video is ``video``."""
     while True:
-        ev = await c.next_event("call.media_changed", timeout=5)
+        ev = await c.next_event("call.media_changed")
         if ev["participant"]["peer_id"] == peer_id and ev["participant"]["media"]["video"] is video:
             return ev
 
@@ -114,9 +114,9 @@ async def test_controls_across_processes(procs):  # noqa: F811
     await b.request("call.hand", session=session, raised=True)
     await b.request("call.media", session=session, video=True)
     assert (await a.request("call.lower_hands", session=session, peer_id=b_peer)) == {"lowered": 0}
-    await b.next_event("call.hand_lowered", timeout=5)
+    await b.next_event("call.hand_lowered")
     await a.request("call.permissions", session=session, video=False)
-    assert (await b.next_event("call.permissions_changed", timeout=5))["session"]["students_video"] is False
+    assert (await b.next_event("call.permissions_changed"))["session"]["students_video"] is False
     await video_change(a, b_peer, False)
     err = await b.request_raw("call.media", session=session, video=True)
     assert err["type"] == "error" and err["code"] == "forbidden"

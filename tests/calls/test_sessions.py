@@ -128,7 +128,7 @@ async def test_leave_and_socket_close_leave_the_session(server):
     assert ev["session"] == session
     _, late = await joined(server, b_tok, session)
     assert [p["peer_id"] for p in late["participants"]] == [a.hello["connection_id"]]
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 10
     while await open_intervals(server) != 2 and time.monotonic() < deadline:  # a and the late b
         await asyncio.sleep(0.05)
     assert await open_intervals(server) == 2
@@ -143,8 +143,8 @@ async def test_member_removed_from_room_leaves_its_live_call(server):
     rid = ack_a["session"]["room"]
     status, _ = await server.http("DELETE", f"/api/rooms/{rid}/members/{ben['id']}", a_tok)
     assert status == 200
-    await b.next_event("room.removed", timeout=2)
-    assert (await a.next_event("call.participant_left", timeout=2))["peer_id"] == ack_b["peer_id"]
+    await b.next_event("room.removed", timeout=10)
+    assert (await a.next_event("call.participant_left", timeout=10))["peer_id"] == ack_b["peer_id"]
     assert await error_code(b, "rtc.offer", session=session, to=ack_a["peer_id"], sdp=SDP,
                             negotiation_id="n") == "forbidden"
 
@@ -188,7 +188,7 @@ async def test_call_end_ends_for_everyone_and_closes_intervals(server):
     assert (await a.request("call.start", room=ack_a["session"]["room"]))["session"]["id"] != session
 
 
-@pytest.mark.parametrize("config_overrides", [{"call_end_grace_s": 0.6}])
+@pytest.mark.parametrize("config_overrides", [{"call_end_grace_s": 2.0}])
 async def test_last_instructor_leaving_ends_after_grace(server):
     """When the last instructor leaves, the session ends call_end_grace_s later (not at once)
     with call.ended to the remaining students and every interval closed."""
@@ -197,26 +197,29 @@ async def test_last_instructor_leaving_ends_after_grace(server):
     b, _ = await joined(server, b_tok, session)
     t0 = time.monotonic()
     await a.request("call.leave", session=session)
-    assert await b.no_event("call.ended", 0.3)
-    ev = await b.next_event("call.ended", timeout=5)
+    assert await b.no_event("call.ended", 1.0)
+    ev = await b.next_event("call.ended")
     elapsed = time.monotonic() - t0
     assert ev["session"]["id"] == session and ev["session"]["ended_at"]
-    assert 0.5 <= elapsed < 3, elapsed
+    assert 1.9 <= elapsed < 10, elapsed
     assert await open_intervals(server) == 0
 
 
-@pytest.mark.parametrize("config_overrides", [{"call_end_grace_s": 1.5}])
+@pytest.mark.parametrize("config_overrides", [{"call_end_grace_s": 3.0}])
 async def test_instructor_reconnect_within_grace_keeps_the_session(server):
     """An instructor whose socket drops and who rejoins within the grace keeps the session
-    alive; the reconnect opens a new attendance interval and the old one is kept, closed."""
+    alive; the reconnect opens a new attendance interval and the old one is kept, closed.
+    (The second socket connects before the drop, so that a slow handshake under CI load
+    cannot use up the grace.)"""
     session, [(ana, a_tok), (_, b_tok)] = await call_room(server, "ana", "ben")
     a, _ = await joined(server, a_tok, session)
     b, _ = await joined(server, b_tok, session)
+    a2 = await server.client(a_tok)
     a.close()
     await b.next_event("call.participant_left")
     await asyncio.sleep(0.2)
-    a2, _ = await joined(server, a_tok, session)
-    assert await b.no_event("call.ended", 2.0)  # past the grace counted from the drop
+    await a2.request("call.join", session=session)
+    assert await b.no_event("call.ended", 3.5)  # past the grace counted from the drop
     status, body = await server.http("GET", f"/api/sessions/{session}/attendance", a_tok)
     (ana_row,) = [x for x in body["attendees"] if x["user"]["id"] == ana["id"]]
     first, second = ana_row["intervals"]
@@ -224,7 +227,7 @@ async def test_instructor_reconnect_within_grace_keeps_the_session(server):
     assert parse_ts(first["left_at"]) <= parse_ts(second["joined_at"])
 
 
-@pytest.mark.parametrize("config_overrides", [{"call_end_grace_s": 0.3}])
+@pytest.mark.parametrize("config_overrides", [{"call_end_grace_s": 2.0}])
 async def test_students_alone_do_not_end_a_session_an_instructor_is_in(server):
     """Students leaving never schedule the end: with the instructor present the session stays
     live past the grace."""
@@ -233,7 +236,7 @@ async def test_students_alone_do_not_end_a_session_an_instructor_is_in(server):
     b, _ = await joined(server, b_tok, session)
     b.close()
     await a.next_event("call.participant_left")
-    assert await a.no_event("call.ended", 0.8)
+    assert await a.no_event("call.ended", 2.5)
     _, ack = await joined(server, c_tok, session)
     assert ack["session"]["ended_at"] is None
 

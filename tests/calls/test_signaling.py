@@ -196,6 +196,6 @@ async def test_newcomer_signaling_to_a_class_is_not_rate_limited(server):
                        "negotiation_id": "n"})
     assert errors == []
     for c, _ in present:
-        await c.next_event("rtc.offer", timeout=2)
+        await c.next_event("rtc.offer", timeout=10)
         for _ in range(5):
-            await c.next_event("rtc.ice", timeout=2)
+            await c.next_event("rtc.ice", timeout=10)

@@ -510,7 +510,7 @@ async def test_removed_member_stops_receiving(server):
     await a.next_event("presence.left", user_id=k.ben["id"])
     await send(a, k.rid, "after", content="not for ben")
     await a.request("typing", room=k.rid, active=True)
-    ev = await c.next_event("message.new", timeout=5)
+    ev = await c.next_event("message.new")
     while ev["message"]["client_msg_id"] != "after":
         ev = await c.next_event("message.new")
     for b in (b1, b2):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from server.heap import GcPauses
 from tests.files.test_files import link, upload
 
 MIB = 1024 * 1024
@@ -162,27 +163,63 @@ async def test_client_leaving_half_way_leaks_nothing(server, caplog):
 
 async def test_chat_answers_during_eight_parallel_downloads(server):
     """While 8 clients each download the 64 MiB file twice by sendfile, chat sends are acked
-    with a p99 round trip under a generous bound (the real figure is bench/files's)."""
+    in time: the median round trip under 100 ms and no more than one send in twenty (at least
+    one allowed) over 0.5 s (generous bounds; the real figures are bench/files's). The phase
+    gives some 60 sends, and in CI the other pass shares the two cores and the disk: a stall
+    or two of the machine is not a failure, chat waiting on downloads is. A failure says how
+    late the event loop ran and what full garbage collections (of the test process, which
+    holds the server) cost meanwhile, to tell the two apart."""
     data, f, url = await big_file(server)
     _, tok = await server.user("ben")
     room = await server.room(tok, name="Chat")  # ben chats in his own room while ana's file downloads
     c = await server.client(tok)
     await c.request("room.join", room=room["id"])
     before = await downloads(server)
-    load = asyncio.ensure_future(httpget(url, "--parallel", "8", "--repeat", "2"))
-    rtts = []
-    i = 0
-    while not load.done():
-        t0 = time.perf_counter()
-        await c.request("message.send", room=room["id"], client_msg_id=f"m{i}", content="ping")
-        rtts.append(time.perf_counter() - t0)
-        i += 1
-        await asyncio.sleep(0.02)
-    rs = await load
+    with LoopWatch() as watch:
+        load = asyncio.ensure_future(httpget(url, "--parallel", "8", "--repeat", "2"))
+        rtts = []
+        i = 0
+        while not load.done():
+            t0 = time.perf_counter()
+            await c.request("message.send", room=room["id"], client_msg_id=f"m{i}", content="ping")
+            rtts.append(time.perf_counter() - t0)
+            i += 1
+            await asyncio.sleep(0.02)
+        rs = await load
     digest = hashlib.sha256(data).hexdigest()
     assert len(rs) == 16 and all(r["status"] == 200 and r["sha256"] == digest for r in rs)
     assert (await downloads(server))["sendfile"] == before["sendfile"] + 16
     rtts.sort()
-    p99 = rtts[min(len(rtts) - 1, int(len(rtts) * 0.99))]
     assert len(rtts) >= 5, rtts
-    assert p99 < 0.5, f"chat p99 {p99 * 1000:.0f} ms over {len(rtts)} sends"
+    median, slow = rtts[len(rtts) // 2], [r for r in rtts if r >= 0.5]
+    shown = (f"{len(rtts)} sends, median {median * 1000:.0f} ms, slowest {[round(r * 1000) for r in rtts[-3:]]} ms; "
+             f"{watch}")
+    assert median < 0.1, shown
+    assert len(slow) <= max(1, len(rtts) // 20), shown
+
+
+class LoopWatch:
+    """While open: the event loop's worst lateness (a 10 ms sleep, measured) and the full
+    garbage collections (server/heap.py's counter), for a timing failure's message."""
+
+    def __init__(self):
+        self.late_ms, self.gc = 0.0, GcPauses()
+
+    async def _probe(self):
+        while True:
+            t = time.perf_counter()
+            await asyncio.sleep(0.01)
+            self.late_ms = max(self.late_ms, (time.perf_counter() - t - 0.01) * 1000)
+
+    def __enter__(self):
+        self.gc.install()
+        self._task = asyncio.ensure_future(self._probe())
+        return self
+
+    def __exit__(self, *exc):
+        self._task.cancel()
+        self.gc.remove()
+
+    def __str__(self):
+        return (f"event loop at most {self.late_ms:.0f} ms late; {self.gc.full} full collections, "
+                f"the slowest {self.gc.slowest_s * 1000:.0f} ms")

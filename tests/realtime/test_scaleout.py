@@ -186,13 +186,13 @@ async def test_presence_is_the_same_from_every_process(procs, redis_url):  # noq
         listed = await c.request("presence.list", room=room)
         assert set(listed["online"]) == {ana["id"], ben["id"], accounts[2][0]["id"]}, srv.port
         c.close()
-    joined = [await watcher.next_event("presence.joined", timeout=5) for _ in range(2)]
+    joined = [await watcher.next_event("presence.joined") for _ in range(2)]
     assert sorted(e["user_id"] for e in joined) == sorted([ana["id"], ben["id"]])
     assert await watcher.no_event("presence.joined", 0.5)  # Ben's second socket: not "joined" again
     b1.close()
     assert await watcher.no_event("presence.left", 1.0)  # still online through process 2
     b2.close()
-    left = await watcher.next_event("presence.left", timeout=5)
+    left = await watcher.next_event("presence.left")
     assert left["user_id"] == ben["id"]
     for c in (watcher, a):
         c.close()
@@ -221,10 +221,10 @@ async def test_two_peers_on_different_processes_complete_a_call(procs, redis_url
         link = await ana.wait_media(ben.peer_id, video=10, audio=10, timeout=20)
         assert link.video_frames >= 10
         await ben.ws.request("call.hand", session=session, raised=True)
-        changed = await ana.next_event("call.hand_changed", timeout=5)
+        changed = await ana.next_event("call.hand_changed")
         assert changed["participant"]["peer_id"] == ben.peer_id and changed["participant"]["hand"]
         await ben.leave()
-        left = await ana.next_event("call.participant_left", timeout=5)
+        left = await ana.next_event("call.participant_left")
         assert left["peer_id"] == ben.peer_id
     finally:
         await ana.close()
@@ -247,13 +247,13 @@ async def test_instructor_controls_reach_participants_on_other_processes(procs, 
     c_peer = (await c1.request("call.join", session=session))["peer_id"]
 
     await ana.request("call.mute", session=session, peer_id=b_peer)
-    muted = await b1.next_event("call.mute_requested", timeout=5)
+    muted = await b1.next_event("call.mute_requested")
     assert muted["session"] == session
 
     await ana.request("call.remove", session=session, peer_id=b_peer)
-    removed = await b1.next_event("call.removed", timeout=5)
+    removed = await b1.next_event("call.removed")
     assert removed["session"] == session
-    left = await ana.next_event("call.participant_left", timeout=5)
+    left = await ana.next_event("call.participant_left")
     assert left["peer_id"] == b_peer
     for srv in servers:  # banned everywhere, not just where the removal happened
         again = await WsClient.connect(srv.ws_url, b_tok)
@@ -263,9 +263,9 @@ async def test_instructor_controls_reach_participants_on_other_processes(procs, 
 
     status, _ = await servers[0].http("DELETE", f"/api/rooms/{room}/members/{cat['id']}", a_tok)
     assert status in (200, 204), status
-    gone = await c1.next_event("call.removed", timeout=5)
+    gone = await c1.next_event("call.removed")
     assert gone["reason"] == "removed from the room"
-    left = await ana.next_event("call.participant_left", timeout=5)
+    left = await ana.next_event("call.participant_left")
     assert left["peer_id"] == c_peer
     ack = await ana.request("call.join", session=session)
     assert ack["participants"] == []
@@ -283,7 +283,7 @@ async def test_status_set_through_one_process_is_seen_through_the_others(procs, 
     a2 = await in_room(servers[1], a_tok, room)
     watcher = await in_room(servers[1], b_tok, room)
     await a1.request("presence.status", status="busy")
-    changed = await watcher.next_event("presence.status", timeout=5)
+    changed = await watcher.next_event("presence.status")
     assert changed["user_id"] == ana["id"] and changed["status"] == "busy"
     for srv in servers:
         c = await WsClient.connect(srv.ws_url, b_tok)
@@ -295,7 +295,7 @@ async def test_status_set_through_one_process_is_seen_through_the_others(procs, 
     listed = await watcher.request("presence.list", room=room)
     assert listed["status"][ana["id"]] == "busy"  # still connected through process 2
     a2.close()
-    await watcher.next_event("presence.left", timeout=5)
+    await watcher.next_event("presence.left")
     a3 = await in_room(servers[0], a_tok, room)
     listed = await watcher.request("presence.list", room=room)
     assert listed["status"][ana["id"]] == "online"

@@ -63,9 +63,9 @@ async def test_members_get_chapters_chat_and_speakers_and_the_room_is_told(serve
     await complete(server, w_tok, rid, media(json.dumps(SPEAKERS).encode()))
 
     # The room hears it is ready, with a link to the playback page.
-    note = await b.next_event("message.new", timeout=5)
+    note = await b.next_event("message.new")
     while note["message"]["kind"] != "system" or "ready" not in note["message"]["content"]:
-        note = await b.next_event("message.new", timeout=5)
+        note = await b.next_event("message.new")
     assert note["message"]["content"].startswith("Recording ready: Call room — ")
     assert note["message"]["content"].endswith(f"watch it: /#/recordings/{rid}")
 

@@ -23,16 +23,26 @@ from tests.wsclient import ProtocolError
 
 @pytest.fixture
 def config_overrides():
-    return {"recording_start_timeout_s": 1.0, "recording_worker_grace_s": 1.0,
+    # Timers the tests wait out; 3 s, not less, so that under CI load a worker's join or
+    # reconnect (a new socket's handshake) fits inside them.
+    return {"recording_start_timeout_s": 3.0, "recording_worker_grace_s": 3.0,
             "recording_max_asset_bytes": 256 * 1024}
 
 
 async def worker(server, worker_id="w1", capacity=2, recordings=None, name="Recorder"):
+    """A worker's socket, registered: (client, token, register ack)."""
+    c, token = await worker_socket(server, name)
+    return c, token, await register(c, worker_id, capacity, recordings)
+
+
+async def worker_socket(server, name="Recorder"):
+    """A worker's socket, connected but not yet registered: (client, token)."""
     token = issue_worker_token(server.deps.config, name)
-    c = await server.client(token)
-    ack = await c.request("worker.register", capacity=capacity, worker_id=worker_id,
-                          recordings=recordings or [])
-    return c, token, ack
+    return await server.client(token), token
+
+
+async def register(c, worker_id="w1", capacity=2, recordings=None) -> dict:
+    return await c.request("worker.register", capacity=capacity, worker_id=worker_id, recordings=recordings or [])
 
 
 async def put_asset(server, token, rid, name, data: bytes, worker_id="w1"):
@@ -186,7 +196,7 @@ async def test_no_worker_fails_with_a_reason_the_instructor_sees(server):
     a, _ = await joined(server, a_tok, session)
     ack = await a.request("recording.start", session=session)
     assert ack["recording"]["status"] == "pending"
-    failed = await a.next_event("recording.failed", timeout=5)
+    failed = await a.next_event("recording.failed")
     assert "no recording worker" in failed["reason"] and failed["recording"]["status"] == "failed"
     status, body = await server.http("GET", f"/api/recordings/{ack['recording']['id']}", a_tok)
     assert body["recording"]["status"] == "failed" and "no recording worker" in body["recording"]["reason"]
@@ -210,7 +220,7 @@ async def test_vanished_worker_fails_the_recording_after_grace(server):
     session, a, b, w, w_tok, a_tok, b_tok = await recording_call(server)
     rid = await start_recording(session, a, w)
     w.close()
-    failed = await a.next_event("recording.failed", timeout=5)
+    failed = await a.next_event("recording.failed")
     assert failed["recording"]["id"] == rid and "disconnected" in failed["reason"]
 
 
@@ -219,12 +229,13 @@ async def test_worker_that_reconnects_within_grace_keeps_its_recording(server):
     nothing fails, and it can stop and complete it."""
     session, a, b, w, w_tok, a_tok, b_tok = await recording_call(server)
     rid = await start_recording(session, a, w)
+    w2, _ = await worker_socket(server)
     w.close()
     await asyncio.sleep(0.3)
-    w2, _, ack = await worker(server, "w1", recordings=[rid])
+    ack = await register(w2, "w1", recordings=[rid])
     assert ack["recordings"] == [rid]
     await w2.request("call.join", session=session)
-    assert await a.no_event("recording.failed", 1.5)
+    assert await a.no_event("recording.failed", 3.5)
     await a.request("recording.stop", session=session)
     assert (await w2.next_event("recording.stop"))["recording"] == rid
     status, _ = await put_asset(server, w_tok, rid, "class.mp4", b"\x00\x00\x00\x18ftypmp42")

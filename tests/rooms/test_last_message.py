@@ -194,7 +194,7 @@ async def test_room_list_follows_live_events(server, trio):
     new = await watcher.next_event("message.new")
     assert (await last_of(server, ana_tok, rid))["id"] == new["message"]["id"]
     await sender.request("message.send", room=rid, client_msg_id="l2", kind="text", content="two")
-    two = (await watcher.next_event("message.new", timeout=5))["message"]
+    two = (await watcher.next_event("message.new"))["message"]
     assert two["content"] == "two" and (await last_of(server, ana_tok, rid))["preview"] == "two"
     await sender.request("message.edit", message_id=two["id"], content="two, edited")
     await watcher.next_event("message.updated")

@@ -56,11 +56,11 @@ async def test_instructor_mute_stops_audio_at_janus_until_allowed(server):
         await wait_until(lambda: sub.by_peer[(a_id, "audio")] >= 25 and sub.by_peer[(a_id, "video")] >= 10, 30)
         (audio_mid,) = [s["mid"] for s in sub.streams if s["type"] == "audio"]
         assert await t.request("call.mute", session=session, peer_id=a_id) == {}
-        told = await a.next_event("call.mute_requested", timeout=5)
+        told = await a.next_event("call.mute_requested")
         teacher_user = participant(a_ack["participants"], t_ack["peer_id"])["user"]["id"]
         assert told == {"type": "call.mute_requested", "session": session, "by": teacher_user,
                         "enforced": True, "allow_unmute": False}
-        seen = (await b.next_event("call.media_changed", timeout=5))["participant"]
+        seen = (await b.next_event("call.media_changed"))["participant"]
         assert seen["peer_id"] == a_id and seen["muted_by_instructor"] is True and seen["may_unmute"] is False
         assert seen["media"]["audio"] is False
         await asyncio.sleep(SETTLE_S)
@@ -78,7 +78,7 @@ async def test_instructor_mute_stops_audio_at_janus_until_allowed(server):
         assert (await audio_video_over(sub, a_id, 0.5))[0] == 0
 
         assert await t.request("call.mute", session=session, peer_id=a_id, allow_unmute=True) == {}
-        assert (await a.next_event("call.mute_requested", timeout=5))["allow_unmute"] is True
+        assert (await a.next_event("call.mute_requested"))["allow_unmute"] is True
         assert (await audio_video_over(sub, a_id, 0.5))[0] == 0  # allowed, not unmuted
         me = (await a.request("call.unmute_self", session=session))["participant"]
         assert me["muted_by_instructor"] is False and me["may_unmute"] is True and me["media"]["audio"] is True
@@ -110,7 +110,7 @@ async def test_mute_all_holds_every_student_and_survives_publishing_again(server
         await wait_until(lambda: all(subs[0].by_peer[(p, "audio")] >= 25 for p in (t_id, a_id, b_id)), 30)
         assert await t.request("call.mute", session=session, all=True) == {}
         for s in (a, b, c):
-            assert (await s.next_event("call.mute_requested", timeout=5))["enforced"] is True
+            assert (await s.next_event("call.mute_requested"))["enforced"] is True
         assert await t.no_event("call.mute_requested", 0.2)
         await asyncio.sleep(SETTLE_S)
         before = {p: subs[0].by_peer[(p, "audio")] for p in (t_id, a_id, b_id)}
@@ -169,14 +169,14 @@ async def test_mute_from_another_process_is_enforced_here(server):
         await sub.subscribe()
         await wait_until(lambda: sub.by_peer[(a_id, "audio")] >= 25, 30)
         router.route(*decode(encode(SessionMute(int(session), [a_user], False, True, origin="other"), frame)))
-        assert (await a.next_event("call.mute_requested", timeout=5))["enforced"] is True
-        assert (await b.next_event("call.media_changed", timeout=5))["participant"]["muted_by_instructor"] is True
+        assert (await a.next_event("call.mute_requested"))["enforced"] is True
+        assert (await b.next_event("call.media_changed"))["participant"]["muted_by_instructor"] is True
         await asyncio.sleep(SETTLE_S)
         audio, video = await audio_video_over(sub, a_id)
         assert audio == 0 and video >= 10, (audio, video)
         assert await code_of(a, "call.unmute_self", session=session) == "forbidden"
         router.route(*decode(encode(SessionMute(int(session), [a_user], True, False, origin="other"), b"")))
-        seen = (await b.next_event("call.media_changed", timeout=5))["participant"]
+        seen = (await b.next_event("call.media_changed"))["participant"]
         assert seen["muted_by_instructor"] is False and seen["may_unmute"] is True
         await asyncio.sleep(SETTLE_S)
         assert (await audio_video_over(sub, a_id))[0] >= 25
@@ -246,12 +246,12 @@ async def test_mesh_mute_stays_a_request(server):
     (a, a_ack), (b, _) = socks
     assert t_ack["media_path"] == "mesh"
     await t.request("call.mute", session=session, peer_id=a_ack["peer_id"])
-    ev = await a.next_event("call.mute_requested", timeout=5)
+    ev = await a.next_event("call.mute_requested")
     assert set(ev) == {"type", "session", "by"}
     me = (await a.request("call.media", session=session, audio=True))["participant"]
     assert me["muted_by_instructor"] is False and me["media"]["audio"] is True
     await t.request("call.mute", session=session, all=True)
     for s in (a, b):
-        assert set(await s.next_event("call.mute_requested", timeout=5)) == {"type", "session", "by"}
+        assert set(await s.next_event("call.mute_requested")) == {"type", "session", "by"}
     assert await t.no_event("call.mute_requested", 0.2)
     assert (await a.request("call.unmute_self", session=session))["participant"]["media"]["audio"] is True

@@ -29,7 +29,7 @@ async def test_students_cameras_off_stops_their_video_at_janus_and_on_again(serv
         await wait_until(lambda: sub.by_peer[(a_id, "video")] >= 10 and sub.by_peer[(a_id, "audio")] >= 25, 30)
         ack = await t.request("call.permissions", session=session, video=False, screen=False)
         assert ack["session"]["students_video"] is False
-        await a.next_event("call.permissions_changed", timeout=5)
+        await a.next_event("call.permissions_changed")
         await asyncio.sleep(SETTLE_S)
         audio, video = await audio_video_over(sub, a_id)
         assert video == 0 and audio >= 25, (audio, video)

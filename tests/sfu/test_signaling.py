@@ -248,7 +248,7 @@ async def test_removed_participant_is_cut_off_at_janus(server):
         node = server.deps.sfu.node_for_session(int(session))
         spec = node.rooms.open_rooms[session]
         await t.request("call.remove", session=session, peer_id=a_ack["peer_id"])
-        await a.next_event("call.removed", timeout=5)
+        await a.next_event("call.removed")
         listed = await node.rooms.participants(spec)
         assert not [p for p in listed if p.get("display") == a_ack["peer_id"] and p.get("publisher")]
         await asyncio.sleep(0.5)
@@ -338,7 +338,7 @@ async def test_janus_restart_tells_participants_to_start_again(server, janus):
         janus.stop(kill=True)
         janus.start()
         await t.next_event("sfu.restart", timeout=20, session=session)
-        await student.next_event("sfu.restart", timeout=5, session=session)
+        await student.next_event("sfu.restart", session=session)
         pubs.append(WsPublisher(t, session))
         subs.append(WsSubscriber(student, session))
         await pubs[1].publish()

@@ -122,13 +122,16 @@ async def test_segments_rendered_during_the_class_join_into_the_same_video_faste
     n_frames = round(seconds * 30)
     print(f"live segments {rendering.segments} ({rendering.rtf}x real time); after the stop: "
           f"{live_s:.1f} s with live segments, {old_s:.1f} s without (class video "
-          f"{doc['composite_s']} s vs {old_doc['composite_s']} s); {doc}")
+          f"{doc['composite_s']} s vs {old_doc['composite_s']} s, CPU {doc['composite_cpu_s']} s vs "
+          f"{old_doc['composite_cpu_s']} s); {doc}")
     # Only what the segments did not cover is rendered after the stop ...
     assert doc["segments_reused"] >= 1 and doc["frames_rendered_after_stop"] <= n_frames - 120, doc
     assert old_doc["segments_reused"] == 0 and old_doc["off"] is None
-    # ... so, with at least half of it done during the class, the class video is ready sooner.
+    # ... so, with at least half of it done during the class, the class video costs less work
+    # after the stop. (CPU seconds, not wall: with the machine busy, as in CI, the two runs'
+    # wall times say more about the neighbours than about the work.)
     if doc["frames_rendered_after_stop"] <= n_frames // 2:
-        assert doc["composite_s"] < old_doc["composite_s"], (doc, old_doc)
+        assert doc["composite_cpu_s"] < old_doc["composite_cpu_s"], (doc, old_doc)
 
     new_frames = decode_video(d / "out" / "class.mp4")
     old_frames = decode_video(old / "out" / "class.mp4")
