@@ -454,6 +454,10 @@ async def test_a_shared_screen_is_recorded_as_a_screen_and_takes_the_stage(serve
     shared = video_tracks[f"{ana_peer}-video-1"]["t"] - t0
     unshared = next(e["t"] for e in manifest["events"]
                     if e["type"] == "track_ended" and e["track"] == f"{ana_peer}-video-1") - t0
+    # A camera's cell is black until its first frame (track_started's t): under load Ben's may
+    # come after the video's first half second, which is neither layout's doing.
+    cameras_in = max(e["t"] for e in video_tracks.values() if e.get("source") == "camera") - t0
+    assert cameras_in < shared - 1.2, (cameras_in, shared)
 
     mp4 = await download(server, assets["composite"], tmp_path / "class.mp4")
     with av.open(str(mp4)) as f:
@@ -469,4 +473,7 @@ async def test_a_shared_screen_is_recorded_as_a_screen_and_takes_the_stage(serve
                 kinds.append((t, "presenter" if dark else "grid"))
     during = [k for t, k in kinds if shared + 0.5 < t < unshared - 0.5]
     assert len(during) >= 6 and set(during) == {"presenter"}, (kinds, shared, unshared)
-    assert all(k == "grid" for t, k in kinds if t < shared - 0.3 or t > unshared + 0.3), (kinds, shared, unshared)
+    before = [k for t, k in kinds if cameras_in + 0.3 < t < shared - 0.3]
+    after = [k for t, k in kinds if t > unshared + 0.3]
+    assert len(before) >= 2 and len(after) >= 4, (kinds, cameras_in, shared, unshared)
+    assert set(before) == set(after) == {"grid"}, (kinds, cameras_in, shared, unshared)
