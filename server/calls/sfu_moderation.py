@@ -8,7 +8,6 @@ import logging
 
 from server.calls.sfu_peer import SfuPeer
 from server.calls.sfu_wire import screen_display
-from server.sfu import videoroom as vr
 from server.sfu.protocol import JanusClosed, JanusError
 from server.sfu.rooms import room_spec
 from server.sfu.service import Sfu
@@ -24,12 +23,19 @@ class SfuModeration:
 
     @staticmethod
     async def _leave_screen(session_id: int, peer_id: str, peer: SfuPeer) -> None:
-        """``peer``'s screen publisher (if any) leaves the room; a refusal is logged."""
+        """``peer``'s screen publisher (if any) leaves the room; a refusal is logged.
+
+        Detached without a ``leave`` first: Janus (1.1.2, janus_videoroom.c) tears a publisher
+        down in ``hangup_media``, which sends every subscriber of its streams an ``updated``
+        offer without them only while the publisher still has its room; a ``leave`` clears
+        that room at once, so the detach's hangup after it marked the subscriptions
+        ``skipped_autoupdate`` and offered nothing (the others kept the screen's m-line, and
+        the recorder went on recording it until the end). The detach hangs up first, then
+        leaves."""
         handle, peer.screen, peer.screen_feed = peer.screen, None, None
         if handle is None:
             return
         try:
-            await handle.message(vr.leave())
             await handle.detach()
         except (JanusError, JanusClosed) as e:
             log.warning("session %s: stopping %s's screen share at Janus failed: %s", session_id, peer_id, e)

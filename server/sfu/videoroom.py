@@ -88,6 +88,3 @@ def moderate(room: int, secret: str, feed_id: int, mid: str, mute: bool) -> dict
     """Mute (or unmute) one stream of a publisher at Janus: nothing from it is relayed."""
     return _body("moderate", room=room, secret=secret, id=feed_id, mid=mid, mute=mute)
 
-
-def leave() -> dict:
-    return _body("leave")
