@@ -55,7 +55,12 @@ def meter_peak(page: Page, ms: int = 3000) -> float:
       setTimeout(() => { clearInterval(t); done(peak); }, ms); })""", ms)
 
 
-def option_labels(page: Page, testid: str) -> list[str]:
+def option_labels(page: Page, testid: str, at_least: int = 2) -> list[str]:
+    """The select's option labels once it lists ``at_least`` devices: the dialog fills its
+    lists from enumerateDevices(), which can answer after the dialog shows."""
+    page.wait_for_function(
+        "([id, n]) => [...(document.querySelector(`[data-testid=${id}]`)?.options || [])]"
+        ".filter(o => o.value).length >= n", arg=[testid, at_least])
     return page.get_by_test_id(testid).evaluate("s => [...s.options].map(o => o.textContent)")
 
 
