@@ -14,8 +14,9 @@ status=0
 # processes and media clocks); TEST_SERIAL=1 runs them one after the other. The SQLite pass's
 # output is printed when it ends.
 # Where both passes run, a few kinds of test run in one of them only (TEST_PASS; which and why:
-# tests/conftest.py home_pass): the browser tests in the SQLite pass; the database-free ones and
-# the SFU tests that use SQLite in both passes anyway in the PostgreSQL pass.
+# tests/conftest.py home_pass): the browser tests and the media worker's (database-free) in the
+# SQLite pass; the other database-free ones and the SFU tests that use SQLite in both passes
+# anyway in the PostgreSQL pass.
 # TEST_WORKERS=N runs each pass on N pytest-xdist workers, file by file (default 0: none —
 # with workers the media tests, which measure timing, failed under the contention on 2 cores):
 # On PostgreSQL each worker has its own database (tests/dbutil.py).
