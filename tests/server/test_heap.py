@@ -9,6 +9,7 @@ import pytest
 from server.heap import GcPauses, freeze_startup_heap
 from tests.procserver import procs  # noqa: F401 - fixture
 from tests.server.test_event_loop import chat_round_trip
+from tests.server.test_metrics import one, samples
 
 
 class Thing:
@@ -57,7 +58,6 @@ async def test_the_served_process_freezes_its_startup_heap(procs):  # noqa: F811
     assert " objects alive at start are out of full garbage collections" in srv.log
     status, body = await srv.http("GET", "/metrics")
     assert status == 200
-    text = body.decode() if isinstance(body, bytes) else body
-    frozen = next(float(line.split()[1]) for line in text.splitlines() if line.startswith("podium_gc_frozen_objects "))
-    assert frozen > 20_000
-    assert "podium_gc_full_collections_total" in text
+    m = samples(body)
+    assert one(m, "podium_gc_frozen_objects") > 20_000
+    assert "podium_gc_full_collections_total" in m

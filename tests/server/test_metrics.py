@@ -12,6 +12,11 @@ from tests.chat.test_ws_chat import joined as room_joined
 async def scrape(server, token: str | None = None) -> dict[str, dict[tuple, float]]:
     status, body = await server.http("GET", "/metrics", headers={"Authorization": f"Bearer {token}"} if token else None)
     assert status == 200, body
+    return samples(body)
+
+
+def samples(body: bytes | str) -> dict[str, dict[tuple, float]]:
+    """A /metrics body: sample name -> {sorted labels: value}."""
     out: dict[str, dict[tuple, float]] = {}
     for fam in text_string_to_metric_families(body.decode() if isinstance(body, bytes) else body):
         for s in fam.samples:
