@@ -60,9 +60,7 @@ class WsClient:
         if token and first_frame_auth:
             client.send({"type": "auth", "token": token})
         if wait_hello and token:
-            # Generous: on the 2-core CI machine the other pass's browsers and media can starve
-            # this process for seconds (a 5 s wait once ran out there).
-            client.hello = await client.next_event("hello", timeout=15)
+            client.hello = await client.next_event("hello")
         return client
 
     async def _read(self) -> None:
@@ -102,7 +100,9 @@ class WsClient:
         return await asyncio.wait_for(fut, timeout)
 
     async def next_event(self, type_: str | None = None, timeout: float = 15, **match: Any) -> dict:
-        """The next queued event of ``type_`` (others of other types are discarded)."""
+        """The next queued event of ``type_`` (others of other types are discarded). The wait is
+        generous: on the 2-core CI machine the other pass's browsers and media can starve this
+        process for seconds (a 5 s wait once ran out there)."""
         async def find() -> dict:
             while True:
                 ev = await self.events.get()
